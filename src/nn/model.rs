@@ -1,0 +1,262 @@
+//! The LeNet-5 variants: the study's model and LeCun's 1998 original.
+//!
+//! The study's model (input 32x32, PyTorch module names in brackets):
+//!
+//! ```text
+//! feature_extractor: conv1 Conv2d(1, 6, 5) -> act -> pool 2      [6, 14, 14]
+//!                    [BatchNorm2d(6)            when batch_norm = first or all]
+//!                    conv2 Conv2d(6, 16, 5) -> act -> pool 2     [16, 5, 5]
+//!                    [BatchNorm2d(16)           when batch_norm = all]
+//!                    conv3 Conv2d(16, 120, 5) -> act             [120, 1, 1]
+//!                    [BatchNorm2d(120)          when batch_norm = all]
+//! classifier:        fc1 Linear(120, 84) -> act [-> Dropout(p)] -> fc2 Linear(84, 10)
+//! ```
+//!
+//! 61,706 parameters without batch normalization. Tensor names follow PyTorch's `state_dict`
+//! of `nn.Sequential` blocks named `feature_extractor` and `classifier`, so PyTorch loads the
+//! weights lenet saves.
+//!
+//! LeCun et al. (1998): C1 conv 1→6 5x5 (156), S2 subsampling (12), C3 conv 6→16 5x5 through
+//! the paper's sparse connection table (1,516), S4 subsampling (32), C5 conv 16→120 5x5
+//! (48,120), F6 linear 120→84 (10,164), each followed by the scaled tanh 1.7159 tanh(2a/3),
+//! and a linear 84→10 output read through softmax (the paper's fixed-prototype Euclidean RBF
+//! output is not implemented). Weights start uniform in ±2.4/fan_in, as the paper's appendix.
+
+use serde::{Deserialize, Serialize};
+
+use super::Layer;
+use super::activation::{Activation as ActLayer, ActivationKind};
+use super::batchnorm::BatchNorm;
+use super::conv2d::{Conv2d, ConvGeometry};
+use super::dropout::Dropout;
+use super::init;
+use super::linear::Linear;
+use super::network::Network;
+use super::pool::{Pool2d, PoolKind};
+use super::subsample::Subsample;
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// The study's LeNet-5: ReLU, max pooling, conv3 as a 5x5 convolution, 61,706 parameters.
+    Lenet5,
+    /// LeCun et al. (1998): scaled tanh, trainable subsampling, sparse C3.
+    Lecun1998,
+}
+
+/// Where batch normalization goes in the study's model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchNormAt {
+    #[default]
+    None,
+    /// After the first conv block (conv1, activation, pool), as the study did.
+    First,
+    /// After every conv block.
+    All,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    #[default]
+    Max,
+    Avg,
+}
+
+/// Everything that defines a model's architecture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// Study model only.
+    pub batch_norm: BatchNormAt,
+    /// Dropout probability on the fully connected hidden layer (study model only; 0 = none).
+    pub dropout: f32,
+    /// Study model only: `relu` or `tanh`.
+    pub activation: ActivationKind,
+    /// Study model only.
+    pub pooling: Pooling,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::Lenet5,
+            batch_norm: BatchNormAt::None,
+            dropout: 0.0,
+            activation: ActivationKind::Relu,
+            pooling: Pooling::Max,
+        }
+    }
+}
+
+/// LeCun et al. (1998), Table I: which S2 maps (columns 0-5) feed each C3 map (rows 0-15).
+pub const C3_TABLE: [&[usize]; 16] = [
+    &[0, 1, 2],
+    &[1, 2, 3],
+    &[2, 3, 4],
+    &[3, 4, 5],
+    &[4, 5, 0],
+    &[5, 0, 1],
+    &[0, 1, 2, 3],
+    &[1, 2, 3, 4],
+    &[2, 3, 4, 5],
+    &[3, 4, 5, 0],
+    &[4, 5, 0, 1],
+    &[5, 0, 1, 2],
+    &[0, 1, 3, 4],
+    &[1, 2, 4, 5],
+    &[0, 2, 3, 5],
+    &[0, 1, 2, 3, 4, 5],
+];
+
+impl ModelConfig {
+    /// Checks the options against the architecture.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!(
+                "dropout probability {} is not in [0, 1)",
+                self.dropout
+            ));
+        }
+        if self.arch == Arch::Lecun1998 {
+            let study_only = self.batch_norm != BatchNormAt::None
+                || self.dropout != 0.0
+                || self.activation != ActivationKind::Relu
+                || self.pooling != Pooling::Max;
+            if study_only {
+                return Err(
+                    "--batch-norm, --dropout, --activation and --pooling apply to the study's \
+                     model (--arch lenet5) only; lecun1998 is built as the paper describes"
+                        .into(),
+                );
+            }
+        }
+        if self.arch == Arch::Lenet5 && self.activation == ActivationKind::ScaledTanh {
+            return Err("the study's model takes --activation relu or tanh".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the network with freshly initialised parameters drawn from `rng`.
+    pub fn build(&self, rng: &mut Rng) -> Network {
+        match self.arch {
+            Arch::Lenet5 => self.build_study(rng),
+            Arch::Lecun1998 => build_lecun1998(rng),
+        }
+    }
+
+    fn build_study(&self, rng: &mut Rng) -> Network {
+        let act = || -> Box<dyn Layer> {
+            Box::new(ActLayer {
+                kind: self.activation,
+            })
+        };
+        let pool = || -> Box<dyn Layer> {
+            Box::new(Pool2d::new(
+                match self.pooling {
+                    Pooling::Max => PoolKind::Max,
+                    Pooling::Avg => PoolKind::Avg,
+                },
+                2,
+            ))
+        };
+        let conv = |c_in, c_out, rng: &mut Rng| -> Box<dyn Layer> {
+            Box::new(Conv2d::new(
+                ConvGeometry {
+                    c_in,
+                    c_out,
+                    kernel: 5,
+                    stride: 1,
+                    padding: 0,
+                },
+                rng,
+            ))
+        };
+        let bn = |c| -> Box<dyn Layer> { Box::new(BatchNorm::new(c, true)) };
+        let mut features: Vec<Box<dyn Layer>> = vec![conv(1, 6, rng), act(), pool()];
+        if self.batch_norm != BatchNormAt::None {
+            features.push(bn(6));
+        }
+        features.extend([conv(6, 16, rng), act(), pool()]);
+        if self.batch_norm == BatchNormAt::All {
+            features.push(bn(16));
+        }
+        features.extend([conv(16, 120, rng), act()]);
+        if self.batch_norm == BatchNormAt::All {
+            features.push(bn(120));
+        }
+        let mut classifier: Vec<Box<dyn Layer>> = vec![Box::new(Linear::new(120, 84, rng)), act()];
+        if self.dropout > 0.0 {
+            classifier.push(Box::new(Dropout::new(self.dropout)));
+        }
+        classifier.push(Box::new(Linear::new(84, 10, rng)));
+        let named = |block: &str, layers: Vec<Box<dyn Layer>>| {
+            layers
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| (format!("{block}.{i}"), l))
+                .collect::<Vec<_>>()
+        };
+        let mut layers = named("feature_extractor", features);
+        layers.extend(named("classifier", classifier));
+        Network::new(&[1, 32, 32], layers)
+    }
+}
+
+fn build_lecun1998(rng: &mut Rng) -> Network {
+    let squash = || -> Box<dyn Layer> {
+        Box::new(ActLayer {
+            kind: ActivationKind::ScaledTanh,
+        })
+    };
+    let conv = |c_in, c_out, rng: &mut Rng, fan_in: usize| {
+        let b = init::lecun1998_bound(fan_in);
+        Conv2d::with_init(
+            ConvGeometry {
+                c_in,
+                c_out,
+                kernel: 5,
+                stride: 1,
+                padding: 0,
+            },
+            rng,
+            b,
+            b,
+        )
+    };
+    let table: Vec<Vec<bool>> = C3_TABLE
+        .iter()
+        .map(|inputs| (0..6).map(|c| inputs.contains(&c)).collect())
+        .collect();
+    // A C3 unit sees 25 inputs from each connected map; the paper's fan-in varies per map, so
+    // the bound uses the mean connection count (60 connections / 16 maps).
+    let c3 = conv(6, 16, rng, 25 * 60 / 16).with_connection_table(&table);
+    let linear = |i, o, rng: &mut Rng| {
+        let b = init::lecun1998_bound(i);
+        Linear::with_init(i, o, rng, b, b)
+    };
+    let layers: Vec<(&str, Box<dyn Layer>)> = vec![
+        ("c1", Box::new(conv(1, 6, rng, 25))),
+        ("c1_squash", squash()),
+        ("s2", Box::new(Subsample::new(6, rng))),
+        ("s2_squash", squash()),
+        ("c3", Box::new(c3)),
+        ("c3_squash", squash()),
+        ("s4", Box::new(Subsample::new(16, rng))),
+        ("s4_squash", squash()),
+        ("c5", Box::new(conv(16, 120, rng, 400))),
+        ("c5_squash", squash()),
+        ("f6", Box::new(linear(120, 84, rng))),
+        ("f6_squash", squash()),
+        ("output", Box::new(linear(84, 10, rng))),
+    ];
+    Network::new(
+        &[1, 32, 32],
+        layers
+            .into_iter()
+            .map(|(n, l)| (n.to_string(), l))
+            .collect(),
+    )
+}

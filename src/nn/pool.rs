@@ -1,0 +1,228 @@
+//! Max and average pooling over K x K windows with stride s, no padding (PyTorch's
+//! `nn.MaxPool2d(K)` and `nn.AvgPool2d(K)`, whose stride defaults to K).
+//!
+//! max: y[n, c, i, j] = max_{u,v < K} x[n, c, i*s + u, j*s + v]; the backward pass routes dy to
+//! the first maximal input of each window (PyTorch's tie rule), remembered by the forward pass.
+//! avg: y = mean of the window; the backward pass spreads dy / K^2 over it.
+//!
+//! Shapes: x [N, C, H, W], y [N, C, OH, OW] with OH = (H - K) / s + 1.
+//!
+//! reference: <https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html>,
+//! <https://pytorch.org/docs/stable/generated/torch.nn.AvgPool2d.html>
+
+use super::{Context, Layer, SharedMut, for_each_chunk};
+use crate::tensor::Tensor;
+
+/// Which statistic of the window a pooling layer takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+pub struct Pool2d {
+    pub kind: PoolKind,
+    pub kernel: usize,
+    pub stride: usize,
+    /// Cached by the max forward pass: the flat input index (within its plane) of each
+    /// output's maximum.
+    argmax: Vec<u32>,
+}
+
+/// Samples per parallel chunk: pooling is memory-bound and cheap.
+const CHUNK: usize = 8;
+
+impl Pool2d {
+    pub fn new(kind: PoolKind, kernel: usize) -> Self {
+        Pool2d {
+            kind,
+            kernel,
+            stride: kernel,
+            argmax: Vec::new(),
+        }
+    }
+
+    fn out_side(&self, side: usize) -> usize {
+        (side - self.kernel) / self.stride + 1
+    }
+}
+
+/// Max pooling of `planes` planes of `h x w`; writes `y` and the argmax of each output.
+pub fn maxpool_forward(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    (k, s): (usize, usize),
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    for p in 0..planes {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_at = (i * s) * w + j * s;
+                for u in 0..k {
+                    for v in 0..k {
+                        let at = (i * s + u) * w + j * s + v;
+                        let val = plane[at];
+                        if val > best || val.is_nan() {
+                            best = val;
+                            best_at = at;
+                            if val.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let o = (p * oh + i) * ow + j;
+                y[o] = best;
+                argmax[o] = best_at as u32;
+            }
+        }
+    }
+}
+
+/// Routes each output gradient to its window's maximum; `dx` is overwritten.
+pub fn maxpool_backward(
+    dy: &[f32],
+    argmax: &[u32],
+    planes: usize,
+    plane_in: usize,
+    dx: &mut [f32],
+) {
+    dx.fill(0.0);
+    let plane_out = dy.len() / planes;
+    for p in 0..planes {
+        let dxp = &mut dx[p * plane_in..(p + 1) * plane_in];
+        for (&d, &at) in dy[p * plane_out..(p + 1) * plane_out]
+            .iter()
+            .zip(&argmax[p * plane_out..(p + 1) * plane_out])
+        {
+            dxp[at as usize] += d;
+        }
+    }
+}
+
+/// Average pooling of `planes` planes of `h x w`.
+pub fn avgpool_forward(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    (k, s): (usize, usize),
+    y: &mut [f32],
+) {
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    let scale = 1.0 / (k * k) as f32;
+    for p in 0..planes {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut sum = 0.0;
+                for u in 0..k {
+                    for v in 0..k {
+                        sum += plane[(i * s + u) * w + j * s + v];
+                    }
+                }
+                y[(p * oh + i) * ow + j] = sum * scale;
+            }
+        }
+    }
+}
+
+/// Spreads each output gradient evenly over its window; `dx` is overwritten.
+pub fn avgpool_backward(
+    dy: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    (k, s): (usize, usize),
+    dx: &mut [f32],
+) {
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    let scale = 1.0 / (k * k) as f32;
+    dx.fill(0.0);
+    for p in 0..planes {
+        let plane = &mut dx[p * h * w..(p + 1) * h * w];
+        for i in 0..oh {
+            for j in 0..ow {
+                let d = dy[(p * oh + i) * ow + j] * scale;
+                for u in 0..k {
+                    for v in 0..k {
+                        plane[(i * s + u) * w + j * s + v] += d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Layer for Pool2d {
+    fn describe(&self) -> String {
+        let name = match self.kind {
+            PoolKind::Max => "MaxPool2d",
+            PoolKind::Avg => "AvgPool2d",
+        };
+        format!(
+            "{name}(kernel_size={}, stride={})",
+            self.kernel, self.stride
+        )
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Vec<usize> {
+        vec![
+            input[0],
+            input[1],
+            self.out_side(input[2]),
+            self.out_side(input[3]),
+        ]
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (in_len, out_len) = (c * h * w, y.item_len());
+        let ks = (self.kernel, self.stride);
+        let ys = SharedMut::new(&mut y.data);
+        match self.kind {
+            PoolKind::Max => {
+                self.argmax.resize(n * out_len, 0);
+                let am = SharedMut::new(&mut self.argmax);
+                for_each_chunk(n, CHUNK, |_, first, samples| {
+                    // SAFETY: disjoint sample ranges.
+                    let y = unsafe { ys.range(first * out_len, samples * out_len) };
+                    let a = unsafe { am.range(first * out_len, samples * out_len) };
+                    let x = &x.data[first * in_len..][..samples * in_len];
+                    maxpool_forward(x, samples * c, (h, w), ks, y, a);
+                });
+            }
+            PoolKind::Avg => for_each_chunk(n, CHUNK, |_, first, samples| {
+                // SAFETY: disjoint sample ranges.
+                let y = unsafe { ys.range(first * out_len, samples * out_len) };
+                let x = &x.data[first * in_len..][..samples * in_len];
+                avgpool_forward(x, samples * c, (h, w), ks, y);
+            }),
+        }
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (in_len, out_len) = (c * h * w, dy.item_len());
+        let ks = (self.kernel, self.stride);
+        let dxs = SharedMut::new(&mut dx.data);
+        let argmax = &self.argmax;
+        let kind = self.kind;
+        for_each_chunk(n, CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges.
+            let dx = unsafe { dxs.range(first * in_len, samples * in_len) };
+            let dy = &dy.data[first * out_len..][..samples * out_len];
+            match kind {
+                PoolKind::Max => {
+                    let a = &argmax[first * out_len..][..samples * out_len];
+                    maxpool_backward(dy, a, samples * c, h * w, dx);
+                }
+                PoolKind::Avg => avgpool_backward(dy, samples * c, (h, w), ks, dx),
+            }
+        });
+    }
+}

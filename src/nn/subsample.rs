@@ -1,0 +1,109 @@
+//! LeCun's subsampling layer (S2 and S4 of LeNet-5, 1998), which PyTorch has no module for.
+//!
+//! y[n, c, i, j] = a_c * sum_{u,v < 2} x[n, c, 2i + u, 2j + v] + b_c
+//!
+//! Each feature map has one trainable coefficient a_c and one trainable bias b_c (2 parameters
+//! per map: S2 has 12, S4 has 32). The squashing function that follows is a separate layer.
+//!
+//! Backward: da_c = sum dy * window_sum, db_c = sum dy, dx = a_c dy on each window element.
+//!
+//! Shapes: x [N, C, H, W], y [N, C, H/2, W/2].
+//!
+//! reference: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document
+//! recognition", Proc. IEEE 86(11), 1998, section II.B.
+
+use super::{Context, Layer, Param, init};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+pub struct Subsample {
+    pub channels: usize,
+    pub weight: Param,
+    pub bias: Param,
+}
+
+impl Subsample {
+    /// Coefficient and bias uniform in ±2.4/fan_in with fan_in = 4, the paper's rule.
+    pub fn new(channels: usize, rng: &mut Rng) -> Self {
+        let bound = init::lecun1998_bound(4);
+        Subsample {
+            channels,
+            weight: Param::new("weight", init::uniform(&[channels], bound, rng)),
+            bias: Param::new("bias", init::uniform(&[channels], bound, rng)),
+        }
+    }
+}
+
+impl Layer for Subsample {
+    fn describe(&self) -> String {
+        format!(
+            "Subsample2x2({}, trainable coefficient and bias per map)",
+            self.channels
+        )
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Vec<usize> {
+        vec![input[0], input[1], input[2] / 2, input[3] / 2]
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (h / 2, w / 2);
+        for p in 0..n * c {
+            let ch = p % c;
+            let (a, b) = (self.weight.value.data[ch], self.bias.value.data[ch]);
+            let plane = &x.data[p * h * w..(p + 1) * h * w];
+            for i in 0..oh {
+                for j in 0..ow {
+                    let s = plane[2 * i * w + 2 * j]
+                        + plane[2 * i * w + 2 * j + 1]
+                        + plane[(2 * i + 1) * w + 2 * j]
+                        + plane[(2 * i + 1) * w + 2 * j + 1];
+                    y.data[(p * oh + i) * ow + j] = a * s + b;
+                }
+            }
+        }
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, mut dx: Option<&mut Tensor>) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (h / 2, w / 2);
+        if let Some(dx) = dx.as_deref_mut() {
+            dx.fill(0.0); // an odd last row or column gets no gradient
+        }
+        for p in 0..n * c {
+            let ch = p % c;
+            let a = self.weight.value.data[ch];
+            let plane = &x.data[p * h * w..(p + 1) * h * w];
+            let (mut da, mut db) = (0.0f32, 0.0f32);
+            for i in 0..oh {
+                for j in 0..ow {
+                    let d = dy.data[(p * oh + i) * ow + j];
+                    let idx = [
+                        2 * i * w + 2 * j,
+                        2 * i * w + 2 * j + 1,
+                        (2 * i + 1) * w + 2 * j,
+                        (2 * i + 1) * w + 2 * j + 1,
+                    ];
+                    da += d * idx.iter().map(|&k| plane[k]).sum::<f32>();
+                    db += d;
+                    if let Some(dx) = dx.as_deref_mut() {
+                        for k in idx {
+                            dx.data[p * h * w + k] = a * d;
+                        }
+                    }
+                }
+            }
+            self.weight.grad.data[ch] += da;
+            self.bias.grad.data[ch] += db;
+        }
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.weight, &self.bias]
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+}

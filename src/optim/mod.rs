@@ -1,0 +1,346 @@
+//! Optimizers: one [`Optimizer`] over any set of parameters, the update rule a value
+//! ([`Algorithm`]), per-parameter state owned by the optimizer.
+//!
+//! Rules, in order of increasing complexity, exactly as PyTorch 2.x computes them
+//! (`foreach=False`; g is the gradient after weight decay, t the step counting from 1):
+//!
+//! | rule | update |
+//! |---|---|
+//! | SGD | p -= lr g |
+//! | momentum (PyTorch) | b = g at t = 1, else b = mu b + (1 - dampening) g; p -= lr b |
+//! | momentum (classic) | v = mu v + lr g; p -= v |
+//! | Nesterov | b as above; p -= lr (g + mu b) |
+//! | AdaGrad | s += g^2; p -= lr / (1 + (t - 1) lr_decay) g / (sqrt(s) + eps) |
+//! | AdaDelta | v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d |
+//! | RMSprop | v = alpha v + (1 - alpha) g^2; [centered: a = alpha a + (1 - alpha) g, v - a^2 in place of v]; r = g / (sqrt(v) + eps); [momentum: b = mu b + r, p -= lr b] else p -= lr r |
+//! | Adam | m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; [AMSGrad: vmax = max(vmax, v), used for v]; p -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps) |
+//!
+//! Weight decay is coupled (L2: g += wd p before the rule) or decoupled (p *= 1 - lr wd before
+//! the rule, as AdamW). Classic and PyTorch momentum agree while the learning rate is constant
+//! (v = lr b); when the rate changes, PyTorch's buffer carries past gradients at the new rate,
+//! whereas the classic velocity keeps them at the rate they were taken with.
+//!
+//! reference: <https://pytorch.org/docs/stable/optim.html> (each class's documented algorithm).
+
+pub mod config;
+pub mod schedule;
+
+pub use config::{OptimizerConfig, OptimizerName};
+pub use schedule::{Schedule, ScheduleConfig};
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::{Network, Param};
+
+/// Anything whose parameters an optimizer can visit, always in the same order.
+pub trait Params {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param));
+}
+
+impl Params for Network {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        Network::for_each_param(self, f)
+    }
+}
+
+impl Params for [Param] {
+    fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
+        for (i, p) in self.iter_mut().enumerate() {
+            f(&i.to_string(), p);
+        }
+    }
+}
+
+/// The update rule with its hyperparameters (the learning rate comes with each step).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "kebab-case")]
+pub enum Algorithm {
+    Sgd {
+        momentum: f32,
+        dampening: f32,
+        nesterov: bool,
+        /// v = mu v + lr g; p -= v, instead of PyTorch's buffer.
+        classic: bool,
+    },
+    Adagrad {
+        lr_decay: f32,
+        initial_accumulator_value: f32,
+        eps: f32,
+    },
+    Adadelta {
+        rho: f32,
+        eps: f32,
+    },
+    Rmsprop {
+        alpha: f32,
+        eps: f32,
+        centered: bool,
+        momentum: f32,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        amsgrad: bool,
+    },
+}
+
+/// How weight decay enters the update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum WeightDecay {
+    #[default]
+    None,
+    /// g += wd p (PyTorch's `weight_decay` for every optimizer but AdamW).
+    L2(f32),
+    /// p *= 1 - lr wd before the step (AdamW, Loshchilov & Hutter 2019).
+    Decoupled(f32),
+}
+
+/// One parameter's optimizer state, under PyTorch's `optimizer.state[p]` names. A buffer is
+/// `None` until the rule that uses it first runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParamState {
+    pub momentum_buffer: Option<Vec<f32>>,
+    pub sum: Option<Vec<f32>>,
+    pub square_avg: Option<Vec<f32>>,
+    pub acc_delta: Option<Vec<f32>>,
+    pub grad_avg: Option<Vec<f32>>,
+    pub exp_avg: Option<Vec<f32>>,
+    pub exp_avg_sq: Option<Vec<f32>>,
+    pub max_exp_avg_sq: Option<Vec<f32>>,
+}
+
+/// A state buffer, created filled with `init` on first use.
+fn buf(slot: &mut Option<Vec<f32>>, len: usize, init: f32) -> &mut [f32] {
+    slot.get_or_insert_with(|| vec![init; len])
+}
+
+impl ParamState {
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Vec<f32>>> {
+        Some(match name {
+            "momentum_buffer" => &mut self.momentum_buffer,
+            "sum" => &mut self.sum,
+            "square_avg" => &mut self.square_avg,
+            "acc_delta" => &mut self.acc_delta,
+            "grad_avg" => &mut self.grad_avg,
+            "exp_avg" => &mut self.exp_avg,
+            "exp_avg_sq" => &mut self.exp_avg_sq,
+            "max_exp_avg_sq" => &mut self.max_exp_avg_sq,
+            _ => return None,
+        })
+    }
+
+    /// The buffers that exist, by name.
+    pub fn buffers(&self) -> Vec<(&'static str, &[f32])> {
+        [
+            ("momentum_buffer", &self.momentum_buffer),
+            ("sum", &self.sum),
+            ("square_avg", &self.square_avg),
+            ("acc_delta", &self.acc_delta),
+            ("grad_avg", &self.grad_avg),
+            ("exp_avg", &self.exp_avg),
+            ("exp_avg_sq", &self.exp_avg_sq),
+            ("max_exp_avg_sq", &self.max_exp_avg_sq),
+        ]
+        .into_iter()
+        .filter_map(|(n, b)| b.as_deref().map(|b| (n, b)))
+        .collect()
+    }
+
+    pub fn buffer(&self, name: &str) -> Option<&[f32]> {
+        self.buffers()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b)
+    }
+
+    /// Restores one buffer by name (from a checkpoint).
+    pub fn set_buffer(&mut self, name: &str, values: Vec<f32>) -> Result<(), String> {
+        *self
+            .slot(name)
+            .ok_or_else(|| format!("unknown optimizer state {name}"))? = Some(values);
+        Ok(())
+    }
+}
+
+/// An optimizer: a rule, weight decay, the step count and every parameter's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    pub algorithm: Algorithm,
+    pub weight_decay: WeightDecay,
+    /// Steps taken so far (PyTorch's `state['step']`, shared by all parameters).
+    pub steps: u64,
+    /// One entry per parameter, in visiting order; filled on the first step.
+    pub state: Vec<ParamState>,
+}
+
+impl Optimizer {
+    pub fn new(algorithm: Algorithm, weight_decay: WeightDecay) -> Self {
+        Optimizer {
+            algorithm,
+            weight_decay,
+            steps: 0,
+            state: Vec::new(),
+        }
+    }
+
+    /// Updates every parameter from its gradient with learning rate `lr`.
+    pub fn step(&mut self, params: &mut dyn Params, lr: f32) {
+        self.steps += 1;
+        let t = self.steps;
+        let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
+        let state = &mut self.state;
+        let mut index = 0;
+        params.for_each_param(&mut |_, p| {
+            if state.len() <= index {
+                state.push(ParamState::default());
+            }
+            update(algorithm, weight_decay, lr, t, p, &mut state[index]);
+            index += 1;
+        });
+    }
+}
+
+/// One parameter's update. Bias corrections and step-dependent factors are computed in f64.
+fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &mut ParamState) {
+    let n = p.value.len();
+    let (value, grad) = (&mut p.value.data[..], &p.grad.data[..]);
+    if let WeightDecay::Decoupled(wd) = wd {
+        let factor = 1.0 - lr * wd;
+        value.iter_mut().for_each(|v| *v *= factor);
+    }
+    let l2 = match wd {
+        WeightDecay::L2(wd) => wd,
+        _ => 0.0,
+    };
+    // g with coupled weight decay; one closure so every rule sees the same arithmetic.
+    let g = |i: usize, value: &[f32]| {
+        if l2 != 0.0 {
+            grad[i] + l2 * value[i]
+        } else {
+            grad[i]
+        }
+    };
+    match alg {
+        Algorithm::Sgd {
+            momentum,
+            dampening,
+            nesterov,
+            classic,
+        } => {
+            if momentum == 0.0 {
+                for i in 0..n {
+                    value[i] -= lr * g(i, value);
+                }
+                return;
+            }
+            let first = st.momentum_buffer.is_none();
+            let buf = buf(&mut st.momentum_buffer, n, 0.0);
+            for i in 0..n {
+                let gi = g(i, value);
+                if classic {
+                    buf[i] = if first {
+                        lr * gi
+                    } else {
+                        momentum * buf[i] + lr * gi
+                    };
+                    value[i] -= buf[i];
+                } else {
+                    buf[i] = if first {
+                        gi
+                    } else {
+                        momentum * buf[i] + (1.0 - dampening) * gi
+                    };
+                    let d = if nesterov {
+                        gi + momentum * buf[i]
+                    } else {
+                        buf[i]
+                    };
+                    value[i] -= lr * d;
+                }
+            }
+        }
+        Algorithm::Adagrad {
+            lr_decay,
+            initial_accumulator_value,
+            eps,
+        } => {
+            let clr = (lr as f64 / (1.0 + (t - 1) as f64 * lr_decay as f64)) as f32;
+            let sum = buf(&mut st.sum, n, initial_accumulator_value);
+            for i in 0..n {
+                let gi = g(i, value);
+                sum[i] += gi * gi;
+                value[i] -= clr * gi / (sum[i].sqrt() + eps);
+            }
+        }
+        Algorithm::Adadelta { rho, eps } => {
+            let sq = buf(&mut st.square_avg, n, 0.0);
+            let acc = buf(&mut st.acc_delta, n, 0.0);
+            for i in 0..n {
+                let gi = g(i, value);
+                sq[i] = rho * sq[i] + (1.0 - rho) * gi * gi;
+                let delta = (acc[i] + eps).sqrt() / (sq[i] + eps).sqrt() * gi;
+                acc[i] = rho * acc[i] + (1.0 - rho) * delta * delta;
+                value[i] -= lr * delta;
+            }
+        }
+        Algorithm::Rmsprop {
+            alpha,
+            eps,
+            centered,
+            momentum,
+        } => {
+            let sq = buf(&mut st.square_avg, n, 0.0);
+            let mut ga = centered.then(|| buf(&mut st.grad_avg, n, 0.0));
+            let mut mom = (momentum > 0.0).then(|| buf(&mut st.momentum_buffer, n, 0.0));
+            for i in 0..n {
+                let gi = g(i, value);
+                sq[i] = alpha * sq[i] + (1.0 - alpha) * gi * gi;
+                let var = match ga.as_mut() {
+                    Some(ga) => {
+                        ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+                        sq[i] - ga[i] * ga[i]
+                    }
+                    None => sq[i],
+                };
+                let r = gi / (var.sqrt() + eps);
+                match mom.as_mut() {
+                    Some(b) => {
+                        b[i] = momentum * b[i] + r;
+                        value[i] -= lr * b[i];
+                    }
+                    None => value[i] -= lr * r,
+                }
+            }
+        }
+        Algorithm::Adam {
+            beta1,
+            beta2,
+            eps,
+            amsgrad,
+        } => {
+            let bias_correction1 = 1.0 - (beta1 as f64).powi(t as i32);
+            let bias_correction2 = 1.0 - (beta2 as f64).powi(t as i32);
+            let step_size = (lr as f64 / bias_correction1) as f32;
+            let bc2_sqrt = bias_correction2.sqrt() as f32;
+            let m = buf(&mut st.exp_avg, n, 0.0);
+            let v = buf(&mut st.exp_avg_sq, n, 0.0);
+            let mut vmax = amsgrad.then(|| buf(&mut st.max_exp_avg_sq, n, 0.0));
+            for i in 0..n {
+                let gi = g(i, value);
+                m[i] += (gi - m[i]) * (1.0 - beta1);
+                v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
+                let v_used = match vmax.as_mut() {
+                    Some(vm) => {
+                        vm[i] = vm[i].max(v[i]);
+                        vm[i]
+                    }
+                    None => v[i],
+                };
+                let denom = v_used.sqrt() / bc2_sqrt + eps;
+                value[i] -= step_size * m[i] / denom;
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Training: the loop, evaluation, metrics and the run directory.
+//!
+//! A run directory holds `config.json` (the fully resolved [`TrainConfig`]), `metrics.csv`
+//! (one row per epoch), `summary.json` (test accuracy and loss, times), `model.safetensors`
+//! and `optimizer.safetensors` (see [`checkpoint`]). The checkpoint is rewritten after every
+//! epoch, so an interrupted run resumes from its last finished epoch and ends bit-identical to
+//! one that ran straight through.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataError, LabelledImages, Mnist, Preprocess, Split};
+use crate::nn::loss::cross_entropy;
+use crate::nn::{Buffer, Context, Mode, ModelConfig, Network};
+use crate::optim::config::BatchPolicy;
+use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
+use crate::rng::{Purpose, Rng};
+use checkpoint::TensorFile;
+pub use metrics::{EpochMetrics, Evaluation, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
+    #[error(
+        "training diverged in epoch {epoch}: the loss became {loss}; lower the learning rate \
+         (the epochs before it are kept in metrics.csv)"
+    )]
+    Diverged { epoch: usize, loss: f64 },
+}
+
+/// How the data is split and presented.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// Training images held out for validation.
+    pub valid_size: usize,
+    /// Seed of the validation split, fixed across the runs of a study.
+    pub split_seed: u64,
+    pub preprocess: Preprocess,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            valid_size: 5_000,
+            split_seed: 0,
+            preprocess: Preprocess::Unit,
+        }
+    }
+}
+
+/// Everything that determines a run's results (the thread count does not).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    /// Samples per optimizer step; 0 means the whole training split (full-batch `gd`).
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    pub data: DataConfig,
+}
+
+/// Largest number of samples that go through the network at once; bigger batches (full-batch
+/// gradient descent) accumulate their gradient over chunks of this size, so memory is bounded.
+pub const MAX_CHUNK: usize = 256;
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model.validate().map_err(TrainError::Config)?;
+        self.schedule.validate().map_err(TrainError::Config)?;
+        if self.epochs == 0 {
+            return Err(TrainError::Config("--epochs must be at least 1".into()));
+        }
+        match self.optimizer.name.fixed_batch() {
+            Some(BatchPolicy::Fixed(b)) if self.batch_size != b => {
+                Err(TrainError::Config(format!(
+                    "{} takes {b} sample per step; got batch size {}",
+                    self.optimizer.name.as_str(),
+                    self.batch_size
+                )))
+            }
+            Some(BatchPolicy::FullBatch) if self.batch_size != 0 => Err(TrainError::Config(
+                "gd steps on the whole training split (batch size 0)".into(),
+            )),
+            None if self.batch_size == 0 => Err(TrainError::Config(format!(
+                "{} needs a batch size of at least 1",
+                self.optimizer.name.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Samples per step for a training split of `train_len` images.
+    pub fn step_size(&self, train_len: usize) -> usize {
+        if self.batch_size == 0 {
+            train_len
+        } else {
+            self.batch_size.min(train_len)
+        }
+    }
+}
+
+/// Writes a file through a temporary file in the same directory and a rename, so readers
+/// never see a half-written file.
+pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), TrainError> {
+    let io = |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, content).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Hooks for showing progress; every method has a silent default.
+pub trait Observer {
+    fn epoch_started(&mut self, _epoch: usize, _steps: usize) {}
+    fn step_done(&mut self, _step: usize, _running_loss: f64) {}
+    fn epoch_done(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Evaluates `net` in evaluation mode on the images `indices` of `set`.
+pub fn evaluate(
+    net: &mut Network,
+    preprocess: Preprocess,
+    set: &LabelledImages,
+    indices: &[u32],
+) -> Evaluation {
+    evaluate_with(net, preprocess, set, indices, |_, _| {})
+}
+
+/// Like [`evaluate`], also handing every chunk's logits to `visit(first_index, logits)`.
+pub fn evaluate_with(
+    net: &mut Network,
+    preprocess: Preprocess,
+    set: &LabelledImages,
+    indices: &[u32],
+    mut visit: impl FnMut(usize, &crate::tensor::Tensor),
+) -> Evaluation {
+    let mut rng = Rng::new(0); // unused: no dropout in evaluation mode
+    let mut labels = Vec::with_capacity(MAX_CHUNK);
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    for (c, chunk) in indices.chunks(MAX_CHUNK).enumerate() {
+        preprocess.fill_batch(&set.images, chunk, net.input_mut());
+        labels.clear();
+        labels.extend(chunk.iter().map(|&i| set.labels[i as usize]));
+        let logits = net.forward(&mut Context {
+            mode: Mode::Eval,
+            rng: &mut rng,
+        });
+        let r = cross_entropy(logits, &labels, None);
+        visit(c * MAX_CHUNK, logits);
+        loss_sum += r.loss_sum;
+        correct += r.correct;
+    }
+    let n = indices.len().max(1) as f64;
+    Evaluation {
+        loss: loss_sum / n,
+        accuracy: correct as f64 / n,
+        count: indices.len(),
+    }
+}
+
+/// A model in training with its optimizer and random streams.
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub net: Network,
+    pub optimizer: Optimizer,
+    shuffle_rng: Rng,
+    dropout_rng: Rng,
+    /// Epochs finished.
+    pub epoch: usize,
+    pub history: Vec<EpochMetrics>,
+    labels: Vec<u8>,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
+        config.validate()?;
+        let net = config
+            .model
+            .build(&mut Rng::stream(config.seed, Purpose::Init));
+        Ok(Trainer {
+            optimizer: config.optimizer.build(),
+            net,
+            shuffle_rng: Rng::stream(config.seed, Purpose::Shuffle),
+            dropout_rng: Rng::stream(config.seed, Purpose::Dropout),
+            epoch: 0,
+            history: Vec::new(),
+            labels: Vec::with_capacity(MAX_CHUNK),
+            config,
+        })
+    }
+
+    /// One epoch over the training split: shuffle, then one optimizer step per batch. Returns
+    /// the mean training loss and accuracy measured on the fly (in training mode, before
+    /// each step's update), as the study's log did.
+    pub fn train_epoch(
+        &mut self,
+        train: &LabelledImages,
+        split: &Split,
+        observer: &mut dyn Observer,
+    ) -> Result<Evaluation, TrainError> {
+        let mut order = split.train.clone();
+        self.shuffle_rng.shuffle(&mut order);
+        let lr = self.current_lr();
+        let batch = self.config.step_size(order.len());
+        let steps = order.len().div_ceil(batch);
+        observer.epoch_started(self.epoch + 1, steps);
+        let preprocess = self.config.data.preprocess;
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for (s, step) in order.chunks(batch).enumerate() {
+            self.net.zero_grad();
+            let scale = 1.0 / step.len() as f32;
+            for chunk in step.chunks(MAX_CHUNK) {
+                preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
+                self.labels.clear();
+                self.labels
+                    .extend(chunk.iter().map(|&i| train.labels[i as usize]));
+                self.net.forward(&mut Context {
+                    mode: Mode::Train,
+                    rng: &mut self.dropout_rng,
+                });
+                let (logits, dlogits) = self.net.output_and_grad_mut();
+                let r = cross_entropy(logits, &self.labels, Some((dlogits, scale)));
+                self.net.backward(false);
+                loss_sum += r.loss_sum;
+                correct += r.correct;
+            }
+            let seen = ((s + 1) * batch).min(order.len());
+            let running = loss_sum / seen as f64;
+            if !running.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: self.epoch + 1,
+                    loss: running,
+                });
+            }
+            self.optimizer.step(&mut self.net, lr);
+            observer.step_done(s + 1, running);
+        }
+        let n = order.len() as f64;
+        Ok(Evaluation {
+            loss: loss_sum / n,
+            accuracy: correct as f64 / n,
+            count: order.len(),
+        })
+    }
+
+    /// The learning rate of the next epoch.
+    pub fn current_lr(&self) -> f32 {
+        self.config
+            .schedule
+            .lr_at(self.config.optimizer.lr, self.epoch)
+    }
+
+    /// Trains one epoch and validates; records and returns the epoch's metrics.
+    pub fn run_epoch(
+        &mut self,
+        data: &Mnist,
+        split: &Split,
+        observer: &mut dyn Observer,
+    ) -> Result<EpochMetrics, TrainError> {
+        let start = Instant::now();
+        let lr = self.current_lr();
+        let train = self.train_epoch(&data.train, split, observer)?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let valid = evaluate(
+            &mut self.net,
+            self.config.data.preprocess,
+            &data.train,
+            &split.valid,
+        );
+        self.epoch += 1;
+        let m = EpochMetrics {
+            epoch: self.epoch,
+            lr,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            valid_loss: valid.loss,
+            valid_accuracy: valid.accuracy,
+            train_seconds,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        if !valid.loss.is_finite() {
+            return Err(TrainError::Diverged {
+                epoch: self.epoch,
+                loss: valid.loss,
+            });
+        }
+        self.history.push(m.clone());
+        observer.epoch_done(&m);
+        Ok(m)
+    }
+
+    /// The model file: parameters and buffers, with the model configuration in the metadata.
+    pub fn model_file(&self) -> TensorFile {
+        model_file(&self.net, &self.config)
+    }
+
+    /// The optimizer file: state tensors, step count, epoch and random streams.
+    pub fn optimizer_file(&self) -> TensorFile {
+        let mut tensors = Vec::new();
+        let names: Vec<String> = self.net.params().into_iter().map(|(n, _)| n).collect();
+        for (name, st) in names.iter().zip(&self.optimizer.state) {
+            let shape = self
+                .net
+                .params()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| p.value.shape.clone())
+                .expect("parameter exists");
+            for (b, values) in st.buffers() {
+                tensors.push((
+                    format!("{name}.{b}"),
+                    Buffer::F32(crate::tensor::Tensor::from_vec(&shape, values.to_vec())),
+                ));
+            }
+        }
+        let rng = |r: &Rng| {
+            r.state()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let metadata = [
+            (
+                "lenet.optimizer",
+                serde_json::to_string(&self.config.optimizer).expect("serialisable"),
+            ),
+            ("lenet.steps", self.optimizer.steps.to_string()),
+            ("lenet.epoch", self.epoch.to_string()),
+            ("lenet.shuffle_rng", rng(&self.shuffle_rng)),
+            ("lenet.dropout_rng", rng(&self.dropout_rng)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        TensorFile { tensors, metadata }
+    }
+
+    /// Restores the model, optimizer and trainer state saved by [`Trainer::model_file`] and
+    /// [`Trainer::optimizer_file`].
+    pub fn restore(
+        &mut self,
+        model: TensorFile,
+        optimizer: TensorFile,
+        path: &Path,
+    ) -> Result<(), TrainError> {
+        let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
+        self.net.load_state_dict(model.tensors).map_err(bad)?;
+        let parse_rng = |key: &str| -> Result<Rng, TrainError> {
+            let text = optimizer.meta(key, path)?;
+            let words: Vec<u64> = text
+                .split(',')
+                .map(|w| w.parse::<u64>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(format!("{key}: {e}")))?;
+            let state: [u64; 4] = words
+                .try_into()
+                .map_err(|_| bad(format!("{key}: expected 4 numbers")))?;
+            Ok(Rng::from_state(state))
+        };
+        let number = |key: &str| -> Result<u64, TrainError> {
+            optimizer
+                .meta(key, path)?
+                .parse()
+                .map_err(|e| bad(format!("{key}: {e}")))
+        };
+        self.shuffle_rng = parse_rng("lenet.shuffle_rng")?;
+        self.dropout_rng = parse_rng("lenet.dropout_rng")?;
+        self.epoch = number("lenet.epoch")? as usize;
+        self.optimizer = self.config.optimizer.build();
+        self.optimizer.steps = number("lenet.steps")?;
+        let names: Vec<String> = self.net.params().into_iter().map(|(n, _)| n).collect();
+        if self.optimizer.steps > 0 {
+            self.optimizer.state = vec![Default::default(); names.len()];
+        }
+        for (key, value) in optimizer.tensors {
+            let Buffer::F32(t) = value else {
+                return Err(bad(format!("{key}: expected float32")));
+            };
+            let (param, buffer) = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| {
+                    key.starts_with(n.as_str()) && key.as_bytes().get(n.len()) == Some(&b'.')
+                })
+                .max_by_key(|(_, n)| n.len())
+                .map(|(i, n)| (i, &key[n.len() + 1..]))
+                .ok_or_else(|| bad(format!("optimizer state {key} names no parameter")))?;
+            let st = self
+                .optimizer
+                .state
+                .get_mut(param)
+                .ok_or_else(|| bad(format!("optimizer state {key} before any step")))?;
+            st.set_buffer(buffer, t.data).map_err(bad)?;
+        }
+        Ok(())
+    }
+}
+
+/// The model file of `net` built from `config`.
+pub fn model_file(net: &Network, config: &TrainConfig) -> TensorFile {
+    let metadata = [
+        (
+            "lenet.model".to_string(),
+            serde_json::to_string(&config.model).expect("serialisable"),
+        ),
+        (
+            "lenet.preprocess".to_string(),
+            serde_json::to_string(&config.data.preprocess).expect("serialisable"),
+        ),
+        ("format".to_string(), "pt".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    TensorFile {
+        tensors: net.state_dict(),
+        metadata,
+    }
+}
+
+/// Loads a model saved by lenet: the network and how its inputs are preprocessed.
+pub fn load_model(path: &Path) -> Result<(Network, ModelConfig, Preprocess), TrainError> {
+    let file = TensorFile::load(path)?;
+    let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
+    let model: ModelConfig = serde_json::from_str(file.meta("lenet.model", path)?)
+        .map_err(|e| bad(format!("lenet.model: {e}")))?;
+    let preprocess: Preprocess = serde_json::from_str(file.meta("lenet.preprocess", path)?)
+        .map_err(|e| bad(format!("lenet.preprocess: {e}")))?;
+    model.validate().map_err(bad)?;
+    let mut net = model.build(&mut Rng::new(0));
+    net.load_state_dict(file.tensors).map_err(bad)?;
+    Ok((net, model, preprocess))
+}

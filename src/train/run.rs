@@ -1,0 +1,192 @@
+//! A training run in its directory: fresh, resumed, or already finished.
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::checkpoint::TensorFile;
+use super::metrics::{self, Status, Summary};
+use super::{Observer, TrainConfig, TrainError, Trainer, evaluate, write_atomically};
+use crate::data::{Mnist, Split};
+
+pub const CONFIG: &str = "config.json";
+pub const METRICS: &str = "metrics.csv";
+pub const SUMMARY: &str = "summary.json";
+pub const MODEL: &str = "model.safetensors";
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
+    let mut text = serde_json::to_string_pretty(value).expect("serialisable");
+    text.push('\n');
+    write_atomically(path, text.as_bytes())
+}
+
+/// Reads the configuration of the run in `dir`.
+pub fn read_config(dir: &Path) -> Result<TrainConfig, TrainError> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+}
+
+/// Reads `summary.json` of a finished run.
+pub fn read_summary(dir: &Path) -> Result<Summary, TrainError> {
+    let path = dir.join(SUMMARY);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+}
+
+/// Starts a new run in `dir`, which must not hold one already.
+pub fn start(
+    config: TrainConfig,
+    data: &Mnist,
+    dir: &Path,
+    observer: &mut dyn Observer,
+) -> Result<Summary, TrainError> {
+    config.validate()?;
+    if dir.join(CONFIG).exists() {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run; continue it with --resume {0} or choose another --out",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_json(&dir.join(CONFIG), &config)?;
+    let trainer = Trainer::new(config)?;
+    drive(trainer, data, dir, observer, 0.0)
+}
+
+/// Continues the run in `dir` from its last finished epoch; a finished run is left as it is.
+pub fn resume(
+    data: &Mnist,
+    dir: &Path,
+    observer: &mut dyn Observer,
+) -> Result<Summary, TrainError> {
+    let config = read_config(dir)?;
+    if let Ok(summary) = read_summary(dir) {
+        return Ok(summary);
+    }
+    let mut trainer = Trainer::new(config)?;
+    let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
+    let mut wall = 0.0;
+    if model_path.exists() && optim_path.exists() {
+        let model = TensorFile::load(&model_path)?;
+        let optimizer = TensorFile::load(&optim_path)?;
+        wall = optimizer
+            .metadata
+            .get("lenet.wall_seconds")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0.0);
+        trainer.restore(model, optimizer, &optim_path)?;
+        let metrics_path = dir.join(METRICS);
+        let text = std::fs::read_to_string(&metrics_path).map_err(io(&metrics_path))?;
+        let mut rows = metrics::from_csv(&text)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", metrics_path.display())))?;
+        if rows.len() < trainer.epoch {
+            return Err(TrainError::Checkpoint(format!(
+                "{} has {} epochs but the checkpoint is at epoch {}",
+                metrics_path.display(),
+                rows.len(),
+                trainer.epoch
+            )));
+        }
+        rows.truncate(trainer.epoch);
+        trainer.history = rows;
+    }
+    drive(trainer, data, dir, observer, wall)
+}
+
+/// Trains to the configured number of epochs, checkpointing after each, then tests.
+fn drive(
+    mut trainer: Trainer,
+    data: &Mnist,
+    dir: &Path,
+    observer: &mut dyn Observer,
+    wall_before: f64,
+) -> Result<Summary, TrainError> {
+    let start = Instant::now();
+    let c = &trainer.config.data;
+    let split = Split::new(data.train.len(), c.valid_size, c.split_seed)?;
+    while trainer.epoch < trainer.config.epochs {
+        match trainer.run_epoch(data, &split, observer) {
+            Ok(_) => {}
+            Err(TrainError::Diverged { epoch, loss }) => {
+                let summary = summarize(
+                    &trainer,
+                    None,
+                    Status::Diverged { epoch },
+                    wall_before + start.elapsed().as_secs_f64(),
+                );
+                write_atomically(
+                    &dir.join(METRICS),
+                    metrics::to_csv(&trainer.history).as_bytes(),
+                )?;
+                write_json(&dir.join(SUMMARY), &summary)?;
+                return Err(TrainError::Diverged { epoch, loss });
+            }
+            Err(e) => return Err(e),
+        }
+        // The checkpoint first, then the metrics that describe it: a crash between the two
+        // leaves extra metrics rows, which resume drops.
+        trainer.model_file().save(&dir.join(MODEL))?;
+        let mut optimizer = trainer.optimizer_file();
+        optimizer.metadata.insert(
+            "lenet.wall_seconds".into(),
+            (wall_before + start.elapsed().as_secs_f64()).to_string(),
+        );
+        optimizer.save(&dir.join(OPTIMIZER))?;
+        write_atomically(
+            &dir.join(METRICS),
+            metrics::to_csv(&trainer.history).as_bytes(),
+        )?;
+    }
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    let test = evaluate(
+        &mut trainer.net,
+        trainer.config.data.preprocess,
+        &data.test,
+        &all,
+    );
+    let summary = summarize(
+        &trainer,
+        Some(test),
+        Status::Finished,
+        wall_before + start.elapsed().as_secs_f64(),
+    );
+    write_json(&dir.join(SUMMARY), &summary)?;
+    Ok(summary)
+}
+
+fn summarize(
+    trainer: &Trainer,
+    test: Option<super::Evaluation>,
+    status: Status,
+    wall: f64,
+) -> Summary {
+    let h = &trainer.history;
+    let best = h
+        .iter()
+        .fold(None::<&super::EpochMetrics>, |best, m| match best {
+            Some(b) if b.valid_accuracy >= m.valid_accuracy => Some(b),
+            _ => Some(m),
+        });
+    Summary {
+        status,
+        epochs: h.len(),
+        test_accuracy: test.map(|t| t.accuracy),
+        test_loss: test.map(|t| t.loss),
+        final_valid_accuracy: h.last().map(|m| m.valid_accuracy),
+        final_valid_loss: h.last().map(|m| m.valid_loss),
+        best_valid_accuracy: best.map(|m| m.valid_accuracy),
+        best_valid_epoch: best.map(|m| m.epoch),
+        train_seconds: h.iter().map(|m| m.train_seconds).sum(),
+        wall_seconds: wall,
+        parameters: trainer.net.param_count(),
+    }
+}
