@@ -158,46 +158,46 @@ struct TrainArgs {
     optimizer: OptimizerName,
     /// Learning rate [default: PyTorch's for the optimizer]
     #[arg(long)]
-    lr: Option<f32>,
+    lr: Option<f64>,
     /// Momentum factor (momentum, nesterov, rmsprop) [default: 0.9; rmsprop 0]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    momentum: Option<f32>,
+    momentum: Option<f64>,
     /// Dampening of the momentum buffer (momentum) [default: 0]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    dampening: Option<f32>,
+    dampening: Option<f64>,
     /// Classic momentum v = mu v + lr g, p -= v, instead of PyTorch's (momentum)
     #[arg(long, help_heading = "Optimizer hyperparameters")]
     classic_momentum: bool,
     /// Learning-rate decay per step (adagrad) [default: 0]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    lr_decay: Option<f32>,
+    lr_decay: Option<f64>,
     /// Starting value of the squared-gradient sum (adagrad) [default: 0; Keras uses 0.1]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    initial_accumulator_value: Option<f32>,
+    initial_accumulator_value: Option<f64>,
     /// Decay of the running averages (adadelta) [default: 0.9]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    rho: Option<f32>,
+    rho: Option<f64>,
     /// Smoothing constant (rmsprop) [default: 0.99]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    alpha: Option<f32>,
+    alpha: Option<f64>,
     /// Normalise by the centred second moment (rmsprop)
     #[arg(long, help_heading = "Optimizer hyperparameters")]
     centered: bool,
     /// First-moment decay (adam, adamw) [default: 0.9]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    beta1: Option<f32>,
+    beta1: Option<f64>,
     /// Second-moment decay (adam, adamw) [default: 0.999]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    beta2: Option<f32>,
+    beta2: Option<f64>,
     /// Added for numerical stability [default: adagrad 1e-10, adadelta 1e-6, others 1e-8]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    eps: Option<f32>,
+    eps: Option<f64>,
     /// AMSGrad: divide by the largest second moment so far (adam, adamw)
     #[arg(long, help_heading = "Optimizer hyperparameters")]
     amsgrad: bool,
     /// Weight decay: L2 added to the gradient, or decoupled for adamw [default: 0; adamw 0.01]
     #[arg(long, help_heading = "Optimizer hyperparameters")]
-    weight_decay: Option<f32>,
+    weight_decay: Option<f64>,
     /// Decoupled weight decay (p *= 1 - lr wd) with any optimizer
     #[arg(long, help_heading = "Optimizer hyperparameters")]
     decoupled_weight_decay: bool,
@@ -210,13 +210,13 @@ struct TrainArgs {
     step_size: usize,
     /// step, exponential: the decay factor.
     #[arg(long, default_value_t = 0.1, help_heading = "Schedule")]
-    gamma: f32,
+    gamma: f64,
     /// cosine: epochs of the half period [default: the epochs after warm-up]
     #[arg(long, help_heading = "Schedule")]
     t_max: Option<usize>,
     /// cosine: the final learning rate.
     #[arg(long, default_value_t = 0.0, help_heading = "Schedule")]
-    eta_min: f32,
+    eta_min: f64,
     /// Linear warm-up epochs before the schedule.
     #[arg(long, default_value_t = 0, help_heading = "Schedule")]
     warmup_epochs: usize,

@@ -98,7 +98,7 @@ fn write_atomically(path: &Path, content: &[u8]) -> Result<(), DataError> {
 }
 
 fn download(agent: &ureq::Agent, url: &str, quiet: bool) -> Result<Vec<u8>, String> {
-    let response = agent.get(url).call().map_err(|e| format!("{url}: {e}"))?;
+    let response = agent.get(url).call().map_err(|e| e.to_string())?;
     let total: Option<u64> = response
         .header("Content-Length")
         .and_then(|v| v.parse().ok());

@@ -39,6 +39,11 @@ impl Network {
         }
     }
 
+    /// Each layer's module path, in order.
+    pub fn layer_names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }

@@ -78,7 +78,7 @@ impl OptimizerName {
     }
 
     /// PyTorch's default learning rate for the rule.
-    pub fn default_lr(self) -> f32 {
+    pub fn default_lr(self) -> f64 {
         match self {
             OptimizerName::Adagrad | OptimizerName::Rmsprop => 1e-2,
             OptimizerName::Adadelta => 1.0,
@@ -158,7 +158,7 @@ pub enum BatchPolicy {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
     pub name: OptimizerName,
-    pub lr: f32,
+    pub lr: f64,
     pub algorithm: Algorithm,
     pub weight_decay: WeightDecay,
 }
@@ -247,21 +247,21 @@ impl OptimizerConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    pub lr: Option<f32>,
-    pub momentum: Option<f32>,
-    pub dampening: Option<f32>,
+    pub lr: Option<f64>,
+    pub momentum: Option<f64>,
+    pub dampening: Option<f64>,
     pub classic_momentum: Option<bool>,
-    pub lr_decay: Option<f32>,
-    pub initial_accumulator_value: Option<f32>,
-    pub rho: Option<f32>,
-    pub alpha: Option<f32>,
+    pub lr_decay: Option<f64>,
+    pub initial_accumulator_value: Option<f64>,
+    pub rho: Option<f64>,
+    pub alpha: Option<f64>,
     pub centered: Option<bool>,
-    pub beta1: Option<f32>,
-    pub beta2: Option<f32>,
-    pub eps: Option<f32>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
     pub amsgrad: Option<bool>,
     /// Coupled (L2) for every optimizer but `adamw`, whose decay is decoupled.
-    pub weight_decay: Option<f32>,
+    pub weight_decay: Option<f64>,
     /// Use decoupled weight decay with any optimizer.
     pub decoupled_weight_decay: Option<bool>,
 }

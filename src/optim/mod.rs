@@ -56,31 +56,31 @@ impl Params for [Param] {
 #[serde(tag = "rule", rename_all = "kebab-case")]
 pub enum Algorithm {
     Sgd {
-        momentum: f32,
-        dampening: f32,
+        momentum: f64,
+        dampening: f64,
         nesterov: bool,
         /// v = mu v + lr g; p -= v, instead of PyTorch's buffer.
         classic: bool,
     },
     Adagrad {
-        lr_decay: f32,
-        initial_accumulator_value: f32,
-        eps: f32,
+        lr_decay: f64,
+        initial_accumulator_value: f64,
+        eps: f64,
     },
     Adadelta {
-        rho: f32,
-        eps: f32,
+        rho: f64,
+        eps: f64,
     },
     Rmsprop {
-        alpha: f32,
-        eps: f32,
+        alpha: f64,
+        eps: f64,
         centered: bool,
-        momentum: f32,
+        momentum: f64,
     },
     Adam {
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
         amsgrad: bool,
     },
 }
@@ -92,9 +92,9 @@ pub enum WeightDecay {
     #[default]
     None,
     /// g += wd p (PyTorch's `weight_decay` for every optimizer but AdamW).
-    L2(f32),
+    L2(f64),
     /// p *= 1 - lr wd before the step (AdamW, Loshchilov & Hutter 2019).
-    Decoupled(f32),
+    Decoupled(f64),
 }
 
 /// One parameter's optimizer state, under PyTorch's `optimizer.state[p]` names. A buffer is
@@ -186,7 +186,7 @@ impl Optimizer {
     }
 
     /// Updates every parameter from its gradient with learning rate `lr`.
-    pub fn step(&mut self, params: &mut dyn Params, lr: f32) {
+    pub fn step<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64) {
         self.steps += 1;
         let t = self.steps;
         let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
@@ -203,15 +203,20 @@ impl Optimizer {
 }
 
 /// One parameter's update. Bias corrections and step-dependent factors are computed in f64.
-fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &mut ParamState) {
+///
+/// Hyperparameters are float64 and every constant derived from them (1 - beta2, the bias
+/// corrections, 1 - lr wd) is computed in float64 before it meets float32 data, as PyTorch
+/// does with Python floats: 1 - f32(0.999) would be off by 1e-5 relative.
+fn update(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, p: &mut Param, st: &mut ParamState) {
     let n = p.value.len();
     let (value, grad) = (&mut p.value.data[..], &p.grad.data[..]);
+    let lr = lr64 as f32;
     if let WeightDecay::Decoupled(wd) = wd {
-        let factor = 1.0 - lr * wd;
+        let factor = (1.0 - lr64 * wd) as f32;
         value.iter_mut().for_each(|v| *v *= factor);
     }
     let l2 = match wd {
-        WeightDecay::L2(wd) => wd,
+        WeightDecay::L2(wd) => wd as f32,
         _ => 0.0,
     };
     // g with coupled weight decay; one closure so every rule sees the same arithmetic.
@@ -229,6 +234,7 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
             nesterov,
             classic,
         } => {
+            let (momentum, keep) = (momentum as f32, (1.0 - dampening) as f32);
             if momentum == 0.0 {
                 for i in 0..n {
                     value[i] -= lr * g(i, value);
@@ -250,7 +256,7 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
                     buf[i] = if first {
                         gi
                     } else {
-                        momentum * buf[i] + (1.0 - dampening) * gi
+                        momentum * buf[i] + keep * gi
                     };
                     let d = if nesterov {
                         gi + momentum * buf[i]
@@ -266,8 +272,9 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
             initial_accumulator_value,
             eps,
         } => {
-            let clr = (lr as f64 / (1.0 + (t - 1) as f64 * lr_decay as f64)) as f32;
-            let sum = buf(&mut st.sum, n, initial_accumulator_value);
+            let clr = (lr64 / (1.0 + (t - 1) as f64 * lr_decay)) as f32;
+            let eps = eps as f32;
+            let sum = buf(&mut st.sum, n, initial_accumulator_value as f32);
             for i in 0..n {
                 let gi = g(i, value);
                 sum[i] += gi * gi;
@@ -275,13 +282,14 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
             }
         }
         Algorithm::Adadelta { rho, eps } => {
+            let (one_minus_rho, rho, eps) = ((1.0 - rho) as f32, rho as f32, eps as f32);
             let sq = buf(&mut st.square_avg, n, 0.0);
             let acc = buf(&mut st.acc_delta, n, 0.0);
             for i in 0..n {
                 let gi = g(i, value);
-                sq[i] = rho * sq[i] + (1.0 - rho) * gi * gi;
+                sq[i] = rho * sq[i] + one_minus_rho * gi * gi;
                 let delta = (acc[i] + eps).sqrt() / (sq[i] + eps).sqrt() * gi;
-                acc[i] = rho * acc[i] + (1.0 - rho) * delta * delta;
+                acc[i] = rho * acc[i] + one_minus_rho * delta * delta;
                 value[i] -= lr * delta;
             }
         }
@@ -291,15 +299,17 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
             centered,
             momentum,
         } => {
+            let (one_minus_alpha, alpha) = ((1.0 - alpha) as f32, alpha as f32);
+            let (eps, momentum) = (eps as f32, momentum as f32);
             let sq = buf(&mut st.square_avg, n, 0.0);
             let mut ga = centered.then(|| buf(&mut st.grad_avg, n, 0.0));
             let mut mom = (momentum > 0.0).then(|| buf(&mut st.momentum_buffer, n, 0.0));
             for i in 0..n {
                 let gi = g(i, value);
-                sq[i] = alpha * sq[i] + (1.0 - alpha) * gi * gi;
+                sq[i] = alpha * sq[i] + one_minus_alpha * gi * gi;
                 let var = match ga.as_mut() {
                     Some(ga) => {
-                        ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+                        ga[i] += (gi - ga[i]) * one_minus_alpha; // lerp, as PyTorch
                         sq[i] - ga[i] * ga[i]
                     }
                     None => sq[i],
@@ -320,17 +330,19 @@ fn update(alg: Algorithm, wd: WeightDecay, lr: f32, t: u64, p: &mut Param, st: &
             eps,
             amsgrad,
         } => {
-            let bias_correction1 = 1.0 - (beta1 as f64).powi(t as i32);
-            let bias_correction2 = 1.0 - (beta2 as f64).powi(t as i32);
-            let step_size = (lr as f64 / bias_correction1) as f32;
+            let bias_correction1 = 1.0 - beta1.powi(t as i32);
+            let bias_correction2 = 1.0 - beta2.powi(t as i32);
+            let step_size = (lr64 / bias_correction1) as f32;
             let bc2_sqrt = bias_correction2.sqrt() as f32;
+            let (one_minus_beta1, one_minus_beta2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+            let (beta2, eps) = (beta2 as f32, eps as f32);
             let m = buf(&mut st.exp_avg, n, 0.0);
             let v = buf(&mut st.exp_avg_sq, n, 0.0);
             let mut vmax = amsgrad.then(|| buf(&mut st.max_exp_avg_sq, n, 0.0));
             for i in 0..n {
                 let gi = g(i, value);
-                m[i] += (gi - m[i]) * (1.0 - beta1);
-                v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
+                m[i] += (gi - m[i]) * one_minus_beta1; // lerp, as PyTorch
+                v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
                 let v_used = match vmax.as_mut() {
                     Some(vm) => {
                         vm[i] = vm[i].max(v[i]);

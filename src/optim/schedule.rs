@@ -20,14 +20,14 @@ pub enum Schedule {
     Constant,
     Step {
         step_size: usize,
-        gamma: f32,
+        gamma: f64,
     },
     Exponential {
-        gamma: f32,
+        gamma: f64,
     },
     Cosine {
         t_max: usize,
-        eta_min: f32,
+        eta_min: f64,
     },
 }
 
@@ -40,26 +40,22 @@ pub struct ScheduleConfig {
 
 impl ScheduleConfig {
     /// The learning rate of epoch `epoch` (from 0) for base rate `lr`.
-    pub fn lr_at(&self, lr: f32, epoch: usize) -> f32 {
+    pub fn lr_at(&self, lr: f64, epoch: usize) -> f64 {
         let w = self.warmup_epochs;
         if epoch < w {
-            return (lr as f64 * (epoch + 1) as f64 / (w + 1) as f64) as f32;
+            return lr * (epoch + 1) as f64 / (w + 1) as f64;
         }
         let e = epoch - w;
-        let lr64 = lr as f64;
         let value = match self.schedule {
-            Schedule::Constant => lr64,
-            Schedule::Step { step_size, gamma } => {
-                lr64 * (gamma as f64).powi((e / step_size.max(1)) as i32)
-            }
-            Schedule::Exponential { gamma } => lr64 * (gamma as f64).powi(e as i32),
+            Schedule::Constant => lr,
+            Schedule::Step { step_size, gamma } => lr * gamma.powi((e / step_size.max(1)) as i32),
+            Schedule::Exponential { gamma } => lr * gamma.powi(e as i32),
             Schedule::Cosine { t_max, eta_min } => {
-                let eta_min = eta_min as f64;
                 let phase = std::f64::consts::PI * e as f64 / t_max.max(1) as f64;
-                eta_min + (lr64 - eta_min) * (1.0 + phase.cos()) / 2.0
+                eta_min + (lr - eta_min) * (1.0 + phase.cos()) / 2.0
             }
         };
-        value as f32
+        value
     }
 
     pub fn validate(&self) -> Result<(), String> {

@@ -17,7 +17,7 @@ pub struct Evaluation {
 pub struct EpochMetrics {
     pub epoch: usize,
     /// Learning rate used during the epoch.
-    pub lr: f32,
+    pub lr: f64,
     /// Mean loss and accuracy over the epoch's training batches, measured before each update.
     pub train_loss: f64,
     pub train_accuracy: f64,

@@ -268,7 +268,7 @@ impl Trainer {
     }
 
     /// The learning rate of the next epoch.
-    pub fn current_lr(&self) -> f32 {
+    pub fn current_lr(&self) -> f64 {
         self.config
             .schedule
             .lr_at(self.config.optimizer.lr, self.epoch)

@@ -1,0 +1,69 @@
+//! Shared helpers for the integration tests: PyTorch fixtures and tolerance checks.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use lenet::tensor::Tensor;
+use serde_json::Value;
+
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Reads one of the PyTorch golden-value files (see tests/fixtures/torch/README.md).
+pub fn torch_fixture(name: &str) -> Value {
+    let path = fixture_dir().join("torch").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// A `{"shape": [...], "data": [...]}` tensor, converted to float32.
+pub fn tensor(v: &Value) -> Tensor {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a tensor: {v}"))
+        .iter()
+        .map(|d| d.as_u64().expect("dimension") as usize)
+        .collect();
+    Tensor::from_vec(
+        &shape,
+        f64s(&v["data"]).into_iter().map(|x| x as f32).collect(),
+    )
+}
+
+pub fn f64s(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(f64s).collect(),
+        Value::Number(n) => vec![n.as_f64().expect("number")],
+        Value::Object(_) => f64s(&v["data"]),
+        _ => panic!("not numbers: {v}"),
+    }
+}
+
+/// Asserts `|got - want| <= rel * max|want|` elementwise (the fixtures' tolerance rule).
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let (worst, at) = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (&g, &w))| ((g as f64 - w).abs(), i))
+        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+    assert!(
+        worst <= rel * scale,
+        "{what}: |got - want| = {worst:e} at {at} (got {}, want {}) exceeds {rel:e} x max|want| = {:e}",
+        got[at],
+        want[at],
+        rel * scale
+    );
+}
+
+pub fn assert_tensor_close(what: &str, got: &Tensor, want: &Value, rel: f64) {
+    let w = tensor(want);
+    assert_eq!(got.shape, w.shape, "{what}: shape");
+    assert_close(what, &got.data, &f64s(want), rel);
+}
+
+/// The fixtures' tolerance for layers, LeNet-5 and fixed-gradient optimizers.
+pub const REL: f64 = 1e-5;
