@@ -17,6 +17,7 @@
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html>
 
 use super::gemm::{MatRef, matmul};
+use super::linear::{linear_backward, linear_forward};
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -127,6 +128,7 @@ fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: 
     let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
     let positions = oh * ow;
     let width = samples * positions;
+    let unpadded = g.padding == 0 && g.stride == 1;
     for c in 0..g.c_in {
         for u in 0..k {
             for v in 0..k {
@@ -136,8 +138,13 @@ fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: 
                     let plane = &x[(s * g.c_in + c) * h * w..][..h * w];
                     let dst = &mut dst_row[s * positions..(s + 1) * positions];
                     for i in 0..oh {
-                        let r = (i * g.stride + u) as isize - g.padding as isize;
                         let dst = &mut dst[i * ow..(i + 1) * ow];
+                        if unpadded {
+                            // The common case: each output row reads one contiguous input run.
+                            dst.copy_from_slice(&plane[(i + u) * w + v..][..ow]);
+                            continue;
+                        }
+                        let r = (i * g.stride + u) as isize - g.padding as isize;
                         if r < 0 || r >= h as isize {
                             dst.fill(0.0);
                             continue;
@@ -164,6 +171,7 @@ fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx:
     let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
     let positions = oh * ow;
     let width = samples * positions;
+    let unpadded = g.padding == 0 && g.stride == 1;
     for c in 0..g.c_in {
         for u in 0..k {
             for v in 0..k {
@@ -173,6 +181,13 @@ fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx:
                     let plane = &mut dx[(s * g.c_in + c) * h * w..][..h * w];
                     let src = &src_row[s * positions..(s + 1) * positions];
                     for i in 0..oh {
+                        if unpadded {
+                            let dst = &mut plane[(i + u) * w + v..][..ow];
+                            for (d, &val) in dst.iter_mut().zip(&src[i * ow..(i + 1) * ow]) {
+                                *d += val;
+                            }
+                            continue;
+                        }
                         let r = (i * g.stride + u) as isize - g.padding as isize;
                         if r < 0 || r >= h as isize {
                             continue;
@@ -254,7 +269,81 @@ impl Conv2d {
     fn chunk_samples(&self, positions: usize) -> usize {
         256usize.div_ceil(positions).clamp(1, 16)
     }
+
+    /// Whether the kernel covers the whole unpadded input, so the output is 1x1 and the
+    /// convolution is a fully connected layer over the flattened input (LeNet's conv3): the
+    /// im2col matrix would be the input itself.
+    fn is_dense(&self, h: usize, w: usize) -> bool {
+        let g = self.geometry;
+        g.padding == 0 && h == g.kernel && w == g.kernel
+    }
+
+    /// The dense case of forward: y [N, O] = x [N, C*K*K] w^T + b, in chunks of samples.
+    fn dense_forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        let (n, rows, c_out) = (x.shape[0], self.geometry.col_rows(), self.geometry.c_out);
+        let ys = SharedMut::new(&mut y.data);
+        let (weight, bias) = (&self.weight.value.data, &self.bias.value.data);
+        for_each_chunk(n, DENSE_CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges.
+            let y = unsafe { ys.range(first * c_out, samples * c_out) };
+            let x = &x.data[first * rows..][..samples * rows];
+            linear_forward(x, weight, bias, samples, rows, c_out, y);
+        });
+    }
+
+    /// The dense case of backward, with per-chunk partial gradients summed in chunk order.
+    fn dense_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let (n, rows, c_out) = (x.shape[0], self.geometry.col_rows(), self.geometry.c_out);
+        let chunks = n.div_ceil(DENSE_CHUNK);
+        let w_len = c_out * rows;
+        self.partial_dw.resize(chunks * w_len, 0.0);
+        self.partial_db.resize(chunks * c_out, 0.0);
+        self.partial_dw.fill(0.0);
+        self.partial_db.fill(0.0);
+        let weight = &self.weight.value.data;
+        let pdw = SharedMut::new(&mut self.partial_dw);
+        let pdb = SharedMut::new(&mut self.partial_db);
+        let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
+        for_each_chunk(n, DENSE_CHUNK, |ci, first, samples| {
+            // SAFETY: chunk ci owns its partial slots and its sample range of dx.
+            let dw = unsafe { pdw.range(ci * w_len, w_len) };
+            let db = unsafe { pdb.range(ci * c_out, c_out) };
+            let dx = dx_buf
+                .as_ref()
+                .map(|b| unsafe { b.range(first * rows, samples * rows) });
+            let x = &x.data[first * rows..][..samples * rows];
+            let dy = &dy.data[first * c_out..][..samples * c_out];
+            linear_backward(x, weight, dy, samples, rows, c_out, dw, db, dx);
+        });
+        self.add_partials(chunks);
+    }
+
+    /// Adds the per-chunk partial gradients to the parameter gradients, in chunk order.
+    fn add_partials(&mut self, chunks: usize) {
+        let w_len = self.weight.value.len();
+        let c_out = self.geometry.c_out;
+        for part in self.partial_dw[..chunks * w_len].chunks_exact(w_len) {
+            for (acc, &p) in self.weight.grad.data.iter_mut().zip(part) {
+                *acc += p;
+            }
+        }
+        for part in self.partial_db[..chunks * c_out].chunks_exact(c_out) {
+            for (acc, &p) in self.bias.grad.data.iter_mut().zip(part) {
+                *acc += p;
+            }
+        }
+        if let Some(frozen) = &self.weight.frozen_zero {
+            for (gr, &z) in self.weight.grad.data.iter_mut().zip(frozen) {
+                if z {
+                    *gr = 0.0;
+                }
+            }
+        }
+    }
 }
+
+/// Samples per chunk on the dense path.
+const DENSE_CHUNK: usize = 16;
 
 impl Layer for Conv2d {
     fn describe(&self) -> String {
@@ -285,6 +374,9 @@ impl Layer for Conv2d {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        if self.is_dense(h, w) {
+            return self.dense_forward(x, y);
+        }
         assert_eq!(
             x.shape[1],
             g.c_in,
@@ -343,6 +435,9 @@ impl Layer for Conv2d {
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        if self.is_dense(h, w) {
+            return self.dense_backward(x, dy, dx);
+        }
         let positions = dy.shape[2] * dy.shape[3];
         let rows = g.col_rows();
         let chunk = self.chunk_samples(positions);
@@ -397,23 +492,7 @@ impl Layer for Conv2d {
                 col2im(dcols, samples, h, w, g, dx);
             }
         });
-        for part in self.partial_dw.chunks_exact(w_len) {
-            for (acc, &p) in self.weight.grad.data.iter_mut().zip(part) {
-                *acc += p;
-            }
-        }
-        for part in self.partial_db.chunks_exact(g.c_out) {
-            for (acc, &p) in self.bias.grad.data.iter_mut().zip(part) {
-                *acc += p;
-            }
-        }
-        if let Some(frozen) = &self.weight.frozen_zero {
-            for (gr, &z) in self.weight.grad.data.iter_mut().zip(frozen) {
-                if z {
-                    *gr = 0.0;
-                }
-            }
-        }
+        self.add_partials(chunks);
     }
 
     fn params(&self) -> Vec<&Param> {

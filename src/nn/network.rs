@@ -14,6 +14,8 @@ pub struct Network {
     input_shape: Vec<usize>,
     acts: Vec<Tensor>,
     grads: Vec<Tensor>,
+    /// Seconds spent in each layer's forward and backward pass, when profiling is on.
+    profile: Option<Vec<(f64, f64)>>,
 }
 
 /// One row of [`Network::summary`].
@@ -36,6 +38,7 @@ impl Network {
             input_shape: input_shape.to_vec(),
             acts: vec![Tensor::default(); count + 1],
             grads: vec![Tensor::default(); count + 1],
+            profile: None,
         }
     }
 
@@ -68,7 +71,11 @@ impl Network {
             let (before, after) = self.acts.split_at_mut(i + 1);
             let shape = layer.output_shape(&before[i].shape);
             after[0].resize(&shape);
+            let start = self.profile.is_some().then(std::time::Instant::now);
             layer.forward(&before[i], &mut after[0], ctx);
+            if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                p[i].0 += t.elapsed().as_secs_f64();
+            }
         }
         self.acts.last().expect("input buffer")
     }
@@ -97,8 +104,34 @@ impl Network {
             } else {
                 None
             };
+            let start = self.profile.is_some().then(std::time::Instant::now);
             self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &hi[0], dx);
+            if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                p[i].1 += t.elapsed().as_secs_f64();
+            }
         }
+    }
+
+    /// Starts (or stops) timing each layer's passes; timings accumulate until taken.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(|| vec![(0.0, 0.0); self.layers.len()]);
+    }
+
+    /// Per layer: (name, description, forward seconds, backward seconds) since profiling
+    /// started or was last taken; the counters restart at zero.
+    pub fn take_profile(&mut self) -> Vec<(String, String, f64, f64)> {
+        let Some(p) = self.profile.as_mut() else {
+            return Vec::new();
+        };
+        let out = self
+            .names
+            .iter()
+            .zip(&self.layers)
+            .zip(p.iter())
+            .map(|((n, l), &(f, b))| (n.clone(), l.describe(), f, b))
+            .collect();
+        p.iter_mut().for_each(|t| *t = (0.0, 0.0));
+        out
     }
 
     /// The gradient with respect to the input from the last [`Network::backward`] with

@@ -57,6 +57,10 @@ pub fn maxpool_forward(
     argmax: &mut [u32],
 ) {
     let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    if (k, s) == (2, 2) {
+        maxpool2x2_forward(x, planes, (h, w), y, argmax);
+        return;
+    }
     for p in 0..planes {
         let plane = &x[p * h * w..(p + 1) * h * w];
         for i in 0..oh {
@@ -79,6 +83,54 @@ pub fn maxpool_forward(
                 let o = (p * oh + i) * ow + j;
                 y[o] = best;
                 argmax[o] = best_at as u32;
+            }
+        }
+    }
+}
+
+/// The 2x2, stride-2 case of [`maxpool_forward`] (LeNet's), without the general loops. Same
+/// tie rule (first maximum in row-major order) and NaN propagation.
+fn maxpool2x2_forward(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    for p in 0..planes {
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        let out = p * oh * ow;
+        for i in 0..oh {
+            let (top, bottom) = (&plane[2 * i * w..][..w], &plane[(2 * i + 1) * w..][..w]);
+            for j in 0..ow {
+                let (a, b, c, d) = (top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]);
+                let base = (2 * i * w + 2 * j) as u32;
+                // Branch-free first-maximum selection; a NaN anywhere (rare) takes the slow path
+                // so that it propagates as in PyTorch.
+                let (mut best, mut at) = (a, base);
+                if b > best {
+                    (best, at) = (b, base + 1);
+                }
+                if c > best {
+                    (best, at) = (c, base + w as u32);
+                }
+                if d > best {
+                    (best, at) = (d, base + w as u32 + 1);
+                }
+                if (a + b + c + d).is_nan() {
+                    let all = [
+                        (a, base),
+                        (b, base + 1),
+                        (c, base + w as u32),
+                        (d, base + w as u32 + 1),
+                    ];
+                    if let Some(&(v, k)) = all.iter().find(|(v, _)| v.is_nan()) {
+                        (best, at) = (v, k);
+                    }
+                }
+                y[out + i * ow + j] = best;
+                argmax[out + i * ow + j] = at;
             }
         }
     }

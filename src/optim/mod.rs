@@ -338,20 +338,40 @@ fn update(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, p: &mut Param, st:
             let (beta2, eps) = (beta2 as f32, eps as f32);
             let m = buf(&mut st.exp_avg, n, 0.0);
             let v = buf(&mut st.exp_avg_sq, n, 0.0);
-            let mut vmax = amsgrad.then(|| buf(&mut st.max_exp_avg_sq, n, 0.0));
-            for i in 0..n {
-                let gi = g(i, value);
-                m[i] += (gi - m[i]) * one_minus_beta1; // lerp, as PyTorch
-                v[i] = beta2 * v[i] + one_minus_beta2 * gi * gi;
-                let v_used = match vmax.as_mut() {
-                    Some(vm) => {
-                        vm[i] = vm[i].max(v[i]);
-                        vm[i]
-                    }
-                    None => v[i],
-                };
-                let denom = v_used.sqrt() / bc2_sqrt + eps;
-                value[i] -= step_size * m[i] / denom;
+            // Slices zipped rather than indexed, so the loop vectorises.
+            let moments = |gi: f32, m: &mut f32, v: &mut f32| {
+                *m += (gi - *m) * one_minus_beta1; // lerp, as PyTorch
+                *v = beta2 * *v + one_minus_beta2 * gi * gi;
+            };
+            let step =
+                |p: &mut f32, m: f32, v: f32| *p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
+            if amsgrad {
+                let vmax = buf(&mut st.max_exp_avg_sq, n, 0.0);
+                for (i, ((m, v), vm)) in m
+                    .iter_mut()
+                    .zip(v.iter_mut())
+                    .zip(vmax.iter_mut())
+                    .enumerate()
+                {
+                    moments(g(i, value), m, v);
+                    *vm = vm.max(*v);
+                    step(&mut value[i], *m, *vm);
+                }
+            } else if l2 == 0.0 {
+                for (((p, &gi), m), v) in value
+                    .iter_mut()
+                    .zip(grad)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                {
+                    moments(gi, m, v);
+                    step(p, *m, *v);
+                }
+            } else {
+                for (i, (m, v)) in m.iter_mut().zip(v.iter_mut()).enumerate() {
+                    moments(g(i, value), m, v);
+                    step(&mut value[i], *m, *v);
+                }
             }
         }
     }
