@@ -246,6 +246,9 @@ struct TrainArgs {
     /// everything else).
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+    /// Pause after this many epochs (checkpoint written); --resume continues the run.
+    #[arg(long, value_name = "EPOCHS")]
+    stop_after: Option<usize>,
     /// Worker threads [default: all cores]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -558,11 +561,21 @@ fn train(args: TrainArgs) -> Result<()> {
         quiet,
         epochs: config.epochs,
     };
-    let summary = match &args.resume {
-        Some(_) => run::resume(&data, &dir, &mut terminal),
-        None => run::start(config, &data, &dir, &mut terminal),
+    let outcome = match &args.resume {
+        Some(_) => run::resume(&data, &dir, &mut terminal, args.stop_after),
+        None => run::start(config, &data, &dir, &mut terminal, args.stop_after),
     }
     .with_context(|| format!("run directory {}", dir.display()))?;
+    let summary = match outcome {
+        run::Outcome::Finished(summary) => summary,
+        run::Outcome::Paused { epoch } => {
+            println!(
+                "paused after epoch {epoch}; continue with: lenet train --resume {}",
+                dir.display()
+            );
+            return Ok(());
+        }
+    };
     if let (Some(acc), Some(loss)) = (summary.test_accuracy, summary.test_loss) {
         println!(
             "test accuracy {:.2}%  test loss {:.4}  ({} images, {} epochs, {:.1} s)",

@@ -3,13 +3,19 @@
 //! `model.safetensors` holds the parameters and buffers under PyTorch's `state_dict` names
 //! (float32, batch normalization's `num_batches_tracked` as int64), so
 //! `model.load_state_dict(safetensors.torch.load_file(path))` loads it into the same
-//! architecture in PyTorch; its metadata carries the model configuration as JSON under
-//! `lenet.model`. `optimizer.safetensors` holds the optimizer state, one tensor per parameter
-//! and buffer (`<parameter>.<buffer>`, e.g. `classifier.3.weight.exp_avg`), and the trainer's
-//! counters and random streams in its metadata, which is what an exact resume needs.
+//! architecture in PyTorch; its metadata carries the model configuration. `optimizer.safetensors`
+//! holds the optimizer state, one tensor per parameter and buffer (`<parameter>.<buffer>`, e.g.
+//! `classifier.3.weight.exp_avg`), and in its metadata the trainer's counters and random
+//! streams, which is what an exact resume needs.
+//!
+//! The metadata is one JSON document under the key `lenet`, so that files are byte-identical
+//! whenever their content is (a map of several keys would be written in hash order).
 
 use std::collections::HashMap;
 use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -21,8 +27,12 @@ use crate::tensor::Tensor;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorFile {
     pub tensors: Vec<(String, Buffer)>,
-    pub metadata: HashMap<String, String>,
+    /// The JSON document stored under the metadata key `lenet`.
+    pub metadata: Option<String>,
 }
+
+/// The metadata key lenet writes.
+const META_KEY: &str = "lenet";
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint(format!("{}: {what}", path.display()))
@@ -51,7 +61,10 @@ impl TensorFile {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let metadata = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        let metadata = self
+            .metadata
+            .as_ref()
+            .map(|m| HashMap::from([(META_KEY.to_string(), m.clone())]));
         safetensors::tensor::serialize(views, &metadata).map_err(|e| e.to_string())
     }
 
@@ -96,14 +109,27 @@ impl TensorFile {
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(TensorFile {
             tensors,
-            metadata: meta.metadata().clone().unwrap_or_default(),
+            metadata: meta
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get(META_KEY).cloned()),
         })
     }
 
-    pub fn meta(&self, key: &str, path: &Path) -> Result<&str, TrainError> {
-        self.metadata
-            .get(key)
-            .map(String::as_str)
-            .ok_or_else(|| bad(path, format!("metadata has no {key}")))
+    /// Tensors with a metadata document.
+    pub fn new<T: Serialize>(tensors: Vec<(String, Buffer)>, meta: &T) -> Self {
+        TensorFile {
+            tensors,
+            metadata: Some(serde_json::to_string(meta).expect("serialisable")),
+        }
+    }
+
+    /// The metadata document, parsed.
+    pub fn meta<T: DeserializeOwned>(&self, path: &Path) -> Result<T, TrainError> {
+        let text = self
+            .metadata
+            .as_deref()
+            .ok_or_else(|| bad(path, "has no lenet metadata (not written by lenet?)"))?;
+        serde_json::from_str(text).map_err(|e| bad(path, format!("lenet metadata: {e}")))
     }
 }

@@ -21,6 +21,7 @@ use crate::nn::{Buffer, Context, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
 use crate::rng::{Purpose, Rng};
+use crate::tensor::Tensor;
 use checkpoint::TensorFile;
 pub use metrics::{EpochMetrics, Evaluation, Summary};
 
@@ -318,83 +319,50 @@ impl Trainer {
         model_file(&self.net, &self.config)
     }
 
-    /// The optimizer file: state tensors, step count, epoch and random streams.
-    pub fn optimizer_file(&self) -> TensorFile {
+    /// The optimizer file: state tensors, and the counters and random streams of the trainer.
+    pub fn optimizer_file(&self, wall_seconds: f64) -> TensorFile {
+        let params = self.net.params();
         let mut tensors = Vec::new();
-        let names: Vec<String> = self.net.params().into_iter().map(|(n, _)| n).collect();
-        for (name, st) in names.iter().zip(&self.optimizer.state) {
-            let shape = self
-                .net
-                .params()
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, p)| p.value.shape.clone())
-                .expect("parameter exists");
+        for ((name, p), st) in params.iter().zip(&self.optimizer.state) {
             for (b, values) in st.buffers() {
                 tensors.push((
                     format!("{name}.{b}"),
-                    Buffer::F32(crate::tensor::Tensor::from_vec(&shape, values.to_vec())),
+                    Buffer::F32(Tensor::from_vec(&p.value.shape, values.to_vec())),
                 ));
             }
         }
-        let rng = |r: &Rng| {
-            r.state()
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
+        let meta = TrainerMeta {
+            optimizer: self.config.optimizer,
+            steps: self.optimizer.steps,
+            epoch: self.epoch,
+            shuffle_rng: self.shuffle_rng.state(),
+            dropout_rng: self.dropout_rng.state(),
+            wall_seconds,
         };
-        let metadata = [
-            (
-                "lenet.optimizer",
-                serde_json::to_string(&self.config.optimizer).expect("serialisable"),
-            ),
-            ("lenet.steps", self.optimizer.steps.to_string()),
-            ("lenet.epoch", self.epoch.to_string()),
-            ("lenet.shuffle_rng", rng(&self.shuffle_rng)),
-            ("lenet.dropout_rng", rng(&self.dropout_rng)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        TensorFile { tensors, metadata }
+        TensorFile::new(tensors, &meta)
     }
 
     /// Restores the model, optimizer and trainer state saved by [`Trainer::model_file`] and
-    /// [`Trainer::optimizer_file`].
+    /// [`Trainer::optimizer_file`]; returns the wall seconds spent so far.
     pub fn restore(
         &mut self,
         model: TensorFile,
         optimizer: TensorFile,
         path: &Path,
-    ) -> Result<(), TrainError> {
+    ) -> Result<f64, TrainError> {
         let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
         self.net.load_state_dict(model.tensors).map_err(bad)?;
-        let parse_rng = |key: &str| -> Result<Rng, TrainError> {
-            let text = optimizer.meta(key, path)?;
-            let words: Vec<u64> = text
-                .split(',')
-                .map(|w| w.parse::<u64>())
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(format!("{key}: {e}")))?;
-            let state: [u64; 4] = words
-                .try_into()
-                .map_err(|_| bad(format!("{key}: expected 4 numbers")))?;
-            Ok(Rng::from_state(state))
-        };
-        let number = |key: &str| -> Result<u64, TrainError> {
-            optimizer
-                .meta(key, path)?
-                .parse()
-                .map_err(|e| bad(format!("{key}: {e}")))
-        };
-        self.shuffle_rng = parse_rng("lenet.shuffle_rng")?;
-        self.dropout_rng = parse_rng("lenet.dropout_rng")?;
-        self.epoch = number("lenet.epoch")? as usize;
+        let meta: TrainerMeta = optimizer.meta(path)?;
+        if meta.optimizer != self.config.optimizer {
+            return Err(bad("the optimizer differs from config.json".into()));
+        }
+        self.shuffle_rng = Rng::from_state(meta.shuffle_rng);
+        self.dropout_rng = Rng::from_state(meta.dropout_rng);
+        self.epoch = meta.epoch;
         self.optimizer = self.config.optimizer.build();
-        self.optimizer.steps = number("lenet.steps")?;
+        self.optimizer.steps = meta.steps;
         let names: Vec<String> = self.net.params().into_iter().map(|(n, _)| n).collect();
-        if self.optimizer.steps > 0 {
+        if meta.steps > 0 {
             self.optimizer.state = vec![Default::default(); names.len()];
         }
         for (key, value) in optimizer.tensors {
@@ -417,41 +385,46 @@ impl Trainer {
                 .ok_or_else(|| bad(format!("optimizer state {key} before any step")))?;
             st.set_buffer(buffer, t.data).map_err(bad)?;
         }
-        Ok(())
+        Ok(meta.wall_seconds)
     }
+}
+
+/// What `optimizer.safetensors` records besides the state tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TrainerMeta {
+    optimizer: OptimizerConfig,
+    steps: u64,
+    /// Epochs finished.
+    epoch: usize,
+    shuffle_rng: [u64; 4],
+    dropout_rng: [u64; 4],
+    /// Wall seconds spent on the run so far, over all sessions.
+    wall_seconds: f64,
+}
+
+/// What `model.safetensors` records besides the tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ModelMeta {
+    model: ModelConfig,
+    preprocess: Preprocess,
 }
 
 /// The model file of `net` built from `config`.
 pub fn model_file(net: &Network, config: &TrainConfig) -> TensorFile {
-    let metadata = [
-        (
-            "lenet.model".to_string(),
-            serde_json::to_string(&config.model).expect("serialisable"),
-        ),
-        (
-            "lenet.preprocess".to_string(),
-            serde_json::to_string(&config.data.preprocess).expect("serialisable"),
-        ),
-        ("format".to_string(), "pt".to_string()),
-    ]
-    .into_iter()
-    .collect();
-    TensorFile {
-        tensors: net.state_dict(),
-        metadata,
-    }
+    let meta = ModelMeta {
+        model: config.model.clone(),
+        preprocess: config.data.preprocess,
+    };
+    TensorFile::new(net.state_dict(), &meta)
 }
 
 /// Loads a model saved by lenet: the network and how its inputs are preprocessed.
 pub fn load_model(path: &Path) -> Result<(Network, ModelConfig, Preprocess), TrainError> {
     let file = TensorFile::load(path)?;
     let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
-    let model: ModelConfig = serde_json::from_str(file.meta("lenet.model", path)?)
-        .map_err(|e| bad(format!("lenet.model: {e}")))?;
-    let preprocess: Preprocess = serde_json::from_str(file.meta("lenet.preprocess", path)?)
-        .map_err(|e| bad(format!("lenet.preprocess: {e}")))?;
-    model.validate().map_err(bad)?;
-    let mut net = model.build(&mut Rng::new(0));
+    let meta: ModelMeta = file.meta(path)?;
+    meta.model.validate().map_err(bad)?;
+    let mut net = meta.model.build(&mut Rng::new(0));
     net.load_state_dict(file.tensors).map_err(bad)?;
-    Ok((net, model, preprocess))
+    Ok((net, meta.model, meta.preprocess))
 }

@@ -42,13 +42,25 @@ pub fn read_summary(dir: &Path) -> Result<Summary, TrainError> {
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
 }
 
-/// Starts a new run in `dir`, which must not hold one already.
+/// How a call to [`start`] or [`resume`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Finished(Summary),
+    /// Stopped on request after this epoch, checkpoint written; `resume` continues it.
+    Paused {
+        epoch: usize,
+    },
+}
+
+/// Starts a new run in `dir`, which must not hold one already. With `stop_after`, training
+/// pauses once that many epochs are done.
 pub fn start(
     config: TrainConfig,
     data: &Mnist,
     dir: &Path,
     observer: &mut dyn Observer,
-) -> Result<Summary, TrainError> {
+    stop_after: Option<usize>,
+) -> Result<Outcome, TrainError> {
     config.validate()?;
     if dir.join(CONFIG).exists() {
         return Err(TrainError::Config(format!(
@@ -59,7 +71,7 @@ pub fn start(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     write_json(&dir.join(CONFIG), &config)?;
     let trainer = Trainer::new(config)?;
-    drive(trainer, data, dir, observer, 0.0)
+    drive(trainer, data, dir, observer, 0.0, stop_after)
 }
 
 /// Continues the run in `dir` from its last finished epoch; a finished run is left as it is.
@@ -67,10 +79,11 @@ pub fn resume(
     data: &Mnist,
     dir: &Path,
     observer: &mut dyn Observer,
-) -> Result<Summary, TrainError> {
+    stop_after: Option<usize>,
+) -> Result<Outcome, TrainError> {
     let config = read_config(dir)?;
     if let Ok(summary) = read_summary(dir) {
-        return Ok(summary);
+        return Ok(Outcome::Finished(summary));
     }
     let mut trainer = Trainer::new(config)?;
     let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
@@ -78,12 +91,7 @@ pub fn resume(
     if model_path.exists() && optim_path.exists() {
         let model = TensorFile::load(&model_path)?;
         let optimizer = TensorFile::load(&optim_path)?;
-        wall = optimizer
-            .metadata
-            .get("lenet.wall_seconds")
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(0.0);
-        trainer.restore(model, optimizer, &optim_path)?;
+        wall = trainer.restore(model, optimizer, &optim_path)?;
         let metrics_path = dir.join(METRICS);
         let text = std::fs::read_to_string(&metrics_path).map_err(io(&metrics_path))?;
         let mut rows = metrics::from_csv(&text)
@@ -99,7 +107,7 @@ pub fn resume(
         rows.truncate(trainer.epoch);
         trainer.history = rows;
     }
-    drive(trainer, data, dir, observer, wall)
+    drive(trainer, data, dir, observer, wall, stop_after)
 }
 
 /// Trains to the configured number of epochs, checkpointing after each, then tests.
@@ -109,7 +117,8 @@ fn drive(
     dir: &Path,
     observer: &mut dyn Observer,
     wall_before: f64,
-) -> Result<Summary, TrainError> {
+    stop_after: Option<usize>,
+) -> Result<Outcome, TrainError> {
     let start = Instant::now();
     let c = &trainer.config.data;
     let split = Split::new(data.train.len(), c.valid_size, c.split_seed)?;
@@ -135,16 +144,18 @@ fn drive(
         // The checkpoint first, then the metrics that describe it: a crash between the two
         // leaves extra metrics rows, which resume drops.
         trainer.model_file().save(&dir.join(MODEL))?;
-        let mut optimizer = trainer.optimizer_file();
-        optimizer.metadata.insert(
-            "lenet.wall_seconds".into(),
-            (wall_before + start.elapsed().as_secs_f64()).to_string(),
-        );
-        optimizer.save(&dir.join(OPTIMIZER))?;
+        trainer
+            .optimizer_file(wall_before + start.elapsed().as_secs_f64())
+            .save(&dir.join(OPTIMIZER))?;
         write_atomically(
             &dir.join(METRICS),
             metrics::to_csv(&trainer.history).as_bytes(),
         )?;
+        if stop_after.is_some_and(|s| trainer.epoch >= s) && trainer.epoch < trainer.config.epochs {
+            return Ok(Outcome::Paused {
+                epoch: trainer.epoch,
+            });
+        }
     }
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let test = evaluate(
@@ -160,7 +171,7 @@ fn drive(
         wall_before + start.elapsed().as_secs_f64(),
     );
     write_json(&dir.join(SUMMARY), &summary)?;
-    Ok(summary)
+    Ok(Outcome::Finished(summary))
 }
 
 fn summarize(
