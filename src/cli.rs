@@ -15,6 +15,19 @@ use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
 use crate::train::run;
 use crate::train::{DataConfig, EpochMetrics, Observer, TrainConfig, evaluate};
 
+/// Prints a line on stdout; a closed pipe (`lenet ... | head`) ends the program quietly
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "lenet",
@@ -283,7 +296,7 @@ pub fn run() -> Result<()> {
             let dir = data.dir();
             fetch::ensure(&dir, &mirrors, data.quiet)?;
             let m = Mnist::load(&dir)?;
-            println!(
+            say!(
                 "MNIST in {}: {} training and {} test images",
                 dir.display(),
                 m.train.len(),
@@ -299,7 +312,7 @@ pub fn run() -> Result<()> {
         }) => {
             let m = data.load()?;
             data::write_subset(&m, train, test, &out)?;
-            println!(
+            say!(
                 "wrote {train} training and {test} test images to {}",
                 out.display()
             );
@@ -336,12 +349,15 @@ fn print_model(config: &ModelConfig) -> Result<()> {
     let rows = net.summary();
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(5);
     let layer_w = rows.iter().map(|r| r.layer.len()).max().unwrap_or(5).max(5);
-    println!(
+    say!(
         "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
-        "name", "layer", "output", "parameters"
+        "name",
+        "layer",
+        "output",
+        "parameters"
     );
     let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
-    println!(
+    say!(
         "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
         "input",
         "",
@@ -350,7 +366,7 @@ fn print_model(config: &ModelConfig) -> Result<()> {
     );
     for r in &rows {
         let shape: Vec<String> = r.output_shape.iter().map(|d| d.to_string()).collect();
-        println!(
+        say!(
             "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
             r.name,
             r.layer,
@@ -358,7 +374,7 @@ fn print_model(config: &ModelConfig) -> Result<()> {
             group_thousands(r.params)
         );
     }
-    println!("total parameters: {}", group_thousands(net.param_count()));
+    say!("total parameters: {}", group_thousands(net.param_count()));
     Ok(())
 }
 
@@ -375,9 +391,10 @@ fn group_thousands(n: usize) -> String {
 }
 
 fn print_optimizers() {
-    println!(
+    say!(
         "{:14} {:22} defaults (PyTorch's, except momentum 0.9 for momentum and nesterov)",
-        "optimizer", "samples per step"
+        "optimizer",
+        "samples per step"
     );
     for name in OptimizerName::ALL {
         let batch = match name.fixed_batch() {
@@ -385,14 +402,14 @@ fn print_optimizers() {
             Some(BatchPolicy::Fixed(b)) => b.to_string(),
             None => "--batch-size (64)".to_string(),
         };
-        println!(
+        say!(
             "{:14} {:22} {}",
             name.as_str(),
             batch,
             OptimizerConfig::defaults(name).describe()
         );
     }
-    println!(
+    say!(
         "\nWeight decay is L2 (added to the gradient) except for adamw, whose decay is decoupled; \
          --decoupled-weight-decay makes it decoupled for any optimizer.\n\
          Schedules (--schedule constant|step|exponential|cosine, --warmup-epochs N) work with every optimizer."
@@ -508,7 +525,7 @@ impl Observer for Terminal {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!("{}", epoch_line(m, self.epochs));
+        say!("{}", epoch_line(m, self.epochs));
     }
 }
 
@@ -569,7 +586,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let summary = match outcome {
         run::Outcome::Finished(summary) => summary,
         run::Outcome::Paused { epoch } => {
-            println!(
+            say!(
                 "paused after epoch {epoch}; continue with: lenet train --resume {}",
                 dir.display()
             );
@@ -577,7 +594,7 @@ fn train(args: TrainArgs) -> Result<()> {
         }
     };
     if let (Some(acc), Some(loss)) = (summary.test_accuracy, summary.test_loss) {
-        println!(
+        say!(
             "test accuracy {:.2}%  test loss {:.4}  ({} images, {} epochs, {:.1} s)",
             100.0 * acc,
             loss,
@@ -608,7 +625,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let data = args.data.load()?;
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let e = evaluate(&mut net, preprocess, &data.test, &all);
-    println!(
+    say!(
         "test accuracy {:.2}%  test loss {:.4}  ({} images, {:?}, {} parameters)",
         100.0 * e.accuracy,
         e.loss,

@@ -161,7 +161,10 @@ mod tests {
         bytes.pop();
         let err = parse(&bytes, IdxKind::Labels, Path::new("l.idx")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("l.idx") && msg.contains("expected 4") && msg.contains("found 3"));
+        assert!(
+            msg.contains("l.idx") && msg.contains("need 4 bytes") && msg.contains("found 3"),
+            "{msg}"
+        );
     }
 
     #[test]

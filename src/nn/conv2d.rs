@@ -45,6 +45,7 @@ impl ConvGeometry {
 }
 
 /// The plain reference: direct loops over every index.
+#[allow(clippy::needless_range_loop)] // the indices are the formula
 pub fn conv2d_forward_direct(x: &Tensor, w: &[f32], b: &[f32], g: ConvGeometry) -> Tensor {
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     assert_eq!(c, g.c_in);
@@ -80,6 +81,7 @@ pub fn conv2d_forward_direct(x: &Tensor, w: &[f32], b: &[f32], g: ConvGeometry) 
 }
 
 /// The plain reference backward: returns `(dx, dw, db)`.
+#[allow(clippy::needless_range_loop)] // the indices are the formula
 pub fn conv2d_backward_direct(
     x: &Tensor,
     w: &[f32],
@@ -251,9 +253,9 @@ impl Conv2d {
         let g = self.geometry;
         let kk = g.kernel * g.kernel;
         let mut frozen = vec![false; self.weight.value.len()];
-        for o in 0..g.c_out {
-            for c in 0..g.c_in {
-                if !table[o][c] {
+        for (o, inputs) in table.iter().enumerate().take(g.c_out) {
+            for (c, &connected) in inputs.iter().enumerate().take(g.c_in) {
+                if !connected {
                     let start = (o * g.c_in + c) * kk;
                     frozen[start..start + kk].fill(true);
                     self.weight.value.data[start..start + kk].fill(0.0);

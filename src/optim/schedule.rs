@@ -46,7 +46,7 @@ impl ScheduleConfig {
             return lr * (epoch + 1) as f64 / (w + 1) as f64;
         }
         let e = epoch - w;
-        let value = match self.schedule {
+        match self.schedule {
             Schedule::Constant => lr,
             Schedule::Step { step_size, gamma } => lr * gamma.powi((e / step_size.max(1)) as i32),
             Schedule::Exponential { gamma } => lr * gamma.powi(e as i32),
@@ -54,8 +54,7 @@ impl ScheduleConfig {
                 let phase = std::f64::consts::PI * e as f64 / t_max.max(1) as f64;
                 eta_min + (lr - eta_min) * (1.0 + phase.cos()) / 2.0
             }
-        };
-        value
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -66,7 +65,9 @@ impl ScheduleConfig {
             Schedule::Cosine { t_max: 0, .. } => {
                 Err("cosine schedule needs t_max of at least 1 epoch".into())
             }
-            Schedule::Step { gamma, .. } | Schedule::Exponential { gamma } if !(gamma > 0.0) => {
+            Schedule::Step { gamma, .. } | Schedule::Exponential { gamma }
+                if gamma.is_nan() || gamma <= 0.0 =>
+            {
                 Err(format!("schedule gamma {gamma} must be positive"))
             }
             _ => Ok(()),
@@ -89,5 +90,79 @@ impl ScheduleConfig {
         } else {
             main
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-12), "{a} vs {b}");
+    }
+
+    #[test]
+    fn closed_forms_at_chosen_epochs() {
+        let lr = 0.1;
+        let constant = ScheduleConfig::default();
+        close(constant.lr_at(lr, 7), 0.1);
+        let step = ScheduleConfig {
+            schedule: Schedule::Step {
+                step_size: 3,
+                gamma: 0.5,
+            },
+            warmup_epochs: 0,
+        };
+        close(step.lr_at(lr, 2), 0.1);
+        close(step.lr_at(lr, 3), 0.05);
+        close(step.lr_at(lr, 7), 0.025);
+        let exp = ScheduleConfig {
+            schedule: Schedule::Exponential { gamma: 0.9 },
+            warmup_epochs: 0,
+        };
+        close(exp.lr_at(lr, 4), 0.1 * 0.9f64.powi(4));
+        let cosine = ScheduleConfig {
+            schedule: Schedule::Cosine {
+                t_max: 10,
+                eta_min: 0.001,
+            },
+            warmup_epochs: 0,
+        };
+        close(cosine.lr_at(lr, 0), 0.1);
+        close(cosine.lr_at(lr, 5), 0.001 + (0.1 - 0.001) / 2.0);
+        close(cosine.lr_at(lr, 10), 0.001);
+    }
+
+    #[test]
+    fn warmup_ramps_linearly_then_hands_over() {
+        let s = ScheduleConfig {
+            schedule: Schedule::Step {
+                step_size: 2,
+                gamma: 0.1,
+            },
+            warmup_epochs: 3,
+        };
+        close(s.lr_at(1.0, 0), 0.25);
+        close(s.lr_at(1.0, 1), 0.5);
+        close(s.lr_at(1.0, 2), 0.75);
+        close(s.lr_at(1.0, 3), 1.0); // the schedule's epoch 0
+        close(s.lr_at(1.0, 5), 0.1); // the schedule's epoch 2
+    }
+
+    #[test]
+    fn invalid_schedules_are_rejected() {
+        let bad = ScheduleConfig {
+            schedule: Schedule::Step {
+                step_size: 0,
+                gamma: 0.5,
+            },
+            warmup_epochs: 0,
+        };
+        assert!(bad.validate().is_err());
+        let bad = ScheduleConfig {
+            schedule: Schedule::Exponential { gamma: -1.0 },
+            warmup_epochs: 0,
+        };
+        assert!(bad.validate().is_err());
     }
 }

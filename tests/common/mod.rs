@@ -67,3 +67,36 @@ pub fn assert_tensor_close(what: &str, got: &Tensor, want: &Value, rel: f64) {
 
 /// The fixtures' tolerance for layers, LeNet-5 and fixed-gradient optimizers.
 pub const REL: f64 = 1e-5;
+
+/// The committed MNIST subset (2,000 training and 500 test images).
+pub fn subset_dir() -> PathBuf {
+    fixture_dir().join("mnist-subset")
+}
+
+/// The `lenet` binary, with the data directory variable cleared so tests never touch the
+/// user's cache or the network by accident.
+pub fn lenet() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("lenet").expect("binary built");
+    cmd.env_remove("LENET_DATA").env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+/// Copies the subset into a fresh directory, uncompressed, so tests can damage files.
+pub fn subset_copy() -> tempfile::TempDir {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(subset_dir()).expect("subset") {
+        let path = entry.expect("entry").path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(raw) = name.strip_suffix(".gz") {
+            let mut bytes = Vec::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("open"))
+                .read_to_end(&mut bytes)
+                .expect("gunzip");
+            std::fs::write(dir.path().join(raw), bytes).expect("write");
+        }
+    }
+    dir
+}

@@ -1,0 +1,351 @@
+//! The command line, run as a user runs it: model summaries, clear errors on bad input,
+//! training runs and their files, determinism across thread counts, pause and resume.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+
+use common::{lenet, subset_copy, subset_dir};
+
+/// stderr of a failed command: exactly one line, starting with `Error:`.
+fn one_error_line(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "expected failure");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
+    assert!(lines[0].starts_with("Error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data-dir",
+        data,
+        "--valid-size",
+        "500",
+        "--epochs",
+        epochs,
+        "--out",
+        out,
+        "-q",
+    ]
+}
+
+#[test]
+fn study_model_has_61706_parameters() {
+    let out = lenet()
+        .arg("model")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("total parameters: 61,706"), "{text}");
+    assert!(
+        text.contains("6x28x28") && text.contains("120x1x1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lecun1998_layers_have_the_papers_parameter_counts() {
+    let out = lenet()
+        .args(["model", "--arch", "lecun1998"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    for (layer, count) in [
+        ("c1 ", "156"),
+        ("s2 ", "12"),
+        ("c3 ", "1,516"),
+        ("s4 ", "32"),
+        ("c5 ", "48,120"),
+        ("f6 ", "10,164"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(layer))
+            .unwrap_or_else(|| panic!("no {layer} in\n{text}"));
+        assert!(line.trim_end().ends_with(count), "{layer}: {line}");
+    }
+}
+
+#[test]
+fn truncated_idx_file_is_one_clear_error() {
+    let dir = subset_copy();
+    let labels = dir.path().join("train-labels-idx1-ubyte");
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() - 10]).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let out = lenet()
+        .args(train_args(d, run.to_str().unwrap(), "1"))
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(line.contains("train-labels-idx1-ubyte"), "{line}");
+    assert!(
+        line.contains("truncated") && line.contains("found 1990"),
+        "{line}"
+    );
+}
+
+#[test]
+fn wrong_magic_number_is_one_clear_error() {
+    let dir = subset_copy();
+    let images = dir.path().join("train-images-idx3-ubyte");
+    let mut bytes = std::fs::read(&images).unwrap();
+    bytes[3] = 0x01; // a label file's magic
+    bytes[2] = 0x08;
+    std::fs::write(&images, &bytes).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let out = lenet()
+        .args(train_args(d, run.to_str().unwrap(), "1"))
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(line.contains("train-images-idx3-ubyte"), "{line}");
+    assert!(line.contains("magic number 0x00000801"), "{line}");
+    assert!(line.contains("expected an IDX image file"), "{line}");
+}
+
+/// Serves `body` for every request on a loopback port, `requests` times, then stops.
+fn serve(body: Vec<u8>, requests: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[test]
+fn checksum_mismatch_names_the_mirror_and_fails() {
+    // A mirror that serves a valid gzip stream of the wrong content.
+    let wrong = std::fs::read(subset_dir().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let mirror = serve(wrong, 1);
+    let cache = tempfile::tempdir().unwrap();
+    let out = lenet()
+        .args(["data", "fetch", "-q", "--mirror", &mirror, "--data-dir"])
+        .arg(cache.path())
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(line.contains("SHA-256 mismatch"), "{line}");
+    assert!(line.contains(&mirror), "{line}");
+    // Nothing that looks complete is left behind.
+    let left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left: {left:?}");
+}
+
+#[test]
+fn existing_files_are_used_without_download() {
+    let out = lenet()
+        .args([
+            "data",
+            "fetch",
+            "--mirror",
+            "http://127.0.0.1:9/",
+            "--data-dir",
+        ])
+        .arg(subset_dir())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("2000 training and 500 test images")
+    );
+}
+
+#[test]
+fn flags_that_do_not_apply_are_errors() {
+    let d = subset_dir();
+    for (args, needle) in [
+        (
+            vec!["--optimizer", "sgd", "--batch-size", "64"],
+            "does not apply to sgd",
+        ),
+        (
+            vec!["--optimizer", "momentum", "--beta1", "0.8"],
+            "--beta1/--beta2 does not apply to momentum",
+        ),
+        (
+            vec!["--optimizer", "adam", "--rho", "0.9"],
+            "--rho does not apply to adam",
+        ),
+        (vec!["--dropout", "1.5"], "dropout probability 1.5"),
+        (
+            vec!["--arch", "lecun1998", "--batch-norm", "first"],
+            "apply to the study's model",
+        ),
+    ] {
+        let out = lenet()
+            .arg("train")
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&d)
+            .output()
+            .unwrap();
+        let line = one_error_line(&out);
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// metrics.csv without the two seconds columns.
+fn metrics_without_seconds(dir: &Path) -> String {
+    read(&dir.join("metrics.csv"))
+        .lines()
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn train_writes_a_complete_run_directory_and_eval_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let d = subset_dir();
+    let out = lenet()
+        .args(train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("epoch 1/2  train loss") && text.contains("test accuracy"),
+        "{text}"
+    );
+    let config: serde_json::Value = serde_json::from_str(&read(&run.join("config.json"))).unwrap();
+    assert_eq!(config["optimizer"]["name"], "adam");
+    assert_eq!(config["batch_size"], 64);
+    let metrics = read(&run.join("metrics.csv"));
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&run.join("summary.json"))).unwrap();
+    let acc = summary["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.1 && acc <= 1.0, "{summary}");
+    assert_eq!(summary["parameters"], 61706);
+    // eval on the checkpoint reproduces the summary's test accuracy.
+    let out = lenet()
+        .args(["eval", "--checkpoint"])
+        .arg(run.join("model.safetensors"))
+        .arg("--data-dir")
+        .arg(&d)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(&format!("test accuracy {:.2}%", 100.0 * acc)),
+        "{text} vs {acc}"
+    );
+    // A second train into the same directory refuses rather than overwrite.
+    let out = lenet()
+        .args(train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2"))
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("--resume"));
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let mut dirs = Vec::new();
+    for threads in ["1", "2"] {
+        let run = tmp.path().join(format!("t{threads}"));
+        let mut args = train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2");
+        args.extend([
+            "--threads",
+            threads,
+            "--batch-norm",
+            "first",
+            "--dropout",
+            "0.4",
+        ]);
+        lenet().args(&args).assert().success();
+        dirs.push(run);
+    }
+    assert_eq!(
+        metrics_without_seconds(&dirs[0]),
+        metrics_without_seconds(&dirs[1])
+    );
+    let a = std::fs::read(dirs[0].join("model.safetensors")).unwrap();
+    let b = std::fs::read(dirs[1].join("model.safetensors")).unwrap();
+    assert!(a == b, "weights differ between 1 and 2 threads");
+}
+
+#[test]
+fn paused_and_resumed_run_is_bit_identical_to_a_straight_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let d = d.to_str().unwrap();
+    let straight = tmp.path().join("straight");
+    let paused = tmp.path().join("paused");
+    let extra = ["--dropout", "0.4", "--schedule", "cosine"];
+    let mut args = train_args(d, straight.to_str().unwrap(), "3");
+    args.extend(extra);
+    lenet().args(&args).assert().success();
+    let mut args = train_args(d, paused.to_str().unwrap(), "3");
+    args.extend(extra);
+    args.extend(["--stop-after", "1"]);
+    let out = lenet()
+        .args(&args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("paused after epoch 1")
+    );
+    assert!(!paused.join("summary.json").exists());
+    lenet()
+        .args(["train", "-q", "--data-dir", d, "--resume"])
+        .arg(&paused)
+        .assert()
+        .success();
+    assert_eq!(
+        metrics_without_seconds(&straight),
+        metrics_without_seconds(&paused)
+    );
+    let a = std::fs::read(straight.join("model.safetensors")).unwrap();
+    let b = std::fs::read(paused.join("model.safetensors")).unwrap();
+    assert!(a == b, "model.safetensors differs after resume");
+    let s: serde_json::Value = serde_json::from_str(&read(&straight.join("summary.json"))).unwrap();
+    let p: serde_json::Value = serde_json::from_str(&read(&paused.join("summary.json"))).unwrap();
+    assert_eq!(s["test_accuracy"], p["test_accuracy"]);
+    assert_eq!(s["test_loss"], p["test_loss"]);
+}

@@ -1,0 +1,379 @@
+//! Centred finite-difference checks of every layer's backward pass, including the 1998
+//! model's layers that PyTorch has no module for (trainable subsampling, the sparse C3
+//! connection table, the scaled tanh).
+//!
+//! For a random upstream gradient dout, the loss is L = sum(out * dout) (cs231n's
+//! `gradient_check.py`), so dL/dx is exactly what backward computes. Each checked entry must
+//! satisfy |a - n| / (|a| + |n|) < 1e-2, with n = (L(x + h) - L(x - h)) / 2h; the layers
+//! compute in float32, so h is 1e-2 and L is summed in float64.
+
+use lenet::nn::activation::{Activation, ActivationKind};
+use lenet::nn::batchnorm::BatchNorm;
+use lenet::nn::conv2d::{Conv2d, ConvGeometry, conv2d_backward_direct, conv2d_forward_direct};
+use lenet::nn::dropout::Dropout;
+use lenet::nn::linear::Linear;
+use lenet::nn::loss::cross_entropy;
+use lenet::nn::model::C3_TABLE;
+use lenet::nn::pool::{Pool2d, PoolKind};
+use lenet::nn::subsample::Subsample;
+use lenet::nn::{Arch, Context, Layer, Mode, ModelConfig};
+use lenet::rng::Rng;
+use lenet::tensor::Tensor;
+
+const H: f32 = 1e-2;
+const TOL: f64 = 1e-2;
+
+fn random(shape: &[usize], rng: &mut Rng) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(
+        shape,
+        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+    )
+}
+
+/// L = sum(layer(x) * dout), with a fresh dropout stream so every evaluation draws the same
+/// mask.
+fn loss(layer: &mut dyn Layer, x: &Tensor, dout: &Tensor, mode: Mode) -> f64 {
+    let mut y = Tensor::zeros(&layer.output_shape(&x.shape));
+    layer.forward(
+        x,
+        &mut y,
+        &mut Context {
+            mode,
+            rng: &mut Rng::new(99),
+        },
+    );
+    y.data
+        .iter()
+        .zip(&dout.data)
+        .map(|(&a, &b)| a as f64 * b as f64)
+        .sum()
+}
+
+fn rel_error(a: f64, n: f64) -> f64 {
+    if a == 0.0 && n == 0.0 {
+        0.0
+    } else {
+        (a - n).abs() / (a.abs() + n.abs())
+    }
+}
+
+fn assert_grad(what: &str, analytic: f32, numeric: f64) {
+    let e = rel_error(analytic as f64, numeric);
+    // Entries whose true gradient is ~0 are compared absolutely.
+    assert!(
+        e < TOL || (analytic as f64 - numeric).abs() < 1e-3,
+        "{what}: analytic {analytic}, numeric {numeric}, relative error {e:e}"
+    );
+}
+
+/// Checks dx and every parameter gradient of `layer` at `x`, on up to 40 entries each.
+fn gradcheck(name: &str, layer: &mut dyn Layer, x: Tensor, mode: Mode) {
+    let mut rng = Rng::new(7);
+    let dout = random(&layer.output_shape(&x.shape), &mut rng);
+    let mut y = Tensor::zeros(&layer.output_shape(&x.shape));
+    for p in layer.params_mut() {
+        p.grad.fill(0.0);
+    }
+    layer.forward(
+        &x,
+        &mut y,
+        &mut Context {
+            mode,
+            rng: &mut Rng::new(99),
+        },
+    );
+    let mut dx = Tensor::zeros(&x.shape);
+    layer.backward(&x, &y, &dout, Some(&mut dx));
+    let step = (x.len() / 40).max(1);
+    for i in (0..x.len()).step_by(step) {
+        let mut xp = x.clone();
+        xp.data[i] += H;
+        let lp = loss(layer, &xp, &dout, mode);
+        xp.data[i] -= 2.0 * H;
+        let lm = loss(layer, &xp, &dout, mode);
+        assert_grad(
+            &format!("{name} dx[{i}]"),
+            dx.data[i],
+            (lp - lm) / (2.0 * H as f64),
+        );
+    }
+    let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad.data.clone()).collect();
+    for (pi, grad) in grads.iter().enumerate() {
+        let step = (grad.len() / 40).max(1);
+        for i in (0..grad.len()).step_by(step) {
+            if layer.params()[pi]
+                .frozen_zero
+                .as_ref()
+                .is_some_and(|f| f[i])
+            {
+                assert_eq!(grad[i], 0.0, "{name}: frozen weight {i} has a gradient");
+                continue;
+            }
+            let mut eval = |delta: f32| {
+                layer.params_mut()[pi].value.data[i] += delta;
+                let l = loss(layer, &x, &dout, mode);
+                layer.params_mut()[pi].value.data[i] -= delta;
+                l
+            };
+            let numeric = (eval(H) - eval(-H)) / (2.0 * H as f64);
+            let pname = layer.params()[pi].name;
+            assert_grad(&format!("{name} d{pname}[{i}]"), grad[i], numeric);
+        }
+    }
+}
+
+fn geometry(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> ConvGeometry {
+    ConvGeometry {
+        c_in,
+        c_out,
+        kernel,
+        stride,
+        padding,
+    }
+}
+
+#[test]
+fn conv2d_gradients() {
+    let mut rng = Rng::new(1);
+    for g in [
+        geometry(2, 3, 3, 1, 0),
+        geometry(2, 3, 3, 2, 1),
+        geometry(3, 4, 5, 1, 0),
+    ] {
+        let side = if g.kernel == 5 { 5 } else { 7 }; // 5: the dense (1x1 output) path
+        let mut conv = Conv2d::new(g, &mut rng);
+        gradcheck(
+            &format!("{g:?}"),
+            &mut conv,
+            random(&[2, g.c_in, side, side], &mut rng),
+            Mode::Train,
+        );
+    }
+}
+
+#[test]
+fn fast_convolution_matches_the_direct_loops() {
+    let mut rng = Rng::new(2);
+    for (g, side, n) in [
+        (geometry(1, 6, 5, 1, 0), 32, 5),
+        (geometry(6, 16, 5, 1, 0), 14, 7),
+        (geometry(16, 120, 5, 1, 0), 5, 20),
+        (geometry(3, 4, 3, 2, 1), 9, 3),
+    ] {
+        let mut conv = Conv2d::new(g, &mut rng);
+        let x = random(&[n, g.c_in, side, side], &mut rng);
+        let mut y = Tensor::zeros(&conv.output_shape(&x.shape));
+        conv.forward(
+            &x,
+            &mut y,
+            &mut Context {
+                mode: Mode::Train,
+                rng: &mut rng,
+            },
+        );
+        let want = conv2d_forward_direct(&x, &conv.weight.value.data, &conv.bias.value.data, g);
+        let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in y.data.iter().zip(&want.data) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{g:?} forward: {a} vs {b}");
+        }
+        let dy = random(&y.shape, &mut rng);
+        let mut dx = Tensor::zeros(&x.shape);
+        conv.weight.grad.fill(0.0);
+        conv.bias.grad.fill(0.0);
+        conv.backward(&x, &y, &dy, Some(&mut dx));
+        let (want_dx, want_dw, want_db) =
+            conv2d_backward_direct(&x, &conv.weight.value.data, &dy, g);
+        for (what, got, want) in [
+            ("dx", &dx.data, &want_dx.data),
+            ("dw", &conv.weight.grad.data, &want_dw),
+            ("db", &conv.bias.grad.data, &want_db),
+        ] {
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (a, b) in got.iter().zip(want.iter()) {
+                assert!((a - b).abs() <= 1e-5 * scale, "{g:?} {what}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sparse_connection_table_gradients() {
+    let mut rng = Rng::new(3);
+    let table: Vec<Vec<bool>> = C3_TABLE
+        .iter()
+        .map(|inputs| (0..6).map(|c| inputs.contains(&c)).collect())
+        .collect();
+    let mut c3 = Conv2d::new(geometry(6, 16, 5, 1, 0), &mut rng).with_connection_table(&table);
+    gradcheck("c3", &mut c3, random(&[2, 6, 7, 7], &mut rng), Mode::Train);
+}
+
+#[test]
+fn linear_gradients() {
+    let mut rng = Rng::new(4);
+    let mut l = Linear::new(7, 5, &mut rng);
+    gradcheck("linear", &mut l, random(&[3, 7], &mut rng), Mode::Train);
+}
+
+#[test]
+fn pooling_gradients() {
+    let mut rng = Rng::new(5);
+    // Well-separated values, so no window's maximum changes within +-h.
+    let mut x = Tensor::zeros(&[2, 3, 6, 6]);
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    rng.shuffle(&mut order);
+    for (i, &o) in order.iter().enumerate() {
+        x.data[o] = i as f32 * 0.1;
+    }
+    gradcheck(
+        "maxpool",
+        &mut Pool2d::new(PoolKind::Max, 2),
+        x.clone(),
+        Mode::Train,
+    );
+    gradcheck(
+        "avgpool",
+        &mut Pool2d::new(PoolKind::Avg, 2),
+        x,
+        Mode::Train,
+    );
+}
+
+#[test]
+fn activation_gradients() {
+    let mut rng = Rng::new(6);
+    for kind in [
+        ActivationKind::Relu,
+        ActivationKind::Tanh,
+        ActivationKind::ScaledTanh,
+    ] {
+        let mut x = random(&[2, 3, 4, 4], &mut rng);
+        // Keep ReLU inputs away from the kink at 0.
+        x.data.iter_mut().for_each(|v| {
+            if v.abs() < 0.05 {
+                *v += 0.1
+            }
+        });
+        gradcheck(
+            &format!("{kind:?}"),
+            &mut Activation { kind },
+            x,
+            Mode::Train,
+        );
+    }
+}
+
+#[test]
+fn subsampling_gradients() {
+    let mut rng = Rng::new(7);
+    let mut s = Subsample::new(3, &mut rng);
+    gradcheck(
+        "subsample",
+        &mut s,
+        random(&[2, 3, 6, 6], &mut rng),
+        Mode::Train,
+    );
+}
+
+#[test]
+fn batchnorm_gradients_in_both_modes_and_shapes() {
+    let mut rng = Rng::new(8);
+    for (spatial, shape) in [(true, vec![4, 3, 3, 3]), (false, vec![6, 5])] {
+        for mode in [Mode::Train, Mode::Eval] {
+            let c = shape[1];
+            let mut bn = BatchNorm::new(c, spatial);
+            bn.weight.value = random(&[c], &mut rng);
+            bn.bias.value = random(&[c], &mut rng);
+            bn.running_var.data.iter_mut().for_each(|v| *v = 0.5);
+            gradcheck(
+                &format!("bn {shape:?} {mode:?}"),
+                &mut bn,
+                random(&shape, &mut rng),
+                mode,
+            );
+        }
+    }
+}
+
+#[test]
+fn dropout_gradients_and_expectation() {
+    let mut rng = Rng::new(9);
+    gradcheck(
+        "dropout",
+        &mut Dropout::new(0.4),
+        random(&[4, 10], &mut rng),
+        Mode::Train,
+    );
+    gradcheck(
+        "dropout eval",
+        &mut Dropout::new(0.4),
+        random(&[4, 10], &mut rng),
+        Mode::Eval,
+    );
+    // Inverted dropout keeps the mean: E[y] = x.
+    let x = Tensor::from_vec(&[1, 100_000], vec![1.0; 100_000]);
+    let mut y = Tensor::zeros(&x.shape);
+    let mut d = Dropout::new(0.4);
+    d.forward(
+        &x,
+        &mut y,
+        &mut Context {
+            mode: Mode::Train,
+            rng: &mut rng,
+        },
+    );
+    let mean = y.data.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
+    let kept = y.data.iter().filter(|&&v| v != 0.0).count() as f64 / y.len() as f64;
+    assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+    assert!((kept - 0.6).abs() < 0.01, "kept {kept}");
+}
+
+#[test]
+fn whole_networks_input_gradient() {
+    // The input gradient of both architectures through the cross-entropy loss.
+    for arch in [Arch::Lenet5, Arch::Lecun1998] {
+        let config = ModelConfig {
+            arch,
+            ..Default::default()
+        };
+        let mut rng = Rng::new(10);
+        let mut net = config.build(&mut rng);
+        let x = random(&[2, 1, 32, 32], &mut rng);
+        let labels = [3u8, 7];
+        let eval_loss = |net: &mut lenet::nn::Network, x: &Tensor| {
+            *net.input_mut() = x.clone();
+            let logits = net.forward(&mut Context {
+                mode: Mode::Train,
+                rng: &mut Rng::new(0),
+            });
+            cross_entropy(logits, &labels, None).loss_sum
+        };
+        *net.input_mut() = x.clone();
+        net.forward(&mut Context {
+            mode: Mode::Train,
+            rng: &mut Rng::new(0),
+        });
+        let (logits, dlogits) = net.output_and_grad_mut();
+        cross_entropy(logits, &labels, Some((dlogits, 1.0)));
+        net.backward(true);
+        let dx = net.input_grad().clone();
+        for i in (0..x.len()).step_by(37) {
+            let mut xp = x.clone();
+            xp.data[i] += H;
+            let lp = eval_loss(&mut net, &xp);
+            xp.data[i] -= 2.0 * H;
+            let lm = eval_loss(&mut net, &xp);
+            assert_grad(
+                &format!("{arch:?} dx[{i}]"),
+                dx.data[i],
+                (lp - lm) / (2.0 * H as f64),
+            );
+        }
+    }
+}
