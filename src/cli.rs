@@ -382,7 +382,7 @@ fn group_thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -515,7 +515,7 @@ impl Observer for Terminal {
     fn step_done(&mut self, step: usize, running_loss: f64) {
         if let Some(bar) = &self.bar {
             bar.set_position(step as u64);
-            if step % 16 == 0 || step as u64 == bar.length().unwrap_or(0) {
+            if step.is_multiple_of(16) || step as u64 == bar.length().unwrap_or(0) {
                 bar.set_message(format!("{running_loss:.4}"));
             }
         }

@@ -122,13 +122,13 @@ fn download(agent: &ureq::Agent, url: &str, quiet: bool) -> Result<Vec<u8>, Stri
         .read_to_end(&mut body)
         .map_err(|e| format!("{url}: download interrupted: {e}"))?;
     bar.finish_and_clear();
-    if let Some(total) = total {
-        if body.len() as u64 != total {
-            return Err(format!(
-                "{url}: expected {total} bytes, received {}",
-                body.len()
-            ));
-        }
+    if let Some(total) = total
+        && body.len() as u64 != total
+    {
+        return Err(format!(
+            "{url}: expected {total} bytes, received {}",
+            body.len()
+        ));
     }
     Ok(body)
 }

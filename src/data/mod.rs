@@ -131,13 +131,13 @@ fn load_array(dir: &Path, name: &str, kind: IdxKind) -> Result<idx::IdxArray, Da
             reason: format!("expected 1 dimension [count], found {:?}", array.dims),
         });
     }
-    if kind == IdxKind::Labels {
-        if let Some(bad) = array.values.iter().find(|&&l| l > 9) {
-            return Err(DataError::Corrupt {
-                path,
-                reason: format!("label {bad} is not a digit 0-9"),
-            });
-        }
+    if kind == IdxKind::Labels
+        && let Some(bad) = array.values.iter().find(|&&l| l > 9)
+    {
+        return Err(DataError::Corrupt {
+            path,
+            reason: format!("label {bad} is not a digit 0-9"),
+        });
     }
     Ok(array)
 }

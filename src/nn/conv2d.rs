@@ -124,9 +124,69 @@ pub fn conv2d_backward_direct(
     (dx, dw, db)
 }
 
+/// How short rows are copied and added: plain loops, or AVX-512 masked vectors.
+pub(crate) trait RowOps {
+    fn copy(dst: &mut [f32], src: &[f32]);
+    fn add(dst: &mut [f32], src: &[f32]);
+}
+
+pub(crate) struct PlainRows;
+
+impl RowOps for PlainRows {
+    #[inline(always)]
+    fn copy(dst: &mut [f32], src: &[f32]) {
+        dst.copy_from_slice(src);
+    }
+
+    #[inline(always)]
+    fn add(dst: &mut [f32], src: &[f32]) {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+    }
+}
+
+/// [`im2col_with`] with the fastest row operations this processor has.
+fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::available() {
+        // SAFETY: AVX-512F is present; the narrow kernel's shape conditions are checked.
+        return unsafe {
+            if w <= 16 && g.stride == 1 && g.padding == 0 {
+                super::kernels::im2col_narrow(x, samples, h, w, g, cols)
+            } else {
+                super::kernels::im2col_avx512(x, samples, h, w, g, cols)
+            }
+        };
+    }
+    im2col_with::<PlainRows>(x, samples, h, w, g, cols)
+}
+
+/// [`col2im_with`] with the fastest row operations this processor has.
+fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::available() {
+        // SAFETY: AVX-512F is present; the narrow kernel's shape conditions are checked.
+        return unsafe {
+            if w <= 16 && g.stride == 1 && g.padding == 0 {
+                super::kernels::col2im_narrow(cols, samples, h, w, g, dx)
+            } else {
+                super::kernels::col2im_avx512(cols, samples, h, w, g, dx)
+            }
+        };
+    }
+    col2im_with::<PlainRows>(cols, samples, h, w, g, dx)
+}
+
 /// Writes the im2col columns of `samples` consecutive images of `x` (each `[C, H, W]`) into
 /// `cols`, laid out `[C*K*K, samples * OH*OW]`.
-fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: &mut [f32]) {
+#[inline(always)]
+pub(crate) fn im2col_with<R: RowOps>(
+    x: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    cols: &mut [f32],
+) {
     let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
     let positions = oh * ow;
     let width = samples * positions;
@@ -143,7 +203,7 @@ fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: 
                         let dst = &mut dst[i * ow..(i + 1) * ow];
                         if unpadded {
                             // The common case: each output row reads one contiguous input run.
-                            dst.copy_from_slice(&plane[(i + u) * w + v..][..ow]);
+                            R::copy(dst, &plane[(i + u) * w + v..][..ow]);
                             continue;
                         }
                         let r = (i * g.stride + u) as isize - g.padding as isize;
@@ -167,9 +227,17 @@ fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: 
     }
 }
 
-/// The adjoint of [`im2col`]: adds each column entry back onto the input position it came
-/// from. `dx` must be zeroed by the caller.
-fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx: &mut [f32]) {
+/// The adjoint of [`im2col_with`]: adds each column entry back onto the input position it
+/// came from. `dx` must be zeroed by the caller.
+#[inline(always)]
+pub(crate) fn col2im_with<R: RowOps>(
+    cols: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    dx: &mut [f32],
+) {
     let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
     let positions = oh * ow;
     let width = samples * positions;
@@ -185,9 +253,7 @@ fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx:
                     for i in 0..oh {
                         if unpadded {
                             let dst = &mut plane[(i + u) * w + v..][..ow];
-                            for (d, &val) in dst.iter_mut().zip(&src[i * ow..(i + 1) * ow]) {
-                                *d += val;
-                            }
+                            R::add(dst, &src[i * ow..(i + 1) * ow]);
                             continue;
                         }
                         let r = (i * g.stride + u) as isize - g.padding as isize;
@@ -221,6 +287,8 @@ pub struct Conv2d {
     /// Per-chunk partial weight and bias gradients, summed in chunk order.
     partial_dw: Vec<f32>,
     partial_db: Vec<f32>,
+    /// Scratch: the weight transposed to [C*K*K, O] for the narrow direct kernel.
+    weight_t: Vec<f32>,
 }
 
 impl Conv2d {
@@ -244,6 +312,7 @@ impl Conv2d {
             dcols: Vec::new(),
             partial_dw: Vec::new(),
             partial_db: Vec::new(),
+            weight_t: Vec::new(),
         }
     }
 
@@ -266,8 +335,8 @@ impl Conv2d {
         self
     }
 
-    /// Samples per chunk: enough output positions per product to keep the GEMM efficient,
-    /// few enough that a batch of 64 still splits across threads.
+    /// Samples per chunk: enough output positions per product to keep the kernels busy, few
+    /// enough that a batch of 64 still splits across threads.
     fn chunk_samples(&self, positions: usize) -> usize {
         256usize.div_ceil(positions).clamp(1, 16)
     }
@@ -320,6 +389,167 @@ impl Conv2d {
         self.add_partials(chunks);
     }
 
+    /// Whether the single-channel direct kernel applies (LeNet's conv1 on an AVX-512 processor):
+    /// one input channel, stride 1, no padding, output rows of at most 32.
+    fn is_direct_single_channel(&self, w: usize) -> bool {
+        let g = self.geometry;
+        #[cfg(target_arch = "x86_64")]
+        let fast = super::kernels::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = false;
+        fast && g.c_in == 1 && g.stride == 1 && g.padding == 0 && g.out_side(w) <= 32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn direct_forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let k = self.geometry.kernel;
+        let out_len = y.item_len();
+        let ys = SharedMut::new(&mut y.data);
+        let (weight, bias) = (&self.weight.value.data, &self.bias.value.data);
+        for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+            for s in first..first + samples {
+                // SAFETY: disjoint sample ranges; AVX-512F checked by is_direct_single_channel.
+                unsafe {
+                    let y = ys.range(s * out_len, out_len);
+                    super::kernels::conv1ch_forward(
+                        &x.data[s * h * w..][..h * w],
+                        (h, w),
+                        k,
+                        weight,
+                        bias,
+                        y,
+                    );
+                }
+            }
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn direct_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let (k, c_out) = (self.geometry.kernel, self.geometry.c_out);
+        let out_len = dy.item_len();
+        let chunks = n.div_ceil(DIRECT_CHUNK);
+        let w_len = self.weight.value.len();
+        self.partial_dw.resize(chunks * w_len, 0.0);
+        self.partial_db.resize(chunks * c_out, 0.0);
+        self.partial_dw.fill(0.0);
+        self.partial_db.fill(0.0);
+        let pdw = SharedMut::new(&mut self.partial_dw);
+        let pdb = SharedMut::new(&mut self.partial_db);
+        for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
+            // SAFETY: chunk ci owns its partial slots; AVX-512F checked.
+            unsafe {
+                let dw = pdw.range(ci * w_len, w_len);
+                let db = pdb.range(ci * c_out, c_out);
+                for s in first..first + samples {
+                    let dy = &dy.data[s * out_len..][..out_len];
+                    super::kernels::conv1ch_weight_grad(
+                        &x.data[s * h * w..][..h * w],
+                        (h, w),
+                        k,
+                        dy,
+                        dw,
+                        db,
+                    );
+                }
+            }
+        });
+        self.add_partials(chunks);
+        if let Some(dx) = dx {
+            // Only needed when the input's gradient is asked for (never in training, where
+            // this is the first layer): the plain loops.
+            let (dx_ref, _, _) =
+                conv2d_backward_direct(x, &self.weight.value.data, dy, self.geometry);
+            dx.data.copy_from_slice(&dx_ref.data);
+        }
+    }
+
+    /// Whether the narrow direct kernels apply (LeNet's conv2 on an AVX-512 processor): stride
+    /// 1, no padding, output rows of at most 16 values.
+    fn is_direct_narrow(&self, w: usize) -> bool {
+        let g = self.geometry;
+        #[cfg(target_arch = "x86_64")]
+        let fast = super::kernels::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = false;
+        fast && g.stride == 1 && g.padding == 0 && g.out_side(w) <= 16
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn narrow_forward(&mut self, x: &Tensor, y: &mut Tensor) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let g = self.geometry;
+        let (in_len, out_len) = (x.item_len(), y.item_len());
+        // The weight transposed to [C*K*K, O], so the kernel's broadcasts are consecutive.
+        let rows = g.col_rows();
+        self.weight_t.resize(rows * g.c_out, 0.0);
+        for (o, wo) in self.weight.value.data.chunks_exact(rows).enumerate() {
+            for (r, &v) in wo.iter().enumerate() {
+                self.weight_t[r * g.c_out + o] = v;
+            }
+        }
+        let ys = SharedMut::new(&mut y.data);
+        let (wt, bias) = (&self.weight_t, &self.bias.value.data);
+        for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges; AVX-512F checked by is_direct_narrow.
+            unsafe {
+                let y = ys.range(first * out_len, samples * out_len);
+                let x = &x.data[first * in_len..][..samples * in_len];
+                super::kernels::conv_narrow_forward(x, samples, (h, w), g, wt, bias, y);
+            }
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn narrow_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let g = self.geometry;
+        let (in_len, out_len) = (x.item_len(), dy.item_len());
+        let (rows, positions) = (g.col_rows(), dy.shape[2] * dy.shape[3]);
+        let chunks = n.div_ceil(DIRECT_CHUNK);
+        let w_len = self.weight.value.len();
+        self.partial_dw.resize(chunks * w_len, 0.0);
+        self.partial_db.resize(chunks * g.c_out, 0.0);
+        self.partial_dw.fill(0.0);
+        self.partial_db.fill(0.0);
+        // One column-gradient scratch per worker thread, for the input gradient.
+        let threads = rayon::current_num_threads();
+        let scratch_len = rows * positions;
+        if dx.is_some() {
+            self.dcols.resize(threads * scratch_len, 0.0);
+        }
+        let pdw = SharedMut::new(&mut self.partial_dw);
+        let pdb = SharedMut::new(&mut self.partial_db);
+        let scratch = SharedMut::new(&mut self.dcols);
+        let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
+        let weight = &self.weight.value.data;
+        for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
+            let x = &x.data[first * in_len..][..samples * in_len];
+            let dy = &dy.data[first * out_len..][..samples * out_len];
+            // SAFETY: chunk ci owns its partial slots and its samples of dx; a worker thread
+            // owns its scratch slab; AVX-512F checked by is_direct_narrow.
+            unsafe {
+                let dw = pdw.range(ci * w_len, w_len);
+                let db = pdb.range(ci * g.c_out, g.c_out);
+                super::kernels::conv_narrow_weight_grad(x, samples, (h, w), g, dy, dw, db);
+                if let Some(dx_buf) = dx_buf.as_ref() {
+                    let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                    let dcols = scratch.range(slab * scratch_len, scratch_len);
+                    let dx = dx_buf.range(first * in_len, samples * in_len);
+                    dx.fill(0.0);
+                    for s in 0..samples {
+                        let dy_s = MatRef::new(&dy[s * out_len..][..out_len], g.c_out, positions);
+                        matmul(MatRef::new(weight, g.c_out, rows).t(), dy_s, dcols, 0.0);
+                        col2im(dcols, 1, h, w, g, &mut dx[s * in_len..][..in_len]);
+                    }
+                }
+            }
+        });
+        self.add_partials(chunks);
+    }
+
     /// Adds the per-chunk partial gradients to the parameter gradients, in chunk order.
     fn add_partials(&mut self, chunks: usize) {
         let w_len = self.weight.value.len();
@@ -346,6 +576,8 @@ impl Conv2d {
 
 /// Samples per chunk on the dense path.
 const DENSE_CHUNK: usize = 16;
+/// Samples per chunk on the single-channel direct path.
+const DIRECT_CHUNK: usize = 4;
 
 impl Layer for Conv2d {
     fn describe(&self) -> String {
@@ -378,6 +610,14 @@ impl Layer for Conv2d {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         if self.is_dense(h, w) {
             return self.dense_forward(x, y);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.is_direct_single_channel(w) {
+            return self.direct_forward(x, y);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.is_direct_narrow(w) {
+            return self.narrow_forward(x, y);
         }
         assert_eq!(
             x.shape[1],
@@ -440,6 +680,14 @@ impl Layer for Conv2d {
         if self.is_dense(h, w) {
             return self.dense_backward(x, dy, dx);
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.is_direct_single_channel(w) {
+            return self.direct_backward(x, dy, dx);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.is_direct_narrow(w) {
+            return self.narrow_backward(x, dy, dx);
+        }
         let positions = dy.shape[2] * dy.shape[3];
         let rows = g.col_rows();
         let chunk = self.chunk_samples(positions);
@@ -484,7 +732,7 @@ impl Layer for Conv2d {
             matmul(dyc_mat, MatRef::new(cols_c, rows, width).t(), dw, 0.0);
             let db = unsafe { pdb.range(ci * g.c_out, g.c_out) };
             for (o, d) in db.iter_mut().enumerate() {
-                *d = dyc[o * width..(o + 1) * width].iter().sum();
+                *d = super::sum(&dyc[o * width..(o + 1) * width]);
             }
             if let Some(dx_buf) = dx_buf {
                 let dcols = unsafe { dcols_buf.range(first * rows * positions, rows * width) };

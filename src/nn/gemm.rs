@@ -1,7 +1,8 @@
 //! Matrix multiplication, the one kernel every layer with weights reduces to.
 //!
-//! A thin, bounds-checked wrapper over `matrixmultiply::sgemm` (single-threaded, with runtime
-//! detection of AVX2/FMA). Strides make transposes free: a matrix is a slice plus a row stride
+//! On processors with AVX-512F, [`super::kernels`] computes the products LeNet needs; elsewhere
+//! (and for other layouts) the `gemm` crate does, single-threaded, with run-time detection of
+//! AVX2/FMA. Strides make transposes free: a matrix is a slice plus a row stride
 //! and a column stride. The layers run many small products in parallel over the batch, each
 //! on one thread, so a product's result never depends on how many threads there are.
 
@@ -55,6 +56,41 @@ pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], beta: f32) {
     b.check();
     if m == 0 || n == 0 {
         return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::available() {
+        // SAFETY: AVX-512F is present; the views lie inside their slices (checked above) and
+        // `c` holds m * n values.
+        unsafe {
+            if b.cs == 1 {
+                return super::kernels::gemm_rows(
+                    (m, n, k),
+                    a.data.as_ptr(),
+                    (a.rs, a.cs),
+                    b.data.as_ptr(),
+                    b.rs,
+                    c.as_mut_ptr(),
+                    n,
+                    beta,
+                );
+            }
+            if a.cs == 1 && b.rs == 1 {
+                return super::kernels::gemm_dot(
+                    (m, n, k),
+                    a.data.as_ptr(),
+                    a.rs,
+                    b.data.as_ptr(),
+                    b.cs,
+                    c.as_mut_ptr(),
+                    n,
+                    beta,
+                );
+            }
+        }
     }
     // SAFETY: the views were checked to lie inside their slices, and `c` holds m * n values
     // with row stride n and column stride 1; the slices do not alias (one is `&mut`).

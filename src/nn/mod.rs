@@ -14,6 +14,8 @@ pub mod conv2d;
 pub mod dropout;
 pub mod gemm;
 pub mod init;
+#[cfg(target_arch = "x86_64")]
+pub mod kernels;
 pub mod linear;
 pub mod loss;
 pub mod model;
@@ -135,6 +137,30 @@ where
         let start = c * chunk;
         f(c, start, chunk.min(n - start));
     });
+}
+
+/// Sum of a slice in a fixed order that vectorises: 16 interleaved partial sums, then a pairwise
+/// sum of those. (A plain left-to-right sum is one long chain of dependent additions.)
+#[inline]
+pub fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l += v;
+    }
+    let mut width = 8;
+    while width > 0 {
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+        width /= 2;
+    }
+    lanes[0]
 }
 
 /// Pointer wrapper that lets parallel chunks write to disjoint parts of one buffer.

@@ -88,8 +88,8 @@ pub fn maxpool_forward(
     }
 }
 
-/// The 2x2, stride-2 case of [`maxpool_forward`] (LeNet's), without the general loops. Same
-/// tie rule (first maximum in row-major order) and NaN propagation.
+/// The 2x2, stride-2 case of [`maxpool_forward`] (LeNet's): branch-free selects the compiler
+/// vectorises. Same tie rule (first maximum in row-major order) and NaN propagation.
 fn maxpool2x2_forward(
     x: &[f32],
     planes: usize,
@@ -98,39 +98,38 @@ fn maxpool2x2_forward(
     argmax: &mut [u32],
 ) {
     let (oh, ow) = (h / 2, w / 2);
+    // PyTorch's rule: a candidate replaces the running maximum when it is larger or NaN.
+    let pick = |best: f32, cand: f32| (cand > best || cand.is_nan()) && !best.is_nan();
     for p in 0..planes {
         let plane = &x[p * h * w..(p + 1) * h * w];
         let out = p * oh * ow;
         for i in 0..oh {
-            let (top, bottom) = (&plane[2 * i * w..][..w], &plane[(2 * i + 1) * w..][..w]);
-            for j in 0..ow {
-                let (a, b, c, d) = (top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]);
-                let base = (2 * i * w + 2 * j) as u32;
-                // Branch-free first-maximum selection; a NaN anywhere (rare) takes the slow path
-                // so that it propagates as in PyTorch.
-                let (mut best, mut at) = (a, base);
-                if b > best {
-                    (best, at) = (b, base + 1);
+            let (top, bottom) = (
+                &plane[2 * i * w..][..2 * ow],
+                &plane[(2 * i + 1) * w..][..2 * ow],
+            );
+            let y = &mut y[out + i * ow..][..ow];
+            let argmax = &mut argmax[out + i * ow..][..ow];
+            let base = (2 * i * w) as u32;
+            for (j, ((y, at), (t, b))) in y
+                .iter_mut()
+                .zip(argmax.iter_mut())
+                .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                .enumerate()
+            {
+                let col = base + 2 * j as u32;
+                let (mut best, mut idx) = (t[0], col);
+                if pick(best, t[1]) {
+                    (best, idx) = (t[1], col + 1);
                 }
-                if c > best {
-                    (best, at) = (c, base + w as u32);
+                if pick(best, b[0]) {
+                    (best, idx) = (b[0], col + w as u32);
                 }
-                if d > best {
-                    (best, at) = (d, base + w as u32 + 1);
+                if pick(best, b[1]) {
+                    (best, idx) = (b[1], col + w as u32 + 1);
                 }
-                if (a + b + c + d).is_nan() {
-                    let all = [
-                        (a, base),
-                        (b, base + 1),
-                        (c, base + w as u32),
-                        (d, base + w as u32 + 1),
-                    ];
-                    if let Some(&(v, k)) = all.iter().find(|(v, _)| v.is_nan()) {
-                        (best, at) = (v, k);
-                    }
-                }
-                y[out + i * ow + j] = best;
-                argmax[out + i * ow + j] = at;
+                *y = best;
+                *at = idx;
             }
         }
     }

@@ -1,0 +1,819 @@
+//! AVX-512 matrix-multiplication kernels for the shapes LeNet-5 produces, chosen at run time
+//! when the processor has AVX-512F (elsewhere [`super::gemm`] uses the `gemm` crate).
+//!
+//! LeNet's products are small and lopsided (6 or 16 output channels against hundreds of
+//! positions), so instead of packing panels like a general GEMM, two unpacked kernels cover
+//! them, each summing over the inner dimension in a fixed order (deterministic results):
+//!
+//! - [`gemm_rows`]: `c = a b` when the rows of `b` are contiguous. A tile of up to 8 rows x
+//!   48 columns of `c` lives in 24 registers; each step of the inner dimension loads three
+//!   vectors of one row of `b` and broadcasts one element of `a` per row (any strides).
+//! - [`gemm_dot`]: `c = a b` when the rows of `a` and the columns of `b` are contiguous (a
+//!   product with a transposed operand, such as a weight gradient dy x^T): each entry is a dot
+//!   product, computed 4 x 4 at a time with 16-lane accumulators and a final horizontal sum.
+
+use std::arch::x86_64::*;
+
+use super::conv2d::{ConvGeometry, RowOps, col2im_with, im2col_with};
+
+/// Whether the kernels run: the processor has AVX-512F and the environment variable
+/// `LENET_SIMD` is not `portable` (which selects the portable paths everywhere, so they can be
+/// tested on any machine). Checked once per process.
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::env::var("LENET_SIMD").map_or(true, |v| v != "portable")
+            && is_x86_feature_detected!("avx512f")
+    })
+}
+
+const LANES: usize = 16;
+/// Vectors of `c` per row in a [`gemm_rows`] tile.
+const NV: usize = 3;
+
+/// Mask of the lanes of vector `v` that fall inside `cols` columns.
+#[inline(always)]
+fn lane_mask(cols: usize, v: usize) -> __mmask16 {
+    let left = cols.saturating_sub(v * LANES);
+    if left >= LANES {
+        0xFFFF
+    } else {
+        ((1u32 << left) - 1) as __mmask16
+    }
+}
+
+/// `c[i*ldc + j] = sum_p a[i*a_rs + p*a_cs] * b[p*ldb + j] (+ beta * c)` for an `m x n`
+/// result with inner dimension `k`.
+///
+/// # Safety
+/// AVX-512F must be available; every index above must lie inside its buffer.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows(
+    (m, n, k): (usize, usize, usize),
+    a: *const f32,
+    (a_rs, a_cs): (usize, usize),
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    let mut i0 = 0;
+    while i0 < m {
+        let rows = (m - i0).min(8);
+        let mut j0 = 0;
+        while j0 < n {
+            let cols = (n - j0).min(NV * LANES);
+            // SAFETY: forwarded from the caller's contract.
+            unsafe {
+                let a = a.add(i0 * a_rs);
+                let b = b.add(j0);
+                let c = c.add(i0 * ldc + j0);
+                match rows {
+                    8 => rows_tile::<8>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    7 => rows_tile::<7>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    6 => rows_tile::<6>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    5 => rows_tile::<5>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    4 => rows_tile::<4>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    3 => rows_tile::<3>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    2 => rows_tile::<2>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                    _ => rows_tile::<1>(k, cols, a, (a_rs, a_cs), b, ldb, c, ldc, beta),
+                }
+            }
+            j0 += NV * LANES;
+        }
+        i0 += 8;
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn rows_tile<const MR: usize>(
+    k: usize,
+    cols: usize,
+    a: *const f32,
+    (a_rs, a_cs): (usize, usize),
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    let masks = [lane_mask(cols, 0), lane_mask(cols, 1), lane_mask(cols, 2)];
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    // SAFETY: the caller guarantees the tile lies inside the buffers; masked lanes are not
+    // touched in memory.
+    unsafe {
+        if cols == NV * LANES {
+            for p in 0..k {
+                let row = b.add(p * ldb);
+                let bv = [
+                    _mm512_loadu_ps(row),
+                    _mm512_loadu_ps(row.add(LANES)),
+                    _mm512_loadu_ps(row.add(2 * LANES)),
+                ];
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(i * a_rs + p * a_cs));
+                    for v in 0..NV {
+                        acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
+                    }
+                }
+            }
+        } else {
+            for p in 0..k {
+                let row = b.add(p * ldb);
+                let bv = [
+                    _mm512_maskz_loadu_ps(masks[0], row),
+                    _mm512_maskz_loadu_ps(masks[1], row.add(LANES)),
+                    _mm512_maskz_loadu_ps(masks[2], row.add(2 * LANES)),
+                ];
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(i * a_rs + p * a_cs));
+                    for v in 0..NV {
+                        acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
+                    }
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (v, &value) in acc.iter().enumerate() {
+                if masks[v] == 0 {
+                    continue;
+                }
+                let out = c.add(i * ldc + v * LANES);
+                let value = if beta != 0.0 {
+                    let old = _mm512_maskz_loadu_ps(masks[v], out);
+                    _mm512_fmadd_ps(_mm512_set1_ps(beta), old, value)
+                } else {
+                    value
+                };
+                _mm512_mask_storeu_ps(out, masks[v], value);
+            }
+        }
+    }
+}
+
+/// `c[i*ldc + j] = sum_p a[i*lda + p] * bt[j*ldbt + p] (+ beta * c)`: rows of `a` against
+/// rows of `bt` (the columns of `b`), for an `m x n` result with inner dimension `k`.
+///
+/// # Safety
+/// AVX-512F must be available; every index above must lie inside its buffer.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_dot(
+    (m, n, k): (usize, usize, usize),
+    a: *const f32,
+    lda: usize,
+    bt: *const f32,
+    ldbt: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    const T: usize = 4;
+    let full = k / LANES * LANES;
+    let tail = lane_mask(k - full, 0);
+    let mut i0 = 0;
+    while i0 < m {
+        let rows = (m - i0).min(T);
+        let mut j0 = 0;
+        while j0 < n {
+            let cols = (n - j0).min(T);
+            let mut acc = [[_mm512_setzero_ps(); T]; T];
+            // SAFETY: rows i0..i0+rows of a and j0..j0+cols of bt hold k values each; rows
+            // or columns beyond the tile reuse the last valid one and are not stored.
+            unsafe {
+                let ar: [*const f32; T] =
+                    std::array::from_fn(|i| a.add((i0 + i.min(rows - 1)) * lda));
+                let br: [*const f32; T] =
+                    std::array::from_fn(|j| bt.add((j0 + j.min(cols - 1)) * ldbt));
+                let mut p = 0;
+                while p < full {
+                    let av: [__m512; T] = std::array::from_fn(|i| _mm512_loadu_ps(ar[i].add(p)));
+                    let bv: [__m512; T] = std::array::from_fn(|j| _mm512_loadu_ps(br[j].add(p)));
+                    for i in 0..T {
+                        for j in 0..T {
+                            acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
+                        }
+                    }
+                    p += LANES;
+                }
+                if full < k {
+                    let av: [__m512; T] =
+                        std::array::from_fn(|i| _mm512_maskz_loadu_ps(tail, ar[i].add(full)));
+                    let bv: [__m512; T] =
+                        std::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, br[j].add(full)));
+                    for i in 0..T {
+                        for j in 0..T {
+                            acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
+                        }
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate().take(rows) {
+                    for (j, &acc) in acc.iter().enumerate().take(cols) {
+                        let out = c.add((i0 + i) * ldc + j0 + j);
+                        let sum = _mm512_reduce_add_ps(acc);
+                        *out = if beta != 0.0 { sum + beta * *out } else { sum };
+                    }
+                }
+            }
+            j0 += T;
+        }
+        i0 += T;
+    }
+}
+
+/// Row operations with AVX-512 masked vectors, for the short rows (10 to 28 values) that
+/// im2col moves: no call to `memcpy` per row.
+struct Avx512Rows;
+
+impl RowOps for Avx512Rows {
+    #[inline(always)]
+    fn copy(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len().min(src.len());
+        let mut i = 0;
+        while i < n {
+            let m = lane_mask(n - i, 0);
+            // SAFETY: only inlined into AVX-512 functions below; masked lanes stay inside n.
+            unsafe {
+                _mm512_mask_storeu_ps(
+                    dst.as_mut_ptr().add(i),
+                    m,
+                    _mm512_maskz_loadu_ps(m, src.as_ptr().add(i)),
+                )
+            };
+            i += LANES;
+        }
+    }
+
+    #[inline(always)]
+    fn add(dst: &mut [f32], src: &[f32]) {
+        let n = dst.len().min(src.len());
+        let mut i = 0;
+        while i < n {
+            let m = lane_mask(n - i, 0);
+            // SAFETY: as in `copy`.
+            unsafe {
+                let d = dst.as_mut_ptr().add(i);
+                let sum = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(m, d),
+                    _mm512_maskz_loadu_ps(m, src.as_ptr().add(i)),
+                );
+                _mm512_mask_storeu_ps(d, m, sum);
+            }
+            i += LANES;
+        }
+    }
+}
+
+/// im2col with AVX-512 row copies.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn im2col_avx512(
+    x: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    cols: &mut [f32],
+) {
+    im2col_with::<Avx512Rows>(x, samples, h, w, g, cols)
+}
+
+/// col2im with AVX-512 row additions.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn col2im_avx512(
+    cols: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    dx: &mut [f32],
+) {
+    col2im_with::<Avx512Rows>(cols, samples, h, w, g, dx)
+}
+
+/// Direct convolution of one single-channel image (LeNet's conv1: one input channel, stride 1,
+/// no padding, output rows of at most 32): `y[o, i, j] = b[o] + sum_{u,v} w[o, u, v]
+/// x[i + u, j + v]`. Each output row of up to 8 channels is held in registers while the K*K
+/// shifted input rows stream past, so no im2col matrix is built.
+///
+/// # Safety
+/// AVX-512F must be available; `x` holds `h * w` values, `y` holds `c_out * oh * ow`, `weight`
+/// `c_out * k * k`, `bias` `c_out`, with `ow = w - k + 1 <= 32` and `oh = h - k + 1`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn conv1ch_forward(
+    x: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+) {
+    let c_out = bias.len();
+    let mut o0 = 0;
+    while o0 < c_out {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (c_out - o0).min(8) {
+                8 => conv1ch_forward_block::<8>(x, (h, w), k, o0, weight, bias, y),
+                7 => conv1ch_forward_block::<7>(x, (h, w), k, o0, weight, bias, y),
+                6 => conv1ch_forward_block::<6>(x, (h, w), k, o0, weight, bias, y),
+                5 => conv1ch_forward_block::<5>(x, (h, w), k, o0, weight, bias, y),
+                4 => conv1ch_forward_block::<4>(x, (h, w), k, o0, weight, bias, y),
+                3 => conv1ch_forward_block::<3>(x, (h, w), k, o0, weight, bias, y),
+                2 => conv1ch_forward_block::<2>(x, (h, w), k, o0, weight, bias, y),
+                _ => conv1ch_forward_block::<1>(x, (h, w), k, o0, weight, bias, y),
+            }
+        }
+        o0 += 8;
+    }
+}
+
+/// Output channels `o0 .. o0 + B` of [`conv1ch_forward`], B known at compile time so the
+/// accumulators stay in registers.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn conv1ch_forward_block<const B: usize>(
+    x: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    o0: usize,
+    weight: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+) {
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let masks = [lane_mask(ow, 0), lane_mask(ow, 1)];
+    {
+        for i in 0..oh {
+            let mut acc = [[_mm512_setzero_ps(); 2]; B];
+            for (o, acc) in acc.iter_mut().enumerate() {
+                *acc = [_mm512_set1_ps(bias[o0 + o]); 2];
+            }
+            for u in 0..k {
+                for v in 0..k {
+                    // SAFETY: row i + u < h and columns v .. v + ow <= w, masked beyond ow.
+                    let (x0, x1) = unsafe {
+                        let row = x.as_ptr().add((i + u) * w + v);
+                        (
+                            _mm512_maskz_loadu_ps(masks[0], row),
+                            _mm512_maskz_loadu_ps(masks[1], row.add(LANES)),
+                        )
+                    };
+                    for (o, acc) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(weight[((o0 + o) * k + u) * k + v]);
+                        acc[0] = _mm512_fmadd_ps(wv, x0, acc[0]);
+                        acc[1] = _mm512_fmadd_ps(wv, x1, acc[1]);
+                    }
+                }
+            }
+            for (o, acc) in acc.iter().enumerate() {
+                // SAFETY: the row o, i of y holds ow values; lanes beyond are masked.
+                unsafe {
+                    let out = y.as_mut_ptr().add(((o0 + o) * oh + i) * ow);
+                    _mm512_mask_storeu_ps(out, masks[0], acc[0]);
+                    _mm512_mask_storeu_ps(out.add(LANES), masks[1], acc[1]);
+                }
+            }
+        }
+    }
+}
+
+/// Weight and bias gradients of [`conv1ch_forward`] for one image, added to `dw` and `db`:
+/// `dw[o, u, v] += sum_{i,j} dy[o, i, j] x[i + u, j + v]`, `db[o] += sum_{i,j} dy[o, i, j]`.
+///
+/// # Safety
+/// As [`conv1ch_forward`], with `dy` shaped like `y`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn conv1ch_weight_grad(
+    x: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let plane = (h - k + 1) * (w - k + 1);
+    let c_out = db.len();
+    let mut o0 = 0;
+    while o0 < c_out {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (c_out - o0).min(8) {
+                8 => conv1ch_weight_grad_block::<8>(x, (h, w), k, o0, dy, dw),
+                7 => conv1ch_weight_grad_block::<7>(x, (h, w), k, o0, dy, dw),
+                6 => conv1ch_weight_grad_block::<6>(x, (h, w), k, o0, dy, dw),
+                5 => conv1ch_weight_grad_block::<5>(x, (h, w), k, o0, dy, dw),
+                4 => conv1ch_weight_grad_block::<4>(x, (h, w), k, o0, dy, dw),
+                3 => conv1ch_weight_grad_block::<3>(x, (h, w), k, o0, dy, dw),
+                2 => conv1ch_weight_grad_block::<2>(x, (h, w), k, o0, dy, dw),
+                _ => conv1ch_weight_grad_block::<1>(x, (h, w), k, o0, dy, dw),
+            }
+        }
+        o0 += 8;
+    }
+    for (o, db) in db.iter_mut().enumerate() {
+        *db += super::sum(&dy[o * plane..(o + 1) * plane]);
+    }
+}
+
+/// Output channels `o0 .. o0 + B` of [`conv1ch_weight_grad`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn conv1ch_weight_grad_block<const B: usize>(
+    x: &[f32],
+    (h, w): (usize, usize),
+    k: usize,
+    o0: usize,
+    dy: &[f32],
+    dw: &mut [f32],
+) {
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let masks = [lane_mask(ow, 0), lane_mask(ow, 1)];
+    let plane = oh * ow;
+    {
+        for u in 0..k {
+            for v in 0..k {
+                let mut acc = [[_mm512_setzero_ps(); 2]; B];
+                for i in 0..oh {
+                    // SAFETY: as in the forward pass; dy rows hold ow values.
+                    unsafe {
+                        let row = x.as_ptr().add((i + u) * w + v);
+                        let x0 = _mm512_maskz_loadu_ps(masks[0], row);
+                        let x1 = _mm512_maskz_loadu_ps(masks[1], row.add(LANES));
+                        for (o, acc) in acc.iter_mut().enumerate() {
+                            let d = dy.as_ptr().add((o0 + o) * plane + i * ow);
+                            acc[0] =
+                                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(masks[0], d), x0, acc[0]);
+                            acc[1] = _mm512_fmadd_ps(
+                                _mm512_maskz_loadu_ps(masks[1], d.add(LANES)),
+                                x1,
+                                acc[1],
+                            );
+                        }
+                    }
+                }
+                for (o, acc) in acc.iter().enumerate() {
+                    dw[((o0 + o) * k + u) * k + v] +=
+                        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+                }
+            }
+        }
+    }
+}
+
+/// im2col for narrow images (rows of at most 16 values, stride 1, no padding; LeNet's conv2):
+/// each input row is loaded once and its K shifted copies are stored with one permute each,
+/// instead of K short copies.
+///
+/// # Safety
+/// AVX-512F must be available; `w <= 16`, stride 1, no padding; buffers as for im2col.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn im2col_narrow(
+    x: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    cols: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let positions = oh * ow;
+    let width = samples * positions;
+    let (in_mask, out_mask) = (lane_mask(w, 0), lane_mask(ow, 0));
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    assert!(x.len() >= samples * g.c_in * h * w && cols.len() >= g.col_rows() * width);
+    for s in 0..samples {
+        for c in 0..g.c_in {
+            let plane = (s * g.c_in + c) * h * w;
+            for u in 0..k {
+                for i in 0..oh {
+                    // SAFETY: row i + u of the plane holds w values (masked load); each store
+                    // writes ow values of one im2col row (bounds asserted above).
+                    unsafe {
+                        let row =
+                            _mm512_maskz_loadu_ps(in_mask, x.as_ptr().add(plane + (i + u) * w));
+                        for v in 0..k {
+                            let shifted = _mm512_permutexvar_ps(
+                                _mm512_add_epi32(iota, _mm512_set1_epi32(v as i32)),
+                                row,
+                            );
+                            let dst = cols
+                                .as_mut_ptr()
+                                .add(((c * k + u) * k + v) * width + s * positions + i * ow);
+                            _mm512_mask_storeu_ps(dst, out_mask, shifted);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_narrow`]: each input row gathers its K shifted column segments in
+/// a register and is stored once. `dx` must be zeroed by the caller.
+///
+/// # Safety
+/// As [`im2col_narrow`].
+#[target_feature(enable = "avx512f")]
+pub unsafe fn col2im_narrow(
+    cols: &[f32],
+    samples: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+    dx: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let positions = oh * ow;
+    let width = samples * positions;
+    let (in_mask, out_mask) = (lane_mask(w, 0), lane_mask(ow, 0));
+    let iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    assert!(dx.len() >= samples * g.c_in * h * w && cols.len() >= g.col_rows() * width);
+    for s in 0..samples {
+        for c in 0..g.c_in {
+            let plane = (s * g.c_in + c) * h * w;
+            for u in 0..k {
+                for i in 0..oh {
+                    // SAFETY: as in im2col_narrow.
+                    unsafe {
+                        let out = dx.as_mut_ptr().add(plane + (i + u) * w);
+                        let mut acc = _mm512_maskz_loadu_ps(in_mask, out);
+                        for v in 0..k {
+                            let src = cols
+                                .as_ptr()
+                                .add(((c * k + u) * k + v) * width + s * positions + i * ow);
+                            let seg = _mm512_maskz_loadu_ps(out_mask, src);
+                            // Lane j takes seg[j - v] for v <= j < v + ow, zero elsewhere.
+                            let idx = _mm512_sub_epi32(iota, _mm512_set1_epi32(v as i32));
+                            let lanes = ((1u32 << ow) - 1) << v;
+                            acc = _mm512_add_ps(
+                                acc,
+                                _mm512_maskz_permutexvar_ps(lanes as __mmask16, idx, seg),
+                            );
+                        }
+                        _mm512_mask_storeu_ps(out, in_mask, acc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Direct convolution for narrow outputs (rows of at most 16 values, stride 1, no padding;
+/// LeNet's conv2): registers hold two output rows of 8 channels while the C*K*K shifted input
+/// rows stream past; each weight broadcast serves both rows. No im2col matrix is written.
+///
+/// `wt` is the weight transposed to `[C*K*K, O]`, so a step's broadcasts read consecutive
+/// values.
+///
+/// # Safety
+/// AVX-512F must be available; `x` holds `samples` images `[C, H, W]`, `y` as many
+/// `[O, OH, OW]`, with `OW <= 16`; `wt` holds `C*K*K*O` values and `bias` `O`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv_narrow_forward(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    assert!(
+        ow <= LANES
+            && x.len() >= samples * g.c_in * h * w
+            && y.len() >= samples * g.c_out * oh * ow
+    );
+    assert!(wt.len() >= g.col_rows() * g.c_out && bias.len() >= g.c_out);
+    for s in 0..samples {
+        let x = x[s * g.c_in * h * w..].as_ptr();
+        let y = y[s * g.c_out * oh * ow..].as_mut_ptr();
+        let mut o0 = 0;
+        while o0 < g.c_out {
+            let size = (g.c_out - o0).min(8);
+            let mut i = 0;
+            while i < oh {
+                let pair = oh - i >= 2;
+                // SAFETY: bounds asserted above; rows i and i + 1 (when pair) exist.
+                unsafe {
+                    match size {
+                        8 => narrow_forward_tile::<8>(x, (h, w), g, o0, i, pair, wt, bias, y),
+                        4..=7 => narrow_forward_tile::<4>(x, (h, w), g, o0, i, pair, wt, bias, y),
+                        _ => narrow_forward_tile::<1>(x, (h, w), g, o0, i, pair, wt, bias, y),
+                    }
+                }
+                i += 2;
+            }
+            o0 += match size {
+                8 => 8,
+                4..=7 => 4,
+                _ => 1,
+            };
+        }
+    }
+}
+
+/// Output rows `i` and `i + 1` (when `pair`) of channels `o0 .. o0 + B`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_forward_tile<const B: usize>(
+    x: *const f32,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    o0: usize,
+    i: usize,
+    pair: bool,
+    wt: &[f32],
+    bias: &[f32],
+    y: *mut f32,
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let mask = lane_mask(ow, 0);
+    let c_out = g.c_out;
+    let mut acc0: [__m512; B] = std::array::from_fn(|o| _mm512_set1_ps(bias[o0 + o]));
+    let mut acc1 = acc0;
+    let wt = wt.as_ptr();
+    // SAFETY: the caller guarantees rows i (and i + 1) plus k - 1 exist in every channel and
+    // that wt holds C*K*K rows of c_out values.
+    unsafe {
+        for c in 0..g.c_in {
+            for u in 0..k {
+                let row0 = x.add((c * h + i + u) * w);
+                let row1 = if pair { row0.add(w) } else { row0 };
+                for v in 0..k {
+                    let seg0 = _mm512_maskz_loadu_ps(mask, row0.add(v));
+                    let seg1 = _mm512_maskz_loadu_ps(mask, row1.add(v));
+                    let wr = wt.add(((c * k + u) * k + v) * c_out + o0);
+                    for o in 0..B {
+                        let wv = _mm512_set1_ps(*wr.add(o));
+                        acc0[o] = _mm512_fmadd_ps(wv, seg0, acc0[o]);
+                        acc1[o] = _mm512_fmadd_ps(wv, seg1, acc1[o]);
+                    }
+                }
+            }
+        }
+        for o in 0..B {
+            let out = y.add(((o0 + o) * oh + i) * ow);
+            _mm512_mask_storeu_ps(out, mask, acc0[o]);
+            if pair {
+                _mm512_mask_storeu_ps(out.add(ow), mask, acc1[o]);
+            }
+        }
+    }
+}
+
+/// Weight and bias gradients of [`conv_narrow_forward`] over `samples` images, added to `dw`
+/// `[O, C*K*K]` and `db` `[O]`. Registers hold 8 channels x 2 kernel columns; each loaded
+/// output-gradient row serves both, each input row all 8 channels. Sums over the chunk's
+/// rows stay in registers and are reduced once.
+///
+/// # Safety
+/// As [`conv_narrow_forward`], with `dy` shaped like `y`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv_narrow_weight_grad(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    assert!(
+        ow <= LANES
+            && x.len() >= samples * g.c_in * h * w
+            && dy.len() >= samples * g.c_out * oh * ow
+    );
+    assert!(dw.len() >= g.c_out * g.col_rows() && db.len() >= g.c_out);
+    let mut o0 = 0;
+    while o0 < g.c_out {
+        let size = (g.c_out - o0).min(8);
+        for c in 0..g.c_in {
+            for u in 0..k {
+                let mut v = 0;
+                while v < k {
+                    let two = k - v >= 2;
+                    // SAFETY: bounds asserted above.
+                    unsafe {
+                        match size {
+                            8 => narrow_weight_grad_tile::<8>(
+                                x,
+                                samples,
+                                (h, w),
+                                g,
+                                o0,
+                                (c, u, v),
+                                two,
+                                dy,
+                                dw,
+                            ),
+                            4..=7 => narrow_weight_grad_tile::<4>(
+                                x,
+                                samples,
+                                (h, w),
+                                g,
+                                o0,
+                                (c, u, v),
+                                two,
+                                dy,
+                                dw,
+                            ),
+                            _ => narrow_weight_grad_tile::<1>(
+                                x,
+                                samples,
+                                (h, w),
+                                g,
+                                o0,
+                                (c, u, v),
+                                two,
+                                dy,
+                                dw,
+                            ),
+                        }
+                    }
+                    v += 2;
+                }
+            }
+        }
+        o0 += match size {
+            8 => 8,
+            4..=7 => 4,
+            _ => 1,
+        };
+    }
+    let plane = oh * ow;
+    for (o, db) in db.iter_mut().enumerate().take(g.c_out) {
+        for s in 0..samples {
+            *db += super::sum(&dy[(s * g.c_out + o) * plane..][..plane]);
+        }
+    }
+}
+
+/// Gradients of the weights (o0 .. o0 + B, c, u, v) and, when `two`, (.., v + 1).
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_weight_grad_tile<const B: usize>(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    o0: usize,
+    (c, u, v): (usize, usize, usize),
+    two: bool,
+    dy: &[f32],
+    dw: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let mask = lane_mask(ow, 0);
+    let mut acc0 = [_mm512_setzero_ps(); B];
+    let mut acc1 = [_mm512_setzero_ps(); B];
+    // SAFETY: the caller asserted the buffer sizes; column v + 1 is read only when `two`.
+    unsafe {
+        for s in 0..samples {
+            let xs = x.as_ptr().add((s * g.c_in + c) * h * w + u * w + v);
+            let ds = dy.as_ptr().add((s * g.c_out + o0) * oh * ow);
+            for i in 0..oh {
+                let seg0 = _mm512_maskz_loadu_ps(mask, xs.add(i * w));
+                let seg1 = if two {
+                    _mm512_maskz_loadu_ps(mask, xs.add(i * w + 1))
+                } else {
+                    seg0
+                };
+                for o in 0..B {
+                    let d = _mm512_maskz_loadu_ps(mask, ds.add((o * oh + i) * ow));
+                    acc0[o] = _mm512_fmadd_ps(d, seg0, acc0[o]);
+                    acc1[o] = _mm512_fmadd_ps(d, seg1, acc1[o]);
+                }
+            }
+        }
+    }
+    let rows = g.col_rows();
+    let r = (c * k + u) * k + v;
+    for o in 0..B {
+        dw[(o0 + o) * rows + r] += _mm512_reduce_add_ps(acc0[o]);
+        if two {
+            dw[(o0 + o) * rows + r + 1] += _mm512_reduce_add_ps(acc1[o]);
+        }
+    }
+}
