@@ -10,10 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::data::{self, Mnist, Preprocess, fetch};
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
-use crate::optim::config::{BatchPolicy, Overrides};
-use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
+use crate::optim::config::BatchPolicy;
+use crate::optim::{OptimizerConfig, OptimizerName, Schedule};
+use crate::train::options::Options;
 use crate::train::run;
-use crate::train::{DataConfig, EpochMetrics, Observer, TrainConfig, evaluate};
+use crate::train::{EpochMetrics, Observer, TrainConfig, evaluate};
 
 /// Prints a line on stdout; a closed pipe (`lenet ... | head`) ends the program quietly
 /// instead of panicking.
@@ -418,7 +419,27 @@ fn print_optimizers() {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        let overrides = Overrides {
+        let schedule = match self.schedule {
+            ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::Step => Schedule::Step {
+                step_size: self.step_size,
+                gamma: self.gamma,
+            },
+            ScheduleKind::Exponential => Schedule::Exponential { gamma: self.gamma },
+            ScheduleKind::Cosine => Schedule::Cosine {
+                t_max: self
+                    .t_max
+                    .unwrap_or(self.epochs.saturating_sub(self.warmup_epochs).max(1)),
+                eta_min: self.eta_min,
+            },
+        };
+        let options = Options {
+            arch: Some(self.model.arch),
+            batch_norm: Some(self.model.batch_norm),
+            dropout: Some(self.model.dropout),
+            activation: Some(self.model.activation),
+            pooling: Some(self.model.pooling),
+            optimizer: Some(self.optimizer),
             lr: self.lr,
             momentum: self.momentum,
             dampening: self.dampening,
@@ -434,57 +455,16 @@ impl TrainArgs {
             amsgrad: self.amsgrad.then_some(true),
             weight_decay: self.weight_decay,
             decoupled_weight_decay: self.decoupled_weight_decay.then_some(true),
+            schedule: Some(schedule),
+            warmup_epochs: Some(self.warmup_epochs),
+            batch_size: self.batch_size,
+            epochs: Some(self.epochs),
+            seed: Some(self.seed),
+            valid_size: Some(self.valid_size),
+            split_seed: Some(self.split_seed),
+            preprocess: self.preprocess,
         };
-        let optimizer =
-            OptimizerConfig::resolve(self.optimizer, &overrides).map_err(anyhow::Error::msg)?;
-        let batch_size = match (self.optimizer.fixed_batch(), self.batch_size) {
-            (Some(BatchPolicy::FullBatch), None) => 0,
-            (Some(BatchPolicy::Fixed(b)), None) => b,
-            (Some(_), Some(b)) => bail!(
-                "--batch-size {b} does not apply to {}: gd uses the whole training split and sgd one \
-                 sample per step; use minibatch-sgd for SGD on mini-batches",
-                self.optimizer.as_str()
-            ),
-            (None, Some(0)) => bail!("--batch-size must be at least 1"),
-            (None, b) => b.unwrap_or(64),
-        };
-        let schedule = ScheduleConfig {
-            schedule: match self.schedule {
-                ScheduleKind::Constant => Schedule::Constant,
-                ScheduleKind::Step => Schedule::Step {
-                    step_size: self.step_size,
-                    gamma: self.gamma,
-                },
-                ScheduleKind::Exponential => Schedule::Exponential { gamma: self.gamma },
-                ScheduleKind::Cosine => Schedule::Cosine {
-                    t_max: self
-                        .t_max
-                        .unwrap_or(self.epochs.saturating_sub(self.warmup_epochs).max(1)),
-                    eta_min: self.eta_min,
-                },
-            },
-            warmup_epochs: self.warmup_epochs,
-        };
-        let model = self.model.config()?;
-        let preprocess = self.preprocess.unwrap_or(match model.arch {
-            Arch::Lecun1998 => Preprocess::Lecun,
-            Arch::Lenet5 => Preprocess::Unit,
-        });
-        let config = TrainConfig {
-            model,
-            optimizer,
-            schedule,
-            batch_size,
-            epochs: self.epochs,
-            seed: self.seed,
-            data: DataConfig {
-                valid_size: self.valid_size,
-                split_seed: self.split_seed,
-                preprocess,
-            },
-        };
-        config.validate()?;
-        Ok(config)
+        options.resolve().map_err(anyhow::Error::msg)
     }
 }
 

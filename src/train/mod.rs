@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod metrics;
+pub mod options;
 pub mod run;
 
 use std::path::{Path, PathBuf};
