@@ -12,6 +12,9 @@ use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule};
+use crate::stats::summary::summarize;
+use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
+use crate::study::{Phase, StudyFile, describe_point};
 use crate::train::options::Options;
 use crate::train::run;
 use crate::train::{EpochMetrics, Observer, TrainConfig, evaluate};
@@ -61,6 +64,56 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Evaluate a saved model on the test set.
     Eval(EvalArgs),
+    /// Run a study (many configurations x seeds, tuned on the validation split) and summarise it.
+    #[command(subcommand)]
+    Study(StudyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StudyCommand {
+    /// Run a study, or this machine's shard of it. Finished runs are skipped and interrupted
+    /// ones resume from their last epoch, so running the same command again continues.
+    Run(StudyRunArgs),
+    /// Show finished, started and remaining runs, and an estimate of the time left.
+    Status {
+        /// The study directory.
+        dir: PathBuf,
+    },
+    /// Print the statistics tables and write summary.md, summary.csv and summary.json.
+    Summary {
+        /// The study directory.
+        dir: PathBuf,
+    },
+    /// Copy the finished runs of shards that ran in separate directories into one.
+    Merge {
+        /// The directory to merge into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Study directories of the shards.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StudyRunArgs {
+    /// A study file [default: the shipped regularization study, studies/regularization.toml]
+    file: Option<PathBuf>,
+    /// The study directory [default: studies-out/<study name>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only part K of N of the study's runs (for SLURM job arrays, Kubernetes indexed
+    /// jobs, or several machines). Shards may share one directory or be merged afterwards.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Runs at a time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Threads per run [default: all cores divided by --jobs]
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    data: DataDirArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -326,6 +379,7 @@ pub fn run() -> Result<()> {
         }
         Command::Train(args) => with_threads(args.threads, || train(*args)),
         Command::Eval(args) => with_threads(args.threads, || eval(&args)),
+        Command::Study(command) => study(command),
     }
 }
 
@@ -613,5 +667,184 @@ fn eval(args: &EvalArgs) -> Result<()> {
         model.arch,
         net.param_count()
     );
+    Ok(())
+}
+
+/// The shipped default study.
+const DEFAULT_STUDY: &str = include_str!("../studies/regularization.toml");
+
+fn load_study_dir(dir: &Path) -> Result<StudyFile> {
+    let path = dir.join(STUDY_FILE);
+    if !path.exists() {
+        bail!(
+            "{} is not a study directory (it has no {STUDY_FILE})",
+            dir.display()
+        );
+    }
+    Ok(StudyFile::load(&path)?)
+}
+
+fn study(command: StudyCommand) -> Result<()> {
+    match command {
+        StudyCommand::Run(args) => study_run(&args),
+        StudyCommand::Status { dir } => {
+            let study = load_study_dir(&dir)?;
+            let s = execute::status(&study, &dir)?;
+            say!("study {} in {}", study.name, dir.display());
+            say!(
+                "  tuning runs: {}/{} finished",
+                s.tuning_done,
+                s.tuning_total
+            );
+            match s.final_total {
+                Some(total) => say!("  final runs:  {}/{} finished", s.final_done, total),
+                None => say!(
+                    "  final runs:  planned once tuning is finished ({} configurations x {} seeds)",
+                    study.configs.len(),
+                    study.seeds
+                ),
+            }
+            say!(
+                "  started but unfinished (running or interrupted): {}",
+                s.started
+            );
+            say!("  diverged: {}", s.diverged);
+            match s.seconds_left(&study) {
+                Some(left) if left > 0.0 => say!(
+                    "  time left: about {} at one run at a time (from the mean time of finished runs)",
+                    human_seconds(left)
+                ),
+                Some(_) => say!(
+                    "  time left: none; `lenet study summary {}` gives the results",
+                    dir.display()
+                ),
+                None => say!("  time left: unknown until a run has finished"),
+            }
+            Ok(())
+        }
+        StudyCommand::Summary { dir } => {
+            let study = load_study_dir(&dir)?;
+            let summary = summarize(&study, &dir)?;
+            summary.write(&dir)?;
+            say!("{}", summary.markdown());
+            eprintln!(
+                "wrote summary.md, summary.csv and summary.json in {}",
+                dir.display()
+            );
+            Ok(())
+        }
+        StudyCommand::Merge { out, dirs } => {
+            let sources: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+            let copied = execute::merge(&out, &sources)?;
+            say!("merged {copied} finished runs into {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+fn study_run(args: &StudyRunArgs) -> Result<()> {
+    let (text, origin) = match &args.file {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            DEFAULT_STUDY.to_string(),
+            "studies/regularization.toml (shipped)".to_string(),
+        ),
+    };
+    let study = StudyFile::parse(&text, &origin)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("studies-out").join(&study.name));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let opts = ExecOptions {
+        shard: args.shard.unwrap_or(Shard::ALL),
+        jobs: args.jobs,
+        threads: args.threads.unwrap_or((cores / args.jobs).max(1)),
+    };
+    execute::prepare(&dir, &text)?;
+    let data = args.data.load()?;
+    if !args.data.quiet {
+        eprintln!(
+            "study {} ({}) -> {}; shard {}/{}, {} run(s) at a time with {} thread(s) each",
+            study.name,
+            origin,
+            dir.display(),
+            opts.shard.index,
+            opts.shard.count,
+            opts.jobs,
+            opts.threads
+        );
+    }
+    let quiet = args.data.quiet;
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let done = |spec: &crate::study::RunSpec, summary: &crate::train::Summary| {
+        if quiet {
+            return;
+        }
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let what = match spec.phase {
+            Phase::Tune => format!("tuning {} {}", spec.config, describe_point(&spec.point)),
+            Phase::Final => format!("{} seed {}", spec.config, spec.train.seed),
+        };
+        let result = match (
+            summary.status,
+            summary.test_accuracy,
+            summary.final_valid_accuracy,
+        ) {
+            (crate::train::metrics::Status::Diverged { epoch }, _, _) => {
+                format!("diverged in epoch {epoch}")
+            }
+            (_, Some(test), _) if spec.phase == Phase::Final => {
+                format!("test accuracy {:.2}%", 100.0 * test)
+            }
+            (_, _, Some(valid)) => format!("valid accuracy {:.2}%", 100.0 * valid),
+            _ => String::new(),
+        };
+        say!(
+            "[{n}] {what}: {result} ({:.1} s) run {}",
+            summary.wall_seconds,
+            spec.id
+        );
+    };
+    match execute::run_study(&study, &data, &dir, opts, &done)? {
+        StudyOutcome::Complete => {
+            if opts.shard.count == 1 {
+                let summary = summarize(&study, &dir)?;
+                summary.write(&dir)?;
+                say!("{}", summary.markdown());
+                eprintln!(
+                    "wrote summary.md, summary.csv and summary.json in {}",
+                    dir.display()
+                );
+            } else {
+                say!(
+                    "shard {}/{} finished; when every shard has, `lenet study summary` (after `lenet study merge` if they wrote to separate directories)",
+                    opts.shard.index,
+                    opts.shard.count
+                );
+            }
+        }
+        StudyOutcome::WaitingForTuning { done, total } => say!(
+            "this shard's tuning runs are finished; {done}/{total} tuning runs of the study are. \
+             Run this command again when the other shards' tuning is done (or after merging) to \
+             plan and run the final runs."
+        ),
+    }
     Ok(())
 }

@@ -14,4 +14,7 @@ pub mod nn;
 pub mod optim;
 pub mod train;
 
+pub mod stats;
+pub mod study;
+
 pub mod cli;

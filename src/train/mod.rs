@@ -40,8 +40,8 @@ pub enum TrainError {
     #[error("checkpoint {0}")]
     Checkpoint(String),
     #[error(
-        "training diverged in epoch {epoch}: the loss became {loss}; lower the learning rate \
-         (the epochs before it are kept in metrics.csv)"
+        "training diverged in epoch {epoch}: the loss became {loss} (NaN, infinite or above \
+         100); lower the learning rate (the epochs before it are kept in metrics.csv)"
     )]
     Diverged { epoch: usize, loss: f64 },
 }
@@ -78,6 +78,11 @@ pub struct TrainConfig {
     pub seed: u64,
     pub data: DataConfig,
 }
+
+/// A run has diverged when its loss is NaN or infinite, or when an epoch's mean training or
+/// validation loss exceeds this: 43 times the loss of a uniform guess over 10 classes
+/// (ln 10 = 2.3), which no learning run reaches.
+pub const DIVERGENCE_LOSS: f64 = 100.0;
 
 /// Largest number of samples that go through the network at once; bigger batches (full-batch
 /// gradient descent) accumulate their gradient over chunks of this size, so memory is bounded.
@@ -304,10 +309,15 @@ impl Trainer {
             train_seconds,
             seconds: start.elapsed().as_secs_f64(),
         };
-        if !valid.loss.is_finite() {
+        let worst = train.loss.max(valid.loss);
+        if worst.is_nan() || worst > DIVERGENCE_LOSS {
             return Err(TrainError::Diverged {
                 epoch: self.epoch,
-                loss: valid.loss,
+                loss: if valid.loss.is_nan() {
+                    valid.loss
+                } else {
+                    worst
+                },
             });
         }
         self.history.push(m.clone());

@@ -1,0 +1,195 @@
+//! Statistics for comparing configurations over seeds: means with Student-t confidence
+//! intervals, Welch's t-test with Holm's correction for many pairs, and linear contrasts
+//! (main effects and interaction of a 2x2 design) with Welch–Satterthwaite degrees of freedom.
+//! [`summary`] applies them to a study's results.
+
+pub mod dist;
+pub mod summary;
+
+use serde::{Deserialize, Serialize};
+
+use dist::{t_cdf, t_quantile};
+
+/// Mean, standard deviation and 95% confidence interval of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub n: usize,
+    pub mean: f64,
+    /// Sample standard deviation (n - 1 in the denominator); 0 for one value.
+    pub sd: f64,
+    /// 95% CI half-width, mean ± t(0.975, n - 1) sd / sqrt(n); NaN for fewer than 2 values.
+    pub ci95: f64,
+}
+
+impl Estimate {
+    pub fn of(values: &[f64]) -> Option<Estimate> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let sd = var.sqrt();
+        let ci95 = if n > 1 {
+            t_quantile(0.975, (n - 1) as f64) * sd / (n as f64).sqrt()
+        } else {
+            f64::NAN
+        };
+        Some(Estimate { n, mean, sd, ci95 })
+    }
+
+    pub fn low(&self) -> f64 {
+        self.mean - self.ci95
+    }
+
+    pub fn high(&self) -> f64 {
+        self.mean + self.ci95
+    }
+}
+
+/// Welch's unequal-variance t-test of two samples' means.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welch {
+    pub t: f64,
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+}
+
+pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
+    let (ea, eb) = (Estimate::of(a)?, Estimate::of(b)?);
+    if ea.n < 2 || eb.n < 2 {
+        return None;
+    }
+    let (va, vb) = (ea.sd.powi(2) / ea.n as f64, eb.sd.powi(2) / eb.n as f64);
+    let se2 = va + vb;
+    if se2 == 0.0 {
+        // Identical constant samples: no evidence of a difference; different constants: certain.
+        let p = if ea.mean == eb.mean { 1.0 } else { 0.0 };
+        let t = if p == 1.0 {
+            0.0
+        } else {
+            f64::INFINITY.copysign(ea.mean - eb.mean)
+        };
+        return Some(Welch { t, df: f64::NAN, p });
+    }
+    let t = (ea.mean - eb.mean) / se2.sqrt();
+    let df = se2.powi(2) / (va.powi(2) / (ea.n - 1) as f64 + vb.powi(2) / (eb.n - 1) as f64);
+    let p = 2.0 * (1.0 - t_cdf(t.abs(), df));
+    Some(Welch { t, df, p })
+}
+
+/// Holm's step-down adjustment of p-values (controls the family-wise error rate).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+/// A linear contrast sum_i c_i mean_i of independent groups, with a 95% CI from Welch–
+/// Satterthwaite degrees of freedom.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contrast {
+    pub estimate: f64,
+    pub se: f64,
+    pub df: f64,
+    pub ci95: f64,
+    /// Two-sided p-value of estimate = 0.
+    pub p: f64,
+}
+
+pub fn contrast(groups: &[(&[f64], f64)]) -> Option<Contrast> {
+    let mut estimate = 0.0;
+    let (mut var, mut denom) = (0.0, 0.0);
+    for (values, c) in groups {
+        let e = Estimate::of(values)?;
+        if e.n < 2 {
+            return None;
+        }
+        estimate += c * e.mean;
+        let v = c * c * e.sd.powi(2) / e.n as f64;
+        var += v;
+        denom += v * v / (e.n - 1) as f64;
+    }
+    let se = var.sqrt();
+    if se == 0.0 {
+        return Some(Contrast {
+            estimate,
+            se,
+            df: f64::NAN,
+            ci95: 0.0,
+            p: if estimate == 0.0 { 1.0 } else { 0.0 },
+        });
+    }
+    let df = var * var / denom;
+    let ci95 = t_quantile(0.975, df) * se;
+    let p = 2.0 * (1.0 - t_cdf((estimate / se).abs(), df));
+    Some(Contrast {
+        estimate,
+        se,
+        df,
+        ci95,
+        p,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [f64; 5] = [0.9912, 0.9905, 0.9921, 0.9899, 0.9915];
+    const B: [f64; 5] = [0.9887, 0.9893, 0.9901, 0.9879, 0.9890];
+
+    fn close(a: f64, b: f64, tol: f64) {
+        assert!((a - b).abs() <= tol, "{a} vs {b}");
+    }
+
+    #[test]
+    fn confidence_interval_matches_scipy() {
+        // SciPy 1.17.1: m = a.mean(); h = a.std(ddof=1)/sqrt(5) * stats.t.ppf(0.975, 4)
+        //   -> (0.9899733246231803, 0.9921066753768195)
+        let e = Estimate::of(&A).unwrap();
+        close(e.low(), 0.9899733246231803, 1e-12);
+        close(e.high(), 0.9921066753768195, 1e-12);
+    }
+
+    #[test]
+    fn welch_matches_scipy() {
+        // SciPy 1.17.1: stats.ttest_ind(a, b, equal_var=False)
+        //   -> statistic 3.871867051805859, pvalue 0.0047653694095795614, df 7.967971677433757
+        let w = welch(&A, &B).unwrap();
+        close(w.t, 3.871867051805859, 1e-10);
+        close(w.df, 7.967971677433757, 1e-10);
+        close(w.p, 0.0047653694095795614, 1e-10);
+    }
+
+    #[test]
+    fn holm_matches_the_step_down_rule() {
+        // statsmodels multipletests([0.01, 0.04, 0.03, 0.005], method="holm")[1]
+        //   -> [0.03, 0.06, 0.06, 0.02]
+        let adj = holm(&[0.01, 0.04, 0.03, 0.005]);
+        for (a, b) in adj.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+            close(*a, b, 1e-15);
+        }
+    }
+
+    #[test]
+    fn two_group_contrast_is_welch() {
+        let c = contrast(&[(&A, 1.0), (&B, -1.0)]).unwrap();
+        let w = welch(&A, &B).unwrap();
+        close(c.estimate / c.se, w.t, 1e-12);
+        close(c.df, w.df, 1e-9);
+        close(c.p, w.p, 1e-12);
+    }
+}

@@ -1,0 +1,469 @@
+//! The statistics of a finished study: per configuration (over seeds), between
+//! configurations (pairwise Welch tests, Holm-corrected, and who is tied with the best), and
+//! for a 2x2 design the main effects and the interaction. Written as Markdown, CSV and JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Contrast, Estimate, contrast, holm, welch};
+use crate::study::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
+use crate::train::metrics::{self, Status};
+use crate::train::run::METRICS;
+
+/// Reaching a validation-accuracy target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetReach {
+    pub target: f64,
+    /// Runs that reached it (out of all runs, diverged included).
+    pub reached: usize,
+    /// Epochs and seconds to the first epoch at or above the target, over the runs that got
+    /// there.
+    pub epochs: Option<Estimate>,
+    pub seconds: Option<Estimate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    pub name: String,
+    /// The tuned hyperparameters, if any.
+    pub chosen: String,
+    pub runs: usize,
+    pub diverged: usize,
+    pub test_accuracy: Option<Estimate>,
+    pub test_loss: Option<Estimate>,
+    pub best_valid_accuracy: Option<Estimate>,
+    pub targets: Vec<TargetReach>,
+    pub wall_seconds: Option<Estimate>,
+    /// Not significantly different from the best configuration's test accuracy (Holm, 5%).
+    pub tied_with_best: bool,
+}
+
+/// A Welch test between two configurations' test accuracies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    /// Mean test accuracy of a minus b.
+    pub difference: f64,
+    pub t: f64,
+    pub df: f64,
+    pub p: f64,
+    pub p_holm: f64,
+    pub significant: bool,
+}
+
+/// Main effects and interaction of a 2x2 design on test accuracy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Factorial {
+    pub factors: [String; 2],
+    /// Mean over the other factor's levels of (level 1 - level 0).
+    pub main_effects: [Contrast; 2],
+    /// (b1 - b0 at a1) - (b1 - b0 at a0).
+    pub interaction: Contrast,
+}
+
+/// One tuning run's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TuningRow {
+    pub config: String,
+    pub point: String,
+    pub valid_accuracy: Option<f64>,
+    pub valid_loss: Option<f64>,
+    pub chosen: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StudySummary {
+    pub study: String,
+    pub seeds: usize,
+    pub configs: Vec<ConfigSummary>,
+    pub best: String,
+    pub pairs: Vec<Pair>,
+    pub factorial: Option<Factorial>,
+    pub tuning: Vec<TuningRow>,
+    /// Configurations and runs still missing; statistics cover what is finished.
+    pub missing_runs: usize,
+}
+
+fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string(run_dir(dir, &spec.id).join(METRICS)).ok()?;
+    let rows = metrics::from_csv(&text).ok()?;
+    let mut seconds = 0.0;
+    for r in rows {
+        seconds += r.seconds;
+        if r.valid_accuracy >= target {
+            return Some((r.epoch as f64, seconds));
+        }
+    }
+    None
+}
+
+/// Computes the summary of the study in `dir` from its run directories.
+pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyError> {
+    let chosen = choose(study, dir)?.ok_or_else(|| {
+        StudyError::Invalid(
+            "tuning is not finished; run `lenet study run` (all shards) first".into(),
+        )
+    })?;
+    let finals = study.final_runs(&chosen)?;
+    let mut missing = 0;
+    let mut accuracies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut configs = Vec::new();
+    for c in &study.configs {
+        let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
+        let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
+        let mut diverged = 0;
+        let mut runs = 0;
+        for spec in &specs {
+            let Some(s) = finished(dir, &spec.id) else {
+                missing += 1;
+                continue;
+            };
+            runs += 1;
+            wall.push(s.wall_seconds);
+            match s.status {
+                Status::Finished => {
+                    acc.extend(s.test_accuracy);
+                    loss.extend(s.test_loss);
+                    best.extend(s.best_valid_accuracy);
+                }
+                Status::Diverged { .. } => diverged += 1,
+            }
+        }
+        let targets = study
+            .targets
+            .iter()
+            .map(|&target| {
+                let hits: Vec<(f64, f64)> = specs
+                    .iter()
+                    .filter(|s| finished(dir, &s.id).is_some())
+                    .filter_map(|s| to_target(dir, s, target))
+                    .collect();
+                TargetReach {
+                    target,
+                    reached: hits.len(),
+                    epochs: Estimate::of(&hits.iter().map(|h| h.0).collect::<Vec<_>>()),
+                    seconds: Estimate::of(&hits.iter().map(|h| h.1).collect::<Vec<_>>()),
+                }
+            })
+            .collect();
+        configs.push(ConfigSummary {
+            name: c.name.clone(),
+            chosen: describe_point(chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[])),
+            runs,
+            diverged,
+            test_accuracy: Estimate::of(&acc),
+            test_loss: Estimate::of(&loss),
+            best_valid_accuracy: Estimate::of(&best),
+            targets,
+            wall_seconds: Estimate::of(&wall),
+            tied_with_best: false,
+        });
+        accuracies.insert(c.name.clone(), acc);
+    }
+    // The best configuration by mean test accuracy, then all pairs.
+    let best = configs
+        .iter()
+        .filter_map(|c| c.test_accuracy.map(|e| (c.name.clone(), e.mean)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n)
+        .unwrap_or_default();
+    let mut pairs = Vec::new();
+    for (i, a) in study.configs.iter().enumerate() {
+        for b in &study.configs[i + 1..] {
+            if let Some(w) = welch(&accuracies[&a.name], &accuracies[&b.name]) {
+                let diff = mean(&accuracies[&a.name]) - mean(&accuracies[&b.name]);
+                pairs.push(Pair {
+                    a: a.name.clone(),
+                    b: b.name.clone(),
+                    difference: diff,
+                    t: w.t,
+                    df: w.df,
+                    p: w.p,
+                    p_holm: f64::NAN,
+                    significant: false,
+                });
+            }
+        }
+    }
+    let adjusted = holm(&pairs.iter().map(|p| p.p).collect::<Vec<_>>());
+    for (p, adj) in pairs.iter_mut().zip(adjusted) {
+        p.p_holm = adj;
+        p.significant = adj < 0.05;
+    }
+    for c in configs.iter_mut() {
+        c.tied_with_best = c.test_accuracy.is_some()
+            && (c.name == best
+                || pairs.iter().any(|p| {
+                    ((p.a == best && p.b == c.name) || (p.b == best && p.a == c.name))
+                        && !p.significant
+                }));
+    }
+    let factorial = factorial(study, &accuracies);
+    let mut tuning = Vec::new();
+    for spec in study.tuning_runs()? {
+        let s = finished(dir, &spec.id);
+        let ok = s.as_ref().filter(|s| s.status == Status::Finished);
+        tuning.push(TuningRow {
+            config: spec.config.clone(),
+            point: describe_point(&spec.point),
+            valid_accuracy: ok.and_then(|s| s.final_valid_accuracy),
+            valid_loss: ok.and_then(|s| s.final_valid_loss),
+            chosen: chosen.get(&spec.config) == Some(&spec.point),
+        });
+    }
+    Ok(StudySummary {
+        study: study.name.clone(),
+        seeds: study.seeds,
+        configs,
+        best,
+        pairs,
+        factorial,
+        tuning,
+        missing_runs: missing,
+    })
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn factorial(study: &StudyFile, acc: &BTreeMap<String, Vec<f64>>) -> Option<Factorial> {
+    if study.factors.len() != 2 {
+        return None;
+    }
+    let cell = |a: u8, b: u8| -> Option<&[f64]> {
+        let c = study.configs.iter().find(|c| c.cell == Some([a, b]))?;
+        acc.get(&c.name).map(Vec::as_slice)
+    };
+    let (c00, c01, c10, c11) = (cell(0, 0)?, cell(0, 1)?, cell(1, 0)?, cell(1, 1)?);
+    let main_a = contrast(&[(c10, 0.5), (c11, 0.5), (c00, -0.5), (c01, -0.5)])?;
+    let main_b = contrast(&[(c01, 0.5), (c11, 0.5), (c00, -0.5), (c10, -0.5)])?;
+    let interaction = contrast(&[(c11, 1.0), (c10, -1.0), (c01, -1.0), (c00, 1.0)])?;
+    Some(Factorial {
+        factors: [study.factors[0].clone(), study.factors[1].clone()],
+        main_effects: [main_a, main_b],
+        interaction,
+    })
+}
+
+fn pct(e: &Option<Estimate>) -> String {
+    match e {
+        Some(e) if e.n > 1 => format!("{:.2}% ± {:.2}", 100.0 * e.mean, 100.0 * e.ci95),
+        Some(e) => format!("{:.2}%", 100.0 * e.mean),
+        None => "–".into(),
+    }
+}
+
+fn num(e: &Option<Estimate>, digits: usize) -> String {
+    match e {
+        Some(e) if e.n > 1 => format!("{:.*} ± {:.*}", digits, e.mean, digits, e.ci95),
+        Some(e) => format!("{:.*}", digits, e.mean),
+        None => "–".into(),
+    }
+}
+
+impl StudySummary {
+    /// The summary as Markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Study `{}`: summary\n", self.study);
+        let _ = writeln!(
+            s,
+            "Means over seeds with 95% confidence intervals (Student t, n - 1 degrees of freedom); \
+             test accuracy of the final weights. {} seeds per configuration.{}\n",
+            self.seeds,
+            if self.missing_runs > 0 {
+                format!(
+                    " **{} runs are not finished yet; statistics cover the finished ones.**",
+                    self.missing_runs
+                )
+            } else {
+                String::new()
+            }
+        );
+        let targets: Vec<String> = self.configs.first().map_or(vec![], |c| {
+            c.targets
+                .iter()
+                .map(|t| format!("epochs to {:.1}% (reached)", 100.0 * t.target))
+                .collect()
+        });
+        let _ = writeln!(
+            s,
+            "| configuration | tuned | runs | diverged | test accuracy | test loss | best valid accuracy | {} | seconds per run | tied with best |",
+            targets.join(" | ")
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|{}---|---|",
+            "---|".repeat(targets.len())
+        );
+        let mut order: Vec<&ConfigSummary> = self.configs.iter().collect();
+        order.sort_by(|a, b| {
+            let m = |c: &ConfigSummary| c.test_accuracy.map_or(f64::NEG_INFINITY, |e| e.mean);
+            m(b).total_cmp(&m(a))
+        });
+        for c in order {
+            let t: Vec<String> = c
+                .targets
+                .iter()
+                .map(|t| format!("{} ({}/{})", num(&t.epochs, 1), t.reached, c.runs))
+                .collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.name,
+                if c.chosen.is_empty() {
+                    "–"
+                } else {
+                    &c.chosen
+                },
+                c.runs,
+                c.diverged,
+                pct(&c.test_accuracy),
+                num(&c.test_loss, 4),
+                pct(&c.best_valid_accuracy),
+                t.join(" | "),
+                num(&c.wall_seconds, 1),
+                if c.tied_with_best { "yes" } else { "no" }
+            );
+        }
+        if !self.pairs.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Pairwise comparisons of test accuracy\n\nWelch's t-test for each pair, p-values \
+                 adjusted for {} comparisons with Holm's method; significant at 5% after adjustment.\n",
+                self.pairs.len()
+            );
+            let _ = writeln!(
+                s,
+                "| a | b | a − b (points) | t | df | p | p (Holm) | significant |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            for p in &self.pairs {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:+.3} | {:.2} | {:.1} | {:.4} | {:.4} | {} |",
+                    p.a,
+                    p.b,
+                    100.0 * p.difference,
+                    p.t,
+                    p.df,
+                    p.p,
+                    p.p_holm,
+                    if p.significant { "yes" } else { "no" }
+                );
+            }
+        }
+        if let Some(f) = &self.factorial {
+            let _ = writeln!(
+                s,
+                "\n## 2x2 design: effects on test accuracy\n\nEach effect is a contrast of the four \
+                 cell means; 95% CI from its standard error with Welch–Satterthwaite degrees of freedom.\n"
+            );
+            let _ = writeln!(s, "| effect | estimate (points) | 95% CI | p |");
+            let _ = writeln!(s, "|---|---|---|---|");
+            for (name, c) in [
+                (
+                    format!("main effect of {}", f.factors[0]),
+                    &f.main_effects[0],
+                ),
+                (
+                    format!("main effect of {}", f.factors[1]),
+                    &f.main_effects[1],
+                ),
+                (
+                    format!("interaction {} x {}", f.factors[0], f.factors[1]),
+                    &f.interaction,
+                ),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "| {name} | {:+.3} | [{:+.3}, {:+.3}] | {:.4} |",
+                    100.0 * c.estimate,
+                    100.0 * (c.estimate - c.ci95),
+                    100.0 * (c.estimate + c.ci95),
+                    c.p
+                );
+            }
+        }
+        if !self.tuning.is_empty() {
+            let _ = writeln!(s, "\n## Tuning on the validation split\n");
+            let _ = writeln!(
+                s,
+                "| configuration | setting | valid accuracy | valid loss | chosen |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for t in &self.tuning {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    t.config,
+                    t.point,
+                    t.valid_accuracy
+                        .map_or("diverged".into(), |a| format!("{:.2}%", 100.0 * a)),
+                    t.valid_loss.map_or("–".into(), |l| format!("{l:.4}")),
+                    if t.chosen { "✓" } else { "" }
+                );
+            }
+        }
+        s
+    }
+
+    /// One CSV row per configuration.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "config,tuned,runs,diverged,test_accuracy_mean,test_accuracy_sd,test_accuracy_ci95,\
+             test_loss_mean,test_loss_ci95,best_valid_accuracy_mean,wall_seconds_mean,tied_with_best",
+        );
+        let targets = self.configs.first().map_or(0, |c| c.targets.len());
+        for i in 0..targets {
+            let t = self.configs[0].targets[i].target;
+            let _ = write!(s, ",reached_{t},epochs_to_{t}_mean");
+        }
+        s.push('\n');
+        let f = |e: &Option<Estimate>, g: fn(&Estimate) -> f64| {
+            e.map_or(String::new(), |e| g(&e).to_string())
+        };
+        for c in &self.configs {
+            let _ = write!(
+                s,
+                "{},\"{}\",{},{},{},{},{},{},{},{},{},{}",
+                c.name,
+                c.chosen,
+                c.runs,
+                c.diverged,
+                f(&c.test_accuracy, |e| e.mean),
+                f(&c.test_accuracy, |e| e.sd),
+                f(&c.test_accuracy, |e| e.ci95),
+                f(&c.test_loss, |e| e.mean),
+                f(&c.test_loss, |e| e.ci95),
+                f(&c.best_valid_accuracy, |e| e.mean),
+                f(&c.wall_seconds, |e| e.mean),
+                c.tied_with_best
+            );
+            for t in &c.targets {
+                let _ = write!(s, ",{},{}", t.reached, f(&t.epochs, |e| e.mean));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// Writes summary.md, summary.csv and summary.json into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), StudyError> {
+        let w = |name: &str, text: String| {
+            crate::train::write_atomically(&dir.join(name), text.as_bytes())
+        };
+        w("summary.md", self.markdown())?;
+        w("summary.csv", self.csv())?;
+        w(
+            "summary.json",
+            serde_json::to_string_pretty(self).expect("serialisable") + "\n",
+        )?;
+        Ok(())
+    }
+}

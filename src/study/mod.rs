@@ -1,0 +1,384 @@
+//! Studies: a TOML file that names configurations, how many seeds each runs, and optionally a
+//! learning-rate (or other hyperparameter) grid tuned on the validation split first.
+//!
+//! ```toml
+//! name = "optimizers"
+//! seeds = 5                  # final runs use seeds 0..5
+//! targets = [0.985, 0.99]    # validation-accuracy targets for time-to-target
+//! factors = ["dropout", "batch normalization"]   # optional: a 2x2 design (see `cell`)
+//!
+//! [defaults]                 # training options shared by every configuration
+//! epochs = 15
+//! batch_size = 64
+//!
+//! [tuning]                   # how grid points are compared: a short budget, one seed
+//! epochs = 2
+//! seed = 1000
+//!
+//! [[config]]
+//! name = "momentum"
+//! options = { optimizer = "momentum" }
+//! grid = { lr = [0.003, 0.01, 0.03, 0.1], momentum = [0.9, 0.99] }
+//! ```
+//!
+//! Every run has an ID derived from its fully resolved configuration (the first 16 hex digits
+//! of the SHA-256 of its JSON), so the same run is never computed twice, and a run directory
+//! can be checked against its ID. Tuning picks, per configuration, the grid point with the
+//! highest final validation accuracy (ties: the lower validation loss; diverged runs last).
+
+pub mod execute;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::train::TrainConfig;
+use crate::train::metrics::{Status, Summary};
+use crate::train::options::Options;
+use crate::train::run::{self, read_summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("study: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn default_targets() -> Vec<f64> {
+    vec![0.985, 0.99]
+}
+
+/// A study file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Final runs per configuration, with seeds 0, 1, …
+    pub seeds: usize,
+    /// Validation-accuracy targets for time-to-target statistics.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<f64>,
+    /// Names of the two factors of a 2x2 design; configurations then give their `cell`.
+    #[serde(default)]
+    pub factors: Vec<String>,
+    #[serde(default)]
+    pub defaults: Options,
+    pub tuning: Option<Tuning>,
+    #[serde(rename = "config")]
+    pub configs: Vec<ConfigEntry>,
+}
+
+/// How grid points are compared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tuning {
+    /// Epochs of each tuning run.
+    pub epochs: usize,
+    /// The seed of every tuning run (distinct from the final runs' seeds).
+    pub seed: u64,
+}
+
+/// One configuration of a study.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigEntry {
+    pub name: String,
+    #[serde(default)]
+    pub options: Options,
+    /// Hyperparameter values to tune over (their cartesian product).
+    #[serde(default)]
+    pub grid: BTreeMap<String, Vec<f64>>,
+    /// Levels (0 or 1) of the study's two factors.
+    pub cell: Option<[u8; 2]>,
+}
+
+/// A grid point: hyperparameter names and values.
+pub type Point = Vec<(String, f64)>;
+
+/// The chosen point of each tuned configuration, by configuration name.
+pub type Chosen = BTreeMap<String, Point>;
+
+/// Which phase a run belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Tune,
+    Final,
+}
+
+/// One planned run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub id: String,
+    pub config: String,
+    pub phase: Phase,
+    /// The grid point (tuning), or the chosen point (final), as `name=value` pairs.
+    pub point: Point,
+    pub train: TrainConfig,
+}
+
+/// The ID of a run: the first 16 hex digits of the SHA-256 of its configuration's JSON.
+pub fn run_id(config: &TrainConfig) -> String {
+    let json = serde_json::to_string(config).expect("serialisable");
+    Sha256::digest(json.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn set_hyper(o: &mut Options, key: &str, value: f64) -> Result<(), String> {
+    match key {
+        "lr" => o.lr = Some(value),
+        "momentum" => o.momentum = Some(value),
+        "dampening" => o.dampening = Some(value),
+        "lr_decay" => o.lr_decay = Some(value),
+        "initial_accumulator_value" => o.initial_accumulator_value = Some(value),
+        "rho" => o.rho = Some(value),
+        "alpha" => o.alpha = Some(value),
+        "beta1" => o.beta1 = Some(value),
+        "beta2" => o.beta2 = Some(value),
+        "eps" => o.eps = Some(value),
+        "weight_decay" => o.weight_decay = Some(value),
+        "dropout" => o.dropout = Some(value as f32),
+        other => {
+            return Err(format!(
+                "cannot tune '{other}'; grids take lr, momentum, dampening, lr_decay, \
+                 initial_accumulator_value, rho, alpha, beta1, beta2, eps, weight_decay or dropout"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl StudyFile {
+    pub fn parse(text: &str, path: &str) -> Result<StudyFile, StudyError> {
+        let study: StudyFile = toml::from_str(text).map_err(|e| StudyError::File {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        study.validate().map_err(|reason| StudyError::File {
+            path: path.to_string(),
+            reason,
+        })?;
+        Ok(study)
+    }
+
+    pub fn load(path: &Path) -> Result<StudyFile, StudyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StudyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.seeds == 0 {
+            return Err("seeds must be at least 1".into());
+        }
+        if self.configs.is_empty() {
+            return Err("the study has no [[config]]".into());
+        }
+        let mut names: Vec<&str> = self.configs.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("two configurations are named '{}'", w[0]));
+        }
+        if self.configs.iter().any(|c| !c.grid.is_empty()) && self.tuning.is_none() {
+            return Err("configurations have grids but the study has no [tuning] section".into());
+        }
+        if !self.factors.is_empty() {
+            if self.factors.len() != 2 {
+                return Err("factors names exactly two factors (a 2x2 design)".into());
+            }
+            let mut cells: Vec<[u8; 2]> = Vec::new();
+            for c in &self.configs {
+                let cell = c
+                    .cell
+                    .ok_or(format!("config '{}' needs a cell = [a, b]", c.name))?;
+                if cell.iter().any(|&l| l > 1) || cells.contains(&cell) {
+                    return Err(format!(
+                        "config '{}': cells are distinct pairs of 0 and 1",
+                        c.name
+                    ));
+                }
+                cells.push(cell);
+            }
+            if cells.len() != 4 {
+                return Err("a 2x2 design has exactly four configurations".into());
+            }
+        }
+        // Every configuration and grid point must resolve, for tuning and for the final runs.
+        for c in &self.configs {
+            for point in self.grid_points(c)? {
+                if !c.grid.is_empty() {
+                    self.resolve(c, &point, Phase::Tune, 0)
+                        .map_err(|e| format!("config '{}': {e}", c.name))?;
+                }
+                self.resolve(c, &point, Phase::Final, 0)
+                    .map_err(|e| format!("config '{}': {e}", c.name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cartesian product of a configuration's grid (one empty point when it has none).
+    pub fn grid_points(&self, c: &ConfigEntry) -> Result<Vec<Point>, String> {
+        let mut points: Vec<Point> = vec![Vec::new()];
+        for (key, values) in &c.grid {
+            if values.is_empty() {
+                return Err(format!("config '{}': grid {key} is empty", c.name));
+            }
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |&v| {
+                        let mut q = p.clone();
+                        q.push((key.clone(), v));
+                        q
+                    })
+                })
+                .collect();
+        }
+        Ok(points)
+    }
+
+    /// The training configuration of `c` at `point`, for a phase and seed.
+    pub fn resolve(
+        &self,
+        c: &ConfigEntry,
+        point: &[(String, f64)],
+        phase: Phase,
+        seed: u64,
+    ) -> Result<TrainConfig, String> {
+        let mut options = self.defaults.overridden_by(&c.options);
+        for (key, value) in point {
+            set_hyper(&mut options, key, *value)?;
+        }
+        match phase {
+            Phase::Tune => {
+                let t = self.tuning.as_ref().ok_or("no [tuning] section")?;
+                options.epochs = Some(t.epochs);
+                options.seed = Some(t.seed);
+            }
+            Phase::Final => options.seed = Some(seed),
+        }
+        options.resolve()
+    }
+
+    /// Every tuning run, in configuration order.
+    pub fn tuning_runs(&self) -> Result<Vec<RunSpec>, StudyError> {
+        let mut runs = Vec::new();
+        for c in self.configs.iter().filter(|c| !c.grid.is_empty()) {
+            for point in self.grid_points(c).map_err(StudyError::Invalid)? {
+                let train = self
+                    .resolve(c, &point, Phase::Tune, 0)
+                    .map_err(StudyError::Invalid)?;
+                runs.push(RunSpec {
+                    id: run_id(&train),
+                    config: c.name.clone(),
+                    phase: Phase::Tune,
+                    point,
+                    train,
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Every final run, given each tuned configuration's chosen point.
+    pub fn final_runs(&self, chosen: &Chosen) -> Result<Vec<RunSpec>, StudyError> {
+        let mut runs = Vec::new();
+        for c in &self.configs {
+            let point = chosen.get(&c.name).cloned().unwrap_or_default();
+            for seed in 0..self.seeds as u64 {
+                let train = self
+                    .resolve(c, &point, Phase::Final, seed)
+                    .map_err(StudyError::Invalid)?;
+                runs.push(RunSpec {
+                    id: run_id(&train),
+                    config: c.name.clone(),
+                    phase: Phase::Final,
+                    point: point.clone(),
+                    train,
+                });
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// The directory of run `id` inside a study directory.
+pub fn run_dir(study_dir: &Path, id: &str) -> std::path::PathBuf {
+    study_dir.join("runs").join(id)
+}
+
+/// The finished result of a run, if any (a diverged run is finished too).
+pub fn finished(study_dir: &Path, id: &str) -> Option<Summary> {
+    read_summary(&run_dir(study_dir, id)).ok()
+}
+
+/// Ranks tuning results: higher final validation accuracy first, then lower validation loss;
+/// diverged or missing runs last. Returns, per tuned configuration, the chosen point, or
+/// `None` while some tuning run is unfinished.
+pub fn choose(study: &StudyFile, study_dir: &Path) -> Result<Option<Chosen>, StudyError> {
+    let mut best: BTreeMap<String, (Point, f64, f64)> = BTreeMap::new();
+    for spec in study.tuning_runs()? {
+        let Some(summary) = finished(study_dir, &spec.id) else {
+            return Ok(None);
+        };
+        let (acc, loss) = match summary.status {
+            Status::Finished => (
+                summary.final_valid_accuracy.unwrap_or(f64::NEG_INFINITY),
+                summary.final_valid_loss.unwrap_or(f64::INFINITY),
+            ),
+            Status::Diverged { .. } => (f64::NEG_INFINITY, f64::INFINITY),
+        };
+        let better = match best.get(&spec.config) {
+            None => true,
+            Some((_, a, l)) => acc > *a || (acc == *a && loss < *l),
+        };
+        if better {
+            best.insert(spec.config.clone(), (spec.point.clone(), acc, loss));
+        }
+    }
+    Ok(Some(
+        best.into_iter().map(|(k, (p, _, _))| (k, p)).collect(),
+    ))
+}
+
+/// `name=value` pairs as text.
+pub fn describe_point(point: &[(String, f64)]) -> String {
+    point
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether a run directory holds a run of exactly this configuration.
+pub fn check_run_dir(dir: &Path, spec: &RunSpec) -> Result<(), StudyError> {
+    if dir.join(run::CONFIG).exists() {
+        let existing = run::read_config(dir)?;
+        if existing != spec.train {
+            return Err(StudyError::Invalid(format!(
+                "{} holds a different configuration than run {}",
+                dir.display(),
+                spec.id
+            )));
+        }
+    }
+    Ok(())
+}

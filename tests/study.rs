@@ -1,0 +1,237 @@
+//! Studies end to end on the MNIST subset: a diverging configuration is recorded, a study
+//! killed with SIGKILL and restarted ends with the same results, and shards (sharing a
+//! directory or merged from separate ones) give the same results as one run.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{fixture_dir, lenet, subset_dir};
+use serde_json::Value;
+
+fn study_file(name: &str) -> PathBuf {
+    fixture_dir().join("studies").join(name)
+}
+
+fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
+    let output = lenet()
+        .args(["study", "run"])
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// summary.json without anything measured in seconds (wall time differs between runs).
+fn results(dir: &Path) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| !k.contains("seconds"));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    lenet()
+        .args(["study", "summary"])
+        .arg(dir)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn a_diverging_configuration_is_recorded_and_the_study_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny");
+    let text = run_study(&study_file("tiny.toml"), &out, &[]);
+    assert!(
+        text.contains("exploding seed 0: diverged in epoch 1"),
+        "{text}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let exploding = summary["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "exploding")
+        .unwrap();
+    assert_eq!(exploding["diverged"], 2);
+    assert_eq!(exploding["runs"], 2);
+    assert!(exploding["test_accuracy"].is_null());
+    assert_eq!(summary["best"], "adam");
+    // The tuned learning rate is the one with the best validation accuracy.
+    let tuning = summary["tuning"].as_array().unwrap();
+    let chosen = tuning.iter().find(|t| t["chosen"] == true).unwrap();
+    let best = tuning
+        .iter()
+        .map(|t| t["valid_accuracy"].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(chosen["valid_accuracy"].as_f64().unwrap(), best);
+    for file in ["summary.md", "summary.csv"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // Running it again computes nothing and gives the same results.
+    let before = results(&out);
+    let again = run_study(&study_file("tiny.toml"), &out, &[]);
+    assert!(!again.contains("[1]"), "{again}");
+    assert_eq!(before, results(&out));
+    // status reports everything finished.
+    let status = lenet()
+        .args(["study", "status"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        status.contains("tuning runs: 2/2") && status.contains("final runs:  6/6"),
+        "{status}"
+    );
+}
+
+#[test]
+fn killed_twice_and_restarted_gives_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let straight = tmp.path().join("straight");
+    run_study(&study_file("tiny2x2.toml"), &straight, &["--threads", "1"]);
+    let killed = tmp.path().join("killed");
+    // Two SIGKILLs at moments spread over the study's run time, then a run to the end.
+    for wait_ms in [700u64, 1500] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lenet"))
+            .args(["study", "run", "-q", "--threads", "1"])
+            .arg(study_file("tiny2x2.toml"))
+            .arg("--out")
+            .arg(&killed)
+            .arg("--data-dir")
+            .arg(subset_dir())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+    }
+    run_study(&study_file("tiny2x2.toml"), &killed, &["--threads", "1"]);
+    assert_eq!(results(&straight), results(&killed));
+}
+
+#[test]
+fn shards_in_one_directory_or_merged_give_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One machine.
+    let single = tmp.path().join("single");
+    run_study(&study_file("tiny.toml"), &single, &[]);
+    // Three shards sharing a directory: tuning first, then each shard's final runs.
+    let shared = tmp.path().join("shared");
+    for round in 0..2 {
+        for k in 1..=3 {
+            let text = run_study(
+                &study_file("tiny.toml"),
+                &shared,
+                &["--shard", &format!("{k}/3")],
+            );
+            if round == 0 && k == 1 {
+                // Shard 1 has done only its own tuning run: final runs must wait.
+                assert!(text.contains("1/2 tuning runs of the study are"), "{text}");
+            }
+        }
+    }
+    assert_eq!(results(&single), results(&shared));
+    // Three shards in separate directories, merged (a study without tuning).
+    let single = tmp.path().join("single2x2");
+    run_study(&study_file("tiny2x2.toml"), &single, &[]);
+    let parts: Vec<PathBuf> = (1..=3)
+        .map(|k| tmp.path().join(format!("part{k}")))
+        .collect();
+    for (k, part) in parts.iter().enumerate() {
+        run_study(
+            &study_file("tiny2x2.toml"),
+            part,
+            &["--shard", &format!("{}/3", k + 1)],
+        );
+    }
+    let merged = tmp.path().join("merged");
+    lenet()
+        .args(["study", "merge", "--out"])
+        .arg(&merged)
+        .args(&parts)
+        .assert()
+        .success();
+    assert_eq!(results(&single), results(&merged));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        summary["factorial"]["interaction"]["estimate"].is_number(),
+        "{summary}"
+    );
+}
+
+#[test]
+fn bad_study_files_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        (
+            "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\nfoo = 1\n",
+            "unknown field `foo`",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\ngrid = { lr = [0.1] }\n",
+            "no [tuning] section",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1\n[[config]]\nname = \"a\"\ngrid = { beta3 = [0.1] }\n",
+            "cannot tune 'beta3'",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\noptions = { optimizer = \"sgd\", batch_size = 8 }\n",
+            "does not apply to sgd",
+        ),
+    ] {
+        let file = tmp.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = lenet()
+            .args(["study", "run"])
+            .arg(&file)
+            .arg("--out")
+            .arg(tmp.path().join("o"))
+            .arg("--data-dir")
+            .arg(subset_dir())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn shipped_studies_parse() {
+    for name in [
+        "regularization.toml",
+        "optimizers.toml",
+        "optimizers-defaults.toml",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("studies")
+            .join(name);
+        lenet::study::StudyFile::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
