@@ -88,13 +88,10 @@ pub fn verify(name: &str, content: &[u8], source: &str) -> Result<(), String> {
 }
 
 fn write_atomically(path: &Path, content: &[u8]) -> Result<(), DataError> {
-    let io = |source| DataError::Io {
+    crate::atomic_file::write(path, content).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&tmp, content).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 fn download(agent: &ureq::Agent, url: &str, quiet: bool) -> Result<Vec<u8>, String> {

@@ -33,6 +33,17 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// Stride 1, no padding (LeNet's convolutions).
+    pub fn unpadded(c_in: usize, c_out: usize, kernel: usize) -> Self {
+        ConvGeometry {
+            c_in,
+            c_out,
+            kernel,
+            stride: 1,
+            padding: 0,
+        }
+    }
+
     /// Output side for an input side.
     pub fn out_side(&self, side: usize) -> usize {
         (side + 2 * self.padding - self.kernel) / self.stride + 1

@@ -163,16 +163,7 @@ impl ModelConfig {
             ))
         };
         let conv = |c_in, c_out, rng: &mut Rng| -> Box<dyn Layer> {
-            Box::new(Conv2d::new(
-                ConvGeometry {
-                    c_in,
-                    c_out,
-                    kernel: 5,
-                    stride: 1,
-                    padding: 0,
-                },
-                rng,
-            ))
+            Box::new(Conv2d::new(ConvGeometry::unpadded(c_in, c_out, 5), rng))
         };
         let bn = |c| -> Box<dyn Layer> { Box::new(BatchNorm::new(c, true)) };
         let mut features: Vec<Box<dyn Layer>> = vec![conv(1, 6, rng), act(), pool()];
@@ -213,18 +204,7 @@ fn build_lecun1998(rng: &mut Rng) -> Network {
     };
     let conv = |c_in, c_out, rng: &mut Rng, fan_in: usize| {
         let b = init::lecun1998_bound(fan_in);
-        Conv2d::with_init(
-            ConvGeometry {
-                c_in,
-                c_out,
-                kernel: 5,
-                stride: 1,
-                padding: 0,
-            },
-            rng,
-            b,
-            b,
-        )
+        Conv2d::with_init(ConvGeometry::unpadded(c_in, c_out, 5), rng, b, b)
     };
     let table: Vec<Vec<bool>> = C3_TABLE
         .iter()

@@ -127,13 +127,10 @@ impl TrainConfig {
 /// Writes a file through a temporary file in the same directory and a rename, so readers
 /// never see a half-written file.
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), TrainError> {
-    let io = |source| TrainError::Io {
+    crate::atomic_file::write(path, content).map_err(|source| TrainError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, content).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Hooks for showing progress; every method has a silent default.
