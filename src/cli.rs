@@ -44,7 +44,10 @@ numbers. MNIST is downloaded on first use.",
     after_help = "Examples:\n  lenet train --epochs 1                 train the study's LeNet-5 with Adam for one epoch\n  \
 lenet train --optimizer momentum --lr 0.01 --batch-norm first --dropout 0.4\n  \
 lenet model --arch lecun1998            print LeCun's 1998 LeNet-5 layer by layer\n  \
-lenet optimizers                        list every optimizer with its defaults"
+lenet optimizers                        list every optimizer with its defaults\n  \
+lenet study run                         run the shipped dropout x batch-norm study (5 seeds)\n  \
+lenet study run studies/optimizers.toml --shard 1/4    one quarter of the optimizer study\n  \
+lenet study summary studies-out/regularization         its statistics tables"
 )]
 pub struct Cli {
     #[command(subcommand)]
