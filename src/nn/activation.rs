@@ -31,7 +31,17 @@ pub enum ActivationKind {
 impl ActivationKind {
     pub fn forward(self, x: &[f32], y: &mut [f32]) {
         match self {
-            ActivationKind::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
+            ActivationKind::Relu => {
+                #[cfg(target_arch = "x86_64")]
+                if super::kernels::available() {
+                    // SAFETY: AVX-512F is present.
+                    return unsafe { super::kernels::relu_forward(x, y) };
+                }
+                // NaN propagates, as in PyTorch (f32::max would drop it).
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, &x)| *y = if x > 0.0 || x.is_nan() { x } else { 0.0 })
+            }
             ActivationKind::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.tanh()),
             ActivationKind::ScaledTanh => y
                 .iter_mut()
@@ -42,6 +52,11 @@ impl ActivationKind {
 
     /// The input gradient from the output `y` and its gradient `dy`.
     pub fn backward(self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self == ActivationKind::Relu && super::kernels::available() {
+            // SAFETY: AVX-512F is present.
+            return unsafe { super::kernels::relu_backward(y, dy, dx) };
+        }
         let it = dx.iter_mut().zip(y.iter().zip(dy));
         match self {
             ActivationKind::Relu => {
@@ -99,5 +114,53 @@ impl Layer for Activation {
                 dx,
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_propagates_nan_and_zeroes_the_rest() {
+        let x = [
+            1.5,
+            -2.0,
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            3.0,
+            -1.0,
+            0.5,
+            2.0,
+            -3.0,
+            4.0,
+            -4.0,
+            5.0,
+            -5.0,
+            6.0,
+            7.0,
+        ];
+        let mut y = [9.0; 18];
+        ActivationKind::Relu.forward(&x, &mut y);
+        for (&x, &y) in x.iter().zip(&y) {
+            if x.is_nan() {
+                assert!(y.is_nan());
+            } else {
+                assert_eq!(
+                    y.to_bits(),
+                    if x > 0.0 { x } else { 0.0f32 }.to_bits(),
+                    "relu({x})"
+                );
+            }
+        }
+        let dy = [1.0; 18];
+        let mut dx = [9.0; 18];
+        ActivationKind::Relu.backward(&y, &dy, &mut dx);
+        for (&y, &d) in y.iter().zip(&dx) {
+            assert_eq!(d, if y > 0.0 { 1.0 } else { 0.0 });
+        }
     }
 }

@@ -525,9 +525,11 @@ impl Conv2d {
         self.partial_db.resize(chunks * g.c_out, 0.0);
         self.partial_dw.fill(0.0);
         self.partial_db.fill(0.0);
-        // One column-gradient scratch per worker thread, for the input gradient.
+        // One scratch slab per worker thread, for the input gradient: the chunk's output
+        // gradient gathered as [O, samples * positions], then its column gradient.
         let threads = rayon::current_num_threads();
-        let scratch_len = rows * positions;
+        let width = DIRECT_CHUNK * positions;
+        let scratch_len = (g.c_out + rows) * width;
         if dx.is_some() {
             self.dcols.resize(threads * scratch_len, 0.0);
         }
@@ -547,14 +549,20 @@ impl Conv2d {
                 super::kernels::conv_narrow_weight_grad(x, samples, (h, w), g, dy, dw, db);
                 if let Some(dx_buf) = dx_buf.as_ref() {
                     let slab = rayon::current_thread_index().unwrap_or(0) % threads;
-                    let dcols = scratch.range(slab * scratch_len, scratch_len);
+                    let slab = scratch.range(slab * scratch_len, scratch_len);
+                    let (dyc, dcols) = slab.split_at_mut(g.c_out * width);
+                    let width = samples * positions;
+                    for s in 0..samples {
+                        for o in 0..g.c_out {
+                            dyc[o * width + s * positions..][..positions]
+                                .copy_from_slice(&dy[(s * g.c_out + o) * positions..][..positions]);
+                        }
+                    }
+                    let dyc = MatRef::new(&dyc[..g.c_out * width], g.c_out, width);
+                    matmul(MatRef::new(weight, g.c_out, rows).t(), dyc, dcols, 0.0);
                     let dx = dx_buf.range(first * in_len, samples * in_len);
                     dx.fill(0.0);
-                    for s in 0..samples {
-                        let dy_s = MatRef::new(&dy[s * out_len..][..out_len], g.c_out, positions);
-                        matmul(MatRef::new(weight, g.c_out, rows).t(), dy_s, dcols, 0.0);
-                        col2im(dcols, 1, h, w, g, &mut dx[s * in_len..][..in_len]);
-                    }
+                    col2im(&dcols[..rows * width], samples, h, w, g, dx);
                 }
             }
         });

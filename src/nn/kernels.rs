@@ -817,3 +817,122 @@ unsafe fn narrow_weight_grad_tile<const B: usize>(
         }
     }
 }
+
+/// ReLU, y = x where x > 0 (or NaN, which propagates as in PyTorch), else +0.
+///
+/// # Safety
+/// AVX-512F must be available; `y` is as long as `x`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn relu_forward(x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    let zero = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < x.len() {
+        let m = lane_mask(x.len() - i, 0);
+        // SAFETY: masked lanes stay inside both slices.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+            let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero)
+                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), m, _mm512_maskz_mov_ps(keep, v));
+        }
+        i += LANES;
+    }
+}
+
+/// ReLU's input gradient: dx = dy where y > 0, else 0.
+///
+/// # Safety
+/// AVX-512F must be available; the three slices have the same length.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(y.len() == dy.len() && y.len() == dx.len());
+    let zero = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < y.len() {
+        let m = lane_mask(y.len() - i, 0);
+        // SAFETY: masked lanes stay inside the slices.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, y.as_ptr().add(i));
+            let d = _mm512_maskz_loadu_ps(m, dy.as_ptr().add(i));
+            let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero);
+            _mm512_mask_storeu_ps(dx.as_mut_ptr().add(i), m, _mm512_maskz_mov_ps(keep, d));
+        }
+        i += LANES;
+    }
+}
+
+/// 2x2, stride-2 max pooling of `planes` planes of `h x w` (w <= 32): the first maximum of
+/// each window in row-major order, NaN propagating, as PyTorch; `argmax` gets its index
+/// within the plane.
+///
+/// # Safety
+/// AVX-512F must be available; `w <= 32`; `x` holds `planes * h * w` values, `y` and `argmax`
+/// `planes * (h / 2) * (w / 2)`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn maxpool2x2_forward(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    assert!(
+        w <= 2 * LANES
+            && x.len() >= planes * h * w
+            && y.len() >= planes * oh * ow
+            && argmax.len() >= planes * oh * ow
+    );
+    let (lo, hi) = (lane_mask(w, 0), lane_mask(w, 1));
+    let out_mask = lane_mask(ow, 0);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // Candidate offsets within the window: top left, top right, bottom left, bottom right.
+    let col = _mm512_slli_epi32::<1>(_mm512_setr_epi32(
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+    ));
+    let pick = |best: __m512, cand: __m512| -> __mmask16 {
+        let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(cand, best)
+            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(cand, cand);
+        better & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best)
+    };
+    for p in 0..planes {
+        for i in 0..oh {
+            // SAFETY: rows 2i and 2i + 1 of plane p hold w values (masked loads); the output row
+            // holds ow values (masked stores).
+            unsafe {
+                let top = x.as_ptr().add((p * h + 2 * i) * w);
+                let bottom = top.add(w);
+                let (t0, t1) = (
+                    _mm512_maskz_loadu_ps(lo, top),
+                    _mm512_maskz_loadu_ps(hi, top.add(LANES)),
+                );
+                let (b0, b1) = (
+                    _mm512_maskz_loadu_ps(lo, bottom),
+                    _mm512_maskz_loadu_ps(hi, bottom.add(LANES)),
+                );
+                let base = _mm512_add_epi32(col, _mm512_set1_epi32((2 * i * w) as i32));
+                let mut best = _mm512_permutex2var_ps(t0, even, t1);
+                let mut at = base;
+                let cands = [
+                    (_mm512_permutex2var_ps(t0, odd, t1), 1),
+                    (_mm512_permutex2var_ps(b0, even, b1), w as i32),
+                    (_mm512_permutex2var_ps(b0, odd, b1), w as i32 + 1),
+                ];
+                for (cand, offset) in cands {
+                    let m = pick(best, cand);
+                    best = _mm512_mask_mov_ps(best, m, cand);
+                    at = _mm512_mask_mov_epi32(
+                        at,
+                        m,
+                        _mm512_add_epi32(base, _mm512_set1_epi32(offset)),
+                    );
+                }
+                let o = (p * oh + i) * ow;
+                _mm512_mask_storeu_ps(y.as_mut_ptr().add(o), out_mask, best);
+                _mm512_mask_storeu_epi32(argmax.as_mut_ptr().add(o) as *mut i32, out_mask, at);
+            }
+        }
+    }
+}

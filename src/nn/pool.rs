@@ -58,6 +58,11 @@ pub fn maxpool_forward(
 ) {
     let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
     if (k, s) == (2, 2) {
+        #[cfg(target_arch = "x86_64")]
+        if w <= 32 && super::kernels::available() {
+            // SAFETY: AVX-512F is present and w <= 32.
+            return unsafe { super::kernels::maxpool2x2_forward(x, planes, (h, w), y, argmax) };
+        }
         maxpool2x2_forward(x, planes, (h, w), y, argmax);
         return;
     }
@@ -275,5 +280,63 @@ impl Layer for Pool2d {
                 PoolKind::Avg => avgpool_backward(dy, samples * c, (h, w), ks, dx),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows with ties, NaN and infinities: every path picks PyTorch's element.
+    fn tricky_planes() -> (Vec<f32>, usize, (usize, usize)) {
+        let (planes, h, w) = (3, 6, 28);
+        let mut x: Vec<f32> = (0..planes * h * w)
+            .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+            .collect();
+        x[5] = f32::NAN;
+        x[w + 1] = f32::NAN;
+        x[40] = f32::INFINITY;
+        x[100] = f32::NEG_INFINITY;
+        (x, planes, (h, w))
+    }
+
+    #[test]
+    fn max_pool_paths_agree_with_the_general_loop() {
+        let (x, planes, (h, w)) = tricky_planes();
+        let n = planes * (h / 2) * (w / 2);
+        let (mut y_ref, mut a_ref) = (vec![0.0; n], vec![0u32; n]);
+        // The general loop, forced by a 2x2 kernel described as (k, s) with its own code.
+        let (oh, ow) = (h / 2, w / 2);
+        for p in 0..planes {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (mut best, mut at) = (f32::NEG_INFINITY, 2 * i * w + 2 * j);
+                    for (u, v) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let idx = (2 * i + u) * w + 2 * j + v;
+                        let val = x[p * h * w + idx];
+                        if (u, v) == (0, 0) || ((val > best || val.is_nan()) && !best.is_nan()) {
+                            (best, at) = (val, idx);
+                        }
+                    }
+                    y_ref[(p * oh + i) * ow + j] = best;
+                    a_ref[(p * oh + i) * ow + j] = at as u32;
+                }
+            }
+        }
+        let (mut y, mut a) = (vec![0.0; n], vec![0u32; n]);
+        maxpool_forward(&x, planes, (h, w), (2, 2), &mut y, &mut a);
+        assert_eq!(a, a_ref);
+        assert!(
+            y.iter()
+                .zip(&y_ref)
+                .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
+        );
+        maxpool2x2_forward(&x, planes, (h, w), &mut y, &mut a);
+        assert_eq!(a, a_ref);
+        assert!(
+            y.iter()
+                .zip(&y_ref)
+                .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
+        );
     }
 }
