@@ -642,6 +642,13 @@ fn train(args: TrainArgs) -> Result<()> {
             summary.wall_seconds
         );
     }
+    if let crate::train::metrics::Status::Diverged { epoch } = summary.status {
+        bail!(
+            "{} holds a run that diverged in epoch {epoch}; its first {} epochs are in metrics.csv",
+            dir.display(),
+            summary.epochs
+        );
+    }
     if !quiet {
         eprintln!("run saved in {}", dir.display());
     }

@@ -40,7 +40,7 @@ pub enum TrainError {
     #[error("checkpoint {0}")]
     Checkpoint(String),
     #[error(
-        "training diverged in epoch {epoch}: the loss became {loss} (NaN, infinite or above \
+        "training diverged in epoch {epoch}: the loss became {loss:.3e} (NaN, infinite or above \
          100); lower the learning rate (the epochs before it are kept in metrics.csv)"
     )]
     Diverged { epoch: usize, loss: f64 },
