@@ -181,7 +181,7 @@ impl Optimizer {
     }
 
     /// Updates every parameter from its gradient with learning rate `lr`. Large parameters
-    /// are updated in parallel chunks; every element's arithmetic is the same, so the result
+    /// of the adaptive rules are updated in parallel chunks; every element's arithmetic is the same, so the result
     /// does not depend on the number of threads.
     pub fn step<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64) {
         use rayon::prelude::*;
@@ -203,7 +203,11 @@ impl Optimizer {
                 state: st.slots_mut().map(|s| s.as_deref_mut()),
             };
             let rule = |s: Slices| update(algorithm, weight_decay, lr, t, first, s);
-            if slices.value.len() <= CHUNK {
+            // SGD's update is a multiply-add per element, cheaper than handing chunks to other
+            // threads (which, at one sample per step, are asleep); the adaptive rules' square
+            // roots and divisions are worth spreading.
+            let cheap = matches!(algorithm, Algorithm::Sgd { .. });
+            if cheap || slices.value.len() <= CHUNK {
                 rule(slices);
             } else {
                 slices.chunks(CHUNK).into_par_iter().for_each(rule);
