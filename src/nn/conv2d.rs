@@ -378,10 +378,7 @@ impl Conv2d {
         let (n, rows, c_out) = (x.shape[0], self.geometry.col_rows(), self.geometry.c_out);
         let chunks = n.div_ceil(DENSE_CHUNK);
         let w_len = c_out * rows;
-        self.partial_dw.resize(chunks * w_len, 0.0);
-        self.partial_db.resize(chunks * c_out, 0.0);
-        self.partial_dw.fill(0.0);
-        self.partial_db.fill(0.0);
+        self.zero_partials(chunks);
         let weight = &self.weight.value.data;
         let pdw = SharedMut::new(&mut self.partial_dw);
         let pdb = SharedMut::new(&mut self.partial_db);
@@ -443,10 +440,7 @@ impl Conv2d {
         let out_len = dy.item_len();
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
-        self.partial_dw.resize(chunks * w_len, 0.0);
-        self.partial_db.resize(chunks * c_out, 0.0);
-        self.partial_dw.fill(0.0);
-        self.partial_db.fill(0.0);
+        self.zero_partials(chunks);
         let pdw = SharedMut::new(&mut self.partial_dw);
         let pdb = SharedMut::new(&mut self.partial_db);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
@@ -521,10 +515,7 @@ impl Conv2d {
         let (rows, positions) = (g.col_rows(), dy.shape[2] * dy.shape[3]);
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
-        self.partial_dw.resize(chunks * w_len, 0.0);
-        self.partial_db.resize(chunks * g.c_out, 0.0);
-        self.partial_dw.fill(0.0);
-        self.partial_db.fill(0.0);
+        self.zero_partials(chunks);
         // One scratch slab per worker thread, for the input gradient: the chunk's output
         // gradient gathered as [O, samples * positions], then its column gradient.
         let threads = rayon::current_num_threads();
@@ -567,6 +558,15 @@ impl Conv2d {
             }
         });
         self.add_partials(chunks);
+    }
+
+    /// Sizes the per-chunk partial gradients for `chunks` chunks, all zero.
+    fn zero_partials(&mut self, chunks: usize) {
+        let (w_len, c_out) = (self.weight.value.len(), self.geometry.c_out);
+        self.partial_dw.clear();
+        self.partial_dw.resize(chunks * w_len, 0.0);
+        self.partial_db.clear();
+        self.partial_db.resize(chunks * c_out, 0.0);
     }
 
     /// Adds the per-chunk partial gradients to the parameter gradients, in chunk order.
@@ -712,8 +712,7 @@ impl Layer for Conv2d {
         let chunk = self.chunk_samples(positions);
         let chunks = n.div_ceil(chunk);
         let w_len = g.c_out * rows;
-        self.partial_dw.resize(chunks * w_len, 0.0);
-        self.partial_db.resize(chunks * g.c_out, 0.0);
+        self.zero_partials(chunks);
         if dx.is_some() {
             self.dcols.resize(n * rows * positions, 0.0);
         }
