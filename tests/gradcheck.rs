@@ -164,6 +164,10 @@ fn fast_convolution_matches_the_direct_loops() {
     for (g, side, n) in [
         (geometry(1, 6, 5, 1, 0), 32, 5),
         (geometry(6, 16, 5, 1, 0), 14, 7),
+        // Narrow shapes off LeNet's: more than 16 output channels and a 3x3 kernel (weight
+        // gradient row by row), 7 input channels in rows of 16 (input-gradient tiles of 6 + 1).
+        (geometry(4, 20, 3, 1, 0), 12, 5),
+        (geometry(7, 5, 5, 1, 0), 16, 3),
         (geometry(16, 120, 5, 1, 0), 5, 20),
         (geometry(3, 4, 3, 2, 1), 9, 3),
     ] {

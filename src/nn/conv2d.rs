@@ -298,7 +298,8 @@ pub struct Conv2d {
     /// Per-chunk partial weight and bias gradients, summed in chunk order.
     partial_dw: Vec<f32>,
     partial_db: Vec<f32>,
-    /// Scratch: the weight transposed to [C*K*K, O] for the narrow direct kernel.
+    /// Scratch: the weight rearranged for the narrow direct kernels, `[C*K*K, O]` forward and
+    /// `[O, K, K, C]` backward.
     weight_t: Vec<f32>,
 }
 
@@ -472,14 +473,14 @@ impl Conv2d {
     }
 
     /// Whether the narrow direct kernels apply (LeNet's conv2 on an AVX-512 processor): stride
-    /// 1, no padding, output rows of at most 16 values.
+    /// 1, no padding, input rows of at most 16 values.
     fn is_direct_narrow(&self, w: usize) -> bool {
         let g = self.geometry;
         #[cfg(target_arch = "x86_64")]
         let fast = super::kernels::available();
         #[cfg(not(target_arch = "x86_64"))]
         let fast = false;
-        fast && g.stride == 1 && g.padding == 0 && g.out_side(w) <= 16
+        fast && g.stride == 1 && g.padding == 0 && w <= 16
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -507,28 +508,46 @@ impl Conv2d {
         });
     }
 
+    /// Backward of the narrow direct path. The weight gradient takes the chunk's output
+    /// gradient channel-last (one vector per position holds all output channels; 5x5 kernels
+    /// with at most 16 output channels) or, for other shapes, row by row; the input gradient
+    /// gathers the shifted output-gradient rows of every kernel tap that reaches an input row.
+    /// Neither writes a column matrix.
     #[cfg(target_arch = "x86_64")]
     fn narrow_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        use super::kernels;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
+        let k = g.kernel;
         let (in_len, out_len) = (x.item_len(), dy.item_len());
-        let (rows, positions) = (g.col_rows(), dy.shape[2] * dy.shape[3]);
+        let positions = dy.shape[2] * dy.shape[3];
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
-        // One scratch slab per worker thread, for the input gradient: the chunk's output
-        // gradient gathered as [O, samples * positions], then its column gradient.
-        let threads = rayon::current_num_threads();
-        let width = DIRECT_CHUNK * positions;
-        let scratch_len = (g.c_out + rows) * width;
+        let channel_last = k == 5 && g.c_out <= 16;
         if dx.is_some() {
-            self.dcols.resize(threads * scratch_len, 0.0);
+            // The weight laid out [O, K, K, C] for the input-gradient kernel's broadcasts.
+            let wv = &self.weight.value.data;
+            self.weight_t.resize(w_len, 0.0);
+            for (o, wo) in wv.chunks_exact(g.col_rows()).enumerate() {
+                for (c, wc) in wo.chunks_exact(k * k).enumerate() {
+                    for (t, &v) in wc.iter().enumerate() {
+                        self.weight_t[(o * k * k + t) * g.c_in + c] = v;
+                    }
+                }
+            }
+        }
+        // One scratch slab per worker thread: the chunk's output gradient channel-last.
+        let threads = rayon::current_num_threads();
+        let slab_len = DIRECT_CHUNK * out_len;
+        if channel_last {
+            self.dcols.resize(threads * slab_len, 0.0);
         }
         let pdw = SharedMut::new(&mut self.partial_dw);
         let pdb = SharedMut::new(&mut self.partial_db);
         let scratch = SharedMut::new(&mut self.dcols);
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
-        let weight = &self.weight.value.data;
+        let wt = &self.weight_t;
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
             let dy = &dy.data[first * out_len..][..samples * out_len];
@@ -537,23 +556,23 @@ impl Conv2d {
             unsafe {
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * g.c_out, g.c_out);
-                super::kernels::conv_narrow_weight_grad(x, samples, (h, w), g, dy, dw, db);
-                if let Some(dx_buf) = dx_buf.as_ref() {
+                if channel_last {
                     let slab = rayon::current_thread_index().unwrap_or(0) % threads;
-                    let slab = scratch.range(slab * scratch_len, scratch_len);
-                    let (dyc, dcols) = slab.split_at_mut(g.c_out * width);
-                    let width = samples * positions;
-                    for s in 0..samples {
-                        for o in 0..g.c_out {
-                            dyc[o * width + s * positions..][..positions]
-                                .copy_from_slice(&dy[(s * g.c_out + o) * positions..][..positions]);
+                    let dyt = scratch.range(slab * slab_len, slab_len);
+                    for (s, item) in dy.chunks_exact(out_len).enumerate() {
+                        for (o, plane) in item.chunks_exact(positions).enumerate() {
+                            for (p, &v) in plane.iter().enumerate() {
+                                dyt[(s * positions + p) * g.c_out + o] = v;
+                            }
                         }
                     }
-                    let dyc = MatRef::new(&dyc[..g.c_out * width], g.c_out, width);
-                    matmul(MatRef::new(weight, g.c_out, rows).t(), dyc, dcols, 0.0);
+                    kernels::conv5_weight_grad_channel_last(x, samples, (h, w), g, dyt, dw, db);
+                } else {
+                    kernels::conv_narrow_weight_grad(x, samples, (h, w), g, dy, dw, db);
+                }
+                if let Some(dx_buf) = dx_buf.as_ref() {
                     let dx = dx_buf.range(first * in_len, samples * in_len);
-                    dx.fill(0.0);
-                    col2im(&dcols[..rows * width], samples, h, w, g, dx);
+                    kernels::conv_narrow_input_grad(dy, samples, (h, w), g, wt, dx);
                 }
             }
         });

@@ -818,6 +818,204 @@ unsafe fn narrow_weight_grad_tile<const B: usize>(
     }
 }
 
+/// Weight and bias gradients of [`conv_narrow_forward`] for a 5x5 kernel and at most 16
+/// output channels, added to `dw` `[O, C*25]` and `db` `[O]`. The output gradient comes
+/// channel-last, `dyt` = `[samples, OH*OW, O]`, so one vector holds all output channels of a
+/// position and every lane does useful work: 25 accumulators hold the gradients of the 25
+/// taps of one input channel, and each output position adds its vector times 25 broadcast
+/// input values. Sums run over samples and positions in order, then are added to `dw` once.
+///
+/// # Safety
+/// AVX-512F must be available; `x` holds `samples` images `[C, H, W]`; `g.kernel == 5`,
+/// `g.c_out <= 16`, stride 1, no padding.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv5_weight_grad_channel_last(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    dyt: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    const K: usize = 5;
+    let (oh, ow) = (h - K + 1, w - K + 1);
+    let (c_out, positions) = (g.c_out, oh * ow);
+    assert!(g.kernel == K && c_out <= LANES && g.stride == 1 && g.padding == 0);
+    assert!(x.len() >= samples * g.c_in * h * w && dyt.len() >= samples * positions * c_out);
+    assert!(dw.len() >= c_out * g.col_rows() && db.len() >= c_out);
+    let mask = lane_mask(c_out, 0);
+    let mut lanes = [0.0f32; LANES];
+    for c in 0..g.c_in {
+        let mut acc = [_mm512_setzero_ps(); K * K];
+        for s in 0..samples {
+            // SAFETY: bounds asserted above; position (i, j) reads rows i..i+K and columns
+            // j..j+K of the plane, inside it.
+            unsafe {
+                let plane = x.as_ptr().add((s * g.c_in + c) * h * w);
+                let ds = dyt.as_ptr().add(s * positions * c_out);
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let d = _mm512_maskz_loadu_ps(mask, ds.add((i * ow + j) * c_out));
+                        let x0 = plane.add(i * w + j);
+                        for u in 0..K {
+                            for v in 0..K {
+                                let xv = _mm512_set1_ps(*x0.add(u * w + v));
+                                acc[u * K + v] = _mm512_fmadd_ps(d, xv, acc[u * K + v]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let rows = g.col_rows();
+        for (t, acc) in acc.iter().enumerate() {
+            // SAFETY: lanes holds 16 values.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *acc) };
+            for (o, &v) in lanes.iter().enumerate().take(c_out) {
+                dw[o * rows + c * K * K + t] += v;
+            }
+        }
+    }
+    let mut bias = _mm512_setzero_ps();
+    for p in 0..samples * positions {
+        // SAFETY: bounds asserted above.
+        bias = _mm512_add_ps(bias, unsafe {
+            _mm512_maskz_loadu_ps(mask, dyt.as_ptr().add(p * c_out))
+        });
+    }
+    // SAFETY: lanes holds 16 values.
+    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), bias) };
+    for (db, &v) in db.iter_mut().zip(&lanes).take(c_out) {
+        *db += v;
+    }
+}
+
+/// Input gradient of [`conv_narrow_forward`] (stride 1, no padding, input rows of at most 16
+/// values), written to `dx`: each input row `y` of channel `c` gathers `w[o, c, u, v]` times
+/// output-gradient row `y - u` shifted right by `v`, over the valid rows only (no zero
+/// padding is multiplied). Registers hold two input rows of up to 8 channels, as the forward
+/// kernel does for output rows.
+///
+/// `wt` is the weight laid out `[O, K, K, C]`, so a step's broadcasts read consecutive values.
+///
+/// # Safety
+/// AVX-512F must be available; `dy` holds `samples` gradients `[O, OH, OW]`, `dx` as many
+/// `[C, H, W]` with `W <= 16`; `wt` holds `O*K*K*C` values.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn conv_narrow_input_grad(
+    dy: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    dx: &mut [f32],
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    assert!(
+        w <= LANES
+            && g.stride == 1
+            && g.padding == 0
+            && dy.len() >= samples * g.c_out * oh * ow
+            && dx.len() >= samples * g.c_in * h * w
+            && wt.len() >= g.c_out * k * k * g.c_in
+    );
+    for s in 0..samples {
+        let dy = dy[s * g.c_out * oh * ow..].as_ptr();
+        let dx = dx[s * g.c_in * h * w..].as_mut_ptr();
+        let mut c0 = 0;
+        while c0 < g.c_in {
+            let size = match g.c_in - c0 {
+                8.. => 8,
+                6..=7 => 6,
+                4..=5 => 4,
+                _ => 1,
+            };
+            let mut y = 0;
+            while y < h {
+                // SAFETY: bounds asserted above.
+                unsafe {
+                    match size {
+                        8 => narrow_input_grad_tile::<8>(dy, (h, w), g, c0, y, wt, dx),
+                        6 => narrow_input_grad_tile::<6>(dy, (h, w), g, c0, y, wt, dx),
+                        4 => narrow_input_grad_tile::<4>(dy, (h, w), g, c0, y, wt, dx),
+                        _ => narrow_input_grad_tile::<1>(dy, (h, w), g, c0, y, wt, dx),
+                    }
+                }
+                y += 2;
+            }
+            c0 += size;
+        }
+    }
+}
+
+/// Input rows `y` and `y + 1` (when it exists) of channels `c0 .. c0 + B`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn narrow_input_grad_tile<const B: usize>(
+    dy: *const f32,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    c0: usize,
+    y: usize,
+    wt: &[f32],
+    dx: *mut f32,
+) {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let (c_in, plane) = (g.c_in, oh * ow);
+    let row_mask = lane_mask(ow, 0) as u32;
+    let mut acc0 = [_mm512_setzero_ps(); B];
+    let mut acc1 = [_mm512_setzero_ps(); B];
+    // Kernel rows u that reach input row y (output row y - u) or y + 1 (output row y + 1 - u).
+    let u_first = (y + 1).saturating_sub(oh);
+    let u_last = (y + 1).min(k - 1);
+    let wt = wt.as_ptr();
+    for u in u_first..=u_last {
+        // Output rows feeding y and y + 1 through kernel row u; an invalid one loads nothing.
+        let valid0 = u <= y && y - u < oh;
+        let valid1 = y + 1 < h && y + 1 - u < oh;
+        let row0 = if valid0 { y - u } else { 0 };
+        let row1 = if valid1 { y + 1 - u } else { 0 };
+        for o in 0..g.c_out {
+            // SAFETY: rows row0/row1 of plane o exist; a masked load touches only the lanes
+            // v .. v + ow, which read the row's ow values (the pointer is offset back by v
+            // so lane v reads the row's first value).
+            unsafe {
+                let base = dy.add(o * plane);
+                let r0 = base.add(row0 * ow);
+                let r1 = base.add(row1 * ow);
+                for v in 0..k {
+                    let lanes = (row_mask << v) as __mmask16;
+                    let m0 = if valid0 { lanes } else { 0 };
+                    let m1 = if valid1 { lanes } else { 0 };
+                    let seg0 = _mm512_maskz_loadu_ps(m0, r0.wrapping_sub(v));
+                    let seg1 = _mm512_maskz_loadu_ps(m1, r1.wrapping_sub(v));
+                    let wr = wt.add(((o * k + u) * k + v) * c_in + c0);
+                    for c in 0..B {
+                        let wv = _mm512_set1_ps(*wr.add(c));
+                        acc0[c] = _mm512_fmadd_ps(wv, seg0, acc0[c]);
+                        acc1[c] = _mm512_fmadd_ps(wv, seg1, acc1[c]);
+                    }
+                }
+            }
+        }
+    }
+    let mask = lane_mask(w, 0);
+    for c in 0..B {
+        // SAFETY: rows y (and y + 1 when it exists) of channel c0 + c lie inside dx.
+        unsafe {
+            let out = dx.add(((c0 + c) * h + y) * w);
+            _mm512_mask_storeu_ps(out, mask, acc0[c]);
+            if y + 1 < h {
+                _mm512_mask_storeu_ps(out.add(w), mask, acc1[c]);
+            }
+        }
+    }
+}
+
 /// ReLU, y = x where x > 0 (or NaN, which propagates as in PyTorch), else +0.
 ///
 /// # Safety
