@@ -361,41 +361,29 @@ impl Conv2d {
         g.padding == 0 && h == g.kernel && w == g.kernel
     }
 
-    /// The dense case of forward: y [N, O] = x [N, C*K*K] w^T + b, in chunks of samples.
+    /// The dense case of forward: y [N, O] = x [N, C*K*K] w^T + b.
     fn dense_forward(&mut self, x: &Tensor, y: &mut Tensor) {
         let (n, rows, c_out) = (x.shape[0], self.geometry.col_rows(), self.geometry.c_out);
-        let ys = SharedMut::new(&mut y.data);
         let (weight, bias) = (&self.weight.value.data, &self.bias.value.data);
-        for_each_chunk(n, DENSE_CHUNK, |_, first, samples| {
-            // SAFETY: disjoint sample ranges.
-            let y = unsafe { ys.range(first * c_out, samples * c_out) };
-            let x = &x.data[first * rows..][..samples * rows];
-            linear_forward(x, weight, bias, samples, rows, c_out, y);
-        });
+        linear_forward(&x.data, weight, bias, n, rows, c_out, &mut y.data);
     }
 
-    /// The dense case of backward, with per-chunk partial gradients summed in chunk order.
+    /// The dense case of backward: the fully connected layer's backward, which splits the
+    /// work across threads itself.
     fn dense_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let (n, rows, c_out) = (x.shape[0], self.geometry.col_rows(), self.geometry.c_out);
-        let chunks = n.div_ceil(DENSE_CHUNK);
-        let w_len = c_out * rows;
-        self.zero_partials(chunks);
-        let weight = &self.weight.value.data;
-        let pdw = SharedMut::new(&mut self.partial_dw);
-        let pdb = SharedMut::new(&mut self.partial_db);
-        let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
-        for_each_chunk(n, DENSE_CHUNK, |ci, first, samples| {
-            // SAFETY: chunk ci owns its partial slots and its sample range of dx.
-            let dw = unsafe { pdw.range(ci * w_len, w_len) };
-            let db = unsafe { pdb.range(ci * c_out, c_out) };
-            let dx = dx_buf
-                .as_ref()
-                .map(|b| unsafe { b.range(first * rows, samples * rows) });
-            let x = &x.data[first * rows..][..samples * rows];
-            let dy = &dy.data[first * c_out..][..samples * c_out];
-            linear_backward(x, weight, dy, samples, rows, c_out, dw, db, dx);
-        });
-        self.add_partials(chunks);
+        linear_backward(
+            &x.data,
+            &self.weight.value.data,
+            &dy.data,
+            n,
+            rows,
+            c_out,
+            &mut self.weight.grad.data,
+            &mut self.bias.grad.data,
+            dx.map(|t| &mut t.data[..]),
+        );
+        self.zero_frozen_grads();
     }
 
     /// Whether the single-channel direct kernel applies (LeNet's conv1 on an AVX-512 processor):
@@ -602,6 +590,11 @@ impl Conv2d {
                 *acc += p;
             }
         }
+        self.zero_frozen_grads();
+    }
+
+    /// Keeps the gradients of the weights a connection table removes at zero.
+    fn zero_frozen_grads(&mut self) {
         if let Some(frozen) = &self.weight.frozen_zero {
             for (gr, &z) in self.weight.grad.data.iter_mut().zip(frozen) {
                 if z {
@@ -612,8 +605,6 @@ impl Conv2d {
     }
 }
 
-/// Samples per chunk on the dense path.
-const DENSE_CHUNK: usize = 16;
 /// Samples per chunk on the single-channel direct path.
 const DIRECT_CHUNK: usize = 4;
 

@@ -39,6 +39,15 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Rows `start .. start + count`, as a view.
+    pub fn rows(self, start: usize, count: usize) -> Self {
+        MatRef {
+            data: &self.data[start * self.rs..],
+            rows: count,
+            ..self
+        }
+    }
+
     fn check(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;

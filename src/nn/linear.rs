@@ -10,7 +10,7 @@
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Linear.html>
 
 use super::gemm::{MatRef, matmul};
-use super::{Context, Layer, Param, init};
+use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -47,7 +47,7 @@ impl Linear {
     }
 }
 
-/// y = x w^T + b for `x` of `n` rows.
+/// y = x w^T + b for `x` of `n` rows, split across threads by blocks of samples.
 pub fn linear_forward(
     x: &[f32],
     w: &[f32],
@@ -57,13 +57,28 @@ pub fn linear_forward(
     o: usize,
     y: &mut [f32],
 ) {
-    for row in y[..n * o].chunks_exact_mut(o) {
-        row.copy_from_slice(b);
-    }
-    matmul(MatRef::new(x, n, i), MatRef::new(w, o, i).t(), y, 1.0);
+    let (x_mat, w_mat) = (MatRef::new(x, n, i), MatRef::new(w, o, i).t());
+    let y_buf = SharedMut::new(&mut y[..n * o]);
+    for_each_chunk(n, SAMPLES, |_, first, samples| {
+        // SAFETY: each task owns samples first .. first + samples of y.
+        let y = unsafe { y_buf.range(first * o, samples * o) };
+        for row in y.chunks_exact_mut(o) {
+            row.copy_from_slice(b);
+        }
+        matmul(x_mat.rows(first, samples), w_mat, y, 1.0);
+    });
 }
 
+/// Samples per task, and weight rows per task (a register tile of the product's kernel).
+const SAMPLES: usize = 16;
+const ROWS: usize = 8;
+
 /// Accumulates dw += dy^T x and db += column sums of dy; writes dx = dy w when asked.
+///
+/// Split across threads without partial sums: the weight gradient by blocks of output rows,
+/// each summed over the whole batch in order, and the input gradient by blocks of samples. So
+/// the result is the same whatever the number of threads, and no per-thread copy of a large
+/// weight gradient (48,120 values in LeNet's conv3) is zeroed and added up.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     x: &[f32],
@@ -76,14 +91,25 @@ pub fn linear_backward(
     db: &mut [f32],
     dx: Option<&mut [f32]>,
 ) {
-    matmul(MatRef::new(dy, n, o).t(), MatRef::new(x, n, i), dw, 1.0);
+    let (x_mat, dy_mat) = (MatRef::new(x, n, i), MatRef::new(dy, n, o));
+    let dw_buf = SharedMut::new(&mut dw[..o * i]);
+    for_each_chunk(o, ROWS, |_, first, rows| {
+        // SAFETY: each task owns rows first .. first + rows of dw.
+        let dw = unsafe { dw_buf.range(first * i, rows * i) };
+        matmul(dy_mat.t().rows(first, rows), x_mat, dw, 1.0);
+    });
     for row in dy[..n * o].chunks_exact(o) {
         for (acc, &d) in db.iter_mut().zip(row) {
             *acc += d;
         }
     }
     if let Some(dx) = dx {
-        matmul(MatRef::new(dy, n, o), MatRef::new(w, o, i), dx, 0.0);
+        let (w_mat, dx_buf) = (MatRef::new(w, o, i), SharedMut::new(&mut dx[..n * i]));
+        for_each_chunk(n, SAMPLES, |_, first, samples| {
+            // SAFETY: each task owns samples first .. first + samples of dx.
+            let dx = unsafe { dx_buf.range(first * i, samples * i) };
+            matmul(dy_mat.rows(first, samples), w_mat, dx, 0.0);
+        });
     }
 }
 

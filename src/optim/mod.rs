@@ -202,7 +202,7 @@ impl Optimizer {
                 grad: &p.grad.data,
                 state: st.slots_mut().map(|s| s.as_deref_mut()),
             };
-            let rule = |s: Slices| update(algorithm, weight_decay, lr, t, first, s);
+            let rule = |s: Slices| update_fast(algorithm, weight_decay, lr, t, first, s);
             // SGD's update is a multiply-add per element, cheaper than handing chunks to other
             // threads (which, at one sample per step, are asleep); the adaptive rules' square
             // roots and divisions are worth spreading.
@@ -325,10 +325,27 @@ impl<'a> Slices<'a> {
     }
 }
 
+/// [`update`], compiled for AVX-512 where the processor has it (the kernels' switch,
+/// [`crate::nn::kernels::available`]): the adaptive rules' square roots and divisions then run
+/// 16 at a time instead of 4. Element-wise IEEE arithmetic, so the results are the same.
+fn update_fast(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, first: bool, s: Slices) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::nn::kernels::available() {
+        #[target_feature(enable = "avx512f")]
+        fn update_avx512(a: Algorithm, wd: WeightDecay, lr: f64, t: u64, first: bool, s: Slices) {
+            update(a, wd, lr, t, first, s)
+        }
+        // SAFETY: AVX-512F is present (checked by `available`).
+        return unsafe { update_avx512(alg, wd, lr64, t, first, s) };
+    }
+    update(alg, wd, lr64, t, first, s)
+}
+
 /// One range's update. Hyperparameters are float64 and every constant derived from them
 /// (1 - beta2, the bias corrections, 1 - lr wd) is computed in float64 before it meets
 /// float32 data, as PyTorch does with Python floats: 1 - f32(0.999) would be off by 1e-5
 /// relative.
+#[inline(always)]
 fn update(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, first: bool, s: Slices) {
     let Slices { value, grad, state } = s;
     let [
