@@ -228,19 +228,26 @@ fn linear_gradients() {
 #[test]
 fn pooling_gradients() {
     let mut rng = Rng::new(5);
-    // Well-separated values, so no window's maximum changes within +-h.
-    let mut x = Tensor::zeros(&[2, 3, 6, 6]);
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    rng.shuffle(&mut order);
-    for (i, &o) in order.iter().enumerate() {
-        x.data[o] = i as f32 * 0.1;
+    // Well-separated values, so no window's maximum changes within +-h. Sides 6 (the windows
+    // tile the plane) and 7 (the last row and column belong to no window).
+    let mut separated = |side: usize| {
+        let mut x = Tensor::zeros(&[2, 3, side, side]);
+        let mut order: Vec<usize> = (0..x.len()).collect();
+        rng.shuffle(&mut order);
+        for (i, &o) in order.iter().enumerate() {
+            x.data[o] = i as f32 * 0.1;
+        }
+        x
+    };
+    let (x, odd) = (separated(6), separated(7));
+    for x in [x.clone(), odd] {
+        gradcheck(
+            "maxpool",
+            &mut Pool2d::new(PoolKind::Max, 2),
+            x,
+            Mode::Train,
+        );
     }
-    gradcheck(
-        "maxpool",
-        &mut Pool2d::new(PoolKind::Max, 2),
-        x.clone(),
-        Mode::Train,
-    );
     gradcheck(
         "avgpool",
         &mut Pool2d::new(PoolKind::Avg, 2),
