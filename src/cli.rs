@@ -12,6 +12,7 @@ use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule};
+use crate::report;
 use crate::stats::summary::summarize;
 use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
 use crate::study::{Phase, StudyFile, describe_point};
@@ -70,6 +71,26 @@ enum Command {
     /// Run a study (many configurations x seeds, tuned on the validation split) and summarise it.
     #[command(subcommand)]
     Study(StudyCommand),
+    /// Write report.md, a self-contained report.html and every figure (SVG and PNG, under
+    /// figures/) for a study directory or a single run's directory.
+    ///
+    /// A study's report has its conclusions (sentences generated from the statistics), loss
+    /// and accuracy curves over seeds, test accuracy with 95% CIs and significance groups, the
+    /// tuning curves, time to target, the 2x2 interaction plot, the best configuration's
+    /// predictions, confusion matrix and most confident mistakes, the original study's claims
+    /// beside the measured answer, and every run's settings. `lenet study run` writes it at
+    /// the end.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// A study directory (from `lenet study run`) or a run directory (from `lenet train`).
+    dir: PathBuf,
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    data: DataDirArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -385,7 +406,36 @@ pub fn run() -> Result<()> {
         Command::Train(args) => with_threads(args.threads, || train(*args)),
         Command::Eval(args) => with_threads(args.threads, || eval(&args)),
         Command::Study(command) => study(command),
+        Command::Report(args) => with_threads(args.threads, || {
+            let data = args.data.load()?;
+            write_report(&args.dir, &data)
+        }),
     }
+}
+
+/// Writes the report of a study or run directory and says where it is.
+fn write_report(dir: &Path, data: &Mnist) -> Result<()> {
+    let start = std::time::Instant::now();
+    let written = if report::is_study_dir(dir) {
+        report::study_report(dir, data)?
+    } else if report::is_run_dir(dir) {
+        report::run_report(dir, data)?
+    } else {
+        bail!(
+            "{} is neither a study directory (with {STUDY_FILE}) nor a run directory (with \
+             config.json and metrics.csv)",
+            dir.display()
+        );
+    };
+    eprintln!(
+        "wrote {} and {} with {} figures (SVG and PNG in {}) in {:.1} s",
+        written.markdown.display(),
+        written.html.display(),
+        written.figures,
+        dir.join("figures").display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Runs `f` on a pool of `threads` workers (all cores by default).
@@ -431,23 +481,14 @@ fn print_model(config: &ModelConfig) -> Result<()> {
             r.name,
             r.layer,
             shape.join("x"),
-            group_thousands(r.params)
+            report::text::thousands(r.params)
         );
     }
-    say!("total parameters: {}", group_thousands(net.param_count()));
+    say!(
+        "total parameters: {}",
+        report::text::thousands(net.param_count())
+    );
     Ok(())
-}
-
-fn group_thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 fn print_optimizers() {
@@ -844,6 +885,7 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
         StudyOutcome::Complete => {
             if opts.shard.count == 1 {
                 write_summary(&study, &dir)?;
+                write_report(&dir, &data)?;
             } else {
                 say!(
                     "shard {}/{} finished; when every shard has, `lenet study summary` (after `lenet study merge` if they wrote to separate directories)",

@@ -18,4 +18,6 @@ pub mod train;
 pub mod stats;
 pub mod study;
 
+pub mod report;
+
 pub mod cli;

@@ -51,6 +51,31 @@ impl Estimate {
     }
 }
 
+/// Compact letter display for `n` configurations sorted by mean, best first: two
+/// configurations that share a letter are not significantly different (`different(i, j)`
+/// says whether they are). Each letter is a maximal run of consecutive configurations that
+/// are pairwise not different, so a configuration may carry several letters.
+pub fn letter_groups(n: usize, different: impl Fn(usize, usize) -> bool) -> Vec<String> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        let mut end = start;
+        while end + 1 < n && (start..=end).all(|k| !different(k, end + 1)) {
+            end += 1;
+        }
+        if runs.last().is_none_or(|&(_, e)| end > e) {
+            runs.push((start, end));
+        }
+    }
+    let mut letters = vec![String::new(); n];
+    for (g, &(s, e)) in runs.iter().enumerate() {
+        let letter = char::from(b'a' + (g % 26) as u8);
+        for l in &mut letters[s..=e] {
+            l.push(letter);
+        }
+    }
+    letters
+}
+
 /// Welch's unequal-variance t-test of two samples' means.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Welch {
@@ -191,5 +216,17 @@ mod tests {
         close(c.estimate / c.se, w.t, 1e-12);
         close(c.df, w.df, 1e-9);
         close(c.p, w.p, 1e-12);
+    }
+
+    #[test]
+    fn letter_groups_overlap_where_differences_are_not_significant() {
+        // 0 and 1 tie, 1 and 2 tie, 0 and 2 differ; 3 differs from all.
+        let differ = |i: usize, j: usize| {
+            let (a, b) = (i.min(j), i.max(j));
+            !matches!((a, b), (0, 1) | (1, 2))
+        };
+        assert_eq!(letter_groups(4, differ), ["a", "ab", "b", "c"]);
+        assert_eq!(letter_groups(3, |_, _| false), ["a", "a", "a"]);
+        assert!(letter_groups(0, |_, _| true).is_empty());
     }
 }

@@ -1,0 +1,1187 @@
+//! Reports: a study's (or a single run's) results turned into `report.md`, a self-contained
+//! `report.html` and every figure as SVG and PNG under `figures/`.
+//!
+//! The report reads result files only (run directories, `study.toml`, saved models) and the
+//! MNIST images it shows; the conclusions are sentences generated from the statistics in
+//! [`crate::stats::summary`].
+
+pub mod doc;
+pub mod figures;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+
+use crate::data::Mnist;
+use crate::stats::summary::{StudySummary, summarize};
+use crate::stats::{Estimate, letter_groups};
+use crate::study::execute::STUDY_FILE;
+use crate::study::{Phase, RunSpec, StudyError, StudyFile, describe_point, finished, run_dir};
+use crate::train::metrics::{self, EpochMetrics, Status, Summary};
+use crate::train::run::{self, METRICS};
+use crate::train::{TrainConfig, TrainError};
+use doc::Doc;
+use figures::{
+    Confusion, Curve, Curves, Digit, DigitGrid, DotPanel, DotPlot, Interval, Lines, Series, render,
+};
+use text::{pct, pct_ci, thousands};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Study(#[from] StudyError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error("figure {name}: {reason}")]
+    Figure { name: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What `lenet report` wrote.
+pub struct Written {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub figures: usize,
+}
+
+/// Whether `dir` is a study directory (else it may be a run directory).
+pub fn is_study_dir(dir: &Path) -> bool {
+    dir.join(STUDY_FILE).is_file()
+}
+
+/// Whether `dir` is a finished run directory.
+pub fn is_run_dir(dir: &Path) -> bool {
+    dir.join(run::CONFIG).is_file() && dir.join(METRICS).is_file()
+}
+
+/// A finished run: its configuration, outcome and per-epoch metrics.
+struct Run {
+    spec_seed: u64,
+    dir: PathBuf,
+    summary: Summary,
+    metrics: Vec<EpochMetrics>,
+}
+
+fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
+    let path = dir.join(METRICS);
+    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    metrics::from_csv(&text).map_err(|e| ReportError::Invalid(format!("{}: {e}", path.display())))
+}
+
+fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError> {
+    let Ok(summary) = run::read_summary(dir) else {
+        return Ok(None);
+    };
+    Ok(Some(Run {
+        spec_seed: seed,
+        dir: dir.to_path_buf(),
+        summary,
+        metrics: read_metrics(dir)?,
+    }))
+}
+
+/// Mean, min and max over runs of one metric, epoch by epoch (over the epochs every run has).
+fn curve(name: &str, color: usize, runs: &[&Run], metric: fn(&EpochMetrics) -> f64) -> Curve {
+    let epochs = runs.iter().map(|r| r.metrics.len()).min().unwrap_or(0);
+    let mut c = Curve {
+        name: name.to_string(),
+        color,
+        epochs: Vec::new(),
+        mean: Vec::new(),
+        low: Vec::new(),
+        high: Vec::new(),
+    };
+    for e in 0..epochs {
+        let values: Vec<f64> = runs.iter().map(|r| metric(&r.metrics[e])).collect();
+        c.epochs.push(runs[0].metrics[e].epoch as f64);
+        c.mean
+            .push(values.iter().sum::<f64>() / values.len() as f64);
+        c.low
+            .push(values.iter().copied().fold(f64::INFINITY, f64::min));
+        c.high
+            .push(values.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+    c
+}
+
+/// Loss and accuracy figures for a set of named groups of runs. Groups whose final
+/// validation accuracy is far below the others' are left out of the accuracy axis (and named
+/// in the caption) so they do not flatten everyone else's curves.
+fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result<(), ReportError> {
+    let groups: Vec<&(String, usize, Vec<&Run>)> =
+        groups.iter().filter(|g| !g.2.is_empty()).collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let loss = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
+        groups
+            .iter()
+            .map(|(n, c, runs)| curve(n, *c, runs, m))
+            .collect()
+    };
+    let (train_loss, valid_loss) = (loss(|m| m.train_loss), loss(|m| m.valid_loss));
+    let all = train_loss.iter().chain(&valid_loss);
+    let lowest = all
+        .clone()
+        .flat_map(|c| c.low.iter().copied())
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let highest = all
+        .flat_map(|c| c.high.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let seeds = groups.iter().map(|g| g.2.len()).max().unwrap_or(1);
+    let band = if seeds > 1 {
+        "; bands span the lowest to the highest seed"
+    } else {
+        ""
+    };
+    let loss_fig = Curves {
+        titles: ["training loss".into(), "validation loss".into()],
+        y_desc: "cross-entropy (log scale)".into(),
+        panels: [train_loss, valid_loss],
+        y_range: ((lowest * 0.8).max(1e-4), (highest * 1.25).clamp(0.05, 3.0)),
+        log_y: true,
+        legend_low: false,
+    };
+    doc.figure(render(
+        "loss",
+        format!(
+            "Loss per epoch: training (mean over the epoch's batches, before each update) and \
+             validation (after the epoch), mean over seeds{band}."
+        ),
+        &loss_fig,
+    )?);
+
+    let percent = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
+        groups
+            .iter()
+            .map(|(n, c, runs)| {
+                let mut cu = curve(n, *c, runs, m);
+                for v in cu.mean.iter_mut().chain(&mut cu.low).chain(&mut cu.high) {
+                    *v *= 100.0;
+                }
+                cu
+            })
+            .collect()
+    };
+    let (train_acc, valid_acc) = (percent(|m| m.train_accuracy), percent(|m| m.valid_accuracy));
+    let finals: Vec<f64> = valid_acc
+        .iter()
+        .map(|c| c.mean.last().copied().unwrap_or(0.0))
+        .collect();
+    let mut sorted = finals.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let keep: Vec<bool> = finals.iter().map(|&f| f >= median - 10.0).collect();
+    let left_out: Vec<String> = valid_acc
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(c, _)| {
+            format!(
+                "{} ({:.1}% final validation accuracy)",
+                c.name,
+                c.mean.last().unwrap_or(&0.0)
+            )
+        })
+        .collect();
+    let pick = |curves: Vec<Curve>| -> Vec<Curve> {
+        curves
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c)
+            .collect()
+    };
+    let (train_acc, valid_acc) = (pick(train_acc), pick(valid_acc));
+    let lowest = train_acc
+        .iter()
+        .chain(&valid_acc)
+        .flat_map(|c| c.low.iter().copied())
+        .fold(100.0f64, f64::min);
+    let acc_fig = Curves {
+        titles: ["training accuracy".into(), "validation accuracy".into()],
+        y_desc: "accuracy (%)".into(),
+        panels: [train_acc, valid_acc],
+        y_range: ((lowest - 0.5).floor().max(0.0), 100.0),
+        log_y: false,
+        legend_low: true,
+    };
+    let mut caption = format!("Accuracy per epoch, mean over seeds{band}.");
+    if !left_out.is_empty() {
+        caption += &format!(" Off this scale and not drawn: {}.", left_out.join(", "));
+    }
+    doc.figure(render("accuracy", caption, &acc_fig)?);
+    Ok(())
+}
+
+/// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
+fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, ReportError> {
+    let (mut net, _, preprocess) = crate::train::load_model(model)?;
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    let mut out = vec![(0u8, 0.0f32); all.len()];
+    crate::train::evaluate_with(&mut net, preprocess, &data.test, &all, |first, logits| {
+        for (i, row) in logits.data.chunks_exact(10).enumerate() {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            let (best, &top) = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .expect("10 classes");
+            out[first + i] = (best as u8, 1.0 / sum * (top - max).exp());
+        }
+    });
+    Ok(out)
+}
+
+/// A softmax confidence as a percentage that never rounds up to a certainty it is not.
+fn confidence(p: f32) -> String {
+    if p >= 0.9995 {
+        ">99.9%".into()
+    } else {
+        format!("{:.1}%", 100.0 * p)
+    }
+}
+
+/// The predictions, confusion matrix and most confident mistakes of one saved model.
+fn prediction_figures(
+    doc: &mut Doc,
+    model: &Path,
+    who: &str,
+    data: &Mnist,
+) -> Result<(), ReportError> {
+    let predictions = predict(model, data)?;
+    let labels = &data.test.labels;
+    let digit = |i: usize, label: String, flagged: bool| Digit {
+        pixels: data.test.images.image(i).to_vec(),
+        label,
+        flagged,
+    };
+    let first: Vec<Digit> = (0..50.min(labels.len()))
+        .map(|i| {
+            let (p, conf) = predictions[i];
+            let wrong = p != labels[i];
+            let label = if wrong {
+                format!("{p} ({}), is {}", confidence(conf), labels[i])
+            } else {
+                format!("{p} ({})", confidence(conf))
+            };
+            digit(i, label, wrong)
+        })
+        .collect();
+    let wrong_first = first.iter().filter(|d| d.flagged).count();
+    doc.figure(render(
+        "predictions",
+        format!(
+            "The first 50 test images with {who}'s predicted label and its softmax confidence; \
+             the {wrong_first} misclassified ones are framed in red with their true label."
+        ),
+        &DigitGrid {
+            title: "LeNet-5 - predictions".into(),
+            columns: 10,
+            digits: first,
+        },
+    )?);
+
+    let mut counts = [[0u32; 10]; 10];
+    for (i, &(p, _)) in predictions.iter().enumerate() {
+        counts[labels[i] as usize][p as usize] += 1;
+    }
+    let errors: u32 = (0..10)
+        .flat_map(|t| (0..10).map(move |p| (t, p)))
+        .filter(|(t, p)| t != p)
+        .map(|(t, p)| counts[t][p])
+        .sum();
+    let (mut top_t, mut top_p) = (0, 1);
+    for t in 0..10 {
+        for p in 0..10 {
+            if t != p && counts[t][p] > counts[top_t][top_p] {
+                (top_t, top_p) = (t, p);
+            }
+        }
+    }
+    doc.figure(render(
+        "confusion",
+        format!(
+            "Confusion matrix of {who} on the {} test images: {errors} mistakes ({}); the most \
+             frequent is a {top_t} read as {top_p} ({} times).",
+            labels.len(),
+            pct(errors as f64 / labels.len().max(1) as f64),
+            counts[top_t][top_p]
+        ),
+        &Confusion {
+            title: "confusion matrix (test set)".into(),
+            counts,
+        },
+    )?);
+
+    let mut mistakes: Vec<usize> = (0..labels.len())
+        .filter(|&i| predictions[i].0 != labels[i])
+        .collect();
+    mistakes.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
+    mistakes.truncate(20);
+    if !mistakes.is_empty() {
+        let digits = mistakes
+            .iter()
+            .map(|&i| {
+                let (p, conf) = predictions[i];
+                digit(i, format!("{}→{p} ({})", labels[i], confidence(conf)), true)
+            })
+            .collect();
+        doc.figure(render(
+            "mistakes",
+            format!(
+                "The {} most confident mistakes of {who}: true label → predicted label \
+                 (confidence). Several are ambiguous even to a person.",
+                mistakes.len()
+            ),
+            &DigitGrid {
+                title: "most confident mistakes".into(),
+                columns: 10,
+                digits,
+            },
+        )?);
+    }
+    Ok(())
+}
+
+fn samples_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
+    let n = 50.min(data.train.len());
+    let digits = (0..n)
+        .map(|i| Digit {
+            pixels: data.train.images.image(i).to_vec(),
+            label: data.train.labels[i].to_string(),
+            flagged: false,
+        })
+        .collect();
+    doc.figure(render(
+        "samples",
+        "The first 50 MNIST training images with their labels (28 x 28 pixels, shown before \
+         padding to 32 x 32)."
+            .into(),
+        &DigitGrid {
+            title: "MNIST dataset".into(),
+            columns: 10,
+            digits,
+        },
+    )?);
+    Ok(())
+}
+
+fn config_row(id: &str, config: &TrainConfig, extra: &[String]) -> Vec<String> {
+    let m = &config.model;
+    let mut row = vec![
+        format!("`{id}`"),
+        config.optimizer.name.as_str().to_string(),
+        format!("{}", config.optimizer.lr),
+        if config.batch_size == 0 {
+            "all".into()
+        } else {
+            config.batch_size.to_string()
+        },
+        config.epochs.to_string(),
+        config.seed.to_string(),
+        format!(
+            "{:?}, bn {:?}, dropout {}, {:?}, {:?} pool",
+            m.arch, m.batch_norm, m.dropout, m.activation, m.pooling
+        )
+        .to_lowercase(),
+    ];
+    row.extend_from_slice(extra);
+    row
+}
+
+const CONFIG_HEADER: [&str; 7] = ["run", "optimizer", "lr", "batch", "epochs", "seed", "model"];
+
+/// Writes the report files into `dir`.
+fn write(dir: &Path, doc: &Doc) -> Result<Written, ReportError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ReportError::Io { path, source }
+    };
+    let figures = dir.join("figures");
+    std::fs::create_dir_all(&figures).map_err(io(&figures))?;
+    let put =
+        |path: PathBuf, bytes: &[u8]| crate::atomic_file::write(&path, bytes).map_err(io(&path));
+    for f in &doc.figures {
+        put(figures.join(format!("{}.svg", f.name)), f.svg.as_bytes())?;
+        put(figures.join(format!("{}.png", f.name)), &f.png)?;
+    }
+    let (markdown, html) = (dir.join("report.md"), dir.join("report.html"));
+    put(markdown.clone(), doc.markdown().as_bytes())?;
+    put(html.clone(), doc.html().as_bytes())?;
+    Ok(Written {
+        markdown,
+        html,
+        figures: doc.figures.len(),
+    })
+}
+
+/// The report of one run directory: its curves, predictions and configuration.
+pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+    let config = run::read_config(dir)?;
+    let Some(r) = load_run(dir, config.seed)? else {
+        return Err(ReportError::Invalid(format!(
+            "{} has no summary.json: the run is not finished (`lenet train --resume` continues it)",
+            dir.display()
+        )));
+    };
+    let name = dir
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().to_string());
+    let mut doc = Doc::new(format!("Run {name}"));
+    let s = &r.summary;
+    doc.heading(2, "Result");
+    let result = match (s.status, s.test_accuracy, s.test_loss) {
+        (Status::Diverged { epoch }, _, _) => {
+            format!("The run diverged in epoch {epoch} (loss not finite or above 100).")
+        }
+        (_, Some(acc), Some(loss)) => format!(
+            "Test accuracy **{}**, test loss {loss:.4}, after {} epochs ({:.1} s of training, \
+             {:.1} s in all; {} parameters). Best validation accuracy {} in epoch {}.",
+            pct(acc),
+            s.epochs,
+            s.train_seconds,
+            s.wall_seconds,
+            s.parameters,
+            s.best_valid_accuracy.map_or("-".into(), pct),
+            s.best_valid_epoch.map_or("-".into(), |e| e.to_string())
+        ),
+        _ => "The run has no test result.".into(),
+    };
+    doc.paragraph(result);
+    doc.heading(2, "Training curves");
+    curve_figures(&[(name.clone(), 0, vec![&r])], &mut doc)?;
+    doc.table(
+        &[
+            "epoch",
+            "lr",
+            "train loss",
+            "valid loss",
+            "train acc",
+            "valid acc",
+            "seconds",
+        ],
+        r.metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.epoch.to_string(),
+                    format!("{}", m.lr),
+                    format!("{:.4}", m.train_loss),
+                    format!("{:.4}", m.valid_loss),
+                    pct(m.train_accuracy),
+                    pct(m.valid_accuracy),
+                    format!("{:.1}", m.seconds),
+                ]
+            })
+            .collect(),
+    );
+    let model = dir.join(run::MODEL);
+    if s.status == Status::Finished && model.is_file() {
+        doc.heading(2, "Predictions");
+        prediction_figures(&mut doc, &model, "this run", data)?;
+    }
+    doc.heading(2, "Data");
+    samples_figure(&mut doc, data)?;
+    doc.heading(2, "Configuration");
+    doc.table(&CONFIG_HEADER, vec![config_row(&name, &config, &[])]);
+    doc.code(serde_json::to_string_pretty(&config).expect("serialisable"));
+    write(dir, &doc)
+}
+
+/// The report of a study directory.
+pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+    let study = StudyFile::load(&dir.join(STUDY_FILE))?;
+    let summary = summarize(&study, dir)?;
+    let chosen = crate::study::choose(&study, dir)?.unwrap_or_default();
+    let finals = study.final_runs(&chosen)?;
+    let tuning = if study.tuning.is_some() {
+        study.tuning_runs()?
+    } else {
+        Vec::new()
+    };
+    let color_of = |name: &str| {
+        study
+            .configs
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(0)
+    };
+
+    let mut doc = Doc::new(format!("Study `{}`", study.name));
+    if !study.description.is_empty() {
+        doc.paragraph(study.description.clone());
+    }
+    doc.heading(2, "The answer");
+    doc.list(text::conclusions(&summary, &study.targets));
+    let tuned = if study.tuning.is_some() {
+        "each configuration's hyperparameters were chosen on the validation split (one short \
+         run per grid point), then "
+    } else {
+        ""
+    };
+    if let Some(first) = finals.first() {
+        let valid = first.train.data.valid_size;
+        doc.paragraph(format!(
+            "How it was measured: {tuned}every configuration was trained with {} seeds on {} \
+             of the {} training images; the other {valid} (a split fixed by its own seed, the \
+             same for every run) are the validation set, and the {} test images were used only \
+             for the final numbers. Intervals are 95% Student-t confidence intervals over \
+             seeds; comparisons are Welch's t-tests, Holm-corrected over all pairs.",
+            study.seeds,
+            thousands(data.train.len().saturating_sub(valid)),
+            thousands(data.train.len()),
+            thousands(data.test.len()),
+            valid = thousands(valid)
+        ));
+    }
+
+    // Curves.
+    let mut runs_by_config: Vec<(String, usize, Vec<Run>)> = Vec::new();
+    for c in &study.configs {
+        let mut runs = Vec::new();
+        for spec in finals.iter().filter(|s| s.config == c.name) {
+            if let Some(r) = load_run(&run_dir(dir, &spec.id), spec.train.seed)? {
+                runs.push(r);
+            }
+        }
+        runs_by_config.push((c.name.clone(), color_of(&c.name), runs));
+    }
+    doc.heading(2, "Training curves");
+    let groups: Vec<(String, usize, Vec<&Run>)> = runs_by_config
+        .iter()
+        .map(|(n, c, runs)| {
+            let ok = runs
+                .iter()
+                .filter(|r| r.summary.status == Status::Finished)
+                .collect();
+            (n.clone(), *c, ok)
+        })
+        .collect();
+    curve_figures(&groups, &mut doc)?;
+
+    // Final test accuracy.
+    doc.heading(2, "Test accuracy");
+    test_accuracy_figure(&summary, &color_of, &mut doc)?;
+    summary_table(&summary, &study, &mut doc);
+    pairs_table(&summary, &mut doc);
+
+    if let Some(f) = &summary.factorial {
+        doc.heading(2, "The 2x2 design");
+        interaction_figure(&summary, &study, &mut doc)?;
+        doc.table(
+            &["effect on test accuracy", "estimate", "95% CI", "p"],
+            [
+                (format!("{} (main effect)", f.factors[0]), f.main_effects[0]),
+                (format!("{} (main effect)", f.factors[1]), f.main_effects[1]),
+                ("interaction".to_string(), f.interaction),
+            ]
+            .iter()
+            .map(|(name, c)| {
+                vec![
+                    name.clone(),
+                    format!("{:+.3} points", 100.0 * c.estimate),
+                    format!(
+                        "{:+.3} to {:+.3}",
+                        100.0 * (c.estimate - c.ci95),
+                        100.0 * (c.estimate + c.ci95)
+                    ),
+                    format!("{:.3}", c.p),
+                ]
+            })
+            .collect(),
+        );
+    }
+
+    if !tuning.is_empty() {
+        doc.heading(2, "Tuning");
+        lr_figure(&study, dir, &tuning, &chosen, &color_of, &mut doc)?;
+        doc.table(
+            &[
+                "configuration",
+                "grid point",
+                "validation accuracy",
+                "chosen",
+            ],
+            summary
+                .tuning
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.config.clone(),
+                        t.point.clone(),
+                        t.valid_accuracy.map_or("diverged".into(), pct),
+                        if t.chosen {
+                            "yes".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
+                .collect(),
+        );
+    }
+
+    doc.heading(2, "Time to target");
+    time_figure(&summary, &color_of, &mut doc)?;
+
+    // The best configuration's model.
+    if let Some((who, model)) = representative(&summary, &runs_by_config) {
+        doc.heading(2, "Predictions of the best configuration");
+        prediction_figures(&mut doc, &model, &who, data)?;
+    }
+    doc.heading(2, "Data");
+    samples_figure(&mut doc, data)?;
+
+    claims_section(&summary, &study, &finals, &mut doc);
+
+    doc.heading(2, "Reproduce");
+    doc.paragraph(format!(
+        "`lenet study run {0}` with this study file reruns every run below (a run's ID is the \
+         first 16 hex digits of the SHA-256 of its resolved configuration, so finished runs are \
+         never recomputed), then `lenet report` on the output directory. The study file:",
+        STUDY_FILE
+    ));
+    doc.code(std::fs::read_to_string(dir.join(STUDY_FILE)).unwrap_or_default());
+    let mut rows = Vec::new();
+    for spec in tuning.iter().chain(&finals) {
+        let outcome = match finished(dir, &spec.id) {
+            None => "not finished".to_string(),
+            Some(s) => match (s.status, spec.phase) {
+                (Status::Diverged { epoch }, _) => format!("diverged (epoch {epoch})"),
+                (_, Phase::Tune) => s
+                    .final_valid_accuracy
+                    .map_or("-".into(), |v| format!("valid {}", pct(v))),
+                (_, Phase::Final) => s
+                    .test_accuracy
+                    .map_or("-".into(), |v| format!("test {}", pct(v))),
+            },
+        };
+        let phase = match spec.phase {
+            Phase::Tune => format!("tuning {}", describe_point(&spec.point)),
+            Phase::Final => "final".into(),
+        };
+        rows.push(config_row(
+            &spec.id,
+            &spec.train,
+            &[spec.config.clone(), phase, outcome],
+        ));
+    }
+    let mut header = CONFIG_HEADER.to_vec();
+    header.extend(["configuration", "phase", "result"]);
+    doc.paragraph(
+        "Every run with its resolved settings (the full configuration of each is \
+         `runs/ID/config.json`; schedule, optimizer constants and data split as in the study \
+         file's defaults):",
+    );
+    doc.table(&header, rows);
+    write(dir, &doc)
+}
+
+/// The best configuration's run with the median test accuracy over its seeds, as
+/// (description, model file).
+fn representative(
+    summary: &StudySummary,
+    runs: &[(String, usize, Vec<Run>)],
+) -> Option<(String, PathBuf)> {
+    let (_, _, best) = runs.iter().find(|(n, _, _)| *n == summary.best)?;
+    let mut ok: Vec<&Run> = best
+        .iter()
+        .filter(|r| r.summary.test_accuracy.is_some() && r.dir.join(run::MODEL).is_file())
+        .collect();
+    ok.sort_by(|a, b| {
+        a.summary
+            .test_accuracy
+            .unwrap_or(0.0)
+            .total_cmp(&b.summary.test_accuracy.unwrap_or(0.0))
+    });
+    let r = ok.get(ok.len().checked_sub(1)? / 2)?;
+    Some((
+        format!(
+            "`{}` (seed {}, the median of its seeds: {} test accuracy)",
+            summary.best,
+            r.spec_seed,
+            pct(r.summary.test_accuracy.unwrap_or(0.0))
+        ),
+        r.dir.join(run::MODEL),
+    ))
+}
+
+/// An axis range for intervals, leaving out far-below outliers (drawn as "off scale").
+fn interval_range(rows: &[Interval]) -> (f64, f64) {
+    let mut means: Vec<f64> = rows
+        .iter()
+        .map(|r| r.mean)
+        .filter(|m| m.is_finite())
+        .collect();
+    if means.is_empty() {
+        return (0.0, 1.0);
+    }
+    means.sort_by(f64::total_cmp);
+    let median = means[means.len() / 2];
+    let spread = (means[means.len() - 1] - median).abs().max(1e-9);
+    let kept: Vec<&Interval> = rows
+        .iter()
+        .filter(|r| r.mean.is_finite() && r.mean >= median - 10.0 * spread.max(0.5))
+        .collect();
+    let lo = kept
+        .iter()
+        .map(|r| r.low.min(r.mean))
+        .fold(f64::INFINITY, f64::min);
+    let hi = kept
+        .iter()
+        .map(|r| r.high.max(r.mean))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.08).max(0.05);
+    (lo - pad, hi + pad)
+}
+
+fn test_accuracy_figure(
+    summary: &StudySummary,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let mut with: Vec<(&str, Estimate, bool)> = summary
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.test_accuracy?, c.tied_with_best)))
+        .collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    with.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+    let significant = |a: &str, b: &str| {
+        summary
+            .pairs
+            .iter()
+            .any(|p| ((p.a == a && p.b == b) || (p.a == b && p.b == a)) && p.significant)
+    };
+    let letters = letter_groups(with.len(), |i, j| significant(with[i].0, with[j].0));
+    let rows: Vec<Interval> = with
+        .iter()
+        .zip(&letters)
+        .map(|((name, e, tied), letters)| Interval {
+            name: name.to_string(),
+            mean: 100.0 * e.mean,
+            low: 100.0 * if e.ci95.is_finite() { e.low() } else { e.mean },
+            high: 100.0 * if e.ci95.is_finite() { e.high() } else { e.mean },
+            highlight: *tied,
+            color: color_of(name),
+            note: letters.clone(),
+        })
+        .collect();
+    let x_range = interval_range(&rows);
+    doc.figure(render(
+        "test-accuracy",
+        format!(
+            "Final test accuracy per configuration: mean over seeds with its 95% confidence \
+             interval, best on top. Filled, coloured points are statistically tied with the best \
+             ({}); configurations that share a letter are not significantly different from each \
+             other (Welch, Holm-corrected, 5%).",
+            summary.best
+        ),
+        &DotPlot {
+            panels: vec![DotPanel {
+                title: "test accuracy".into(),
+                x_desc: "test accuracy (%)".into(),
+                rows,
+                x_range,
+            }],
+        },
+    )?);
+    Ok(())
+}
+
+fn summary_table(summary: &StudySummary, study: &StudyFile, doc: &mut Doc) {
+    let mut header = vec![
+        "configuration",
+        "chosen",
+        "runs",
+        "diverged",
+        "test accuracy (95% CI)",
+        "test loss",
+        "tied with best",
+        "seconds per run",
+    ];
+    let target_names: Vec<String> = study
+        .targets
+        .iter()
+        .map(|t| format!("epochs to {}", pct(*t)))
+        .collect();
+    header.extend(target_names.iter().map(String::as_str));
+    let rows = summary
+        .configs
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                format!("`{}`", c.name),
+                c.chosen.clone(),
+                c.runs.to_string(),
+                c.diverged.to_string(),
+                c.test_accuracy.map_or("-".into(), |e| pct_ci(&e)),
+                c.test_loss.map_or("-".into(), |e| format!("{:.4}", e.mean)),
+                if c.tied_with_best { "yes" } else { "no" }.into(),
+                c.wall_seconds
+                    .map_or("-".into(), |e| format!("{:.1}", e.mean)),
+            ];
+            for t in &c.targets {
+                row.push(match t.epochs {
+                    Some(e) => format!("{:.1} ({}/{} runs)", e.mean, t.reached, c.runs),
+                    None => format!("never (0/{} runs)", c.runs),
+                });
+            }
+            row
+        })
+        .collect();
+    doc.table(&header, rows);
+}
+
+fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
+    if summary.pairs.is_empty() {
+        return;
+    }
+    doc.paragraph(
+        "Every pair of configurations (difference of mean test accuracy, Welch's t-test, \
+         p-values Holm-corrected over all pairs):",
+    );
+    doc.table(
+        &["a", "b", "a - b", "t", "df", "p", "p (Holm)", "significant"],
+        summary
+            .pairs
+            .iter()
+            .map(|p| {
+                vec![
+                    p.a.clone(),
+                    p.b.clone(),
+                    format!("{:+.3} points", 100.0 * p.difference),
+                    format!("{:.2}", p.t),
+                    format!("{:.1}", p.df),
+                    format!("{:.3}", p.p),
+                    format!("{:.3}", p.p_holm),
+                    if p.significant { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn interaction_figure(
+    summary: &StudySummary,
+    study: &StudyFile,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let Some(f) = &summary.factorial else {
+        return Ok(());
+    };
+    let cell_estimate = |cell: [u8; 2]| {
+        let c = study.configs.iter().find(|c| c.cell == Some(cell))?;
+        summary
+            .configs
+            .iter()
+            .find(|s| s.name == c.name)?
+            .test_accuracy
+    };
+    let mut series = Vec::new();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for b in 0..2u8 {
+        let mut points = Vec::new();
+        for a in 0..2u8 {
+            if let Some(e) = cell_estimate([a, b]) {
+                let ci = e
+                    .ci95
+                    .is_finite()
+                    .then(|| (100.0 * e.low(), 100.0 * e.high()));
+                let (l, h) = ci.unwrap_or((100.0 * e.mean, 100.0 * e.mean));
+                lo = lo.min(l);
+                hi = hi.max(h);
+                points.push((a as f64, 100.0 * e.mean, ci));
+            }
+        }
+        series.push(Series {
+            name: format!(
+                "{} {}",
+                if b == 1 { "with" } else { "without" },
+                f.factors[1]
+            ),
+            color: if b == 1 { 1 } else { 0 },
+            points,
+            marked: None,
+        });
+    }
+    if !lo.is_finite() {
+        return Ok(());
+    }
+    let pad = ((hi - lo) * 0.15).max(0.05);
+    doc.figure(render(
+        "interaction",
+        format!(
+            "Interaction plot: mean test accuracy with 95% CI of each cell. Parallel lines mean \
+             the effects of {} and {} add up; crossing or diverging lines mean they interact.",
+            f.factors[0], f.factors[1]
+        ),
+        &Lines {
+            title: format!("{} x {}", f.factors[0], f.factors[1]),
+            x_desc: f.factors[0].clone(),
+            y_desc: "test accuracy (%)".into(),
+            series,
+            x_range: (-0.25, 1.25),
+            y_range: (lo - pad, hi + pad),
+            log_x: false,
+            x_names: Some([
+                format!("without {}", f.factors[0]),
+                format!("with {}", f.factors[0]),
+            ]),
+        },
+    )?);
+    Ok(())
+}
+
+fn lr_figure(
+    study: &StudyFile,
+    dir: &Path,
+    tuning: &[RunSpec],
+    chosen: &crate::study::Chosen,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let mut series = Vec::new();
+    let mut diverged = 0;
+    for c in &study.configs {
+        // Best validation accuracy at each learning rate, over the other hyperparameters.
+        let mut by_lr: Vec<(f64, f64)> = Vec::new();
+        for spec in tuning.iter().filter(|s| s.config == c.name) {
+            let Some(lr) = spec.point.iter().find(|(k, _)| k == "lr").map(|p| p.1) else {
+                continue;
+            };
+            let Some(s) = finished(dir, &spec.id) else {
+                continue;
+            };
+            let Some(acc) = s
+                .final_valid_accuracy
+                .filter(|_| s.status == Status::Finished)
+            else {
+                diverged += 1;
+                continue;
+            };
+            match by_lr.iter_mut().find(|(l, _)| *l == lr) {
+                Some(entry) => entry.1 = entry.1.max(100.0 * acc),
+                None => by_lr.push((lr, 100.0 * acc)),
+            }
+        }
+        if by_lr.is_empty() {
+            continue;
+        }
+        by_lr.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let marked = chosen
+            .get(&c.name)
+            .and_then(|p| p.iter().find(|(k, _)| k == "lr"))
+            .and_then(|(_, lr)| by_lr.iter().find(|(l, _)| l == lr).copied());
+        series.push(Series {
+            name: c.name.clone(),
+            color: color_of(&c.name),
+            points: by_lr.iter().map(|&(x, y)| (x, y, None)).collect(),
+            marked,
+        });
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let mut ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    ys.sort_by(f64::total_cmp);
+    // The lower quarter of the points sets the floor, so one failed rate does not flatten
+    // the rest; lower points are drawn at the bottom edge.
+    let floor = ys[ys.len() / 4].min(ys[ys.len() - 1] - 1.0);
+    let lo = (floor - 1.0).floor().max(0.0);
+    for s in &mut series {
+        for p in &mut s.points {
+            p.1 = p.1.max(lo);
+        }
+        if let Some(m) = &mut s.marked {
+            m.1 = m.1.max(lo);
+        }
+    }
+    let note = if diverged > 0 {
+        format!(" {diverged} grid points diverged and are not drawn.")
+    } else {
+        String::new()
+    };
+    doc.figure(render(
+        "lr-sensitivity",
+        format!(
+            "Learning-rate sensitivity from the tuning runs: validation accuracy at the end of \
+             tuning against the learning rate (best over the other tuned hyperparameters), one \
+             curve per configuration; the chosen rate is ringed. Points below {lo:.0}% are drawn \
+             on the bottom edge.{note}"
+        ),
+        &Lines {
+            title: "learning-rate sensitivity (validation split)".into(),
+            x_desc: "learning rate (log scale)".into(),
+            y_desc: "validation accuracy (%)".into(),
+            series,
+            x_range: (x0 / 1.5, x1 * 1.5),
+            y_range: (lo, 100.0),
+            log_x: true,
+            x_names: None,
+        },
+    )?);
+    Ok(())
+}
+
+fn time_figure(
+    summary: &StudySummary,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let targets = summary.configs.first().map_or(0, |c| c.targets.len());
+    let mut panels = Vec::new();
+    for t in 0..targets {
+        let target = summary.configs[0].targets[t].target;
+        let mut rows: Vec<Interval> = summary
+            .configs
+            .iter()
+            .map(|c| {
+                let r = &c.targets[t];
+                let e = r.seconds;
+                Interval {
+                    name: c.name.clone(),
+                    mean: e.map_or(f64::NAN, |e| e.mean),
+                    low: e.map_or(
+                        f64::NAN,
+                        |e| if e.ci95.is_finite() { e.low() } else { e.mean },
+                    ),
+                    high: e.map_or(
+                        f64::NAN,
+                        |e| if e.ci95.is_finite() { e.high() } else { e.mean },
+                    ),
+                    highlight: r.reached > 0,
+                    color: color_of(&c.name),
+                    note: format!("{}/{}", r.reached, c.runs),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| match (a.mean.is_nan(), b.mean.is_nan()) {
+            (false, false) => a.mean.total_cmp(&b.mean),
+            (a, b) => a.cmp(&b),
+        });
+        let hi = rows
+            .iter()
+            .filter(|r| r.high.is_finite())
+            .map(|r| r.high)
+            .fold(0.0f64, f64::max);
+        panels.push(DotPanel {
+            title: format!("to {} validation accuracy", pct(target)),
+            x_desc: "seconds of training (incl. validation)".into(),
+            rows,
+            x_range: (0.0, (hi * 1.1).max(1.0)),
+        });
+    }
+    if panels.is_empty() {
+        return Ok(());
+    }
+    doc.figure(render(
+        "time-to-target",
+        "Wall seconds until the validation accuracy first reached each target: mean with 95% CI \
+         over the runs that reached it; the note gives how many runs did. Configurations that \
+         never reached a target have no point. Seconds are of this machine; the epochs are in \
+         the table above."
+            .into(),
+        &DotPlot { panels },
+    )?);
+    Ok(())
+}
+
+fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec], doc: &mut Doc) {
+    let optimizer_of = |name: &str| {
+        finals
+            .iter()
+            .find(|s| s.config == name)
+            .map(|s| s.train.optimizer.name.as_str().to_string())
+    };
+    let (rows, ranking) = text::optimizer_claims(summary, optimizer_of);
+    let factors_match = study.factors.len() == 2
+        && study.factors.iter().any(|f| f.contains("dropout"))
+        && study.factors.iter().any(|f| f.contains("batch"));
+    let cells = if factors_match {
+        let dropout_first = study.factors[0].contains("dropout");
+        text::regularization_claims(
+            summary,
+            |name| study.configs.iter().find(|c| c.name == name)?.cell,
+            dropout_first,
+        )
+    } else {
+        Vec::new()
+    };
+    if rows.is_empty() && cells.is_empty() {
+        return;
+    }
+    doc.heading(2, "The original study's claims");
+    doc.paragraph(
+        "The original study ran each configuration once, with untuned rates, and read its \
+         numbers off that single run (for the optimizers: 25,000 iterations of batch 64; for \
+         the 2x2: Adam, lr 1e-3, batch 64, 15 epochs). Here each claim is set beside the \
+         measured mean and its 95% interval over seeds; a claim outside the interval is not \
+         what this protocol finds.",
+    );
+    let table = |rows: &[text::ClaimRow]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.original.to_string(),
+                    r.claimed.clone(),
+                    format!("`{}`", r.config),
+                    pct_ci(&r.measured),
+                ]
+            })
+            .collect()
+    };
+    let header = [
+        "the study's",
+        "it claimed",
+        "lenet's configuration",
+        "measured test accuracy",
+    ];
+    if !rows.is_empty() {
+        doc.table(&header, table(&rows));
+        doc.list(rows.iter().map(|r| r.line.clone()).collect());
+        if let Some(r) = ranking {
+            doc.paragraph(r);
+        }
+    }
+    if !cells.is_empty() {
+        doc.table(&header, table(&cells));
+        doc.list(cells.iter().map(|r| r.line.clone()).collect());
+        if let Some(best) = summary.configs.iter().find(|c| c.name == summary.best) {
+            let tied: Vec<String> = summary
+                .configs
+                .iter()
+                .filter(|c| c.tied_with_best && c.name != best.name)
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            doc.paragraph(format!(
+                "The study asked which variant is best. Measured: `{}` has the highest mean{}.",
+                best.name,
+                if tied.is_empty() {
+                    ", significantly above the others".to_string()
+                } else {
+                    format!(", statistically tied with {}", tied.join(", "))
+                }
+            ));
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Sentences generated from a study's statistics: the conclusions, and the original study's
+//! claims set beside what was measured. Nothing here is written for a particular result; every
+//! number and every verdict comes from the summary.
+
+use crate::stats::summary::{ConfigSummary, StudySummary};
+use crate::stats::{Contrast, Estimate};
+
+/// A fraction as a percentage with two decimals.
+pub fn pct(v: f64) -> String {
+    format!("{:.2}%", 100.0 * v)
+}
+
+/// A mean with its 95% confidence interval, as percentages.
+pub fn pct_ci(e: &Estimate) -> String {
+    if e.ci95.is_finite() {
+        format!(
+            "{} (95% CI {} to {}, {} seeds)",
+            pct(e.mean),
+            pct(e.low()),
+            pct(e.high()),
+            e.n
+        )
+    } else {
+        format!("{} ({} seed, no interval)", pct(e.mean), e.n)
+    }
+}
+
+/// A difference of fractions in percentage points, signed.
+fn points(v: f64) -> String {
+    format!("{:+.2} points", 100.0 * v)
+}
+
+/// 55000 as "55,000".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A p-value to three decimals, or "< 0.001".
+pub fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+fn join(names: &[String]) -> String {
+    match names.len() {
+        0 => String::new(),
+        1 => names[0].clone(),
+        n => format!("{} and {}", names[..n - 1].join(", "), names[n - 1]),
+    }
+}
+
+fn code(name: &str) -> String {
+    format!("`{name}`")
+}
+
+/// Where zero lies relative to a contrast's interval.
+fn verdict(c: &Contrast, up: &str, down: &str) -> String {
+    if !c.ci95.is_finite() {
+        "too few seeds to say".into()
+    } else if c.estimate - c.ci95 > 0.0 {
+        up.into()
+    } else if c.estimate + c.ci95 < 0.0 {
+        down.into()
+    } else {
+        "not distinguishable from no effect at this number of seeds".into()
+    }
+}
+
+/// The answer to the study's question, as sentences.
+pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(best) = s.configs.iter().find(|c| c.name == s.best) else {
+        out.push(
+            "No configuration has a finished run yet, so there is nothing to conclude.".into(),
+        );
+        return out;
+    };
+    let best_acc = best.test_accuracy.expect("the best has an accuracy");
+    out.push(format!(
+        "{} has the highest mean test accuracy: {}.",
+        code(&best.name),
+        pct_ci(&best_acc)
+    ));
+    let with_acc: Vec<&ConfigSummary> = s
+        .configs
+        .iter()
+        .filter(|c| c.name != best.name && c.test_accuracy.is_some())
+        .collect();
+    let tied: Vec<String> = with_acc
+        .iter()
+        .filter(|c| c.tied_with_best)
+        .map(|c| code(&c.name))
+        .collect();
+    let worse: Vec<&&ConfigSummary> = with_acc.iter().filter(|c| !c.tied_with_best).collect();
+    if !with_acc.is_empty() && worse.is_empty() {
+        out.push(format!(
+            "No other configuration is significantly worse (Welch's t-test, Holm-corrected over \
+             all {} pairs, 5%): {} {} statistically tied with it, so these runs cannot rank them.",
+            s.pairs.len(),
+            join(&tied),
+            if tied.len() == 1 { "is" } else { "are" }
+        ));
+    } else if !with_acc.is_empty() {
+        if !tied.is_empty() {
+            out.push(format!(
+                "Statistically tied with it (Welch's t-test, Holm-corrected, 5%): {}.",
+                join(&tied)
+            ));
+        }
+        let list: Vec<String> = worse
+            .iter()
+            .map(|c| {
+                let e = c.test_accuracy.expect("filtered");
+                let p = s
+                    .pairs
+                    .iter()
+                    .find(|p| {
+                        (p.a == c.name && p.b == best.name) || (p.b == c.name && p.a == best.name)
+                    })
+                    .map_or(String::new(), |p| {
+                        format!(", Holm p = {}", p_value(p.p_holm))
+                    });
+                format!("{} ({}{p})", code(&c.name), points(e.mean - best_acc.mean))
+            })
+            .collect();
+        out.push(format!("Significantly below it: {}.", join(&list)));
+    }
+    for c in s.configs.iter().filter(|c| c.diverged > 0) {
+        out.push(format!(
+            "{} diverged in {} of its {} runs (loss not finite or above 100); its statistics cover \
+             the {} that finished.",
+            code(&c.name),
+            c.diverged,
+            c.runs,
+            c.runs - c.diverged
+        ));
+    }
+    if let Some(f) = &s.factorial {
+        for (factor, effect) in f.factors.iter().zip(&f.main_effects) {
+            out.push(format!(
+                "{}: {} of test accuracy on average over the levels of the other factor (95% CI \
+                 {} to {}): {}.",
+                capitalize(factor),
+                points(effect.estimate),
+                points(effect.estimate - effect.ci95),
+                points(effect.estimate + effect.ci95),
+                verdict(effect, "it helps", "it hurts")
+            ));
+        }
+        let i = &f.interaction;
+        out.push(format!(
+            "Interaction (the effect of {} with {} minus its effect without): {} (95% CI {} to \
+             {}): {}.",
+            f.factors[1],
+            f.factors[0],
+            points(i.estimate),
+            points(i.estimate - i.ci95),
+            points(i.estimate + i.ci95),
+            verdict(
+                i,
+                "the two help more together than their separate effects add up to",
+                "together they give less than their separate effects add up to"
+            )
+        ));
+    }
+    for (t, &target) in targets.iter().enumerate() {
+        let reached: Vec<(&ConfigSummary, Estimate)> = s
+            .configs
+            .iter()
+            .filter_map(|c| {
+                let r = c.targets.get(t)?;
+                (r.reached == c.runs && c.runs > 0).then_some((c, r.seconds?))
+            })
+            .collect();
+        let never: Vec<String> = s
+            .configs
+            .iter()
+            .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
+            .map(|c| code(&c.name))
+            .collect();
+        if let Some((c, e)) = reached.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
+            let epochs = c.targets[t]
+                .epochs
+                .map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
+            let mut line = format!(
+                "Fastest to {} validation accuracy in every run: {}, {:.1} s on average{epochs} \
+                 on this machine.",
+                pct(target),
+                code(&c.name),
+                e.mean
+            );
+            if !never.is_empty() {
+                line += &format!(" Never reached it: {}.", join(&never));
+            }
+            out.push(line);
+        } else if !s.configs.is_empty() {
+            out.push(format!(
+                "No configuration reached {} validation accuracy in every run.",
+                pct(target)
+            ));
+        }
+    }
+    if s.missing_runs > 0 {
+        out.push(format!(
+            "{} runs are not finished yet; everything above covers the finished ones.",
+            s.missing_runs
+        ));
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// One configuration as the study ran it and as lenet measured it.
+pub struct ClaimRow {
+    pub original: &'static str,
+    pub config: String,
+    pub claimed: String,
+    pub measured: Estimate,
+    /// One sentence on the difference.
+    pub line: String,
+}
+
+/// The original study's optimizer results: (its name, lenet's optimizer, its test accuracy).
+pub const OPTIMIZER_CLAIMS: [(&str, &str, f64); 6] = [
+    ("gradient descent", "gd", 0.8804),
+    ("SGD", "minibatch-sgd", 0.9593),
+    ("SGD with momentum", "momentum", 0.9819),
+    ("AdaGrad", "adagrad", 0.9391),
+    ("RMSprop", "rmsprop", 0.9891),
+    ("Adam", "adam", 0.9875),
+];
+/// Its ranking, best first.
+pub const OPTIMIZER_RANKING: &str = "Adam, RMSprop, AdaGrad, SGD, GD";
+
+/// The original 2x2: (cell as [dropout, batch norm], its name, the validation accuracy its log
+/// ends at, the accuracy its text claims).
+pub const REGULARIZATION_CLAIMS: [([u8; 2], &str, f64, f64); 4] = [
+    ([0, 0], "neither", 0.9875, 0.98),
+    ([0, 1], "batch normalization", 0.9895, 0.97),
+    ([1, 0], "dropout", 0.9885, 0.78),
+    ([1, 1], "both", 0.9885, 0.983),
+];
+
+fn position(claim: f64, e: &Estimate) -> String {
+    let diff = points(claim - e.mean);
+    if !e.ci95.is_finite() {
+        format!("{diff} from the single measured run")
+    } else if claim < e.low() {
+        format!("below the measured interval ({diff})")
+    } else if claim > e.high() {
+        format!("above the measured interval ({diff})")
+    } else {
+        format!("inside the measured interval ({diff})")
+    }
+}
+
+/// The optimizer claims, for the configurations whose optimizer matches (`optimizer_of`
+/// gives a configuration's optimizer name). Also returns the ranking sentence.
+pub fn optimizer_claims(
+    s: &StudySummary,
+    optimizer_of: impl Fn(&str) -> Option<String>,
+) -> (Vec<ClaimRow>, Option<String>) {
+    let mut rows = Vec::new();
+    for (original, optimizer, claimed) in OPTIMIZER_CLAIMS {
+        let Some(c) = s
+            .configs
+            .iter()
+            .find(|c| optimizer_of(&c.name).as_deref() == Some(optimizer))
+        else {
+            continue;
+        };
+        let Some(e) = c.test_accuracy else { continue };
+        rows.push(ClaimRow {
+            original,
+            config: c.name.clone(),
+            claimed: pct(claimed),
+            measured: e,
+            line: format!(
+                "{original}: the study reported {} from one untuned run; {} measured {}. The \
+                 claim is {}.",
+                pct(claimed),
+                code(&c.name),
+                pct_ci(&e),
+                position(claimed, &e)
+            ),
+        });
+    }
+    if rows.len() < 2 {
+        return (rows, None);
+    }
+    let mut ranked: Vec<&ClaimRow> = rows.iter().collect();
+    ranked.sort_by(|a, b| b.measured.mean.total_cmp(&a.measured.mean));
+    let tied = |name: &str| s.configs.iter().any(|c| c.name == name && c.tied_with_best);
+    let order: Vec<String> = ranked
+        .iter()
+        .map(|r| {
+            let mark = if tied(&r.config) {
+                " (tied with the best)"
+            } else {
+                ""
+            };
+            format!("{}{mark}", r.original)
+        })
+        .collect();
+    let ranking = format!(
+        "The study ranked the optimizers {OPTIMIZER_RANKING}. Measured, by mean test accuracy: \
+         {}. Where configurations are tied with the best, their order is within the noise.",
+        order.join(" > ")
+    );
+    (rows, Some(ranking))
+}
+
+/// The 2x2 claims, when the study's factors are dropout and batch normalization. `cell_of`
+/// gives a configuration's cell in the study's factor order; `dropout_first` says whether
+/// dropout is the first factor.
+pub fn regularization_claims(
+    s: &StudySummary,
+    cell_of: impl Fn(&str) -> Option<[u8; 2]>,
+    dropout_first: bool,
+) -> Vec<ClaimRow> {
+    let mut rows = Vec::new();
+    for (cell, original, logged, text) in REGULARIZATION_CLAIMS {
+        let want = if dropout_first {
+            cell
+        } else {
+            [cell[1], cell[0]]
+        };
+        let Some(c) = s.configs.iter().find(|c| cell_of(&c.name) == Some(want)) else {
+            continue;
+        };
+        let Some(e) = c.test_accuracy else { continue };
+        let copied = if cell == [1, 1] {
+            " Its log for this cell is a copy of the dropout log, so the study has no \
+             measurement of it."
+        } else {
+            ""
+        };
+        rows.push(ClaimRow {
+            original,
+            config: c.name.clone(),
+            claimed: format!("log {}, text {}", pct(logged), pct(text)),
+            measured: e,
+            line: format!(
+                "{original}: the study's log ends at {} validation accuracy and its text claims {}; \
+                 {} measured {} test accuracy. The log is {}; the text is {}.{copied}",
+                pct(logged),
+                pct(text),
+                code(&c.name),
+                pct_ci(&e),
+                position(logged, &e),
+                position(text, &e)
+            ),
+        });
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(mean: f64, ci95: f64) -> Estimate {
+        Estimate {
+            n: 5,
+            mean,
+            sd: ci95,
+            ci95,
+        }
+    }
+
+    #[test]
+    fn a_claim_is_placed_against_the_interval() {
+        let e = estimate(0.99, 0.001);
+        assert!(position(0.98, &e).starts_with("below"));
+        assert!(position(0.995, &e).starts_with("above"));
+        assert!(position(0.9905, &e).starts_with("inside"));
+        assert_eq!(points(0.0123), "+1.23 points");
+    }
+
+    #[test]
+    fn verdict_follows_the_interval() {
+        let c = |estimate, ci95| Contrast {
+            estimate,
+            se: 0.0,
+            df: 4.0,
+            ci95,
+            p: 0.0,
+        };
+        assert_eq!(verdict(&c(0.01, 0.005), "up", "down"), "up");
+        assert_eq!(verdict(&c(-0.01, 0.005), "up", "down"), "down");
+        assert!(verdict(&c(0.01, 0.02), "up", "down").starts_with("not distinguishable"));
+    }
+}
