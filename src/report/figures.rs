@@ -331,13 +331,14 @@ impl DotPlot {
             .margin_right(90)
             .x_label_area_size(40)
             .y_label_area_size(130)
-            .build_cartesian_2d(lo..hi, (0..n).into_segmented())?;
+            .build_cartesian_2d(lo..hi, (0..n - 1).into_segmented())?;
+        // (An integer range includes its end: rows 0 ..= n - 1.)
         // Row 0 is drawn at the top.
         let row = |i: usize| SegmentValue::CenterOf(n - 1 - i as i32);
         chart
             .configure_mesh()
             .x_desc(panel.x_desc.as_str())
-            .y_labels(n as usize + 1)
+            .y_labels(n as usize)
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(k) => {
                     names.get((n - 1 - k) as usize).cloned().unwrap_or_default()

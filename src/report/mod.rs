@@ -538,7 +538,7 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
              of the {} training images; the other {valid} (a split fixed by its own seed, the \
              same for every run) are the validation set, and the {} test images were used only \
              for the final numbers. Intervals are 95% Student-t confidence intervals over \
-             seeds; comparisons are Welch's t-tests, Holm-corrected over all pairs.",
+             seeds (accuracy intervals clipped to 0-100%); comparisons are Welch's t-tests, Holm-corrected over all pairs.",
             study.seeds,
             thousands(data.train.len().saturating_sub(valid)),
             thousands(data.train.len()),
@@ -1113,7 +1113,18 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
             .find(|s| s.config == name)
             .map(|s| s.train.optimizer.name.as_str().to_string())
     };
-    let (rows, ranking) = text::optimizer_claims(summary, optimizer_of);
+    // The optimizer claims apply to a study that compares optimizers.
+    let mut optimizers: Vec<String> = finals
+        .iter()
+        .map(|s| s.train.optimizer.name.as_str().to_string())
+        .collect();
+    optimizers.sort();
+    optimizers.dedup();
+    let (rows, ranking) = if optimizers.len() >= 2 {
+        text::optimizer_claims(summary, optimizer_of)
+    } else {
+        (Vec::new(), None)
+    };
     let factors_match = study.factors.len() == 2
         && study.factors.iter().any(|f| f.contains("dropout"))
         && study.factors.iter().any(|f| f.contains("batch"));

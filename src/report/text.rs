@@ -10,14 +10,15 @@ pub fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
 }
 
-/// A mean with its 95% confidence interval, as percentages.
+/// A mean accuracy with its 95% confidence interval, as percentages. The t-interval of a
+/// bounded quantity can reach past 0 or 100% with few seeds; it is shown clipped.
 pub fn pct_ci(e: &Estimate) -> String {
     if e.ci95.is_finite() {
         format!(
             "{} (95% CI {} to {}, {} seeds)",
             pct(e.mean),
-            pct(e.low()),
-            pct(e.high()),
+            pct(e.low().max(0.0)),
+            pct(e.high().min(1.0)),
             e.n
         )
     } else {
@@ -194,8 +195,8 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
                 .epochs
                 .map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
             let mut line = format!(
-                "Fastest to {} validation accuracy in every run: {}, {:.1} s on average{epochs} \
-                 on this machine.",
+                "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
+                 machine{epochs}.",
                 pct(target),
                 code(&c.name),
                 e.mean

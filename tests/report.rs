@@ -1,0 +1,327 @@
+//! Reports end to end on the MNIST subset: a small tuned 2x2 study's report has every section
+//! and figure, its HTML is well-formed and needs nothing outside itself, its PNGs decode and
+//! show something, and a real browser (headless Chromium) renders it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{fixture_dir, lenet, subset_dir};
+
+const SECTIONS: [&str; 10] = [
+    "The answer",
+    "Training curves",
+    "Test accuracy",
+    "The 2x2 design",
+    "Tuning",
+    "Time to target",
+    "Predictions of the best configuration",
+    "Data",
+    "The original study's claims",
+    "Reproduce",
+];
+
+const FIGURES: [&str; 10] = [
+    "loss",
+    "accuracy",
+    "test-accuracy",
+    "interaction",
+    "lr-sensitivity",
+    "time-to-target",
+    "predictions",
+    "confusion",
+    "mistakes",
+    "samples",
+];
+
+/// The report fixture study, run once for all tests of this file (`study run` ends with the
+/// report).
+fn study_dir() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("report");
+        let output = lenet()
+            .args(["study", "run"])
+            .arg(fixture_dir().join("studies/report.toml"))
+            .arg("--out")
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(subset_dir())
+            .args(["--quiet", "--jobs", "2"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (tmp, dir)
+    });
+    dir
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Decodes a PNG into (width, height, RGB or RGBA bytes, bytes per pixel).
+fn decode_png(path: &Path) -> (u32, u32, Vec<u8>, usize) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf, channels)
+}
+
+/// Fractions of pixels that are not white, and that are coloured (not a shade of grey: the
+/// figures' lines, bands and markers; text is grey or black).
+fn ink(pixels: &[u8], channels: usize) -> (f64, f64) {
+    let (mut dark, mut coloured, mut n) = (0usize, 0usize, 0usize);
+    for p in pixels.chunks_exact(channels) {
+        let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+        n += 1;
+        if r.min(g).min(b) < 235 {
+            dark += 1;
+        }
+        if r.max(g).max(b) - r.min(g).min(b) > 60 {
+            coloured += 1;
+        }
+    }
+    (dark as f64 / n as f64, coloured as f64 / n as f64)
+}
+
+#[test]
+fn study_report_has_every_section_and_figure() {
+    let dir = study_dir();
+    let md = read(&dir.join("report.md"));
+    let html = read(&dir.join("report.html"));
+    for section in SECTIONS {
+        assert!(
+            md.contains(&format!("## {section}")),
+            "report.md lacks {section}"
+        );
+        let escaped = section.replace('\'', "'");
+        assert!(html.contains(&escaped), "report.html lacks {section}");
+    }
+    for name in FIGURES {
+        assert!(
+            md.contains(&format!("(figures/{name}.svg)")),
+            "report.md does not show {name}"
+        );
+        assert!(
+            html.contains(&format!("<figure id=\"figure-{name}\">")),
+            "report.html does not show {name}"
+        );
+        let svg = read(&dir.join(format!("figures/{name}.svg")));
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        let (w, h, pixels, channels) = decode_png(&dir.join(format!("figures/{name}.png")));
+        assert!(w >= 400 && h >= 200, "{name}.png is {w}x{h}");
+        let (dark, _) = ink(&pixels, channels);
+        assert!(
+            dark > 0.01 && dark < 0.9,
+            "{name}.png: {:.1}% of its pixels are not white",
+            100.0 * dark
+        );
+    }
+    // Conclusions are generated: they name the best configuration and both factors.
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("summary.json"))).unwrap();
+    let best = summary["best"].as_str().unwrap();
+    assert!(md.contains(&format!("`{best}` has the highest mean test accuracy")));
+    assert!(md.contains("Dropout: ") && md.contains("Batch normalization: "));
+    assert!(md.contains("Interaction (the effect of batch normalization with dropout"));
+    // The original 2x2 claims, with the copied log called out.
+    assert!(md.contains("its text claims 78.00%"));
+    assert!(md.contains("a copy of the dropout log"));
+    // Every run's settings: 8 tuning runs and 8 final runs.
+    assert_eq!(md.matches("| tuning lr=").count(), 8);
+    assert_eq!(md.matches("| final |").count(), 8);
+}
+
+#[test]
+fn study_html_is_well_formed_and_self_contained() {
+    let html = read(&study_dir().join("report.html"));
+    let body = html
+        .strip_prefix("<!DOCTYPE html>\n")
+        .expect("starts with the HTML5 doctype");
+    let doc = roxmltree::Document::parse(body).unwrap_or_else(|e| panic!("report.html: {e}"));
+    let mut svgs = 0;
+    for node in doc.descendants().filter(|n| n.is_element()) {
+        let tag = node.tag_name().name();
+        assert!(
+            !matches!(tag, "script" | "link" | "iframe" | "object" | "embed"),
+            "report.html has a <{tag}>"
+        );
+        svgs += usize::from(tag == "svg");
+        for attr in node.attributes() {
+            if matches!(attr.name(), "src" | "href") {
+                let v = attr.value();
+                assert!(
+                    v.starts_with("data:") || v.starts_with('#'),
+                    "<{tag} {}=\"{v:.60}\"> points outside the file",
+                    attr.name()
+                );
+            }
+        }
+    }
+    assert_eq!(svgs, FIGURES.len(), "one inline SVG per figure");
+    assert!(!html.contains("url(") && !html.contains("@import"));
+}
+
+/// Chromium from Debian's `chromium` package (`.ci/run` installs it), or $LENET_CHROMIUM.
+fn chromium() -> PathBuf {
+    if let Ok(path) = std::env::var("LENET_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let path = Path::new(dir).join(name);
+            if path.is_file() {
+                return path;
+            }
+        }
+    }
+    panic!(
+        "this test opens the report in headless Chromium: install it (Debian: apt-get install \
+         chromium; `.ci/run` does) or point LENET_CHROMIUM at a Chromium binary"
+    );
+}
+
+fn headless(profile: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
+#[test]
+fn chromium_renders_the_html_report() {
+    let report = study_dir().join("report.html");
+    let url = format!("file://{}", report.canonicalize().unwrap().display());
+    let tmp = tempfile::tempdir().unwrap();
+
+    // The DOM as the browser built it: every figure is an SVG element there.
+    let out = headless(&tmp.path().join("p1"))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        dom.matches("<svg").count(),
+        FIGURES.len(),
+        "figures in the DOM"
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    for bad in ["CONSOLE", "Failed to load", "Uncaught", "net::ERR"] {
+        assert!(!log.contains(bad), "Chromium reported {bad}:\n{log}");
+    }
+
+    // A screenshot of the page's top: the conclusions and the first figures, rendered.
+    let shot = tmp.path().join("report.png");
+    let out = headless(&tmp.path().join("p2"))
+        .arg("--window-size=1200,2400")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (w, h, pixels, channels) = decode_png(&shot);
+    assert_eq!((w, h), (1200, 2400));
+    let (dark, coloured) = ink(&pixels, channels);
+    assert!(dark > 0.02, "the page is blank: {:.2}% ink", 100.0 * dark);
+    // The loss and accuracy curves (coloured lines and bands) are within the first 2400 px.
+    assert!(
+        coloured > 0.002,
+        "no figure rendered: {:.3}% coloured pixels",
+        100.0 * coloured
+    );
+}
+
+#[test]
+fn run_report_shows_the_runs_curves_and_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    lenet()
+        .args(["train", "--epochs", "2", "--valid-size", "500", "--quiet"])
+        .arg("--out")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .assert()
+        .success();
+    lenet()
+        .arg("report")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .assert()
+        .success();
+    let md = read(&run.join("report.md"));
+    for section in [
+        "## Result",
+        "## Training curves",
+        "## Predictions",
+        "## Configuration",
+    ] {
+        assert!(md.contains(section), "run report lacks {section}");
+    }
+    for name in ["loss", "accuracy", "predictions", "confusion", "samples"] {
+        assert!(
+            run.join(format!("figures/{name}.png")).is_file(),
+            "{name}.png"
+        );
+        assert!(
+            run.join(format!("figures/{name}.svg")).is_file(),
+            "{name}.svg"
+        );
+    }
+    assert!(md.contains("Test accuracy **"));
+}
+
+#[test]
+fn report_of_a_directory_without_results_says_what_it_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = lenet()
+        .arg("report")
+        .arg(tmp.path())
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is neither a study directory") && err.lines().count() == 1,
+        "{err}"
+    );
+}
