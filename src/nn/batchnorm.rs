@@ -17,7 +17,7 @@
 //!
 //! reference: Ioffe & Szegedy (2015); <https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html>
 
-use super::{Buffer, Context, Layer, Mode, Param};
+use super::{Buffer, Context, Layer, Mode, Param, SharedMut, for_each_chunk};
 use crate::tensor::Tensor;
 
 pub struct BatchNorm {
@@ -33,8 +33,49 @@ pub struct BatchNorm {
     spatial: bool,
     /// Cached by forward: the normalised input and, per channel, 1/sqrt(var + eps).
     xhat: Vec<f32>,
+    /// Per channel: the mean and 1 / sqrt(var + eps) the last forward pass used.
+    mean: Vec<f32>,
     inv_std: Vec<f32>,
     training: bool,
+}
+
+/// Samples per parallel task for items of `len` values: a few thousand values per task.
+fn samples_per_task(len: usize) -> usize {
+    (4096 / len.max(1)).max(1)
+}
+
+/// Sum in float64 of `f(v)` over `values`, in 8 interleaved partial sums (so the loop
+/// vectorises) combined in a fixed order: the same result on every run and thread count.
+fn sum64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f(v as f64);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v as f64)).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// (sum of dy, sum of dy * xhat) in float64, as [`sum64`]; each product is rounded to float32
+/// first, as the element-wise product PyTorch sums.
+fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
+    let (mut dc, mut xc) = (dy.chunks_exact(8), xhat.chunks_exact(8));
+    for (d, x) in (&mut dc).zip(&mut xc) {
+        for i in 0..8 {
+            a[i] += d[i] as f64;
+            b[i] += (d[i] * x[i]) as f64;
+        }
+    }
+    let (mut ta, mut tb) = (0.0f64, 0.0f64);
+    for (&d, &x) in dc.remainder().iter().zip(xc.remainder()) {
+        ta += d as f64;
+        tb += (d * x) as f64;
+    }
+    let fold = |v: [f64; 8]| ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+    (fold(a) + ta, fold(b) + tb)
 }
 
 impl BatchNorm {
@@ -55,6 +96,7 @@ impl BatchNorm {
             num_batches_tracked: 0,
             spatial,
             xhat: Vec::new(),
+            mean: vec![0.0; num_features],
             inv_std: vec![0.0; num_features],
             training: false,
         }
@@ -82,96 +124,109 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context) {
+        use rayon::prelude::*;
         let (n, c, hw) = self.dims(x);
         let m = n * hw;
         self.training = ctx.mode == Mode::Train;
         self.xhat.resize(x.len(), 0.0);
         let at = |ni: usize, ci: usize| (ni * c + ci) * hw;
-        for ci in 0..c {
-            let (mean, inv_std) = if self.training {
-                let mut sum = 0.0f64;
-                for ni in 0..n {
-                    sum += x.data[at(ni, ci)..][..hw]
-                        .iter()
-                        .map(|&v| v as f64)
-                        .sum::<f64>();
-                }
-                let mean = sum / m as f64;
-                let mut sq = 0.0f64;
-                for ni in 0..n {
-                    sq += x.data[at(ni, ci)..][..hw]
-                        .iter()
-                        .map(|&v| (v as f64 - mean).powi(2))
-                        .sum::<f64>();
-                }
+        if self.training {
+            // Batch statistics per channel (channels in parallel, each summed in a fixed
+            // order in float64), then the running statistics.
+            let stats: Vec<(f64, f64)> = (0..c)
+                .into_par_iter()
+                .map(|ci| {
+                    let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
+                    let sum: f64 = (0..n).map(|ni| sum64(plane(ni), |v| v)).sum();
+                    let mean = sum / m as f64;
+                    let sq: f64 = (0..n)
+                        .map(|ni| sum64(plane(ni), |v| (v - mean) * (v - mean)))
+                        .sum();
+                    (mean, sq)
+                })
+                .collect();
+            let mom = self.momentum as f64;
+            for (ci, &(mean, sq)) in stats.iter().enumerate() {
                 let var = sq / m as f64;
                 let unbiased = if m > 1 { sq / (m - 1) as f64 } else { var };
-                let mom = self.momentum as f64;
                 let rm = &mut self.running_mean.data[ci];
                 *rm = ((1.0 - mom) * *rm as f64 + mom * mean) as f32;
                 let rv = &mut self.running_var.data[ci];
                 *rv = ((1.0 - mom) * *rv as f64 + mom * unbiased) as f32;
-                (mean as f32, (1.0 / (var + self.eps as f64).sqrt()) as f32)
-            } else {
+                self.mean[ci] = mean as f32;
+                self.inv_std[ci] = (1.0 / (var + self.eps as f64).sqrt()) as f32;
+            }
+            self.num_batches_tracked += 1;
+        } else {
+            for ci in 0..c {
                 let var = self.running_var.data[ci];
-                (self.running_mean.data[ci], 1.0 / (var + self.eps).sqrt())
-            };
-            self.inv_std[ci] = inv_std;
-            let (gamma, beta) = (self.weight.value.data[ci], self.bias.value.data[ci]);
-            for ni in 0..n {
-                let r = at(ni, ci)..at(ni, ci) + hw;
-                for ((y, xh), &x) in y.data[r.clone()]
-                    .iter_mut()
-                    .zip(&mut self.xhat[r.clone()])
-                    .zip(&x.data[r])
-                {
-                    *xh = (x - mean) * inv_std;
-                    *y = gamma * *xh + beta;
-                }
+                self.mean[ci] = self.running_mean.data[ci];
+                self.inv_std[ci] = 1.0 / (var + self.eps).sqrt();
             }
         }
-        if self.training {
-            self.num_batches_tracked += 1;
-        }
+        // Normalise, samples in parallel.
+        let (ys, xhats) = (SharedMut::new(&mut y.data), SharedMut::new(&mut self.xhat));
+        let (mean, inv_std) = (&self.mean, &self.inv_std);
+        let (gamma, beta) = (&self.weight.value.data, &self.bias.value.data);
+        for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
+            for (ni, ci) in (first..first + count).flat_map(|ni| (0..c).map(move |ci| (ni, ci))) {
+                let r = at(ni, ci);
+                // SAFETY: each task owns its samples.
+                let (y, xhat) = unsafe { (ys.range(r, hw), xhats.range(r, hw)) };
+                let (mu, is, g, b) = (mean[ci], inv_std[ci], gamma[ci], beta[ci]);
+                for ((y, xh), &x) in y.iter_mut().zip(xhat).zip(&x.data[r..][..hw]) {
+                    *xh = (x - mu) * is;
+                    *y = g * *xh + b;
+                }
+            }
+        });
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        use rayon::prelude::*;
         let (n, c, hw) = self.dims(x);
         let m = (n * hw) as f64;
         let at = |ni: usize, ci: usize| (ni * c + ci) * hw;
-        let mut dx = dx;
-        for ci in 0..c {
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-            for ni in 0..n {
-                let r = at(ni, ci)..at(ni, ci) + hw;
-                for (&d, &xh) in dy.data[r.clone()].iter().zip(&self.xhat[r]) {
-                    sum_dy += d as f64;
-                    sum_dy_xhat += (d * xh) as f64;
-                }
-            }
+        // Per channel, in parallel: sum of dy and of dy * xhat, in float64 in a fixed order.
+        let xhat = &self.xhat;
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                (0..n)
+                    .map(|ni| {
+                        let r = at(ni, ci);
+                        sum64_pair(&dy.data[r..][..hw], &xhat[r..][..hw])
+                    })
+                    .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+            })
+            .collect();
+        for (ci, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
             self.weight.grad.data[ci] += sum_dy_xhat as f32;
             self.bias.grad.data[ci] += sum_dy as f32;
-            let Some(dx) = dx.as_deref_mut() else {
-                continue;
-            };
-            let gamma = self.weight.value.data[ci];
-            let scale = gamma * self.inv_std[ci];
-            let (mean_dy, mean_dy_xhat) = ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32);
-            for ni in 0..n {
-                let r = at(ni, ci)..at(ni, ci) + hw;
-                for ((dx, &d), &xh) in dx.data[r.clone()]
-                    .iter_mut()
-                    .zip(&dy.data[r.clone()])
-                    .zip(&self.xhat[r])
+        }
+        let Some(dx) = dx else { return };
+        let training = self.training;
+        let (gamma, inv_std) = (&self.weight.value.data, &self.inv_std);
+        let dxs = SharedMut::new(&mut dx.data);
+        for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
+            for (ni, (ci, &(sum_dy, sum_dy_xhat))) in
+                (first..first + count).flat_map(|ni| sums.iter().enumerate().map(move |s| (ni, s)))
+            {
+                let r = at(ni, ci);
+                let scale = gamma[ci] * inv_std[ci];
+                let (mean_dy, mean_dy_xhat) = ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32);
+                // SAFETY: each task owns its samples.
+                let dx = unsafe { dxs.range(r, hw) };
+                for ((dx, &d), &xh) in dx.iter_mut().zip(&dy.data[r..][..hw]).zip(&xhat[r..][..hw])
                 {
-                    *dx = if self.training {
+                    *dx = if training {
                         scale * (d - mean_dy - xh * mean_dy_xhat)
                     } else {
                         scale * d
                     };
                 }
             }
-        }
+        });
     }
 
     fn params(&self) -> Vec<&Param> {
