@@ -72,6 +72,8 @@ pub fn linear_forward(
 /// Samples per task, and weight rows per task (a register tile of the product's kernel).
 const SAMPLES: usize = 16;
 const ROWS: usize = 8;
+/// Multiply-adds below which a weight gradient is computed as one task.
+const PARALLEL_WORK: usize = 1 << 17;
 
 /// Accumulates dw += dy^T x and db += column sums of dy; writes dx = dy w when asked.
 ///
@@ -93,7 +95,9 @@ pub fn linear_backward(
 ) {
     let (x_mat, dy_mat) = (MatRef::new(x, n, i), MatRef::new(dy, n, o));
     let dw_buf = SharedMut::new(&mut dw[..o * i]);
-    for_each_chunk(o, ROWS, |_, first, rows| {
+    // A small product (one sample per step) is not worth waking other threads for.
+    let rows_per_task = if n * i * o < PARALLEL_WORK { o } else { ROWS };
+    for_each_chunk(o, rows_per_task, |_, first, rows| {
         // SAFETY: each task owns rows first .. first + rows of dw.
         let dw = unsafe { dw_buf.range(first * i, rows * i) };
         matmul(dy_mat.t().rows(first, rows), x_mat, dw, 1.0);
