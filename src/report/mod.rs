@@ -538,7 +538,8 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
              of the {} training images; the other {valid} (a split fixed by its own seed, the \
              same for every run) are the validation set, and the {} test images were used only \
              for the final numbers. Intervals are 95% Student-t confidence intervals over \
-             seeds (accuracy intervals clipped to 0-100%); comparisons are Welch's t-tests, Holm-corrected over all pairs.",
+             seeds (accuracy intervals clipped to 0-100%); comparisons are Welch's t-tests, \
+             Holm-corrected over all pairs.",
             study.seeds,
             thousands(data.train.len().saturating_sub(valid)),
             thousands(data.train.len()),

@@ -347,6 +347,14 @@ pub fn regularization_claims(
             continue;
         };
         let Some(e) = c.test_accuracy else { continue };
+        let contradiction = if (logged - text).abs() >= 0.005 {
+            format!(
+                " The text contradicts the study's own log by {}.",
+                points(text - logged)
+            )
+        } else {
+            String::new()
+        };
         let copied = if cell == [1, 1] {
             " Its log for this cell is a copy of the dropout log, so the study has no \
              measurement of it."
@@ -360,7 +368,8 @@ pub fn regularization_claims(
             measured: e,
             line: format!(
                 "{original}: the study's log ends at {} validation accuracy and its text claims {}; \
-                 {} measured {} test accuracy. The log is {}; the text is {}.{copied}",
+                 {} measured {} test accuracy. The log is {}; the text is {}.{contradiction}\
+                 {copied}",
                 pct(logged),
                 pct(text),
                 code(&c.name),
