@@ -209,6 +209,7 @@ impl Curves {
                     .configure_mesh()
                     .x_desc("epoch")
                     .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_labels(8)
                     .y_label_formatter(&|v| tick(*v))
                     .y_desc(self.y_desc.as_str())
                     .label_style(font(13))

@@ -280,11 +280,16 @@ fn prediction_figures(
         })
         .collect();
     let wrong_first = first.iter().filter(|d| d.flagged).count();
+    let wrong = match wrong_first {
+        0 => "none of them is misclassified".to_string(),
+        1 => "the one misclassified image is framed in red with its true label".to_string(),
+        k => format!("the {k} misclassified ones are framed in red with their true label"),
+    };
     doc.figure(render(
         "predictions",
         format!(
-            "The first 50 test images with {who}'s predicted label and its softmax confidence; \
-             the {wrong_first} misclassified ones are framed in red with their true label."
+            "The first 50 test images, each with the label predicted by {who} and its softmax \
+             confidence; {wrong}."
         ),
         &DigitGrid {
             title: "LeNet-5 - predictions".into(),
@@ -1122,7 +1127,20 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
     optimizers.sort();
     optimizers.dedup();
     let (rows, ranking) = if optimizers.len() >= 2 {
-        text::optimizer_claims(summary, optimizer_of)
+        // Full-batch gradient descent is another method than the study's "gradient descent",
+        // which took 25,000 steps of 64 images.
+        let note_of = |name: &str| {
+            let spec = finals.iter().find(|s| s.config == name)?;
+            (spec.train.batch_size == 0).then(|| {
+                format!(
+                    "`{name}` takes one step per pass over the training split, {} steps in \
+                     all; the study's 25,000 steps of 64 images are mini-batch steps, so the \
+                     two are different methods.",
+                    spec.train.epochs
+                )
+            })
+        };
+        text::optimizer_claims(summary, optimizer_of, note_of)
     } else {
         (Vec::new(), None)
     };

@@ -44,12 +44,12 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-/// A p-value to three decimals, or "< 0.001".
+/// A p-value as a comparison: "= 0.026", or "< 0.001".
 pub fn p_value(p: f64) -> String {
     if p < 0.001 {
         "< 0.001".into()
     } else {
-        format!("{p:.3}")
+        format!("= {p:.3}")
     }
 }
 
@@ -129,9 +129,7 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
                     .find(|p| {
                         (p.a == c.name && p.b == best.name) || (p.b == c.name && p.a == best.name)
                     })
-                    .map_or(String::new(), |p| {
-                        format!(", Holm p = {}", p_value(p.p_holm))
-                    });
+                    .map_or(String::new(), |p| format!(", Holm p {}", p_value(p.p_holm)));
                 format!("{} ({}{p})", code(&c.name), points(e.mean - best_acc.mean))
             })
             .collect();
@@ -277,6 +275,7 @@ fn position(claim: f64, e: &Estimate) -> String {
 pub fn optimizer_claims(
     s: &StudySummary,
     optimizer_of: impl Fn(&str) -> Option<String>,
+    note_of: impl Fn(&str) -> Option<String>,
 ) -> (Vec<ClaimRow>, Option<String>) {
     let mut rows = Vec::new();
     for (original, optimizer, claimed) in OPTIMIZER_CLAIMS {
@@ -295,11 +294,12 @@ pub fn optimizer_claims(
             measured: e,
             line: format!(
                 "{original}: the study reported {} from one untuned run; {} measured {}. The \
-                 claim is {}.",
+                 claim is {}.{}",
                 pct(claimed),
                 code(&c.name),
                 pct_ci(&e),
-                position(claimed, &e)
+                position(claimed, &e),
+                note_of(&c.name).map_or(String::new(), |n| format!(" {n}"))
             ),
         });
     }
