@@ -428,10 +428,11 @@ fn write_report(dir: &Path, data: &Mnist) -> Result<()> {
         );
     };
     eprintln!(
-        "wrote {} and {} with {} figures (SVG and PNG in {}) in {:.1} s",
+        "wrote {} and {} with {} figure{} (SVG and PNG in {}) in {:.1} s",
         written.markdown.display(),
         written.html.display(),
         written.figures,
+        if written.figures == 1 { "" } else { "s" },
         dir.join("figures").display(),
         start.elapsed().as_secs_f64()
     );

@@ -308,6 +308,39 @@ fn run_report_shows_the_runs_curves_and_predictions() {
 }
 
 #[test]
+fn a_run_that_diverged_in_its_first_epoch_gets_a_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    lenet()
+        .args([
+            "train",
+            "--optimizer",
+            "minibatch-sgd",
+            "--lr",
+            "1000",
+            "--epochs",
+            "2",
+        ])
+        .args(["--valid-size", "500", "--quiet", "--out"])
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .assert()
+        .failure();
+    lenet()
+        .arg("report")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let md = read(&run.join("report.md"));
+    assert!(md.contains("The run diverged in epoch 1"), "{md}");
+    assert!(md.contains("No epoch finished"), "{md}");
+}
+
+#[test]
 fn report_of_a_directory_without_results_says_what_it_expected() {
     let tmp = tempfile::tempdir().unwrap();
     let out = lenet()

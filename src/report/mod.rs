@@ -116,9 +116,14 @@ fn curve(name: &str, color: usize, runs: &[&Run], metric: fn(&EpochMetrics) -> f
 /// validation accuracy is far below the others' are left out of the accuracy axis (and named
 /// in the caption) so they do not flatten everyone else's curves.
 fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result<(), ReportError> {
-    let groups: Vec<&(String, usize, Vec<&Run>)> =
-        groups.iter().filter(|g| !g.2.is_empty()).collect();
+    // Groups with at least one finished epoch in every run (a run that diverged in its first
+    // epoch has none).
+    let groups: Vec<&(String, usize, Vec<&Run>)> = groups
+        .iter()
+        .filter(|g| !g.2.is_empty() && g.2.iter().all(|r| !r.metrics.is_empty()))
+        .collect();
     if groups.is_empty() {
+        doc.paragraph("No epoch finished, so there are no curves to draw.");
         return Ok(());
     }
     let loss = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
@@ -148,7 +153,7 @@ fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result
         titles: ["training loss".into(), "validation loss".into()],
         y_desc: "cross-entropy (log scale)".into(),
         panels: [train_loss, valid_loss],
-        y_range: ((lowest * 0.8).max(1e-4), (highest * 1.25).clamp(0.05, 3.0)),
+        y_range: log_range(lowest, highest),
         log_y: true,
         legend_low: false,
     };
@@ -222,6 +227,22 @@ fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result
     }
     doc.figure(render("accuracy", caption, &acc_fig)?);
     Ok(())
+}
+
+/// A log-scale loss axis covering `lowest ..= highest` (finite, positive), capped at 3 (above
+/// chance level, ln 10 = 2.3, curves are off the chart anyway).
+fn log_range(lowest: f64, highest: f64) -> (f64, f64) {
+    let hi = if highest.is_finite() {
+        (highest * 1.25).clamp(0.05, 3.0)
+    } else {
+        3.0
+    };
+    let lo = if lowest.is_finite() {
+        (lowest * 0.8).max(1e-4)
+    } else {
+        1e-2
+    };
+    (lo.min(hi / 10.0), hi)
 }
 
 /// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
@@ -432,6 +453,35 @@ fn write(dir: &Path, doc: &Doc) -> Result<Written, ReportError> {
     })
 }
 
+/// The per-epoch metrics of one run as a table.
+fn epoch_table(metrics: &[EpochMetrics], doc: &mut Doc) {
+    doc.table(
+        &[
+            "epoch",
+            "lr",
+            "train loss",
+            "valid loss",
+            "train acc",
+            "valid acc",
+            "seconds",
+        ],
+        metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.epoch.to_string(),
+                    format!("{}", m.lr),
+                    format!("{:.4}", m.train_loss),
+                    format!("{:.4}", m.valid_loss),
+                    pct(m.train_accuracy),
+                    pct(m.valid_accuracy),
+                    format!("{:.1}", m.seconds),
+                ]
+            })
+            .collect(),
+    );
+}
+
 /// The report of one run directory: its curves, predictions and configuration.
 pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
     let config = run::read_config(dir)?;
@@ -467,31 +517,9 @@ pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
     doc.paragraph(result);
     doc.heading(2, "Training curves");
     curve_figures(&[(name.clone(), 0, vec![&r])], &mut doc)?;
-    doc.table(
-        &[
-            "epoch",
-            "lr",
-            "train loss",
-            "valid loss",
-            "train acc",
-            "valid acc",
-            "seconds",
-        ],
-        r.metrics
-            .iter()
-            .map(|m| {
-                vec![
-                    m.epoch.to_string(),
-                    format!("{}", m.lr),
-                    format!("{:.4}", m.train_loss),
-                    format!("{:.4}", m.valid_loss),
-                    pct(m.train_accuracy),
-                    pct(m.valid_accuracy),
-                    format!("{:.1}", m.seconds),
-                ]
-            })
-            .collect(),
-    );
+    if !r.metrics.is_empty() {
+        epoch_table(&r.metrics, &mut doc);
+    }
     let model = dir.join(run::MODEL);
     if s.status == Status::Finished && model.is_file() {
         doc.heading(2, "Predictions");
