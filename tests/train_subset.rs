@@ -53,12 +53,13 @@ fn adam_reaches_90_percent_on_the_subset() {
 fn every_optimizer_lowers_the_training_loss() {
     let data = Mnist::load(&common::subset_dir()).unwrap();
     let split = Split::new(data.train.len(), 500, 0).unwrap();
-    // Learning rates that suit each rule on this small set; gd takes one step per epoch, so it
-    // gets more epochs.
+    // Learning rates that suit each rule on this small set, away from the edge of stability
+    // (minibatch-sgd at 0.2 oscillated on one code path and not the other); gd takes one step
+    // per epoch, so it gets more epochs.
     let cases = [
         (OptimizerName::Gd, 0.5, 20),
         (OptimizerName::Sgd, 0.01, 1),
-        (OptimizerName::MinibatchSgd, 0.2, 3),
+        (OptimizerName::MinibatchSgd, 0.1, 6),
         (OptimizerName::Momentum, 0.02, 4),
         (OptimizerName::Nesterov, 0.02, 4),
         (OptimizerName::Adagrad, 0.01, 2),
