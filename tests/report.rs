@@ -194,22 +194,26 @@ fn chromium() -> PathBuf {
     );
 }
 
+/// Chromium in headless mode with a fresh profile, under `timeout` so a browser that hangs
+/// fails the test instead of stalling the suite.
 fn headless(profile: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg("120")
+        .arg(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()));
     cmd
 }
 
