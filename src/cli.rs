@@ -78,8 +78,8 @@ enum Command {
     /// and accuracy curves over seeds, test accuracy with 95% CIs and significance groups, the
     /// tuning curves, time to target, the 2x2 interaction plot, the best configuration's
     /// predictions, confusion matrix and most confident mistakes, the original study's claims
-    /// beside the measured answer, and every run's settings. `lenet study run` writes it at
-    /// the end.
+    /// beside the measured answer, and every run's settings. MNIST is read for the digit
+    /// figures and the predictions. `lenet study run` writes it at the end.
     Report(ReportArgs),
 }
 
@@ -87,6 +87,7 @@ enum Command {
 struct ReportArgs {
     /// A study directory (from `lenet study run`) or a run directory (from `lenet train`).
     dir: PathBuf,
+    /// Threads for the best model's pass over the test images [default: all cores]
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
