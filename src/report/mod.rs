@@ -631,7 +631,7 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
                         100.0 * (c.estimate - c.ci95),
                         100.0 * (c.estimate + c.ci95)
                     ),
-                    format!("{:.3}", c.p),
+                    text::p_cell(c.p),
                 ]
             })
             .collect(),
@@ -901,8 +901,8 @@ fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
                     format!("{:+.3} points", 100.0 * p.difference),
                     format!("{:.2}", p.t),
                     format!("{:.1}", p.df),
-                    format!("{:.3}", p.p),
-                    format!("{:.3}", p.p_holm),
+                    text::p_cell(p.p),
+                    text::p_cell(p.p_holm),
                     if p.significant { "yes" } else { "no" }.into(),
                 ]
             })

@@ -46,10 +46,18 @@ pub fn thousands(n: usize) -> String {
 
 /// A p-value as a comparison: "= 0.026", or "< 0.001".
 pub fn p_value(p: f64) -> String {
+    match p_cell(p) {
+        cell if p < 0.001 => cell,
+        cell => format!("= {cell}"),
+    }
+}
+
+/// A p-value for a table cell: three decimals, or "< 0.001".
+pub fn p_cell(p: f64) -> String {
     if p < 0.001 {
         "< 0.001".into()
     } else {
-        format!("= {p:.3}")
+        format!("{p:.3}")
     }
 }
 
