@@ -159,14 +159,8 @@ impl RowOps for PlainRows {
 fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::kernels::available() {
-        // SAFETY: AVX-512F is present; the narrow kernel's shape conditions are checked.
-        return unsafe {
-            if w <= 16 && g.stride == 1 && g.padding == 0 {
-                super::kernels::im2col_narrow(x, samples, h, w, g, cols)
-            } else {
-                super::kernels::im2col_avx512(x, samples, h, w, g, cols)
-            }
-        };
+        // SAFETY: AVX-512F is present.
+        return unsafe { super::kernels::im2col_avx512(x, samples, h, w, g, cols) };
     }
     im2col_with::<PlainRows>(x, samples, h, w, g, cols)
 }
@@ -175,14 +169,8 @@ fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: 
 fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if super::kernels::available() {
-        // SAFETY: AVX-512F is present; the narrow kernel's shape conditions are checked.
-        return unsafe {
-            if w <= 16 && g.stride == 1 && g.padding == 0 {
-                super::kernels::col2im_narrow(cols, samples, h, w, g, dx)
-            } else {
-                super::kernels::col2im_avx512(cols, samples, h, w, g, dx)
-            }
-        };
+        // SAFETY: AVX-512F is present.
+        return unsafe { super::kernels::col2im_avx512(cols, samples, h, w, g, dx) };
     }
     col2im_with::<PlainRows>(cols, samples, h, w, g, dx)
 }
@@ -292,7 +280,8 @@ pub struct Conv2d {
     pub bias: Param,
     /// Cached by forward: im2col columns of the whole batch, chunk after chunk.
     cols: Vec<f32>,
-    /// Scratch: per-chunk `[O, positions]` products, and column gradients.
+    /// Scratch: per-chunk `[O, positions]` products, and column gradients (on the narrow
+    /// path: each worker thread's output gradient, channel-last).
     chunk_out: Vec<f32>,
     dcols: Vec<f32>,
     /// Per-chunk partial weight and bias gradients, summed in chunk order.
