@@ -55,7 +55,12 @@ fn sum64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
         }
     }
     let tail: f64 = chunks.remainder().iter().map(|&v| f(v as f64)).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    fold8(acc) + tail
+}
+
+/// The 8 partial sums of [`sum64`] combined pairwise, in a fixed order.
+fn fold8(v: [f64; 8]) -> f64 {
+    ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
 }
 
 /// (sum of dy, sum of dy * xhat) in float64, as [`sum64`]; each product is rounded to float32
@@ -74,8 +79,7 @@ fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
         ta += d as f64;
         tb += (d * x) as f64;
     }
-    let fold = |v: [f64; 8]| ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-    (fold(a) + ta, fold(b) + tb)
+    (fold8(a) + ta, fold8(b) + tb)
 }
 
 impl BatchNorm {
