@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{fixture_dir, lenet, subset_dir};
+use common::{lenet, run_study, study_file, subset_dir};
 
 const SECTIONS: [&str; 10] = [
     "The answer",
@@ -42,21 +42,8 @@ fn study_dir() -> &'static Path {
     let (_, dir) = DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("report");
-        let output = lenet()
-            .args(["study", "run"])
-            .arg(fixture_dir().join("studies/report.toml"))
-            .arg("--out")
-            .arg(&dir)
-            .arg("--data-dir")
-            .arg(subset_dir())
-            .args(["--quiet", "--jobs", "2"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let extra = ["--quiet", "--jobs", "2"];
+        run_study(&study_file("report.toml"), &dir, &extra);
         (tmp, dir)
     });
     dir
@@ -175,6 +162,27 @@ fn study_html_is_well_formed_and_self_contained() {
     assert!(!html.contains("url(") && !html.contains("@import"));
 }
 
+/// `lenet report DIR` on the subset.
+fn report(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = lenet();
+    cmd.arg("report")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(subset_dir());
+    cmd
+}
+
+/// Runs a browser command and asserts that it succeeded.
+fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Chromium from Debian's `chromium` package (`.ci/run` installs it), or $LENET_CHROMIUM.
 fn chromium() -> PathBuf {
     if let Ok(path) = std::env::var("LENET_CHROMIUM") {
@@ -224,16 +232,7 @@ fn chromium_renders_the_html_report() {
     let tmp = tempfile::tempdir().unwrap();
 
     // The DOM as the browser built it: every figure is an SVG element there.
-    let out = headless(&tmp.path().join("p1"))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(headless(&tmp.path().join("p1")).arg("--dump-dom").arg(&url));
     let dom = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         dom.matches("<svg").count(),
@@ -247,16 +246,11 @@ fn chromium_renders_the_html_report() {
 
     // A screenshot of the page's top: the conclusions and the first figures, rendered.
     let shot = tmp.path().join("report.png");
-    let out = headless(&tmp.path().join("p2"))
-        .arg("--window-size=1200,2400")
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        headless(&tmp.path().join("p2"))
+            .arg("--window-size=1200,2400")
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(&url),
     );
     let (w, h, pixels, channels) = decode_png(&shot);
     assert_eq!((w, h), (1200, 2400));
@@ -282,13 +276,7 @@ fn run_report_shows_the_runs_curves_and_predictions() {
         .arg(subset_dir())
         .assert()
         .success();
-    lenet()
-        .arg("report")
-        .arg(&run)
-        .arg("--data-dir")
-        .arg(subset_dir())
-        .assert()
-        .success();
+    report(&run).assert().success();
     let md = read(&run.join("report.md"));
     for section in [
         "## Result",
@@ -331,11 +319,7 @@ fn a_run_that_diverged_in_its_first_epoch_gets_a_report() {
         .arg(subset_dir())
         .assert()
         .failure();
-    lenet()
-        .arg("report")
-        .arg(&run)
-        .arg("--data-dir")
-        .arg(subset_dir())
+    report(&run)
         .timeout(std::time::Duration::from_secs(60))
         .assert()
         .success();
@@ -347,13 +331,7 @@ fn a_run_that_diverged_in_its_first_epoch_gets_a_report() {
 #[test]
 fn report_of_a_directory_without_results_says_what_it_expected() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = lenet()
-        .arg("report")
-        .arg(tmp.path())
-        .arg("--data-dir")
-        .arg(subset_dir())
-        .output()
-        .unwrap();
+    let out = report(tmp.path()).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -7,31 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{fixture_dir, lenet, subset_dir};
+use common::{lenet, run_study, study_file, subset_dir};
 use serde_json::Value;
-
-fn study_file(name: &str) -> PathBuf {
-    fixture_dir().join("studies").join(name)
-}
-
-fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
-    let output = lenet()
-        .args(["study", "run"])
-        .arg(file)
-        .arg("--out")
-        .arg(out)
-        .arg("--data-dir")
-        .arg(subset_dir())
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// summary.json without anything measured in seconds (wall time differs between runs).
 fn results(dir: &Path) -> Value {

@@ -6,8 +6,6 @@
 //! implements [`Draw`]; [`render`] turns it into a [`Figure`]. Digit images are pictures:
 //! blitted into the PNG, and embedded in the SVG as a small PNG data URI.
 
-use std::io::Write as _;
-
 use base64::Engine as _;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
@@ -142,7 +140,6 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Report
         writer.write_image_data(rgb).map_err(err)?;
         writer.finish().map_err(err)?;
     }
-    out.flush().ok();
     Ok(out)
 }
 

@@ -81,6 +81,32 @@ pub fn lenet() -> assert_cmd::Command {
     cmd
 }
 
+/// A study file of `tests/fixtures/studies`.
+pub fn study_file(name: &str) -> PathBuf {
+    fixture_dir().join("studies").join(name)
+}
+
+/// Runs `lenet study run FILE --out OUT` on the subset (plus `extra` arguments), asserts that
+/// it succeeded and returns what it printed.
+pub fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
+    let output = lenet()
+        .args(["study", "run"])
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Copies the subset into a fresh directory, uncompressed, so tests can damage files.
 pub fn subset_copy() -> tempfile::TempDir {
     use std::io::Read;
