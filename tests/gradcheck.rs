@@ -188,21 +188,86 @@ fn fast_convolution_matches_the_direct_loops() {
             assert!((a - b).abs() <= 1e-5 * scale, "{g:?} forward: {a} vs {b}");
         }
         let dy = random(&y.shape, &mut rng);
-        let mut dx = Tensor::zeros(&x.shape);
-        conv.weight.grad.fill(0.0);
-        conv.bias.grad.fill(0.0);
-        conv.backward(&x, &y, &dy, Some(&mut dx));
-        let (want_dx, want_dw, want_db) =
-            conv2d_backward_direct(&x, &conv.weight.value.data, &dy, g);
-        for (what, got, want) in [
-            ("dx", &dx.data, &want_dx.data),
-            ("dw", &conv.weight.grad.data, &want_dw),
-            ("db", &conv.bias.grad.data, &want_db),
-        ] {
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (a, b) in got.iter().zip(want.iter()) {
-                assert!((a - b).abs() <= 1e-5 * scale, "{g:?} {what}: {a} vs {b}");
+        backward_matches_the_direct_loops(&format!("{g:?}"), &mut conv, &x, &y, &dy);
+    }
+}
+
+/// Runs the layer's backward and compares dx, dw and db with the plain loops.
+fn backward_matches_the_direct_loops(
+    what: &str,
+    conv: &mut Conv2d,
+    x: &Tensor,
+    y: &Tensor,
+    dy: &Tensor,
+) {
+    let g = conv.geometry;
+    let mut dx = Tensor::zeros(&x.shape);
+    conv.weight.grad.fill(0.0);
+    conv.bias.grad.fill(0.0);
+    conv.backward(x, y, dy, Some(&mut dx));
+    let (want_dx, want_dw, want_db) = conv2d_backward_direct(x, &conv.weight.value.data, dy, g);
+    for (grad, got, want) in [
+        ("dx", &dx.data, &want_dx.data),
+        ("dw", &conv.weight.grad.data, &want_dw),
+        ("db", &conv.bias.grad.data, &want_db),
+    ] {
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "{what} {grad}: all zero");
+        for (a, b) in got.iter().zip(want.iter()) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{what} {grad}: {a} vs {b}");
+        }
+    }
+}
+
+/// Output gradients as ReLU and 2x2 max pooling leave them (at most one nonzero value per
+/// window, none in some windows) and scattered at random take the sparse backward kernels
+/// on LeNet's conv2 shape; a gradient a third nonzero sits at the density limit, and odd
+/// output sides always take the dense kernels.
+#[test]
+fn sparse_output_gradients_match_the_direct_loops() {
+    let mut rng = Rng::new(4);
+    for (g, side, n) in [
+        (geometry(6, 16, 5, 1, 0), 14, 9),
+        (geometry(3, 10, 5, 1, 0), 12, 5),
+        (geometry(6, 16, 5, 1, 0), 13, 2),
+    ] {
+        let mut conv = Conv2d::new(g, &mut rng);
+        let x = random(&[n, g.c_in, side, side], &mut rng);
+        let y = Tensor::zeros(&conv.output_shape(&x.shape));
+        let (oh, ow) = (y.shape[2], y.shape[3]);
+        let dense = random(&y.shape, &mut rng);
+        // One position per 2x2 window, a third of the windows empty.
+        let mut pooled = Tensor::zeros(&y.shape);
+        for plane in 0..n * g.c_out {
+            for wi in 0..oh / 2 {
+                for wj in 0..ow / 2 {
+                    if rng.below(3) == 0 {
+                        continue;
+                    }
+                    let (i, j) = (2 * wi + rng.below(2), 2 * wj + rng.below(2));
+                    let at = plane * oh * ow + i * ow + j;
+                    pooled.data[at] = dense.data[at];
+                }
             }
+        }
+        let mut scattered = dense.clone();
+        let mut at_limit = dense.clone();
+        for (i, v) in scattered.data.iter_mut().enumerate() {
+            if rng.below(10) >= 2 {
+                *v = 0.0;
+            }
+            if i % 3 != 0 {
+                at_limit.data[i] = 0.0;
+            }
+        }
+        at_limit.data[1] = 1.0;
+        for (pattern, dy) in [
+            ("pooled", &pooled),
+            ("scattered", &scattered),
+            ("a third", &at_limit),
+        ] {
+            let what = format!("{g:?} side {side}, {pattern}");
+            backward_matches_the_direct_loops(&what, &mut conv, &x, &y, dy);
         }
     }
 }

@@ -290,6 +290,10 @@ pub struct Conv2d {
     /// Scratch: the weight rearranged for the narrow direct kernels, `[C*K*K, O]` forward and
     /// `[O, K, K, C]` backward.
     weight_t: Vec<f32>,
+    /// Scratch of the sparse backward kernels: the weight pre-shifted for the input gradient,
+    /// and each worker thread's channel-last copies of its chunk.
+    weight_shifted: Vec<f32>,
+    sparse_scratch: Vec<f32>,
 }
 
 impl Conv2d {
@@ -314,6 +318,8 @@ impl Conv2d {
             partial_dw: Vec::new(),
             partial_db: Vec::new(),
             weight_t: Vec::new(),
+            weight_shifted: Vec::new(),
+            sparse_scratch: Vec::new(),
         }
     }
 
@@ -485,14 +491,18 @@ impl Conv2d {
         });
     }
 
-    /// Backward of the narrow direct path. The weight gradient takes the chunk's output
+    /// Backward of the narrow direct path. A chunk whose output gradient is mostly zeros (as
+    /// behind ReLU and max pooling) goes to the sparse kernels, which visit the nonzero values
+    /// only ([`super::kernels::sparse`]). Otherwise the weight gradient takes the chunk's output
     /// gradient channel-last (one vector per position holds all output channels; 5x5 kernels
     /// with at most 16 output channels) or, for other shapes, row by row; the input gradient
     /// gathers the shifted output-gradient rows of every kernel tap that reaches an input row.
-    /// Neither writes a column matrix.
+    /// None of them writes a column matrix. Which path a chunk takes depends on its values
+    /// only, never on the thread count.
     #[cfg(target_arch = "x86_64")]
     fn narrow_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         use super::kernels;
+        use super::kernels::sparse;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
         let k = g.kernel;
@@ -502,6 +512,18 @@ impl Conv2d {
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
         let channel_last = k == 5 && g.c_out <= 16;
+        let sparse_ok = sparse::applies(g, (dy.shape[2], dy.shape[3]));
+        // Per worker thread: the chunk's images and one output gradient channel-last (16
+        // lanes a position), one input gradient channel-last, the weight-gradient scratch.
+        let sparse_len =
+            DIRECT_CHUNK * in_len + positions * 16 + in_len + sparse::weight_grad_len(g);
+        if sparse_ok {
+            self.sparse_scratch
+                .resize(rayon::current_num_threads() * sparse_len, 0.0);
+            if dx.is_some() {
+                sparse::shifted_weight(&self.weight.value.data, g, &mut self.weight_shifted);
+            }
+        }
         if dx.is_some() {
             // The weight laid out [O, K, K, C] for the input-gradient kernel's broadcasts.
             let wv = &self.weight.value.data;
@@ -525,6 +547,8 @@ impl Conv2d {
         let scratch = SharedMut::new(&mut self.dcols);
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
         let wt = &self.weight_t;
+        let ws = &self.weight_shifted;
+        let sparse_scratch = SharedMut::new(&mut self.sparse_scratch);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
             let dy = &dy.data[first * out_len..][..samples * out_len];
@@ -533,6 +557,31 @@ impl Conv2d {
             unsafe {
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * g.c_out, g.c_out);
+                // Sparse when at most a third of the values are nonzero.
+                if sparse_ok && sparse::count_nonzero(dy) * 3 <= dy.len() {
+                    let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                    let scratch = sparse_scratch.range(slab * sparse_len, sparse_len);
+                    let (xt, rest) = scratch.split_at_mut(DIRECT_CHUNK * in_len);
+                    let (dyt, rest) = rest.split_at_mut(positions * 16);
+                    let (dxt, dwt) = rest.split_at_mut(in_len);
+                    let plane = h * w;
+                    for s in 0..samples {
+                        let xs = &x[s * in_len..][..in_len];
+                        sparse::channel_last(xs, g.c_in, plane, &mut xt[s * in_len..]);
+                    }
+                    sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db);
+                    sparse::add_weight_grad(dwt, g, dw);
+                    if let Some(dx_buf) = dx_buf.as_ref() {
+                        let dx = dx_buf.range(first * in_len, samples * in_len);
+                        for s in 0..samples {
+                            let dys = &dy[s * out_len..][..out_len];
+                            sparse::channel_last_16(dys, g.c_out, positions, dyt);
+                            sparse::input_grad(dyt, (h, w), g, ws, dxt);
+                            sparse::channel_first(dxt, g.c_in, plane, &mut dx[s * in_len..]);
+                        }
+                    }
+                    return;
+                }
                 if channel_last {
                     let slab = rayon::current_thread_index().unwrap_or(0) % threads;
                     let dyt = scratch.range(slab * slab_len, slab_len);

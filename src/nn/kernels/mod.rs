@@ -14,6 +14,8 @@
 
 use std::arch::x86_64::*;
 
+pub mod sparse;
+
 use super::conv2d::{ConvGeometry, RowOps, col2im_with, im2col_with};
 
 /// Whether the kernels run: the processor has AVX-512F and the environment variable
