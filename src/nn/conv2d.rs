@@ -290,9 +290,8 @@ pub struct Conv2d {
     /// Scratch: the weight rearranged for the narrow direct kernels, `[C*K*K, O]` forward and
     /// `[O, K, K, C]` backward.
     weight_t: Vec<f32>,
-    /// Scratch of the sparse backward kernels: the weight pre-shifted for the input gradient,
-    /// and each worker thread's channel-last copies of its chunk.
-    weight_shifted: Vec<f32>,
+    /// Scratch of the sparse backward kernels: each worker thread's channel-last copies of
+    /// its chunk.
     sparse_scratch: Vec<f32>,
 }
 
@@ -318,7 +317,6 @@ impl Conv2d {
             partial_dw: Vec::new(),
             partial_db: Vec::new(),
             weight_t: Vec::new(),
-            weight_shifted: Vec::new(),
             sparse_scratch: Vec::new(),
         }
     }
@@ -520,12 +518,10 @@ impl Conv2d {
         if sparse_ok {
             self.sparse_scratch
                 .resize(rayon::current_num_threads() * sparse_len, 0.0);
-            if dx.is_some() {
-                sparse::shifted_weight(&self.weight.value.data, g, &mut self.weight_shifted);
-            }
         }
         if dx.is_some() {
-            // The weight laid out [O, K, K, C] for the input-gradient kernel's broadcasts.
+            // The weight laid out [O, K, K, C] for the input-gradient kernels (broadcasts on the
+            // dense path, kernel rows on the sparse one).
             let wv = &self.weight.value.data;
             self.weight_t.resize(w_len, 0.0);
             for (o, wo) in wv.chunks_exact(g.col_rows()).enumerate() {
@@ -547,7 +543,6 @@ impl Conv2d {
         let scratch = SharedMut::new(&mut self.dcols);
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
         let wt = &self.weight_t;
-        let ws = &self.weight_shifted;
         let sparse_scratch = SharedMut::new(&mut self.sparse_scratch);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
@@ -576,7 +571,7 @@ impl Conv2d {
                         for s in 0..samples {
                             let dys = &dy[s * out_len..][..out_len];
                             sparse::channel_last_16(dys, g.c_out, positions, dyt);
-                            sparse::input_grad(dyt, (h, w), g, ws, dxt);
+                            sparse::input_grad(dyt, (h, w), g, wt, dxt);
                             sparse::channel_first(dxt, g.c_in, plane, &mut dx[s * in_len..]);
                         }
                     }

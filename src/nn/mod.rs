@@ -99,6 +99,25 @@ pub trait Layer: Send {
     /// respect to `x` (already resized to `x`'s shape).
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
 
+    /// Whether this layer is a ReLU, which the next layer may fold into its own pass (see
+    /// [`Layer::forward_after_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// Computes `y` = this layer applied to `relu(x)` in one pass over `x`, without writing
+    /// the ReLU's output, when the layer knows how (max pooling: the maximum of a window after
+    /// ReLU is the ReLU of its maximum). Returns false, doing nothing, when it does not.
+    fn forward_after_relu(&mut self, _x: &Tensor, _y: &mut Tensor, _ctx: &mut Context) -> bool {
+        false
+    }
+
+    /// The backward pass of [`Layer::forward_after_relu`]: `dx` is the gradient with respect
+    /// to `x`, the ReLU's input.
+    fn backward_after_relu(&mut self, _x: &Tensor, _y: &Tensor, _dy: &Tensor, _dx: &mut Tensor) {
+        unreachable!("backward_after_relu without forward_after_relu")
+    }
+
     fn params(&self) -> Vec<&Param> {
         Vec::new()
     }

@@ -2,6 +2,11 @@
 //!
 //! `acts[0]` is the input batch, `acts[i + 1]` the output of layer i; `grads[i]` is the gradient
 //! of the loss with respect to `acts[i]`. The buffers are reused from batch to batch.
+//!
+//! A ReLU followed by a layer that can fold it (max pooling) runs as one pass of that layer
+//! over the ReLU's input ([`Layer::forward_after_relu`]): the ReLU's output and its gradient
+//! are never written. The results are the same bit for bit; [`Network::set_fold_relu`] turns
+//! the folding off where the ReLU's output itself is wanted.
 
 use super::{Buffer, Context, Layer, Param};
 use crate::tensor::Tensor;
@@ -16,6 +21,10 @@ pub struct Network {
     grads: Vec<Tensor>,
     /// Seconds spent in each layer's forward and backward pass, when profiling is on.
     profile: Option<Vec<(f64, f64)>>,
+    /// Whether a ReLU may be folded into the layer after it.
+    fold_relu: bool,
+    /// `folded[i]`: layer i ran in the last forward pass with the ReLU before it folded in.
+    folded: Vec<bool>,
 }
 
 /// One row of [`Network::summary`].
@@ -39,7 +48,15 @@ impl Network {
             acts: vec![Tensor::default(); count + 1],
             grads: vec![Tensor::default(); count + 1],
             profile: None,
+            fold_relu: true,
+            folded: vec![false; count],
         }
+    }
+
+    /// Whether a ReLU runs folded into a following layer that can take it (on by default;
+    /// off, every layer's output is written, as [`Network::activation`] then shows).
+    pub fn set_fold_relu(&mut self, on: bool) {
+        self.fold_relu = on;
     }
 
     /// Each layer's module path, in order.
@@ -60,22 +77,39 @@ impl Network {
         &self.acts[0]
     }
 
-    /// The output of layer `i` from the last forward pass.
+    /// The output of layer `i` from the last forward pass (not written for a ReLU folded into
+    /// the next layer; see [`Network::set_fold_relu`]).
     pub fn activation(&self, i: usize) -> &Tensor {
         &self.acts[i + 1]
     }
 
     /// Runs every layer on the input buffer and returns the output (the logits).
     pub fn forward(&mut self, ctx: &mut Context) -> &Tensor {
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (before, after) = self.acts.split_at_mut(i + 1);
-            let shape = layer.output_shape(&before[i].shape);
-            after[0].resize(&shape);
+        self.folded.fill(false);
+        let mut i = 0;
+        while i < self.layers.len() {
             let start = self.profile.is_some().then(std::time::Instant::now);
-            layer.forward(&before[i], &mut after[0], ctx);
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            let shape = self.layers[i].output_shape(&before[i].shape);
+            after[0].resize(&shape);
+            // A ReLU and the layer after it in one pass of that layer, when it can.
+            if self.fold_relu && self.layers[i].is_relu() && i + 1 < self.layers.len() {
+                let next_shape = self.layers[i + 1].output_shape(&shape);
+                after[1].resize(&next_shape);
+                if self.layers[i + 1].forward_after_relu(&before[i], &mut after[1], ctx) {
+                    self.folded[i + 1] = true;
+                    if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                        p[i + 1].0 += t.elapsed().as_secs_f64();
+                    }
+                    i += 2;
+                    continue;
+                }
+            }
+            self.layers[i].forward(&before[i], &mut after[0], ctx);
             if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
                 p[i].0 += t.elapsed().as_secs_f64();
             }
+            i += 1;
         }
         self.acts.last().expect("input buffer")
     }
@@ -96,7 +130,26 @@ impl Network {
     /// Back-propagates the output gradient, accumulating every parameter's gradient. The
     /// input's gradient is computed only when `input_grad` is set.
     pub fn backward(&mut self, input_grad: bool) {
-        for i in (0..self.layers.len()).rev() {
+        let mut i = self.layers.len();
+        while i > 0 {
+            i -= 1;
+            let start = self.profile.is_some().then(std::time::Instant::now);
+            if self.folded[i] {
+                // Layer i folded the ReLU at i - 1: its backward writes the ReLU's input
+                // gradient directly.
+                let relu = i - 1;
+                if relu > 0 || input_grad {
+                    let (lo, hi) = self.grads.split_at_mut(i + 1);
+                    lo[relu].resize(&self.acts[relu].shape);
+                    let (x, y) = (&self.acts[relu], &self.acts[i + 1]);
+                    self.layers[i].backward_after_relu(x, y, &hi[0], &mut lo[relu]);
+                }
+                if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                    p[i].1 += t.elapsed().as_secs_f64();
+                }
+                i = relu;
+                continue;
+            }
             let (lo, hi) = self.grads.split_at_mut(i + 1);
             let dx = if i > 0 || input_grad {
                 lo[i].resize(&self.acts[i].shape);
@@ -104,7 +157,6 @@ impl Network {
             } else {
                 None
             };
-            let start = self.profile.is_some().then(std::time::Instant::now);
             self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &hi[0], dx);
             if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
                 p[i].1 += t.elapsed().as_secs_f64();
@@ -123,12 +175,22 @@ impl Network {
         let Some(p) = self.profile.as_mut() else {
             return Vec::new();
         };
+        let folded = &self.folded;
         let out = self
             .names
             .iter()
             .zip(&self.layers)
             .zip(p.iter())
-            .map(|((n, l), &(f, b))| (n.clone(), l.describe(), f, b))
+            .enumerate()
+            .map(|(i, ((n, l), &(f, b)))| {
+                let mut describe = l.describe();
+                if folded.get(i + 1) == Some(&true) {
+                    describe += " (folded into the next layer)";
+                } else if folded[i] {
+                    describe += " (with the ReLU before it)";
+                }
+                (n.clone(), describe, f, b)
+            })
             .collect();
         p.iter_mut().for_each(|t| *t = (0.0, 0.0));
         out
@@ -236,5 +298,52 @@ impl Network {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::loss::cross_entropy;
+    use crate::nn::{BatchNormAt, Mode, ModelConfig};
+    use crate::rng::Rng;
+
+    /// Forward, loss and backward with the ReLUs folded into the pooling layers or not: the
+    /// logits, every parameter gradient and the input gradient agree bit for bit.
+    #[test]
+    fn folding_relu_into_pooling_changes_nothing() {
+        let config = ModelConfig {
+            batch_norm: BatchNormAt::First,
+            dropout: 0.3,
+            ..Default::default()
+        };
+        let mut data = Rng::new(5);
+        let input: Vec<f32> = (0..6 * 32 * 32)
+            .map(|_| data.uniform_range(-1.0, 2.0))
+            .collect();
+        let labels = [3u8, 1, 4, 1, 5, 9];
+        let run = |fold: bool, mode: Mode| {
+            let mut net = config.build(&mut Rng::new(11));
+            net.set_fold_relu(fold);
+            *net.input_mut() = Tensor::from_vec(&[6, 1, 32, 32], input.clone());
+            net.zero_grad();
+            net.forward(&mut Context {
+                mode,
+                rng: &mut Rng::new(2),
+            });
+            assert_eq!(net.folded.iter().any(|&f| f), fold);
+            let bits = |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+            let logits = bits(net.output());
+            let (out, grad) = net.output_and_grad_mut();
+            cross_entropy(out, &labels, Some((grad, 1.0 / 6.0)));
+            net.backward(true);
+            let grads: Vec<Vec<u32>> = net.params().iter().map(|(_, p)| bits(&p.grad)).collect();
+            (logits, grads, bits(net.input_grad()))
+        };
+        for mode in [Mode::Train, Mode::Eval] {
+            let (folded, plain) = (run(true, mode), run(false, mode));
+            assert!(folded.2.iter().any(|&g| f32::from_bits(g) != 0.0));
+            assert_eq!(folded, plain, "{mode:?}");
+        }
     }
 }

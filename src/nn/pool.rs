@@ -47,8 +47,36 @@ impl Pool2d {
     }
 }
 
-/// Max pooling of `planes` planes of `h x w`; writes `y` and the argmax of each output.
+/// Max pooling of `planes` planes of `h x w`; writes `y` and the argmax of each output. With
+/// `relu`, `y` is the ReLU of the maximum (the pooling of the ReLU's output).
 pub fn maxpool_forward(
+    x: &[f32],
+    planes: usize,
+    (h, w): (usize, usize),
+    (k, s): (usize, usize),
+    y: &mut [f32],
+    argmax: &mut [u32],
+    relu: bool,
+) {
+    if (k, s) == (2, 2) {
+        #[cfg(target_arch = "x86_64")]
+        if w <= 32 && super::kernels::available() {
+            // SAFETY: AVX-512F is present and w <= 32.
+            return unsafe {
+                super::kernels::maxpool2x2_forward(x, planes, (h, w), y, argmax, relu)
+            };
+        }
+        maxpool2x2_forward(x, planes, (h, w), y, argmax);
+    } else {
+        maxpool_loops(x, planes, (h, w), (k, s), y, argmax);
+    }
+    if relu {
+        relu_in_place(&mut y[..planes * ((h - k) / s + 1) * ((w - k) / s + 1)]);
+    }
+}
+
+/// Any window and stride of [`maxpool_forward`], as plain loops.
+fn maxpool_loops(
     x: &[f32],
     planes: usize,
     (h, w): (usize, usize),
@@ -57,15 +85,6 @@ pub fn maxpool_forward(
     argmax: &mut [u32],
 ) {
     let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
-    if (k, s) == (2, 2) {
-        #[cfg(target_arch = "x86_64")]
-        if w <= 32 && super::kernels::available() {
-            // SAFETY: AVX-512F is present and w <= 32.
-            return unsafe { super::kernels::maxpool2x2_forward(x, planes, (h, w), y, argmax) };
-        }
-        maxpool2x2_forward(x, planes, (h, w), y, argmax);
-        return;
-    }
     for p in 0..planes {
         let plane = &x[p * h * w..(p + 1) * h * w];
         for i in 0..oh {
@@ -140,23 +159,36 @@ fn maxpool2x2_forward(
     }
 }
 
-/// Routes each output gradient to its window's maximum; `dx` is overwritten.
+/// Routes each output gradient to its window's maximum; `dx` is overwritten. With
+/// `relu_out`, the outputs of a pooling that folded the ReLU before it, an output that is not
+/// positive (its whole window was at most zero) passes nothing, as the ReLU would stop it.
 pub fn maxpool_backward(
     dy: &[f32],
     argmax: &[u32],
     planes: usize,
     plane_in: usize,
     dx: &mut [f32],
+    relu_out: Option<&[f32]>,
 ) {
     dx.fill(0.0);
     let plane_out = dy.len() / planes;
     for p in 0..planes {
         let dxp = &mut dx[p * plane_in..(p + 1) * plane_in];
-        for (&d, &at) in dy[p * plane_out..(p + 1) * plane_out]
-            .iter()
-            .zip(&argmax[p * plane_out..(p + 1) * plane_out])
-        {
-            dxp[at as usize] += d;
+        let range = p * plane_out..(p + 1) * plane_out;
+        for (k, (&d, &at)) in dy[range.clone()].iter().zip(&argmax[range]).enumerate() {
+            // A select, not a branch: the sign of an output is as good as random.
+            let passed = relu_out.is_none_or(|y| y[p * plane_out + k] > 0.0);
+            dxp[at as usize] += if passed { d } else { 0.0 };
+        }
+    }
+}
+
+/// ReLU in place, as [`super::activation`] computes it: values that are not greater than
+/// zero (and not NaN) become +0.
+fn relu_in_place(y: &mut [f32]) {
+    for v in y {
+        if !(*v > 0.0 || v.is_nan()) {
+            *v = 0.0;
         }
     }
 }
@@ -213,6 +245,25 @@ pub fn avgpool_backward(
     }
 }
 
+impl Pool2d {
+    /// Max pooling of the whole batch (of the ReLU of `x` with `relu`).
+    fn max_forward(&mut self, x: &Tensor, y: &mut Tensor, relu: bool) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (in_len, out_len) = (c * h * w, y.item_len());
+        let ks = (self.kernel, self.stride);
+        let ys = SharedMut::new(&mut y.data);
+        self.argmax.resize(n * out_len, 0);
+        let am = SharedMut::new(&mut self.argmax);
+        for_each_chunk(n, CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges.
+            let y = unsafe { ys.range(first * out_len, samples * out_len) };
+            let a = unsafe { am.range(first * out_len, samples * out_len) };
+            let x = &x.data[first * in_len..][..samples * in_len];
+            maxpool_forward(x, samples * c, (h, w), ks, y, a, relu);
+        });
+    }
+}
+
 impl Layer for Pool2d {
     fn describe(&self) -> String {
         let name = match self.kind {
@@ -240,17 +291,7 @@ impl Layer for Pool2d {
         let ks = (self.kernel, self.stride);
         let ys = SharedMut::new(&mut y.data);
         match self.kind {
-            PoolKind::Max => {
-                self.argmax.resize(n * out_len, 0);
-                let am = SharedMut::new(&mut self.argmax);
-                for_each_chunk(n, CHUNK, |_, first, samples| {
-                    // SAFETY: disjoint sample ranges.
-                    let y = unsafe { ys.range(first * out_len, samples * out_len) };
-                    let a = unsafe { am.range(first * out_len, samples * out_len) };
-                    let x = &x.data[first * in_len..][..samples * in_len];
-                    maxpool_forward(x, samples * c, (h, w), ks, y, a);
-                });
-            }
+            PoolKind::Max => self.max_forward(x, y, false),
             PoolKind::Avg => for_each_chunk(n, CHUNK, |_, first, samples| {
                 // SAFETY: disjoint sample ranges.
                 let y = unsafe { ys.range(first * out_len, samples * out_len) };
@@ -275,10 +316,40 @@ impl Layer for Pool2d {
             match kind {
                 PoolKind::Max => {
                     let a = &argmax[first * out_len..][..samples * out_len];
-                    maxpool_backward(dy, a, samples * c, h * w, dx);
+                    maxpool_backward(dy, a, samples * c, h * w, dx, None);
                 }
                 PoolKind::Avg => avgpool_backward(dy, samples * c, (h, w), ks, dx),
             }
+        });
+    }
+
+    fn forward_after_relu(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) -> bool {
+        if self.kind != PoolKind::Max {
+            return false;
+        }
+        // max(relu(a), relu(b), ...) = relu(max(a, b, ...)), and the first maximum of the
+        // window is the same element whenever the maximum is positive (when it is not, the
+        // ReLU's gradient is zero anyway), so pooling first leaves a quarter of the values
+        // for the ReLU and writes no full-size activation.
+        self.max_forward(x, y, true);
+        true
+    }
+
+    fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (in_len, out_len) = (c * h * w, dy.item_len());
+        let dxs = SharedMut::new(&mut dx.data);
+        let argmax = &self.argmax;
+        for_each_chunk(n, CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges.
+            let dx = unsafe { dxs.range(first * in_len, samples * in_len) };
+            let range = first * out_len..(first + samples) * out_len;
+            let (dy, y, a) = (
+                &dy.data[range.clone()],
+                &y.data[range.clone()],
+                &argmax[range],
+            );
+            maxpool_backward(dy, a, samples * c, h * w, dx, Some(y));
         });
     }
 }
@@ -324,7 +395,7 @@ mod tests {
             }
         }
         let (mut y, mut a) = (vec![0.0; n], vec![0u32; n]);
-        maxpool_forward(&x, planes, (h, w), (2, 2), &mut y, &mut a);
+        maxpool_forward(&x, planes, (h, w), (2, 2), &mut y, &mut a, false);
         assert_eq!(a, a_ref);
         assert!(
             y.iter()
@@ -338,5 +409,47 @@ mod tests {
                 .zip(&y_ref)
                 .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
         );
+    }
+
+    /// Pooling with the ReLU folded in gives the pooling of the ReLU's output, forward and
+    /// backward, on windows with ties, NaN and infinities (both 2x2 paths).
+    #[test]
+    fn folded_relu_matches_relu_then_pooling() {
+        let (x, planes, (h, w)) = tricky_planes();
+        let n = planes * (h / 2) * (w / 2);
+        let relu = |v: f32| if v > 0.0 || v.is_nan() { v } else { 0.0 };
+        let x_relu: Vec<f32> = x.iter().map(|&v| relu(v)).collect();
+        let (mut y_ref, mut a_ref) = (vec![0.0; n], vec![0u32; n]);
+        maxpool_forward(
+            &x_relu,
+            planes,
+            (h, w),
+            (2, 2),
+            &mut y_ref,
+            &mut a_ref,
+            false,
+        );
+        let dy: Vec<f32> = (0..n).map(|i| i as f32 - 7.5).collect();
+        let mut dx_ref = vec![0.0; x.len()];
+        maxpool_backward(&dy, &a_ref, planes, h * w, &mut dx_ref, None);
+        for (d, &v) in dx_ref.iter_mut().zip(&x) {
+            if v <= 0.0 || v.is_nan() {
+                *d = 0.0; // the ReLU's backward: gradient only where its input is positive
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let (mut y, mut a) = (vec![0.0; n], vec![0u32; n]);
+        for fast in [true, false] {
+            if fast {
+                maxpool_forward(&x, planes, (h, w), (2, 2), &mut y, &mut a, true);
+            } else {
+                maxpool2x2_forward(&x, planes, (h, w), &mut y, &mut a);
+                relu_in_place(&mut y);
+            }
+            assert_eq!(bits(&y), bits(&y_ref), "fast {fast}");
+            let mut dx = vec![1.0; x.len()];
+            maxpool_backward(&dy, &a, planes, h * w, &mut dx, Some(&y));
+            assert_eq!(bits(&dx), bits(&dx_ref), "fast {fast}");
+        }
     }
 }

@@ -964,7 +964,7 @@ pub unsafe fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 
 /// 2x2, stride-2 max pooling of `planes` planes of `h x w` (w <= 32): the first maximum of
 /// each window in row-major order, NaN propagating, as PyTorch; `argmax` gets its index
-/// within the plane.
+/// within the plane. With `relu`, `y` is the ReLU of the maximum, as [`relu_forward`].
 ///
 /// # Safety
 /// AVX-512F must be available; `w <= 32`; `x` holds `planes * h * w` values, `y` and `argmax`
@@ -976,6 +976,7 @@ pub unsafe fn maxpool2x2_forward(
     (h, w): (usize, usize),
     y: &mut [f32],
     argmax: &mut [u32],
+    relu: bool,
 ) {
     let (oh, ow) = (h / 2, w / 2);
     assert!(
@@ -1028,6 +1029,11 @@ pub unsafe fn maxpool2x2_forward(
                         m,
                         _mm512_add_epi32(base, _mm512_set1_epi32(offset)),
                     );
+                }
+                if relu {
+                    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, _mm512_setzero_ps())
+                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best);
+                    best = _mm512_maskz_mov_ps(keep, best);
                 }
                 let o = (p * oh + i) * ow;
                 _mm512_mask_storeu_ps(y.as_mut_ptr().add(o), out_mask, best);

@@ -15,8 +15,8 @@
 //!   5 input rows under the kernel.
 //! - [`input_grad`]: for each 2x2 block of output positions, a register tile holds the 6 x 6
 //!   input positions (x C channels, three vectors a row) the block reaches; each nonzero `dy`
-//!   in the block adds itself times its channel's weight, pre-shifted to its column in the
-//!   block, and the tile is added to the input gradient once.
+//!   in the block adds itself times its channel's weight, loaded shifted to its column in
+//!   the block, and the tile is added to the input gradient once.
 //!
 //! Sums run in a fixed order (channels, samples, then positions ascending), independent of
 //! the thread count.
@@ -31,8 +31,8 @@ const K: usize = 5;
 /// Most input channels: a kernel row's K*C values then fit two vectors, and the K+1 columns
 /// of a 2x2 block's reach three.
 pub const MAX_C_IN: usize = 6;
-/// Lanes of one tile row, and of one row of the pre-shifted weights.
-const ROW: usize = 3 * LANES;
+/// Vectors of one input-gradient tile row.
+const TILE_VECTORS: usize = 3;
 
 /// Whether these kernels cover the layer: 5x5 kernel, stride 1, no padding, at most 6 input
 /// and 16 output channels, an output of even sides with at most 128 positions.
@@ -168,27 +168,6 @@ pub unsafe fn channel_first(src: &[f32], channels: usize, plane: usize, dst: &mu
     }
 }
 
-/// The weight `[O, C, K, K]` as the input-gradient kernel reads it: `[2, O, K, 48]`, where row
-/// `[s, o, u]` holds `w[o, c, u, v]` at lane `(s + v) * C + c` and zeros elsewhere, i.e. the
-/// kernel row pre-shifted by `s` input columns.
-pub fn shifted_weight(weight: &[f32], g: ConvGeometry, out: &mut Vec<f32>) {
-    let c = g.c_in;
-    out.clear();
-    out.resize(2 * g.c_out * K * ROW, 0.0);
-    for s in 0..2 {
-        for o in 0..g.c_out {
-            for ci in 0..c {
-                for u in 0..K {
-                    for v in 0..K {
-                        out[((s * g.c_out + o) * K + u) * ROW + (s + v) * c + ci] =
-                            weight[((o * c + ci) * K + u) * K + v];
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// Length of the weight-gradient scratch [`weight_grad`] writes: `[O, K, 32]`.
 pub fn weight_grad_len(g: ConvGeometry) -> usize {
     g.c_out * K * 2 * LANES
@@ -281,7 +260,8 @@ pub unsafe fn weight_grad(
 /// Input gradient of one image: `dxt` `[H, W, C]` (channel-last) is overwritten.
 ///
 /// `dyt` holds the output gradient channel-last with 16 lanes a position, `[OH*OW, 16]`
-/// (lanes from O on zero); `ws` the weight from [`shifted_weight`].
+/// (lanes from O on zero); `wt` the weight laid out `[O, K, K, C]`, so that row `(o, u)` of
+/// the kernel is K*C contiguous values, as the tile's rows hold them.
 ///
 /// # Safety
 /// AVX-512F must be available; [`applies`] holds for `g` and the output sides.
@@ -290,28 +270,37 @@ pub unsafe fn input_grad(
     dyt: &[f32],
     (h, w): (usize, usize),
     g: ConvGeometry,
-    ws: &[f32],
+    wt: &[f32],
     dxt: &mut [f32],
 ) {
     let (oh, ow) = (h - K + 1, w - K + 1);
     let c = g.c_in;
     assert!(applies(g, (oh, ow)));
     assert!(dyt.len() >= oh * ow * LANES && dxt.len() >= h * w * c);
-    assert!(ws.len() >= 2 * g.c_out * K * ROW);
+    assert!(wt.len() >= g.c_out * K * K * c);
     dxt[..h * w * c].fill(0.0);
-    let masks = [
-        lane_mask((K + 1) * c, 0),
-        lane_mask((K + 1) * c, 1),
-        lane_mask((K + 1) * c, 2),
-    ];
+    // Lanes of tile vector v that a kernel row shifted right by s columns covers.
+    let mut shifted = [[0; TILE_VECTORS]; 2];
+    for (s, masks) in shifted.iter_mut().enumerate() {
+        for (v, mask) in masks.iter_mut().enumerate() {
+            for l in 0..LANES {
+                let lane = v * LANES + l;
+                if lane >= s * c && lane < (s + K) * c {
+                    *mask |= 1 << l;
+                }
+            }
+        }
+    }
+    let tile_masks: [__mmask16; TILE_VECTORS] = std::array::from_fn(|v| lane_mask((K + 1) * c, v));
     for bi in 0..oh / 2 {
         for bj in 0..ow / 2 {
-            let mut tile = [[_mm512_setzero_ps(); 3]; K + 1];
+            let mut tile = [[_mm512_setzero_ps(); TILE_VECTORS]; K + 1];
             let top = (2 * bi) * ow + 2 * bj;
             // SAFETY: positions top, top + 1, top + ow, top + ow + 1 exist (even sides).
             unsafe {
-                block_row::<0>(dyt.as_ptr().add(top * LANES), g, ws, &mut tile);
-                block_row::<1>(dyt.as_ptr().add((top + ow) * LANES), g, ws, &mut tile);
+                let dy = dyt.as_ptr();
+                block_row::<0>(dy.add(top * LANES), g, wt, &shifted, &mut tile);
+                block_row::<1>(dy.add((top + ow) * LANES), g, wt, &shifted, &mut tile);
             }
             for (r, row) in tile.iter().enumerate() {
                 // SAFETY: input rows 2bi .. 2bi + K + 1 and columns 2bj .. 2bj + K + 1 lie
@@ -319,9 +308,9 @@ pub unsafe fn input_grad(
                 unsafe {
                     let out = dxt.as_mut_ptr().add(((2 * bi + r) * w + 2 * bj) * c);
                     for (v, &t) in row.iter().enumerate() {
-                        let at = out.add(v * LANES);
-                        let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], at), t);
-                        _mm512_mask_storeu_ps(at, masks[v], sum);
+                        let (at, m) = (out.add(v * LANES), tile_masks[v]);
+                        let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(m, at), t);
+                        _mm512_mask_storeu_ps(at, m, sum);
                     }
                 }
             }
@@ -330,8 +319,9 @@ pub unsafe fn input_grad(
 }
 
 /// Adds to `tile` the contributions of the two positions of one row (`R` = 0 or 1) of a 2x2
-/// block: `dy` at the left position reaches tile rows `R .. R + K` through the unshifted
-/// weight, at the right position through the weight shifted by one column.
+/// block: `dy` at the left position reaches tile rows `R .. R + K` through the kernel rows as
+/// they are, at the right position through the kernel rows shifted right by one column (C
+/// lanes), loaded under the masks `shifted`.
 ///
 /// # Safety
 /// AVX-512F must be available; `dy` points at two positions of 16 lanes each.
@@ -340,11 +330,15 @@ pub unsafe fn input_grad(
 unsafe fn block_row<const R: usize>(
     dy: *const f32,
     g: ConvGeometry,
-    ws: &[f32],
-    tile: &mut [[__m512; 3]; K + 1],
+    wt: &[f32],
+    shifted: &[[__mmask16; TILE_VECTORS]; 2],
+    tile: &mut [[__m512; TILE_VECTORS]; K + 1],
 ) {
     let zero = _mm512_setzero_ps();
-    // SAFETY: the caller guarantees 32 readable values at dy; ws is [2, O, K, 48].
+    let row_len = K * g.c_in;
+    // SAFETY: the caller guarantees 32 readable values at dy; wt holds [O, K, K*C]; a masked
+    // load reads only the lanes of its kernel row (the pointer is offset back by the shift
+    // so that the row's first value lands on lane s*C).
     unsafe {
         let left = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(_mm512_loadu_ps(dy), zero) as u32;
         let right = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(_mm512_loadu_ps(dy.add(LANES)), zero);
@@ -352,12 +346,14 @@ unsafe fn block_row<const R: usize>(
         while bits != 0 {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let (shift, o) = (b / LANES, b % LANES);
+            let (s, o) = (b / LANES, b % LANES);
             let dv = _mm512_set1_ps(*dy.add(b));
-            let wr = ws.as_ptr().add((shift * g.c_out + o) * K * ROW);
+            let kernel = wt.as_ptr().add(o * K * row_len).wrapping_sub(s * g.c_in);
             for u in 0..K {
+                let row = kernel.wrapping_add(u * row_len);
                 for (v, t) in tile[R + u].iter_mut().enumerate() {
-                    *t = _mm512_fmadd_ps(dv, _mm512_loadu_ps(wr.add(u * ROW + v * LANES)), *t);
+                    let wv = _mm512_maskz_loadu_ps(shifted[s][v], row.wrapping_add(v * LANES));
+                    *t = _mm512_fmadd_ps(dv, wv, *t);
                 }
             }
         }
