@@ -181,9 +181,20 @@ impl Optimizer {
     }
 
     /// Updates every parameter from its gradient with learning rate `lr`. Large parameters
-    /// of the adaptive rules are updated in parallel chunks; every element's arithmetic is the same, so the result
-    /// does not depend on the number of threads.
+    /// of the adaptive rules are updated in parallel chunks; every element's arithmetic is the
+    /// same, so the result does not depend on the number of threads.
     pub fn step<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64) {
+        self.update(params, lr, false);
+    }
+
+    /// [`Optimizer::step`], setting each gradient to zero right after its update, in the same
+    /// pass: the next step accumulates from zero without another sweep over every gradient
+    /// (which, at one sample per step, costs as much as the update).
+    pub fn step_and_zero_grad<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64) {
+        self.update(params, lr, true);
+    }
+
+    fn update<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64, zero_grad: bool) {
         use rayon::prelude::*;
         self.steps += 1;
         let t = self.steps;
@@ -199,10 +210,15 @@ impl Optimizer {
             let first = prepare(algorithm, st, p.value.len());
             let slices = Slices {
                 value: &mut p.value.data,
-                grad: &p.grad.data,
+                grad: &mut p.grad.data,
                 state: st.slots_mut().map(|s| s.as_deref_mut()),
             };
-            let rule = |s: Slices| update_fast(algorithm, weight_decay, lr, t, first, s);
+            let rule = |s: Slices| {
+                let grad = update_fast(algorithm, weight_decay, lr, t, first, s);
+                if zero_grad {
+                    grad.fill(0.0);
+                }
+            };
             // SGD's update is a multiply-add per element, cheaper than handing chunks to other
             // threads (which, at one sample per step, are asleep); the adaptive rules' square
             // roots and divisions are worth spreading.
@@ -288,7 +304,7 @@ fn prepare(alg: Algorithm, st: &mut ParamState, n: usize) -> bool {
 /// A range of one parameter's elements: values, gradients and state buffers.
 struct Slices<'a> {
     value: &'a mut [f32],
-    grad: &'a [f32],
+    grad: &'a mut [f32],
     state: [Option<&'a mut [f32]>; 8],
 }
 
@@ -300,7 +316,7 @@ impl<'a> Slices<'a> {
         while rest.value.len() > size {
             let Slices { value, grad, state } = rest;
             let (v0, v1) = value.split_at_mut(size);
-            let (g0, g1) = grad.split_at(size);
+            let (g0, g1) = grad.split_at_mut(size);
             let mut s0: [Option<&'a mut [f32]>; 8] = Default::default();
             let mut s1: [Option<&'a mut [f32]>; 8] = Default::default();
             for (i, buffer) in state.into_iter().enumerate() {
@@ -328,17 +344,38 @@ impl<'a> Slices<'a> {
 /// [`update`], compiled for AVX-512 where the processor has it (the kernels' switch,
 /// [`crate::nn::kernels::available`]): the adaptive rules' square roots and divisions then run
 /// 16 at a time instead of 4. Element-wise IEEE arithmetic, so the results are the same.
-fn update_fast(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, first: bool, s: Slices) {
+/// Returns the gradient range, for the caller to clear.
+fn update_fast<'a>(
+    alg: Algorithm,
+    wd: WeightDecay,
+    lr64: f64,
+    t: u64,
+    first: bool,
+    s: Slices<'a>,
+) -> &'a mut [f32] {
+    let Slices { value, grad, state } = s;
     #[cfg(target_arch = "x86_64")]
     if crate::nn::kernels::available() {
         #[target_feature(enable = "avx512f")]
-        fn update_avx512(a: Algorithm, wd: WeightDecay, lr: f64, t: u64, first: bool, s: Slices) {
-            update(a, wd, lr, t, first, s)
+        #[allow(clippy::too_many_arguments)]
+        fn update_avx512(
+            a: Algorithm,
+            wd: WeightDecay,
+            lr: f64,
+            t: u64,
+            first: bool,
+            value: &mut [f32],
+            grad: &[f32],
+            state: [Option<&mut [f32]>; 8],
+        ) {
+            update(a, wd, lr, t, first, value, grad, state)
         }
         // SAFETY: AVX-512F is present (checked by `available`).
-        return unsafe { update_avx512(alg, wd, lr64, t, first, s) };
+        unsafe { update_avx512(alg, wd, lr64, t, first, value, grad, state) };
+        return grad;
     }
-    update(alg, wd, lr64, t, first, s)
+    update(alg, wd, lr64, t, first, value, grad, state);
+    grad
 }
 
 /// One range's update. Hyperparameters are float64 and every constant derived from them
@@ -346,8 +383,17 @@ fn update_fast(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, first: bool, 
 /// float32 data, as PyTorch does with Python floats: 1 - f32(0.999) would be off by 1e-5
 /// relative.
 #[inline(always)]
-fn update(alg: Algorithm, wd: WeightDecay, lr64: f64, t: u64, first: bool, s: Slices) {
-    let Slices { value, grad, state } = s;
+#[allow(clippy::too_many_arguments)]
+fn update(
+    alg: Algorithm,
+    wd: WeightDecay,
+    lr64: f64,
+    t: u64,
+    first: bool,
+    value: &mut [f32],
+    grad: &[f32],
+    state: [Option<&mut [f32]>; 8],
+) {
     let [
         mb,
         sum,
@@ -531,7 +577,8 @@ mod tests {
     }
 
     /// A parameter larger than a chunk, updated in parallel chunks, ends bit-identical to the
-    /// same values updated as many small parameters, for every rule.
+    /// same values updated as many small parameters, for every rule; `step_and_zero_grad`
+    /// clears the gradients it used, `step` keeps them.
     #[test]
     fn chunked_updates_equal_elementwise_updates() {
         let rules = [
@@ -596,8 +643,16 @@ mod tests {
                     for (p, c) in small.iter_mut().zip(g.chunks(1000)) {
                         p.grad.data.copy_from_slice(c);
                     }
-                    a.step(&mut big[..], 0.01);
+                    a.step_and_zero_grad(&mut big[..], 0.01);
                     b.step(&mut small[..], 0.01);
+                    assert!(
+                        big[0].grad.data.iter().all(|&g| g == 0.0),
+                        "{alg:?} cleared"
+                    );
+                    assert!(
+                        small[0].grad.data[..] == g[..small[0].grad.len()],
+                        "{alg:?} kept"
+                    );
                 }
                 let joined: Vec<f32> = small.iter().flat_map(|p| p.value.data.clone()).collect();
                 assert!(big[0].value.data == joined, "{alg:?} {wd:?}");

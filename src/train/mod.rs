@@ -234,8 +234,9 @@ impl Trainer {
         observer.epoch_started(self.epoch + 1, steps);
         let preprocess = self.config.data.preprocess;
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        // Each step's update leaves the gradients at zero for the next.
+        self.net.zero_grad();
         for (s, step) in order.chunks(batch).enumerate() {
-            self.net.zero_grad();
             let scale = 1.0 / step.len() as f32;
             for chunk in step.chunks(MAX_CHUNK) {
                 preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
@@ -260,7 +261,7 @@ impl Trainer {
                     loss: running,
                 });
             }
-            self.optimizer.step(&mut self.net, lr);
+            self.optimizer.step_and_zero_grad(&mut self.net, lr);
             observer.step_done(s + 1, running);
         }
         let n = order.len() as f64;
