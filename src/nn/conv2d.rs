@@ -484,7 +484,17 @@ impl Conv2d {
             unsafe {
                 let y = ys.range(first * out_len, samples * out_len);
                 let x = &x.data[first * in_len..][..samples * in_len];
-                super::kernels::conv_narrow_forward(x, samples, (h, w), g, wt, bias, y);
+                if !super::kernels::conv_forward_channels_in_lanes(
+                    x,
+                    samples,
+                    (h, w),
+                    g,
+                    wt,
+                    bias,
+                    y,
+                ) {
+                    super::kernels::conv_narrow_forward(x, samples, (h, w), g, wt, bias, y);
+                }
             }
         });
     }

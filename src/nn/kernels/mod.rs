@@ -580,6 +580,109 @@ unsafe fn narrow_forward_tile<const B: usize>(
     }
 }
 
+/// [`conv_narrow_forward`] with the output channels in the lanes, for at most 16 output
+/// channels and output rows of 8, 10 or 12 values (LeNet's conv2: 16 channels, rows of 10):
+/// every lane does useful work, where the row-in-lanes kernel leaves 6 of 16 idle. Registers
+/// hold an output row, one vector of all channels per position; each step loads one weight
+/// vector and multiplies it by one input value per position, broadcast inside the
+/// multiply-add. Each position's vector is scattered to the channels' planes. The sums run in
+/// the same order as [`conv_narrow_forward`]'s (bias, then input channel, kernel row, kernel
+/// column), so the results are identical.
+///
+/// Returns false, doing nothing, for other shapes.
+///
+/// # Safety
+/// As [`conv_narrow_forward`].
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn conv_forward_channels_in_lanes(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+) -> bool {
+    let k = g.kernel;
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    if g.c_out > LANES || g.stride != 1 || g.padding != 0 {
+        return false;
+    }
+    assert!(x.len() >= samples * g.c_in * h * w && y.len() >= samples * g.c_out * oh * ow);
+    assert!(wt.len() >= g.col_rows() * g.c_out && bias.len() >= g.c_out);
+    // SAFETY: bounds asserted above; AVX-512F is the caller's promise.
+    unsafe {
+        match ow {
+            8 => lanes_out_rows::<8>(x, samples, (h, w), g, wt, bias, y),
+            10 => lanes_out_rows::<10>(x, samples, (h, w), g, wt, bias, y),
+            12 => lanes_out_rows::<12>(x, samples, (h, w), g, wt, bias, y),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// [`conv_forward_channels_in_lanes`] for output rows of `OW` values.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn lanes_out_rows<const OW: usize>(
+    x: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+) {
+    let k = g.kernel;
+    let oh = h - k + 1;
+    let (c_out, plane) = (g.c_out, oh * OW);
+    let mask = lane_mask(c_out, 0);
+    // SAFETY: lanes past c_out are masked off.
+    let b = unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr()) };
+    // Lane o of a position's vector goes to plane o.
+    let to_planes = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(plane as i32),
+    );
+    for s in 0..samples {
+        // SAFETY: sample s lies inside x and y (asserted by the caller).
+        let (x, y) = unsafe {
+            (
+                x.as_ptr().add(s * g.c_in * h * w),
+                y.as_mut_ptr().add(s * c_out * plane),
+            )
+        };
+        for i in 0..oh {
+            let mut acc = [b; OW];
+            for c in 0..g.c_in {
+                for u in 0..k {
+                    // SAFETY: row i + u of channel c exists; columns j + v < OW + k - 1 = w.
+                    unsafe {
+                        let row = x.add((c * h + i + u) * w);
+                        let wr = wt.as_ptr().add((c * k + u) * k * c_out);
+                        for v in 0..k {
+                            let wv = _mm512_maskz_loadu_ps(mask, wr.add(v * c_out));
+                            for (j, acc) in acc.iter_mut().enumerate() {
+                                let a = _mm512_set1_ps(*row.add(j + v));
+                                *acc = _mm512_fmadd_ps(a, wv, *acc);
+                            }
+                        }
+                    }
+                }
+            }
+            for (j, &acc) in acc.iter().enumerate() {
+                // SAFETY: position (i, j) of every plane o < c_out lies inside the sample.
+                unsafe {
+                    let at = y.add(i * OW + j).cast();
+                    _mm512_mask_i32scatter_ps::<4>(at, mask, to_planes, acc);
+                }
+            }
+        }
+    }
+}
+
 /// Weight and bias gradients of [`conv_narrow_forward`] over `samples` images, added to `dw`
 /// `[O, C*K*K]` and `db` `[O]`. Registers hold 8 channels x 2 kernel columns; each loaded
 /// output-gradient row serves both, each input row all 8 channels. Sums over the chunk's
@@ -1039,6 +1142,54 @@ pub unsafe fn maxpool2x2_forward(
                 _mm512_mask_storeu_ps(y.as_mut_ptr().add(o), out_mask, best);
                 _mm512_mask_storeu_epi32(argmax.as_mut_ptr().add(o) as *mut i32, out_mask, at);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The two direct forward kernels sum in the same order, so they agree bit for bit (the
+    /// comparison with the plain loops, to rounding, is in tests/gradcheck.rs).
+    #[test]
+    fn channels_in_lanes_forward_equals_the_narrow_kernel() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng::new(3);
+        for (g, side, n) in [
+            (ConvGeometry::unpadded(6, 16, 5), 14, 3),
+            (ConvGeometry::unpadded(7, 5, 5), 16, 2),
+            (ConvGeometry::unpadded(2, 9, 3), 10, 2),
+        ] {
+            let mut random = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.uniform_range(-1.0, 1.0)).collect()
+            };
+            let x = random(n * g.c_in * side * side);
+            let wt = random(g.col_rows() * g.c_out);
+            let bias = random(g.c_out);
+            let out = side - g.kernel + 1;
+            let (mut a, mut b) = (
+                vec![0.0; n * g.c_out * out * out],
+                vec![1.0; n * g.c_out * out * out],
+            );
+            // SAFETY: AVX-512F checked above; the buffers fit the shapes.
+            unsafe {
+                assert!(conv_forward_channels_in_lanes(
+                    &x,
+                    n,
+                    (side, side),
+                    g,
+                    &wt,
+                    &bias,
+                    &mut a
+                ));
+                conv_narrow_forward(&x, n, (side, side), g, &wt, &bias, &mut b);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{g:?}");
         }
     }
 }
