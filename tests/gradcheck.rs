@@ -173,15 +173,7 @@ fn fast_convolution_matches_the_direct_loops() {
     ] {
         let mut conv = Conv2d::new(g, &mut rng);
         let x = random(&[n, g.c_in, side, side], &mut rng);
-        let mut y = Tensor::zeros(&conv.output_shape(&x.shape));
-        conv.forward(
-            &x,
-            &mut y,
-            &mut Context {
-                mode: Mode::Train,
-                rng: &mut rng,
-            },
-        );
+        let y = conv_forward(&mut conv, &x);
         let want = conv2d_forward_direct(&x, &conv.weight.value.data, &conv.bias.value.data, g);
         let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         for (a, b) in y.data.iter().zip(&want.data) {
@@ -190,6 +182,17 @@ fn fast_convolution_matches_the_direct_loops() {
         let dy = random(&y.shape, &mut rng);
         backward_matches_the_direct_loops(&format!("{g:?}"), &mut conv, &x, &y, &dy);
     }
+}
+
+/// The layer's forward pass in training mode.
+fn conv_forward(conv: &mut Conv2d, x: &Tensor) -> Tensor {
+    let mut y = Tensor::zeros(&conv.output_shape(&x.shape));
+    let mut ctx = Context {
+        mode: Mode::Train,
+        rng: &mut Rng::new(0),
+    };
+    conv.forward(x, &mut y, &mut ctx);
+    y
 }
 
 /// Runs the layer's backward and compares dx, dw and db with the plain loops.
@@ -233,7 +236,8 @@ fn sparse_output_gradients_match_the_direct_loops() {
     ] {
         let mut conv = Conv2d::new(g, &mut rng);
         let x = random(&[n, g.c_in, side, side], &mut rng);
-        let y = Tensor::zeros(&conv.output_shape(&x.shape));
+        // The forward pass first: the portable path's backward reuses its column matrix.
+        let y = conv_forward(&mut conv, &x);
         let (oh, ow) = (y.shape[2], y.shape[3]);
         let dense = random(&y.shape, &mut rng);
         // One position per 2x2 window, a third of the windows empty.

@@ -166,10 +166,20 @@ pub fn maxpool_backward(
     dy: &[f32],
     argmax: &[u32],
     planes: usize,
-    plane_in: usize,
+    (h, w): (usize, usize),
+    (k, s): (usize, usize),
     dx: &mut [f32],
     relu_out: Option<&[f32]>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if (k, s) == (2, 2) && h % 2 == 0 && w % 2 == 0 && w <= 32 && super::kernels::available() {
+        // SAFETY: AVX-512F is present; the windows tile the planes exactly, w <= 32.
+        return unsafe {
+            super::kernels::maxpool2x2_backward(dy, argmax, relu_out, planes, (h, w), dx)
+        };
+    }
+    let _ = (k, s);
+    let plane_in = h * w;
     dx.fill(0.0);
     let plane_out = dy.len() / planes;
     for p in 0..planes {
@@ -316,7 +326,7 @@ impl Layer for Pool2d {
             match kind {
                 PoolKind::Max => {
                     let a = &argmax[first * out_len..][..samples * out_len];
-                    maxpool_backward(dy, a, samples * c, h * w, dx, None);
+                    maxpool_backward(dy, a, samples * c, (h, w), ks, dx, None);
                 }
                 PoolKind::Avg => avgpool_backward(dy, samples * c, (h, w), ks, dx),
             }
@@ -338,6 +348,7 @@ impl Layer for Pool2d {
     fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (in_len, out_len) = (c * h * w, dy.item_len());
+        let ks = (self.kernel, self.stride);
         let dxs = SharedMut::new(&mut dx.data);
         let argmax = &self.argmax;
         for_each_chunk(n, CHUNK, |_, first, samples| {
@@ -349,7 +360,7 @@ impl Layer for Pool2d {
                 &y.data[range.clone()],
                 &argmax[range],
             );
-            maxpool_backward(dy, a, samples * c, h * w, dx, Some(y));
+            maxpool_backward(dy, a, samples * c, (h, w), ks, dx, Some(y));
         });
     }
 }
@@ -411,6 +422,16 @@ mod tests {
         );
     }
 
+    /// Each output gradient added to its window's maximum, as plain loops.
+    fn scatter(dy: &[f32], argmax: &[u32], planes: usize, plane_in: usize) -> Vec<f32> {
+        let mut dx = vec![0.0; planes * plane_in];
+        let plane_out = dy.len() / planes;
+        for (o, (&d, &at)) in dy.iter().zip(argmax).enumerate() {
+            dx[(o / plane_out) * plane_in + at as usize] += d;
+        }
+        dx
+    }
+
     /// Pooling with the ReLU folded in gives the pooling of the ReLU's output, forward and
     /// backward, on windows with ties, NaN and infinities (both 2x2 paths).
     #[test]
@@ -430,8 +451,13 @@ mod tests {
             false,
         );
         let dy: Vec<f32> = (0..n).map(|i| i as f32 - 7.5).collect();
-        let mut dx_ref = vec![0.0; x.len()];
-        maxpool_backward(&dy, &a_ref, planes, h * w, &mut dx_ref, None);
+        let dx_ref = scatter(&dy, &a_ref, planes, h * w);
+        // The pooling's backward through maxpool_backward (the 2x2 kernel here) agrees with
+        // the plain scatter.
+        let mut dx_pool = vec![1.0; x.len()];
+        maxpool_backward(&dy, &a_ref, planes, (h, w), (2, 2), &mut dx_pool, None);
+        assert_eq!(dx_pool, dx_ref);
+        let mut dx_ref = dx_ref;
         for (d, &v) in dx_ref.iter_mut().zip(&x) {
             if v <= 0.0 || v.is_nan() {
                 *d = 0.0; // the ReLU's backward: gradient only where its input is positive
@@ -448,7 +474,7 @@ mod tests {
             }
             assert_eq!(bits(&y), bits(&y_ref), "fast {fast}");
             let mut dx = vec![1.0; x.len()];
-            maxpool_backward(&dy, &a, planes, h * w, &mut dx, Some(&y));
+            maxpool_backward(&dy, &a, planes, (h, w), (2, 2), &mut dx, Some(&y));
             assert_eq!(bits(&dx), bits(&dx_ref), "fast {fast}");
         }
     }

@@ -1146,6 +1146,72 @@ pub unsafe fn maxpool2x2_forward(
     }
 }
 
+/// Backward of [`maxpool2x2_forward`] for planes of even sides (w <= 32), where the windows
+/// tile the plane: each window's two input rows are written whole, its gradient at the
+/// maximum and zeros elsewhere, so `dx` needs no clearing pass and takes no scattered
+/// read-modify-writes. With `relu_out` (the pooling folded the ReLU before it), outputs
+/// that are not positive pass nothing.
+///
+/// # Safety
+/// AVX-512F must be available; `h` and `w` even, `w <= 32`; `dy` and `argmax` hold
+/// `planes * (h / 2) * (w / 2)` values (as `relu_out`, when given), `dx` `planes * h * w`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn maxpool2x2_backward(
+    dy: &[f32],
+    argmax: &[u32],
+    relu_out: Option<&[f32]>,
+    planes: usize,
+    (h, w): (usize, usize),
+    dx: &mut [f32],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    let n = planes * oh * ow;
+    assert!(h % 2 == 0 && w % 2 == 0 && w <= 2 * LANES);
+    assert!(dy.len() >= n && argmax.len() >= n && dx.len() >= planes * h * w);
+    assert!(relu_out.is_none_or(|y| y.len() >= n));
+    let in_mask = lane_mask(ow, 0);
+    let out_masks = [lane_mask(w, 0), lane_mask(w, 1)];
+    // Lane l of an input row half v belongs to window (16v + l) / 2 of the row.
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let window = [
+        _mm512_srli_epi32::<1>(lane),
+        _mm512_srli_epi32::<1>(_mm512_add_epi32(lane, _mm512_set1_epi32(LANES as i32))),
+    ];
+    let zero = _mm512_setzero_ps();
+    for p in 0..planes {
+        for i in 0..oh {
+            let o = (p * oh + i) * ow;
+            // SAFETY: the window row o .. o + ow lies inside dy, argmax and relu_out (masked
+            // loads); the two input rows 2i, 2i + 1 of plane p hold w values (masked stores).
+            unsafe {
+                let mut d = _mm512_maskz_loadu_ps(in_mask, dy.as_ptr().add(o));
+                if let Some(y) = relu_out {
+                    let y = _mm512_maskz_loadu_ps(in_mask, y.as_ptr().add(o));
+                    d = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(y, zero), d);
+                }
+                let at = _mm512_maskz_loadu_epi32(in_mask, argmax.as_ptr().add(o).cast());
+                let top = p * h * w + 2 * i * w;
+                for r in 0..2 {
+                    let row = top + r * w;
+                    let row_in_plane = ((2 * i + r) * w) as i32;
+                    for (v, window) in window.iter().enumerate() {
+                        let d = _mm512_permutexvar_ps(*window, d);
+                        let at = _mm512_permutexvar_epi32(*window, at);
+                        // The flat index within the plane of each lane's input value.
+                        let here = _mm512_add_epi32(
+                            lane,
+                            _mm512_set1_epi32(row_in_plane + (v * LANES) as i32),
+                        );
+                        let hit = _mm512_cmpeq_epi32_mask(at, here);
+                        let out = dx.as_mut_ptr().add(row + v * LANES);
+                        _mm512_mask_storeu_ps(out, out_masks[v], _mm512_maskz_mov_ps(hit, d));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
