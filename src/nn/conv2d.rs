@@ -380,14 +380,19 @@ impl Conv2d {
     }
 
     /// Whether the single-channel direct kernel applies (LeNet's conv1 on an AVX-512 processor):
-    /// one input channel, stride 1, no padding, output rows of at most 32.
+    /// one input channel, kernel at most 5 wide, stride 1, no padding, output rows of at most
+    /// 32.
     fn is_direct_single_channel(&self, w: usize) -> bool {
         let g = self.geometry;
         #[cfg(target_arch = "x86_64")]
         let fast = super::kernels::available();
         #[cfg(not(target_arch = "x86_64"))]
         let fast = false;
-        fast && g.c_in == 1 && g.stride == 1 && g.padding == 0 && g.out_side(w) <= 32
+        fast && g.c_in == 1
+            && g.kernel <= 5
+            && g.stride == 1
+            && g.padding == 0
+            && g.out_side(w) <= 32
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -430,17 +435,9 @@ impl Conv2d {
             unsafe {
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * c_out, c_out);
-                for s in first..first + samples {
-                    let dy = &dy.data[s * out_len..][..out_len];
-                    super::kernels::conv1ch_weight_grad(
-                        &x.data[s * h * w..][..h * w],
-                        (h, w),
-                        k,
-                        dy,
-                        dw,
-                        db,
-                    );
-                }
+                let x = &x.data[first * h * w..][..samples * h * w];
+                let dy = &dy.data[first * out_len..][..samples * out_len];
+                super::kernels::conv1ch_weight_grad(x, samples, (h, w), k, dy, dw, db);
             }
         });
         self.add_partials(chunks);

@@ -389,84 +389,102 @@ unsafe fn conv1ch_forward_block<const B: usize>(
     }
 }
 
-/// Weight and bias gradients of [`conv1ch_forward`] for one image, added to `dw` and `db`:
-/// `dw[o, u, v] += sum_{i,j} dy[o, i, j] x[i + u, j + v]`, `db[o] += sum_{i,j} dy[o, i, j]`.
+/// Weight and bias gradients of [`conv1ch_forward`] over `samples` images, added to `dw` and
+/// `db`: `dw[o, u, v] += sum_{s,i,j} dy[s, o, i, j] x[s, i + u, j + v]`,
+/// `db[o] += sum_{s,i,j} dy[s, o, i, j]`.
+///
+/// For a kernel row u and two output channels, registers hold the sums of all K kernel
+/// columns (2 x K x 2 vectors of output-row lanes): each step loads the two channels'
+/// output-gradient rows once and each shifted input row once, for 4K multiply-adds. The
+/// lanes are summed once per chunk of samples.
 ///
 /// # Safety
-/// As [`conv1ch_forward`], with `dy` shaped like `y`.
+/// AVX-512F must be available; `x` holds `samples` images of `h * w` values, `dy` as many
+/// `[O, OH, OW]` with `ow = w - k + 1 <= 32`, `k <= 5`; `dw` holds `O * k * k` values.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn conv1ch_weight_grad(
     x: &[f32],
+    samples: usize,
     (h, w): (usize, usize),
     k: usize,
     dy: &[f32],
     dw: &mut [f32],
     db: &mut [f32],
 ) {
-    let plane = (h - k + 1) * (w - k + 1);
+    let (oh, ow) = (h - k + 1, w - k + 1);
     let c_out = db.len();
+    let plane = oh * ow;
+    assert!(ow <= 2 * LANES && k <= 5);
+    assert!(x.len() >= samples * h * w && dy.len() >= samples * c_out * plane);
+    assert!(dw.len() >= c_out * k * k);
     let mut o0 = 0;
     while o0 < c_out {
         // SAFETY: forwarded from the caller.
         unsafe {
-            match (c_out - o0).min(8) {
-                8 => conv1ch_weight_grad_block::<8>(x, (h, w), k, o0, dy, dw),
-                7 => conv1ch_weight_grad_block::<7>(x, (h, w), k, o0, dy, dw),
-                6 => conv1ch_weight_grad_block::<6>(x, (h, w), k, o0, dy, dw),
-                5 => conv1ch_weight_grad_block::<5>(x, (h, w), k, o0, dy, dw),
-                4 => conv1ch_weight_grad_block::<4>(x, (h, w), k, o0, dy, dw),
-                3 => conv1ch_weight_grad_block::<3>(x, (h, w), k, o0, dy, dw),
-                2 => conv1ch_weight_grad_block::<2>(x, (h, w), k, o0, dy, dw),
-                _ => conv1ch_weight_grad_block::<1>(x, (h, w), k, o0, dy, dw),
+            if c_out - o0 >= 2 {
+                conv1ch_weight_grad_block::<2>(x, samples, (h, w), k, o0, dy, c_out, dw);
+            } else {
+                conv1ch_weight_grad_block::<1>(x, samples, (h, w), k, o0, dy, c_out, dw);
             }
         }
-        o0 += 8;
+        o0 += 2;
     }
-    for (o, db) in db.iter_mut().enumerate() {
-        *db += super::sum(&dy[o * plane..(o + 1) * plane]);
+    for s in 0..samples {
+        for (o, db) in db.iter_mut().enumerate() {
+            *db += super::sum(&dy[(s * c_out + o) * plane..][..plane]);
+        }
     }
 }
 
-/// Output channels `o0 .. o0 + B` of [`conv1ch_weight_grad`].
+/// Output channels `o0 .. o0 + B` (B <= 2) of [`conv1ch_weight_grad`].
 #[target_feature(enable = "avx512f")]
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn conv1ch_weight_grad_block<const B: usize>(
     x: &[f32],
+    samples: usize,
     (h, w): (usize, usize),
     k: usize,
     o0: usize,
     dy: &[f32],
+    c_out: usize,
     dw: &mut [f32],
 ) {
+    const KMAX: usize = 5;
     let (oh, ow) = (h - k + 1, w - k + 1);
     let masks = [lane_mask(ow, 0), lane_mask(ow, 1)];
     let plane = oh * ow;
-    {
-        for u in 0..k {
-            for v in 0..k {
-                let mut acc = [[_mm512_setzero_ps(); 2]; B];
-                for i in 0..oh {
-                    // SAFETY: as in the forward pass; dy rows hold ow values.
-                    unsafe {
-                        let row = x.as_ptr().add((i + u) * w + v);
-                        let x0 = _mm512_maskz_loadu_ps(masks[0], row);
-                        let x1 = _mm512_maskz_loadu_ps(masks[1], row.add(LANES));
-                        for (o, acc) in acc.iter_mut().enumerate() {
-                            let d = dy.as_ptr().add((o0 + o) * plane + i * ow);
-                            acc[0] =
-                                _mm512_fmadd_ps(_mm512_maskz_loadu_ps(masks[0], d), x0, acc[0]);
-                            acc[1] = _mm512_fmadd_ps(
-                                _mm512_maskz_loadu_ps(masks[1], d.add(LANES)),
-                                x1,
-                                acc[1],
-                            );
+    for u in 0..k {
+        let mut acc = [[[_mm512_setzero_ps(); 2]; KMAX]; B];
+        for s in 0..samples {
+            for i in 0..oh {
+                // SAFETY: input row i + u of sample s holds w values, read as k shifted
+                // windows of ow (masked); output-gradient rows hold ow values.
+                unsafe {
+                    let mut d = [[_mm512_setzero_ps(); 2]; B];
+                    for (o, d) in d.iter_mut().enumerate() {
+                        let row = dy.as_ptr().add((s * c_out + o0 + o) * plane + i * ow);
+                        *d = [
+                            _mm512_maskz_loadu_ps(masks[0], row),
+                            _mm512_maskz_loadu_ps(masks[1], row.add(LANES)),
+                        ];
+                    }
+                    let row = x.as_ptr().add(s * h * w + (i + u) * w);
+                    for v in 0..k {
+                        let x0 = _mm512_maskz_loadu_ps(masks[0], row.add(v));
+                        let x1 = _mm512_maskz_loadu_ps(masks[1], row.add(v + LANES));
+                        for (acc, d) in acc.iter_mut().zip(&d) {
+                            acc[v][0] = _mm512_fmadd_ps(d[0], x0, acc[v][0]);
+                            acc[v][1] = _mm512_fmadd_ps(d[1], x1, acc[v][1]);
                         }
                     }
                 }
-                for (o, acc) in acc.iter().enumerate() {
-                    dw[((o0 + o) * k + u) * k + v] +=
-                        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-                }
+            }
+        }
+        for (o, acc) in acc.iter().enumerate() {
+            for (v, acc) in acc.iter().enumerate().take(k) {
+                dw[((o0 + o) * k + u) * k + v] +=
+                    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
             }
         }
     }
