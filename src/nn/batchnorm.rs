@@ -17,7 +17,7 @@
 //!
 //! reference: Ioffe & Szegedy (2015); <https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html>
 
-use super::{Buffer, Context, Layer, Mode, Param, SharedMut, for_each_chunk};
+use super::{Buffer, Context, Layer, Mode, Param, SharedMut, avx512_variant, for_each_chunk};
 use crate::tensor::Tensor;
 
 pub struct BatchNorm {
@@ -46,7 +46,8 @@ fn samples_per_task(len: usize) -> usize {
 
 /// Sum in float64 of `f(v)` over `values`, in 8 interleaved partial sums (so the loop
 /// vectorises) combined in a fixed order: the same result on every run and thread count.
-fn sum64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+#[inline(always)]
+fn sum64_of(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let mut chunks = values.chunks_exact(8);
     for chunk in &mut chunks {
@@ -58,14 +59,36 @@ fn sum64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     fold8(acc) + tail
 }
 
-/// The 8 partial sums of [`sum64`] combined pairwise, in a fixed order.
+#[inline(always)]
+fn sum64_plain(values: &[f32]) -> f64 {
+    sum64_of(values, |v| v)
+}
+
+#[inline(always)]
+fn sum64_squared_deviations_plain(values: &[f32], mean: f64) -> f64 {
+    sum64_of(values, |v| (v - mean) * (v - mean))
+}
+
+avx512_variant! {
+    /// The sum of the values, as [`sum64_of`].
+    fn sum64 = sum64_plain(values: &[f32]) -> f64
+}
+
+avx512_variant! {
+    /// The sum of (v - mean)^2, as [`sum64_of`].
+    fn sum64_squared_deviations = sum64_squared_deviations_plain(values: &[f32], mean: f64) -> f64
+}
+
+/// The 8 partial sums of [`sum64_of`] combined pairwise, in a fixed order.
+#[inline(always)]
 fn fold8(v: [f64; 8]) -> f64 {
     ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
 }
 
-/// (sum of dy, sum of dy * xhat) in float64, as [`sum64`]; each product is rounded to float32
-/// first, as the element-wise product PyTorch sums.
-fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
+/// (sum of dy, sum of dy * xhat) in float64, as [`sum64_of`]; each product is rounded to
+/// float32 first, as the element-wise product PyTorch sums.
+#[inline(always)]
+fn sum64_pair_plain(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
     let (mut dc, mut xc) = (dy.chunks_exact(8), xhat.chunks_exact(8));
     for (d, x) in (&mut dc).zip(&mut xc) {
@@ -80,6 +103,57 @@ fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
         tb += (d * x) as f64;
     }
     (fold8(a) + ta, fold8(b) + tb)
+}
+
+avx512_variant! {
+    fn sum64_pair = sum64_pair_plain(dy: &[f32], xhat: &[f32]) -> (f64, f64)
+}
+
+/// One plane's normalisation: xhat = (x - mean) inv_std, y = gamma xhat + beta.
+#[inline(always)]
+fn normalize_plain(
+    x: &[f32],
+    (mean, inv_std): (f32, f32),
+    (gamma, beta): (f32, f32),
+    y: &mut [f32],
+    xhat: &mut [f32],
+) {
+    for ((y, xh), &x) in y.iter_mut().zip(xhat).zip(x) {
+        *xh = (x - mean) * inv_std;
+        *y = gamma * *xh + beta;
+    }
+}
+
+avx512_variant! {
+    fn normalize = normalize_plain(x: &[f32], stats: (f32, f32), affine: (f32, f32), y: &mut [f32], xhat: &mut [f32])
+}
+
+/// One plane's input gradient: scale (dy - mean_dy - xhat mean_dy_xhat) in training, scale dy
+/// in evaluation (scale = gamma inv_std).
+#[inline(always)]
+fn input_grad_plain(
+    dy: &[f32],
+    xhat: &[f32],
+    scale: f32,
+    means: Option<(f32, f32)>,
+    dx: &mut [f32],
+) {
+    match means {
+        Some((mean_dy, mean_dy_xhat)) => {
+            for ((dx, &d), &xh) in dx.iter_mut().zip(dy).zip(xhat) {
+                *dx = scale * (d - mean_dy - xh * mean_dy_xhat);
+            }
+        }
+        None => {
+            for (dx, &d) in dx.iter_mut().zip(dy) {
+                *dx = scale * d;
+            }
+        }
+    }
+}
+
+avx512_variant! {
+    fn input_grad = input_grad_plain(dy: &[f32], xhat: &[f32], scale: f32, means: Option<(f32, f32)>, dx: &mut [f32])
 }
 
 impl BatchNorm {
@@ -141,10 +215,10 @@ impl Layer for BatchNorm {
                 .into_par_iter()
                 .map(|ci| {
                     let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
-                    let sum: f64 = (0..n).map(|ni| sum64(plane(ni), |v| v)).sum();
+                    let sum: f64 = (0..n).map(|ni| sum64(plane(ni))).sum();
                     let mean = sum / m as f64;
                     let sq: f64 = (0..n)
-                        .map(|ni| sum64(plane(ni), |v| (v - mean) * (v - mean)))
+                        .map(|ni| sum64_squared_deviations(plane(ni), mean))
                         .sum();
                     (mean, sq)
                 })
@@ -177,11 +251,8 @@ impl Layer for BatchNorm {
                 let r = at(ni, ci);
                 // SAFETY: each task owns its samples.
                 let (y, xhat) = unsafe { (ys.range(r, hw), xhats.range(r, hw)) };
-                let (mu, is, g, b) = (mean[ci], inv_std[ci], gamma[ci], beta[ci]);
-                for ((y, xh), &x) in y.iter_mut().zip(xhat).zip(&x.data[r..][..hw]) {
-                    *xh = (x - mu) * is;
-                    *y = g * *xh + b;
-                }
+                let (stats, affine) = ((mean[ci], inv_std[ci]), (gamma[ci], beta[ci]));
+                normalize(&x.data[r..][..hw], stats, affine, y, xhat);
             }
         });
     }
@@ -218,17 +289,10 @@ impl Layer for BatchNorm {
             {
                 let r = at(ni, ci);
                 let scale = gamma[ci] * inv_std[ci];
-                let (mean_dy, mean_dy_xhat) = ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32);
+                let means = training.then(|| ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32));
                 // SAFETY: each task owns its samples.
                 let dx = unsafe { dxs.range(r, hw) };
-                for ((dx, &d), &xh) in dx.iter_mut().zip(&dy.data[r..][..hw]).zip(&xhat[r..][..hw])
-                {
-                    *dx = if training {
-                        scale * (d - mean_dy - xh * mean_dy_xhat)
-                    } else {
-                        scale * d
-                    };
-                }
+                input_grad(&dy.data[r..][..hw], &xhat[r..][..hw], scale, means, dx);
             }
         });
     }

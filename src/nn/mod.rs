@@ -137,6 +137,30 @@ pub trait Layer: Send {
     }
 }
 
+/// Defines `fn $name(args) -> ret` that calls the `#[inline(always)]` function `$body`
+/// compiled for AVX-512 when the processor has it ([`kernels::available`]), and as it is
+/// otherwise: plain loops written for the compiler to vectorise then run 16 lanes wide
+/// instead of 4. The compiler keeps the order of floating-point operations, so both give the
+/// same results.
+macro_rules! avx512_variant {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if $crate::nn::kernels::available() {
+                #[target_feature(enable = "avx512f")]
+                fn wide($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                // SAFETY: AVX-512F is present (checked by `available`).
+                return unsafe { wide($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use avx512_variant;
+
 /// Runs `f(chunk_index, first_item, items)` over the items `0..n` in chunks of `chunk` items,
 /// in parallel. The chunking depends only on `n` and `chunk`, never on the thread count.
 /// A single chunk runs inline, so batch-size-1 training pays no thread hand-off.

@@ -341,10 +341,24 @@ impl<'a> Slices<'a> {
     }
 }
 
-/// [`update`], compiled for AVX-512 where the processor has it (the kernels' switch,
-/// [`crate::nn::kernels::available`]): the adaptive rules' square roots and divisions then run
-/// 16 at a time instead of 4. Element-wise IEEE arithmetic, so the results are the same.
-/// Returns the gradient range, for the caller to clear.
+crate::nn::avx512_variant! {
+    /// [`update`], compiled for AVX-512 where the processor has it: the adaptive rules'
+    /// square roots and divisions then run 16 at a time instead of 4. Element-wise IEEE
+    /// arithmetic, so the results are the same.
+    #[allow(clippy::too_many_arguments)]
+    fn update_wide = update(
+        alg: Algorithm,
+        wd: WeightDecay,
+        lr64: f64,
+        t: u64,
+        first: bool,
+        value: &mut [f32],
+        grad: &[f32],
+        state: [Option<&mut [f32]>; 8],
+    )
+}
+
+/// Updates one range of a parameter; returns its gradient range, for the caller to clear.
 fn update_fast<'a>(
     alg: Algorithm,
     wd: WeightDecay,
@@ -354,27 +368,7 @@ fn update_fast<'a>(
     s: Slices<'a>,
 ) -> &'a mut [f32] {
     let Slices { value, grad, state } = s;
-    #[cfg(target_arch = "x86_64")]
-    if crate::nn::kernels::available() {
-        #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        fn update_avx512(
-            a: Algorithm,
-            wd: WeightDecay,
-            lr: f64,
-            t: u64,
-            first: bool,
-            value: &mut [f32],
-            grad: &[f32],
-            state: [Option<&mut [f32]>; 8],
-        ) {
-            update(a, wd, lr, t, first, value, grad, state)
-        }
-        // SAFETY: AVX-512F is present (checked by `available`).
-        unsafe { update_avx512(alg, wd, lr64, t, first, value, grad, state) };
-        return grad;
-    }
-    update(alg, wd, lr64, t, first, value, grad, state);
+    update_wide(alg, wd, lr64, t, first, value, grad, state);
     grad
 }
 
