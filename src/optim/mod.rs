@@ -224,7 +224,9 @@ impl Optimizer {
             // roots and divisions are worth spreading.
             let cheap = matches!(algorithm, Algorithm::Sgd { .. });
             if cheap || slices.value.len() <= CHUNK {
-                rule(slices);
+                // In ranges that fit the L1 cache, so each range's gradient is cleared while
+                // it is still there.
+                slices.for_each_range(L1_RANGE, rule);
             } else {
                 slices.chunks(CHUNK).into_par_iter().for_each(rule);
             }
@@ -234,6 +236,8 @@ impl Optimizer {
 
 /// Elements per parallel chunk of an update.
 const CHUNK: usize = 8192;
+/// Elements per range of a serial update: a range's value and gradient fill 32 KiB.
+const L1_RANGE: usize = 4096;
 
 // Positions of the state buffers in `ParamState::slots_mut` and `Slices::state`.
 const MOMENTUM_BUFFER: usize = 0;
@@ -309,34 +313,47 @@ struct Slices<'a> {
 }
 
 impl<'a> Slices<'a> {
+    /// The first `mid` elements and the rest.
+    fn split_at(self, mid: usize) -> (Slices<'a>, Slices<'a>) {
+        let Slices { value, grad, state } = self;
+        let (v0, v1) = value.split_at_mut(mid);
+        let (g0, g1) = grad.split_at_mut(mid);
+        let mut s0: [Option<&'a mut [f32]>; 8] = Default::default();
+        let mut s1: [Option<&'a mut [f32]>; 8] = Default::default();
+        for (i, buffer) in state.into_iter().enumerate() {
+            if let Some(b) = buffer {
+                let (x, y) = b.split_at_mut(mid);
+                (s0[i], s1[i]) = (Some(x), Some(y));
+            }
+        }
+        let first = Slices {
+            value: v0,
+            grad: g0,
+            state: s0,
+        };
+        let rest = Slices {
+            value: v1,
+            grad: g1,
+            state: s1,
+        };
+        (first, rest)
+    }
+
+    /// Calls `f` on consecutive ranges of `size` elements, in order.
+    fn for_each_range(self, size: usize, mut f: impl FnMut(Slices<'a>)) {
+        let mut rest = self;
+        while rest.value.len() > size {
+            let (first, tail) = rest.split_at(size);
+            f(first);
+            rest = tail;
+        }
+        f(rest);
+    }
+
     /// Splits into consecutive ranges of `size` elements.
     fn chunks(self, size: usize) -> Vec<Slices<'a>> {
         let mut out = Vec::new();
-        let mut rest = self;
-        while rest.value.len() > size {
-            let Slices { value, grad, state } = rest;
-            let (v0, v1) = value.split_at_mut(size);
-            let (g0, g1) = grad.split_at_mut(size);
-            let mut s0: [Option<&'a mut [f32]>; 8] = Default::default();
-            let mut s1: [Option<&'a mut [f32]>; 8] = Default::default();
-            for (i, buffer) in state.into_iter().enumerate() {
-                if let Some(b) = buffer {
-                    let (x, y) = b.split_at_mut(size);
-                    (s0[i], s1[i]) = (Some(x), Some(y));
-                }
-            }
-            out.push(Slices {
-                value: v0,
-                grad: g0,
-                state: s0,
-            });
-            rest = Slices {
-                value: v1,
-                grad: g1,
-                state: s1,
-            };
-        }
-        out.push(rest);
+        self.for_each_range(size, |s| out.push(s));
         out
     }
 }
