@@ -7,6 +7,13 @@
 //! itself, under a name. Work is split over the batch in chunks whose size depends only on the
 //! layer's shape, and reductions over the batch add the chunks' partial sums in chunk order, so
 //! results are bit-identical whatever the number of threads.
+//!
+//! Two things make the engine faster than its layer list suggests, without changing results:
+//! a ReLU followed by max pooling runs as one pass of the pooling layer
+//! ([`Layer::forward_after_relu`]), and a convolution whose output gradient is mostly zero
+//! (as it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
+//! values ([`kernels::sparse`]); which kernel a chunk takes depends on its values, never on
+//! the thread count.
 
 pub mod activation;
 pub mod batchnorm;

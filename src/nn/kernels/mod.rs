@@ -1,9 +1,10 @@
-//! AVX-512 matrix-multiplication kernels for the shapes LeNet-5 produces, chosen at run time
-//! when the processor has AVX-512F (elsewhere [`super::gemm`] uses the `gemm` crate).
+//! AVX-512 kernels for the shapes LeNet-5 produces, chosen at run time when the processor has
+//! AVX-512F (elsewhere the layers use portable loops and the `gemm` crate). Each sums in a
+//! fixed order, so results do not depend on the number of threads.
 //!
-//! LeNet's products are small and lopsided (6 or 16 output channels against hundreds of
-//! positions), so instead of packing panels like a general GEMM, two unpacked kernels cover
-//! them, each summing over the inner dimension in a fixed order (deterministic results):
+//! Matrix products. LeNet's are small and lopsided (6 or 16 output channels against hundreds
+//! of positions), so instead of packing panels like a general GEMM, two unpacked kernels
+//! cover them (conv3 and the fully connected layers):
 //!
 //! - [`gemm_rows`]: `c = a b` when the rows of `b` are contiguous. A tile of up to 8 rows x
 //!   48 columns of `c` lives in 24 registers; each step of the inner dimension loads three
@@ -11,6 +12,21 @@
 //! - [`gemm_dot`]: `c = a b` when the rows of `a` and the columns of `b` are contiguous (a
 //!   product with a transposed operand, such as a weight gradient dy x^T): each entry is a dot
 //!   product, computed 4 x 4 at a time with 16-lane accumulators and a final horizontal sum.
+//!
+//! Direct convolutions, which write no im2col matrix:
+//!
+//! - conv1 (one input channel, rows of 28): [`conv1ch_forward`] holds a row of outputs of 8
+//!   channels in registers while the 25 shifted input rows stream past;
+//!   [`conv1ch_weight_grad`] holds all kernel columns of two channels.
+//! - conv2 (6 to 16 channels, rows of 10): [`conv_forward_channels_in_lanes`] puts the 16
+//!   output channels in the lanes, so every lane is useful ([`conv_narrow_forward`], rows in
+//!   the lanes, covers other narrow shapes); the backward pass goes to [`sparse`] when the
+//!   output gradient is mostly zero (behind ReLU and max pooling it always is), else to
+//!   [`conv5_weight_grad_channel_last`] or [`conv_narrow_weight_grad`] and
+//!   [`conv_narrow_input_grad`].
+//!
+//! Element-wise and pooling: [`relu_forward`], [`relu_backward`], [`maxpool2x2_forward`]
+//! (optionally with the ReLU before it folded in) and [`maxpool2x2_backward`].
 
 use std::arch::x86_64::*;
 
