@@ -178,6 +178,8 @@ pub fn maxpool_backward(
             super::kernels::maxpool2x2_backward(dy, argmax, relu_out, planes, (h, w), dx)
         };
     }
+    // The argmax indices locate each window's maximum, so the general path needs neither
+    // the window nor the stride.
     let _ = (k, s);
     let plane_in = h * w;
     dx.fill(0.0);
@@ -185,9 +187,9 @@ pub fn maxpool_backward(
     for p in 0..planes {
         let dxp = &mut dx[p * plane_in..(p + 1) * plane_in];
         let range = p * plane_out..(p + 1) * plane_out;
-        for (k, (&d, &at)) in dy[range.clone()].iter().zip(&argmax[range]).enumerate() {
+        for (o, (&d, &at)) in dy[range.clone()].iter().zip(&argmax[range]).enumerate() {
             // A select, not a branch: the sign of an output is as good as random.
-            let passed = relu_out.is_none_or(|y| y[p * plane_out + k] > 0.0);
+            let passed = relu_out.is_none_or(|y| y[p * plane_out + o] > 0.0);
             dxp[at as usize] += if passed { d } else { 0.0 };
         }
     }
@@ -272,6 +274,24 @@ impl Pool2d {
             maxpool_forward(x, samples * c, (h, w), ks, y, a, relu);
         });
     }
+
+    /// Max pooling's backward over the whole batch; with `relu_out`, that of a pooling that
+    /// folded the ReLU before it (see [`maxpool_backward`]).
+    fn max_backward(&self, x: &Tensor, dy: &Tensor, relu_out: Option<&Tensor>, dx: &mut Tensor) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (in_len, out_len) = (c * h * w, dy.item_len());
+        let ks = (self.kernel, self.stride);
+        let dxs = SharedMut::new(&mut dx.data);
+        let argmax = &self.argmax;
+        for_each_chunk(n, CHUNK, |_, first, samples| {
+            // SAFETY: disjoint sample ranges.
+            let dx = unsafe { dxs.range(first * in_len, samples * in_len) };
+            let range = first * out_len..(first + samples) * out_len;
+            let relu_out = relu_out.map(|y| &y.data[range.clone()]);
+            let (dy, a) = (&dy.data[range.clone()], &argmax[range]);
+            maxpool_backward(dy, a, samples * c, (h, w), ks, dx, relu_out);
+        });
+    }
 }
 
 impl Layer for Pool2d {
@@ -313,23 +333,18 @@ impl Layer for Pool2d {
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let Some(dx) = dx else { return };
+        if self.kind == PoolKind::Max {
+            return self.max_backward(x, dy, None, dx);
+        }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (in_len, out_len) = (c * h * w, dy.item_len());
         let ks = (self.kernel, self.stride);
         let dxs = SharedMut::new(&mut dx.data);
-        let argmax = &self.argmax;
-        let kind = self.kind;
         for_each_chunk(n, CHUNK, |_, first, samples| {
             // SAFETY: disjoint sample ranges.
             let dx = unsafe { dxs.range(first * in_len, samples * in_len) };
             let dy = &dy.data[first * out_len..][..samples * out_len];
-            match kind {
-                PoolKind::Max => {
-                    let a = &argmax[first * out_len..][..samples * out_len];
-                    maxpool_backward(dy, a, samples * c, (h, w), ks, dx, None);
-                }
-                PoolKind::Avg => avgpool_backward(dy, samples * c, (h, w), ks, dx),
-            }
+            avgpool_backward(dy, samples * c, (h, w), ks, dx);
         });
     }
 
@@ -346,22 +361,7 @@ impl Layer for Pool2d {
     }
 
     fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-        let (in_len, out_len) = (c * h * w, dy.item_len());
-        let ks = (self.kernel, self.stride);
-        let dxs = SharedMut::new(&mut dx.data);
-        let argmax = &self.argmax;
-        for_each_chunk(n, CHUNK, |_, first, samples| {
-            // SAFETY: disjoint sample ranges.
-            let dx = unsafe { dxs.range(first * in_len, samples * in_len) };
-            let range = first * out_len..(first + samples) * out_len;
-            let (dy, y, a) = (
-                &dy.data[range.clone()],
-                &y.data[range.clone()],
-                &argmax[range],
-            );
-            maxpool_backward(dy, a, samples * c, (h, w), ks, dx, Some(y));
-        });
+        self.max_backward(x, dy, Some(y), dx);
     }
 }
 
