@@ -567,10 +567,7 @@ impl Conv2d {
                     let (dyt, rest) = rest.split_at_mut(positions * 16);
                     let (dxt, dwt) = rest.split_at_mut(in_len);
                     let plane = h * w;
-                    for s in 0..samples {
-                        let xs = &x[s * in_len..][..in_len];
-                        sparse::channel_last(xs, g.c_in, plane, &mut xt[s * in_len..]);
-                    }
+                    sparse::channel_last(x, samples, g.c_in, plane, xt);
                     sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db);
                     sparse::add_weight_grad(dwt, g, dw);
                     if let Some(dx_buf) = dx_buf.as_ref() {

@@ -81,15 +81,22 @@ unsafe fn nonzero_bits(v: *const f32, n: usize) -> u128 {
     bits
 }
 
-/// One image from channel-first to channel-last, `dst[p * C + c] = src[c * plane + p]` for
-/// `C <= 16` planes of `plane` values, 16 values of `dst` per gather.
+/// Images from channel-first to channel-last, `dst[s][p * C + c] = src[s][c * plane + p]` for
+/// `samples` images of `C <= 16` planes of `plane` values, 16 values of `dst` per gather (the
+/// gathers' index pattern is worked out once for all the images).
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn channel_last(src: &[f32], channels: usize, plane: usize, dst: &mut [f32]) {
+pub unsafe fn channel_last(
+    src: &[f32],
+    samples: usize,
+    channels: usize,
+    plane: usize,
+    dst: &mut [f32],
+) {
     let len = channels * plane;
-    assert!(channels <= LANES && src.len() >= len && dst.len() >= len);
+    assert!(channels <= LANES && src.len() >= samples * len && dst.len() >= samples * len);
     // Output vector k of a period reads lane l from channel (16k + l) % C at position
     // (16k + l) / C; the pattern repeats every C / gcd(16, C) vectors, shifted by the
     // positions it covered.
@@ -102,20 +109,23 @@ pub unsafe fn channel_last(src: &[f32], channels: usize, plane: usize, dst: &mut
             *i = ((e % channels) * plane + e / channels) as i32;
         }
     }
-    for (v, out) in dst[..len].chunks_mut(LANES).enumerate() {
-        let base = (v / period * positions_per_period) as isize;
-        let mask = lane_mask(out.len(), 0);
-        // SAFETY: every unmasked lane indexes a value of src below len (its output element
-        // lies below len); masked lanes are neither read nor written.
-        unsafe {
-            let idx = _mm512_loadu_si512(index[v % period].as_ptr().cast());
-            let x = _mm512_mask_i32gather_ps::<4>(
-                _mm512_setzero_ps(),
-                mask,
-                idx,
-                src.as_ptr().offset(base).cast(),
-            );
-            _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, x);
+    for s in 0..samples {
+        let (src, dst) = (&src[s * len..][..len], &mut dst[s * len..][..len]);
+        for (v, out) in dst.chunks_mut(LANES).enumerate() {
+            let base = (v / period * positions_per_period) as isize;
+            let mask = lane_mask(out.len(), 0);
+            // SAFETY: every unmasked lane indexes a value of the image below len (its output
+            // element lies below len); masked lanes are neither read nor written.
+            unsafe {
+                let idx = _mm512_loadu_si512(index[v % period].as_ptr().cast());
+                let x = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask,
+                    idx,
+                    src.as_ptr().offset(base).cast(),
+                );
+                _mm512_mask_storeu_ps(out.as_mut_ptr(), mask, x);
+            }
         }
     }
 }
@@ -144,7 +154,7 @@ pub unsafe fn channel_last_16(src: &[f32], channels: usize, positions: usize, ds
     }
 }
 
-/// The inverse of [`channel_last`]: `dst[c * plane + p] = src[p * C + c]`.
+/// The inverse of [`channel_last`] for one image: `dst[c * plane + p] = src[p * C + c]`.
 ///
 /// # Safety
 /// AVX-512F must be available.
