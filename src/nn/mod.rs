@@ -18,6 +18,7 @@
 pub mod activation;
 pub mod batchnorm;
 pub mod conv2d;
+pub mod denormals;
 pub mod dropout;
 pub mod gemm;
 pub mod init;
@@ -30,6 +31,7 @@ pub mod network;
 pub mod pool;
 pub mod subsample;
 
+pub use denormals::FlushDenormals;
 pub use model::{Arch, BatchNormAt, ModelConfig, Pooling};
 pub use network::Network;
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, LabelledImages, Mnist, Preprocess, Split};
 use crate::nn::loss::cross_entropy;
-use crate::nn::{Buffer, Context, Mode, ModelConfig, Network};
+use crate::nn::{Buffer, Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
 use crate::rng::{Purpose, Rng};
@@ -144,7 +144,8 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
-/// Evaluates `net` in evaluation mode on the images `indices` of `set`.
+/// Evaluates `net` in evaluation mode on the images `indices` of `set` (with subnormal
+/// floats flushed to zero, as in training: see [`FlushDenormals`]).
 pub fn evaluate(
     net: &mut Network,
     preprocess: Preprocess,
@@ -162,6 +163,7 @@ pub fn evaluate_with(
     indices: &[u32],
     mut visit: impl FnMut(usize, &crate::tensor::Tensor),
 ) -> Evaluation {
+    let _flush = FlushDenormals::new();
     let mut rng = Rng::new(0); // unused: no dropout in evaluation mode
     let mut labels = Vec::with_capacity(MAX_CHUNK);
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
@@ -219,13 +221,15 @@ impl Trainer {
 
     /// One epoch over the training split: shuffle, then one optimizer step per batch. Returns
     /// the mean training loss and accuracy measured on the fly (in training mode, before
-    /// each step's update), as the study's log did.
+    /// each step's update), as the study's log did. Subnormal floats are flushed to zero
+    /// meanwhile ([`FlushDenormals`]).
     pub fn train_epoch(
         &mut self,
         train: &LabelledImages,
         split: &Split,
         observer: &mut dyn Observer,
     ) -> Result<Evaluation, TrainError> {
+        let _flush = FlushDenormals::new();
         let mut order = split.train.clone();
         self.shuffle_rng.shuffle(&mut order);
         let lr = self.current_lr();
