@@ -158,4 +158,38 @@ mod tests {
             }
         }
     }
+
+    /// A row multiplied alone (one sample per step, which takes a one-row tile on the AVX-512
+    /// path) gives the same bits as inside a product of many rows, and the naive sums to float
+    /// precision; with a remainder of the inner dimension and of the columns.
+    #[test]
+    fn a_lone_row_gives_the_same_bits_as_in_a_batch() {
+        let (m, k, n) = (7, 37, 13);
+        let a: Vec<f32> = (0..m * k)
+            .map(|v| ((v * 37 % 17) as f32 - 8.0) * 0.13)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|v| ((v * 11 % 23) as f32 - 11.0) * 0.07)
+            .collect();
+        // a w^T, w row-major [n, k]: the layout of a fully connected layer's forward pass.
+        let product = |rows: &[f32], m: usize| {
+            let mut c = vec![0.5; m * n];
+            matmul(
+                MatRef::new(rows, m, k),
+                MatRef::new(&w, n, k).t(),
+                &mut c,
+                1.0,
+            );
+            c
+        };
+        let batch = product(&a, m);
+        for i in 0..m {
+            let alone = product(&a[i * k..(i + 1) * k], 1);
+            assert_eq!(alone, batch[i * n..(i + 1) * n], "row {i}");
+            for j in 0..n {
+                let want: f32 = 0.5 + (0..k).map(|p| a[i * k + p] * w[j * k + p]).sum::<f32>();
+                assert!((alone[j] - want).abs() <= 1e-5 * want.abs().max(1.0));
+            }
+        }
+    }
 }

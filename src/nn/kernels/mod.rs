@@ -190,56 +190,84 @@ pub unsafe fn gemm_dot(
     ldc: usize,
     beta: f32,
 ) {
-    const T: usize = 4;
-    let full = k / LANES * LANES;
-    let tail = lane_mask(k - full, 0);
     let mut i0 = 0;
     while i0 < m {
-        let rows = (m - i0).min(T);
-        let mut j0 = 0;
-        while j0 < n {
-            let cols = (n - j0).min(T);
-            let mut acc = [[_mm512_setzero_ps(); T]; T];
-            // SAFETY: rows i0..i0+rows of a and j0..j0+cols of bt hold k values each; rows
-            // or columns beyond the tile reuse the last valid one and are not stored.
-            unsafe {
-                let ar: [*const f32; T] =
-                    std::array::from_fn(|i| a.add((i0 + i.min(rows - 1)) * lda));
-                let br: [*const f32; T] =
-                    std::array::from_fn(|j| bt.add((j0 + j.min(cols - 1)) * ldbt));
-                let mut p = 0;
-                while p < full {
-                    let av: [__m512; T] = std::array::from_fn(|i| _mm512_loadu_ps(ar[i].add(p)));
-                    let bv: [__m512; T] = std::array::from_fn(|j| _mm512_loadu_ps(br[j].add(p)));
-                    for i in 0..T {
-                        for j in 0..T {
-                            acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
-                        }
+        let rows = (m - i0).min(4);
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            // A lone row (one sample per step) takes a one-row tile, not a 4x4 tile three
+            // quarters of whose products would repeat it.
+            if rows == 1 {
+                dot_tiles::<1, 8>(i0, 1, (n, k), a, lda, bt, ldbt, c, ldc, beta);
+            } else {
+                dot_tiles::<4, 4>(i0, rows, (n, k), a, lda, bt, ldbt, c, ldc, beta);
+            }
+        }
+        i0 += 4;
+    }
+}
+
+/// `rows` (at most `R`) rows of [`gemm_dot`] from row `i0`, in tiles of `R x C` dot products,
+/// each a vector of 16 partial sums over `k` added up at the end. Every product runs the same
+/// sequence of operations whatever the tile, so the tile shape does not change results.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn dot_tiles<const R: usize, const C: usize>(
+    i0: usize,
+    rows: usize,
+    (n, k): (usize, usize),
+    a: *const f32,
+    lda: usize,
+    bt: *const f32,
+    ldbt: usize,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    let full = k / LANES * LANES;
+    let tail = lane_mask(k - full, 0);
+    let mut j0 = 0;
+    while j0 < n {
+        let cols = (n - j0).min(C);
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        // SAFETY: rows i0..i0+rows of a and j0..j0+cols of bt hold k values each; rows or
+        // columns beyond the tile reuse the last valid one and are not stored.
+        unsafe {
+            let ar: [*const f32; R] = std::array::from_fn(|i| a.add((i0 + i.min(rows - 1)) * lda));
+            let br: [*const f32; C] =
+                std::array::from_fn(|j| bt.add((j0 + j.min(cols - 1)) * ldbt));
+            let mut p = 0;
+            while p < full {
+                let av: [__m512; R] = std::array::from_fn(|i| _mm512_loadu_ps(ar[i].add(p)));
+                let bv: [__m512; C] = std::array::from_fn(|j| _mm512_loadu_ps(br[j].add(p)));
+                for i in 0..R {
+                    for j in 0..C {
+                        acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
                     }
-                    p += LANES;
                 }
-                if full < k {
-                    let av: [__m512; T] =
-                        std::array::from_fn(|i| _mm512_maskz_loadu_ps(tail, ar[i].add(full)));
-                    let bv: [__m512; T] =
-                        std::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, br[j].add(full)));
-                    for i in 0..T {
-                        for j in 0..T {
-                            acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
-                        }
-                    }
-                }
-                for (i, acc) in acc.iter().enumerate().take(rows) {
-                    for (j, &acc) in acc.iter().enumerate().take(cols) {
-                        let out = c.add((i0 + i) * ldc + j0 + j);
-                        let sum = _mm512_reduce_add_ps(acc);
-                        *out = if beta != 0.0 { sum + beta * *out } else { sum };
+                p += LANES;
+            }
+            if full < k {
+                let av: [__m512; R] =
+                    std::array::from_fn(|i| _mm512_maskz_loadu_ps(tail, ar[i].add(full)));
+                let bv: [__m512; C] =
+                    std::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, br[j].add(full)));
+                for i in 0..R {
+                    for j in 0..C {
+                        acc[i][j] = _mm512_fmadd_ps(av[i], bv[j], acc[i][j]);
                     }
                 }
             }
-            j0 += T;
+            for (i, acc) in acc.iter().enumerate().take(rows) {
+                for (j, &acc) in acc.iter().enumerate().take(cols) {
+                    let out = c.add((i0 + i) * ldc + j0 + j);
+                    let sum = _mm512_reduce_add_ps(acc);
+                    *out = if beta != 0.0 { sum + beta * *out } else { sum };
+                }
+            }
         }
-        i0 += T;
+        j0 += C;
     }
 }
 
