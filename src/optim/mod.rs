@@ -216,7 +216,7 @@ impl Optimizer {
             let rule = |s: Slices| {
                 let grad = update_fast(algorithm, weight_decay, lr, t, first, s);
                 if zero_grad {
-                    grad.fill(0.0);
+                    clear(grad);
                 }
             };
             // SGD's update is a multiply-add per element, cheaper than handing chunks to other
@@ -232,6 +232,31 @@ impl Optimizer {
             }
         });
     }
+}
+
+/// Whether all 16 values are +0.0 (bits all zero; -0.0 is not skipped, since v - lr * -0 can
+/// change the sign of a zero v).
+#[inline(always)]
+fn is_zero(values: &[f32; 16]) -> bool {
+    values.map(f32::to_bits) == [0; 16]
+}
+
+crate::nn::avx512_variant! {
+    /// Sets a gradient range to +0.0, writing only the runs of 16 that are not zero already:
+    /// after a one-sample step most of them are, and a store costs more than a look.
+    fn clear = clear_runs(grad: &mut [f32])
+}
+
+#[inline(always)]
+fn clear_runs(grad: &mut [f32]) {
+    let mut runs = grad.chunks_exact_mut(16);
+    for run in &mut runs {
+        let run: &mut [f32; 16] = run.try_into().expect("16");
+        if !is_zero(run) {
+            *run = [0.0; 16];
+        }
+    }
+    runs.into_remainder().fill(0.0);
 }
 
 /// Elements per parallel chunk of an update.
@@ -442,6 +467,24 @@ fn update(
             classic,
         } => {
             let (momentum, keep) = (momentum as f32, (1.0 - dampening) as f32);
+            if momentum == 0.0 && l2 == 0.0 {
+                // A zero gradient leaves its value as it is (v - lr * +0 = v, -0 included), so
+                // runs of 16 zeros, common when one sample's ReLUs silence whole rows of a
+                // weight gradient, are skipped without touching their values.
+                let (mut vs, mut gs) = (value.chunks_exact_mut(16), grad.chunks_exact(16));
+                for (v, g) in (&mut vs).zip(&mut gs) {
+                    let (v, g): (&mut [f32; 16], &[f32; 16]) =
+                        (v.try_into().expect("16"), g.try_into().expect("16"));
+                    if !is_zero(g) {
+                        v.iter_mut().zip(g).for_each(|(v, &g)| *v -= lr * g);
+                    }
+                }
+                let v = vs.into_remainder();
+                v.iter_mut()
+                    .zip(gs.remainder())
+                    .for_each(|(v, &g)| *v -= lr * g);
+                return;
+            }
             if momentum == 0.0 {
                 for i in 0..n {
                     value[i] -= lr * g(i, value);
@@ -669,5 +712,47 @@ mod tests {
                 assert!(big[0].value.data == joined, "{alg:?} {wd:?}");
             }
         }
+    }
+
+    /// Plain SGD skips runs of zero gradients: every value still ends as v - lr g computed
+    /// element by element (a -0.0 gradient included, which is not skipped), and the cleared
+    /// gradient is +0.0 everywhere.
+    #[test]
+    fn plain_sgd_skips_zero_gradients_without_changing_results() {
+        let n = 200;
+        let mut rng = Rng::new(3);
+        let mut values = random(n, &mut rng);
+        values[40] = -0.0;
+        values[41] = 0.0;
+        // Zero runs aligned and not, a lone nonzero in a run, and -0.0 against -0.0.
+        let mut grad: Vec<f32> = (0..n)
+            .map(|i| match i {
+                0..48 | 64..100 => 0.0,
+                _ => rng.uniform_range(-1.0, 1.0),
+            })
+            .collect();
+        grad[40] = -0.0;
+        grad[70] = 0.25;
+        let lr = 0.1f32;
+        let want: Vec<u32> = values
+            .iter()
+            .zip(&grad)
+            .map(|(&v, &g)| (v - lr * g).to_bits())
+            .collect();
+        let mut params = [Param::new("w", Tensor::from_vec(&[n], values))];
+        params[0].grad.data.copy_from_slice(&grad);
+        let mut sgd = Optimizer::new(
+            Algorithm::Sgd {
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+                classic: false,
+            },
+            WeightDecay::None,
+        );
+        sgd.step_and_zero_grad(&mut params[..], lr as f64);
+        let got: Vec<u32> = params[0].value.data.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+        assert!(params[0].grad.data.iter().all(|g| g.to_bits() == 0));
     }
 }
