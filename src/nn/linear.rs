@@ -94,14 +94,15 @@ pub fn linear_backward(
     dx: Option<&mut [f32]>,
 ) {
     let (x_mat, dy_mat) = (MatRef::new(x, n, i), MatRef::new(dy, n, o));
-    let dw_buf = SharedMut::new(&mut dw[..o * i]);
-    // A small product (one sample per step) is not worth waking other threads for.
-    let rows_per_task = if n * i * o < PARALLEL_WORK { o } else { ROWS };
-    for_each_chunk(o, rows_per_task, |_, first, rows| {
-        // SAFETY: each task owns rows first .. first + rows of dw.
-        let dw = unsafe { dw_buf.range(first * i, rows * i) };
-        matmul(dy_mat.t().rows(first, rows), x_mat, dw, 1.0);
-    });
+    if n == 1 && i > 0 {
+        // One sample: dw gains the outer product dy x, row by row. A row whose dy is +0.0
+        // (a unit the ReLU after it silenced) would add +0 or -0 to every value, which leaves
+        // a gradient accumulated from +0.0 as it is: skipped, it is not even read. Rounded
+        // as the AVX-512 product kernel rounds (one multiply, then one add).
+        add_outer_product(&mut dw[..o * i], &dy[..o], &x[..i]);
+    } else {
+        linear_weight_grad(x_mat, dy_mat, (n, i, o), dw);
+    }
     for row in dy[..n * o].chunks_exact(o) {
         for (acc, &d) in db.iter_mut().zip(row) {
             *acc += d;
@@ -115,6 +116,33 @@ pub fn linear_backward(
             matmul(dy_mat.rows(first, samples), w_mat, dx, 0.0);
         });
     }
+}
+
+super::avx512_variant! {
+    /// dw += dy x^T for one sample (dw row-major [dy.len(), x.len()]), skipping the rows
+    /// whose dy is +0.0.
+    fn add_outer_product = add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32])
+}
+
+#[inline(always)]
+fn add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32]) {
+    for (row, &d) in dw.chunks_exact_mut(x.len()).zip(dy) {
+        if d.to_bits() != 0 {
+            row.iter_mut().zip(x).for_each(|(w, &xv)| *w += d * xv);
+        }
+    }
+}
+
+/// dw += dy^T x, split across threads by blocks of output rows.
+fn linear_weight_grad(x: MatRef, dy: MatRef, (n, i, o): (usize, usize, usize), dw: &mut [f32]) {
+    let dw_buf = SharedMut::new(&mut dw[..o * i]);
+    // A small product is not worth waking other threads for.
+    let rows_per_task = if n * i * o < PARALLEL_WORK { o } else { ROWS };
+    for_each_chunk(o, rows_per_task, |_, first, rows| {
+        // SAFETY: each task owns rows first .. first + rows of dw.
+        let dw = unsafe { dw_buf.range(first * i, rows * i) };
+        matmul(dy.t().rows(first, rows), x, dw, 1.0);
+    });
 }
 
 impl Layer for Linear {
@@ -168,5 +196,52 @@ impl Layer for Linear {
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
         vec![&mut self.weight, &mut self.bias]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample's weight gradient, rows of zero dy skipped, matches the general product:
+    /// bit for bit where the AVX-512 kernels run, to float precision on the portable path.
+    #[test]
+    fn one_sample_weight_gradient_matches_the_product() {
+        let (i, o) = (37, 11);
+        let x: Vec<f32> = (0..i).map(|v| ((v * 7 % 13) as f32 - 6.0) * 0.3).collect();
+        // Every third unit silenced, one -0.0 (which must not be skipped).
+        let mut dy: Vec<f32> = (0..o)
+            .map(|v| {
+                if v % 3 == 0 {
+                    0.0
+                } else {
+                    v as f32 * 0.17 - 0.9
+                }
+            })
+            .collect();
+        dy[1] = -0.0;
+        let start: Vec<f32> = (0..o * i)
+            .map(|v| ((v * 5 % 9) as f32 - 4.0) * 0.01)
+            .collect();
+        let w = vec![0.0; o * i];
+        let (mut fast, mut general) = (start.clone(), start.clone());
+        let (mut db, mut dx) = (vec![0.0; o], vec![0.0; i]);
+        linear_backward(&x, &w, &dy, 1, i, o, &mut fast, &mut db, Some(&mut dx));
+        let (x_mat, dy_mat) = (MatRef::new(&x, 1, i), MatRef::new(&dy, 1, o));
+        linear_weight_grad(x_mat, dy_mat, (1, i, o), &mut general);
+        #[cfg(target_arch = "x86_64")]
+        let exact = crate::nn::kernels::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let exact = false;
+        for (k, (&f, &g)) in fast.iter().zip(&general).enumerate() {
+            if exact {
+                assert_eq!(f.to_bits(), g.to_bits(), "element {k}");
+            } else {
+                assert!((f - g).abs() <= 1e-6 * g.abs().max(1.0), "element {k}");
+            }
+        }
+        // The silenced rows kept their values; the others moved.
+        assert_eq!(fast[..i], start[..i]);
+        assert_ne!(fast[2 * i..3 * i], start[2 * i..3 * i]);
     }
 }
