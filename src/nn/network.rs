@@ -25,6 +25,9 @@ pub struct Network {
     fold_relu: bool,
     /// `folded[i]`: layer i ran in the last forward pass with the ReLU before it folded in.
     folded: Vec<bool>,
+    /// Every parameter's full name, in order (made once: the optimizer visits them all at
+    /// every step).
+    param_names: Vec<String>,
 }
 
 /// One row of [`Network::summary`].
@@ -41,7 +44,14 @@ impl Network {
     pub fn new(input_shape: &[usize], layers: Vec<(String, Box<dyn Layer>)>) -> Self {
         let (names, layers): (Vec<_>, Vec<_>) = layers.into_iter().unzip();
         let count = layers.len();
+        let param_names = names
+            .iter()
+            .zip(&layers)
+            .flat_map(|(name, layer)| layer.params().into_iter().map(move |p| (name, p.name)))
+            .map(|(name, p)| format!("{name}.{p}"))
+            .collect();
         Network {
+            param_names,
             layers,
             names,
             input_shape: input_shape.to_vec(),
@@ -208,9 +218,10 @@ impl Network {
 
     /// Visits every parameter in a fixed order with its full `state_dict` name.
     pub fn for_each_param(&mut self, f: &mut dyn FnMut(&str, &mut Param)) {
-        for (name, layer) in self.names.iter().zip(self.layers.iter_mut()) {
+        let mut full_names = self.param_names.iter();
+        for layer in self.layers.iter_mut() {
             for p in layer.params_mut() {
-                f(&format!("{name}.{}", p.name), p);
+                f(full_names.next().expect("a name per parameter"), p);
             }
         }
     }
