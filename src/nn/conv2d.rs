@@ -469,11 +469,7 @@ impl Conv2d {
         // The weight transposed to [C*K*K, O], so the kernel's broadcasts are consecutive.
         let rows = g.col_rows();
         self.weight_t.resize(rows * g.c_out, 0.0);
-        for (o, wo) in self.weight.value.data.chunks_exact(rows).enumerate() {
-            for (r, &v) in wo.iter().enumerate() {
-                self.weight_t[r * g.c_out + o] = v;
-            }
-        }
+        transpose(&self.weight.value.data, g.c_out, rows, &mut self.weight_t);
         let ys = SharedMut::new(&mut y.data);
         let (wt, bias) = (&self.weight_t, &self.bias.value.data);
         for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
@@ -531,12 +527,12 @@ impl Conv2d {
             // dense path, kernel rows on the sparse one).
             let wv = &self.weight.value.data;
             self.weight_t.resize(w_len, 0.0);
-            for (o, wo) in wv.chunks_exact(g.col_rows()).enumerate() {
-                for (c, wc) in wo.chunks_exact(k * k).enumerate() {
-                    for (t, &v) in wc.iter().enumerate() {
-                        self.weight_t[(o * k * k + t) * g.c_in + c] = v;
-                    }
-                }
+            let rows = g.col_rows();
+            for (wo, wto) in wv
+                .chunks_exact(rows)
+                .zip(self.weight_t.chunks_exact_mut(rows))
+            {
+                transpose(wo, g.c_in, k * k, wto);
             }
         }
         // One scratch slab per worker thread: the chunk's output gradient channel-last.
@@ -638,6 +634,23 @@ impl Conv2d {
                     *gr = 0.0;
                 }
             }
+        }
+    }
+}
+
+/// `dst` [cols, rows] = `src` [rows, cols] transposed (both row-major): the weight re-laid
+/// out at every call of the direct paths, which at one sample per step costs as much as a
+/// small kernel unless done with vector gathers.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    #[cfg(target_arch = "x86_64")]
+    if super::kernels::available() {
+        // SAFETY: AVX-512F is present; both slices hold rows * cols values.
+        return unsafe { super::kernels::transpose(src, rows, cols, dst) };
+    }
+    for (j, out) in dst.chunks_exact_mut(rows).enumerate() {
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = src[i * cols + j];
         }
     }
 }

@@ -271,6 +271,42 @@ unsafe fn dot_tiles<const R: usize, const C: usize>(
     }
 }
 
+/// `dst` [cols, rows] = `src` [rows, cols] transposed, both row-major: each destination row
+/// (a column of `src`) gathered 16 values at a time.
+///
+/// # Safety
+/// AVX-512F must be available; `src` and `dst` hold at least `rows * cols` values, and
+/// `rows * cols` fits an `i32`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    let step = _mm512_set1_epi32((LANES * cols) as i32);
+    let first = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(cols as i32),
+    );
+    for j in 0..cols {
+        let mut index = first;
+        let mut i0 = 0;
+        while i0 < rows {
+            let mask = lane_mask(rows - i0, 0);
+            // SAFETY: the lanes in `mask` read src[(i0 + l) * cols + j] with i0 + l < rows
+            // and write dst[j * rows + i0 + l], inside both slices.
+            unsafe {
+                let v = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    mask,
+                    index,
+                    src.as_ptr().add(j),
+                );
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(j * rows + i0), mask, v);
+            }
+            index = _mm512_add_epi32(index, step);
+            i0 += LANES;
+        }
+    }
+}
+
 /// Row operations with AVX-512 masked vectors, for the short rows (10 to 28 values) that
 /// im2col moves: no call to `memcpy` per row.
 struct Avx512Rows;
@@ -1281,6 +1317,30 @@ mod tests {
 
     /// The two direct forward kernels sum in the same order, so they agree bit for bit (the
     /// comparison with the plain loops, to rounding, is in tests/gradcheck.rs).
+    /// The gathered transpose moves every value where the plain definition says, for fewer,
+    /// exactly 16 and more than 16 rows.
+    #[test]
+    fn transpose_matches_its_definition() {
+        if !available() {
+            return;
+        }
+        for (rows, cols) in [(6, 25), (16, 150), (20, 7), (1, 3)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let mut dst = vec![-1.0; rows * cols];
+            // SAFETY: AVX-512F is present (checked above); both hold rows * cols values.
+            unsafe { transpose(&src, rows, cols, &mut dst) };
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(
+                        dst[j * rows + i],
+                        src[i * cols + j],
+                        "{rows}x{cols} at {i},{j}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn channels_in_lanes_forward_equals_the_narrow_kernel() {
         if !available() {
