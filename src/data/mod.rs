@@ -248,12 +248,20 @@ impl Preprocess {
         out.resize(&[indices.len(), 1, side, side]);
         let pad_r = (side - images.rows.min(side)) / 2;
         let pad_c = (side - images.cols.min(side)) / 2;
+        let (rows, cols) = (images.rows.min(side), images.cols.min(side));
         let fill = |(dst, &i): (&mut [f32], &u32)| {
-            dst.fill(offset);
+            // Each value written once: the border at the background value, the image inside.
             let src = images.image(i as usize);
-            for r in 0..images.rows.min(side) {
-                let row = &src[r * images.cols..r * images.cols + images.cols.min(side)];
-                let d = &mut dst[(r + pad_r) * side + pad_c..][..row.len()];
+            let (top, rest) = dst.split_at_mut(pad_r * side);
+            top.fill(offset);
+            let (middle, bottom) = rest.split_at_mut(rows * side);
+            bottom.fill(offset);
+            for (r, out) in middle.chunks_exact_mut(side).enumerate() {
+                let (left, rest) = out.split_at_mut(pad_c);
+                let (d, right) = rest.split_at_mut(cols);
+                left.fill(offset);
+                right.fill(offset);
+                let row = &src[r * images.cols..][..cols];
                 for (d, &p) in d.iter_mut().zip(row) {
                     *d = scale * p as f32 + offset;
                 }
@@ -349,5 +357,34 @@ mod tests {
         Preprocess::Lecun.fill_batch(&images, &[0], &mut t);
         assert!((t.data[0] + 0.1).abs() < 1e-7);
         assert!((t.data[2 * 32 + 2] - 1.175).abs() < 1e-6);
+    }
+
+    /// Every value of a batch is written, over whatever the buffer held: the 2-pixel border
+    /// at the background value, each pixel at its place inside.
+    #[test]
+    fn every_value_of_a_batch_is_written() {
+        let images = Images {
+            count: 2,
+            rows: 28,
+            cols: 28,
+            pixels: (0..2 * 28 * 28).map(|i| (i * 7 % 256) as u8).collect(),
+        };
+        let mut t = Tensor::from_vec(&[2, 1, 32, 32], vec![f32::NAN; 2 * 32 * 32]);
+        Preprocess::Lecun.fill_batch(&images, &[1, 0], &mut t);
+        let (scale, offset) = Preprocess::Lecun.affine();
+        for (slot, image) in [1usize, 0].into_iter().enumerate() {
+            for r in 0..32 {
+                for c in 0..32 {
+                    let inside = (2..30).contains(&r) && (2..30).contains(&c);
+                    let want = if inside {
+                        let p = images.pixels[image * 784 + (r - 2) * 28 + (c - 2)];
+                        scale * p as f32 + offset
+                    } else {
+                        offset
+                    };
+                    assert_eq!(t.data[slot * 1024 + r * 32 + c], want, "{slot} {r} {c}");
+                }
+            }
+        }
     }
 }
