@@ -105,6 +105,43 @@ pub unsafe fn gemm_rows(
     }
 }
 
+/// `c[j] = sum over p in rows of a[p] * b[p * n + j]` for `j < n`, the terms in the order of
+/// `rows`: one row of [`gemm_rows`] (`beta` 0) with the terms outside `rows` left out. Each
+/// sum is the same chain of multiply-adds from +0 as that kernel's, so leaving out terms
+/// whose `a[p]` is +0.0 does not change its bits.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn gemv_rows_selected(a: &[f32], rows: &[u32], b: &[f32], n: usize, c: &mut [f32]) {
+    assert!(c.len() >= n && rows.iter().all(|&p| (p as usize + 1) * n <= b.len()));
+    assert!(rows.iter().all(|&p| (p as usize) < a.len()));
+    let mut j0 = 0;
+    while j0 < n {
+        let cols = (n - j0).min(NV * LANES);
+        let masks = [lane_mask(cols, 0), lane_mask(cols, 1), lane_mask(cols, 2)];
+        let mut acc = [_mm512_setzero_ps(); NV];
+        for &p in rows {
+            let av = _mm512_set1_ps(a[p as usize]);
+            // SAFETY: row p of b holds n values (asserted); lanes beyond cols are masked.
+            unsafe {
+                let row = b.as_ptr().add(p as usize * n + j0);
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    let bv = _mm512_maskz_loadu_ps(masks[v], row.add(v * LANES));
+                    *acc = _mm512_fmadd_ps(av, bv, *acc);
+                }
+            }
+        }
+        for (v, &acc) in acc.iter().enumerate() {
+            if masks[v] != 0 {
+                // SAFETY: c holds n values; lanes beyond cols are masked.
+                unsafe { _mm512_mask_storeu_ps(c.as_mut_ptr().add(j0 + v * LANES), masks[v], acc) };
+            }
+        }
+        j0 += NV * LANES;
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 #[inline]
