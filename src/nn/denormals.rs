@@ -11,7 +11,7 @@
 //! What that changes is below float32's precision: a value under 1.2e-38 reads and is written
 //! as zero. An update of step size 1e-3 times such a moment is some twenty orders of magnitude
 //! below one unit in the last place of any weight: after 3 epochs of the study's model with
-//! Adam (plain, and with batch norm and dropout), the weights and metrics were the same bit
+//! Adam (2 with batch norm and dropout), the weights and metrics were the same bit
 //! for bit with and without flushing, and the optimizer state, where a fifth of the first
 //! moments of conv3 and fc1 were subnormal, differed by under 1.2e-37. Every thread runs in
 //! the same mode, so results stay the same whatever the number of threads.
