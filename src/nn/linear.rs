@@ -219,7 +219,7 @@ mod tests {
     /// products: bit for bit where the AVX-512 kernels run, to float precision on the
     /// portable path. The input has 37 features, so the last vector of a row is partial.
     #[test]
-    fn one_sample_weight_gradient_matches_the_product() {
+    fn one_sample_gradients_match_the_products() {
         let (i, o) = (37, 11);
         let x: Vec<f32> = (0..i).map(|v| ((v * 7 % 13) as f32 - 6.0) * 0.3).collect();
         // Every third unit silenced, one -0.0 (which must not be skipped).
@@ -248,23 +248,23 @@ mod tests {
         let exact = crate::nn::kernels::available();
         #[cfg(not(target_arch = "x86_64"))]
         let exact = false;
-        for (k, (&f, &g)) in fast.iter().zip(&general).enumerate() {
-            if exact {
-                assert_eq!(f.to_bits(), g.to_bits(), "element {k}");
-            } else {
-                assert!((f - g).abs() <= 1e-6 * g.abs().max(1.0), "element {k}");
+        let agree = |fast: &[f32], general: &[f32], what: &str| {
+            for (k, (&f, &g)) in fast.iter().zip(general).enumerate() {
+                if exact {
+                    assert_eq!(f.to_bits(), g.to_bits(), "{what} element {k}");
+                } else {
+                    assert!(
+                        (f - g).abs() <= 1e-6 * g.abs().max(1.0),
+                        "{what} element {k}"
+                    );
+                }
             }
-        }
+        };
+        agree(&fast, &general, "dw");
         // The input gradient, silenced rows left out, against the general product.
         let mut dx_general = vec![0.0; i];
         matmul(dy_mat, MatRef::new(&w, o, i), &mut dx_general, 0.0);
-        for (k, (&f, &g)) in dx.iter().zip(&dx_general).enumerate() {
-            if exact {
-                assert_eq!(f.to_bits(), g.to_bits(), "dx element {k}");
-            } else {
-                assert!((f - g).abs() <= 1e-6 * g.abs().max(1.0), "dx element {k}");
-            }
-        }
+        agree(&dx, &dx_general, "dx");
         // The silenced rows kept their values; the others moved.
         assert_eq!(fast[..i], start[..i]);
         assert_ne!(fast[2 * i..3 * i], start[2 * i..3 * i]);
