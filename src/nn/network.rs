@@ -228,13 +228,8 @@ impl Network {
 
     /// Every parameter with its full name, in the order of [`Network::for_each_param`].
     pub fn params(&self) -> Vec<(String, &Param)> {
-        let mut out = Vec::new();
-        for (name, layer) in self.names.iter().zip(&self.layers) {
-            for p in layer.params() {
-                out.push((format!("{name}.{}", p.name), p));
-            }
-        }
-        out
+        let params = self.layers.iter().flat_map(|layer| layer.params());
+        self.param_names.iter().cloned().zip(params).collect()
     }
 
     /// Trainable parameter count (frozen zeros of sparse connection tables excluded).
