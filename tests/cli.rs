@@ -349,3 +349,64 @@ fn paused_and_resumed_run_is_bit_identical_to_a_straight_run() {
     assert_eq!(s["test_accuracy"], p["test_accuracy"]);
     assert_eq!(s["test_loss"], p["test_loss"]);
 }
+
+/// A checkpoint cut short at any point of its writing (the kill the study tests aim at,
+/// made here at chosen moments) resumes to the straight run's results: a set not all
+/// written is dropped, a whole one is moved into place even when half of it already was.
+#[test]
+fn checkpoint_cut_short_resumes_to_the_straight_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let d = d.to_str().unwrap();
+    let run = |name: &str, stop_after: Option<&str>| {
+        let dir = tmp.path().join(name);
+        let mut args = train_args(d, dir.to_str().unwrap(), "3");
+        if let Some(epoch) = stop_after {
+            args.extend(["--stop-after", epoch]);
+        }
+        lenet().args(&args).assert().success();
+        dir
+    };
+    let straight = run("straight", None);
+    let (at1, at2) = (run("at1", Some("1")), run("at2", Some("2")));
+    let files = ["optimizer.safetensors", "metrics.csv", "model.safetensors"];
+    // (name, files of epoch 2 left pending, files of epoch 2 already in place)
+    let cases = [
+        ("not-whole", &files[..2], &[][..]),
+        ("whole", &files[..], &[][..]),
+        ("half-moved", &files[2..], &files[..2]),
+    ];
+    for (name, pending, moved) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for entry in std::fs::read_dir(&at1).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+        for f in pending {
+            std::fs::copy(at2.join(f), dir.join(format!("{f}.next"))).unwrap();
+        }
+        for f in moved {
+            std::fs::copy(at2.join(f), dir.join(f)).unwrap();
+        }
+        lenet()
+            .args(["train", "-q", "--data-dir", d, "--resume"])
+            .arg(&dir)
+            .assert()
+            .success();
+        assert_eq!(
+            metrics_without_seconds(&straight),
+            metrics_without_seconds(&dir),
+            "{name}"
+        );
+        let a = std::fs::read(straight.join("model.safetensors")).unwrap();
+        let b = std::fs::read(dir.join("model.safetensors")).unwrap();
+        assert!(a == b, "{name}: model.safetensors differs after resume");
+        for f in files {
+            assert!(
+                !dir.join(format!("{f}.next")).exists(),
+                "{name}: {f}.next left"
+            );
+        }
+    }
+}

@@ -86,6 +86,7 @@ pub fn resume(
         return Ok(Outcome::Finished(summary));
     }
     let mut trainer = Trainer::new(config)?;
+    commit_checkpoint(dir)?;
     let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
     let mut wall = 0.0;
     if model_path.exists() && optim_path.exists() {
@@ -108,6 +109,44 @@ pub fn resume(
         trainer.history = rows;
     }
     drive(trainer, data, dir, observer, wall, stop_after)
+}
+
+/// Where a checkpoint file waits while its set is being written: `model.safetensors.next`.
+fn pending(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.next"))
+}
+
+/// Writes the checkpoint of a finished epoch (optimizer, metrics, model) so that a process
+/// killed at any moment leaves the previous checkpoint or this one, never the model of one
+/// epoch with the optimizer state of another: the three files are written under pending
+/// names, the model last (its pending file says the set is whole), then moved into place.
+fn save_checkpoint(trainer: &Trainer, dir: &Path, wall_seconds: f64) -> Result<(), TrainError> {
+    trainer
+        .optimizer_file(wall_seconds)
+        .save(&pending(dir, OPTIMIZER))?;
+    let csv = metrics::to_csv(&trainer.history);
+    write_atomically(&pending(dir, METRICS), csv.as_bytes())?;
+    trainer.model_file().save(&pending(dir, MODEL))?;
+    commit_checkpoint(dir)
+}
+
+/// Finishes what [`save_checkpoint`] left: a whole set (its pending model is there) takes
+/// its place, the model last; the files of a set that was not all written are removed.
+fn commit_checkpoint(dir: &Path) -> Result<(), TrainError> {
+    let whole = pending(dir, MODEL).exists();
+    for name in [OPTIMIZER, METRICS, MODEL] {
+        let from = pending(dir, name);
+        let done = if whole {
+            std::fs::rename(&from, dir.join(name))
+        } else {
+            std::fs::remove_file(&from)
+        };
+        match done {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&from)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Trains to the configured number of epochs, checkpointing after each, then tests.
@@ -141,16 +180,7 @@ fn drive(
             }
             Err(e) => return Err(e),
         }
-        // The checkpoint first, then the metrics that describe it: a crash between the two
-        // leaves extra metrics rows, which resume drops.
-        trainer.model_file().save(&dir.join(MODEL))?;
-        trainer
-            .optimizer_file(wall_before + start.elapsed().as_secs_f64())
-            .save(&dir.join(OPTIMIZER))?;
-        write_atomically(
-            &dir.join(METRICS),
-            metrics::to_csv(&trainer.history).as_bytes(),
-        )?;
+        save_checkpoint(&trainer, dir, wall_before + start.elapsed().as_secs_f64())?;
         if stop_after.is_some_and(|s| trainer.epoch >= s) && trainer.epoch < trainer.config.epochs {
             return Ok(Outcome::Paused {
                 epoch: trainer.epoch,
