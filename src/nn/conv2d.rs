@@ -492,6 +492,76 @@ impl Conv2d {
         });
     }
 
+    /// [`Layer::forward_relu_maxpool`] on the direct kernels: the single-channel kernel
+    /// (conv1) or the channels-in-lanes one (conv2), each pooling two output rows at a time
+    /// while they are in registers ([`super::kernels::fused`]).
+    #[cfg(target_arch = "x86_64")]
+    fn fused_forward(&mut self, x: &Tensor, y: &mut Tensor, argmax: &mut Vec<u32>) -> bool {
+        use super::kernels::fused;
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let g = self.geometry;
+        let (oh, ow) = (g.out_side(h), g.out_side(w));
+        let single = self.is_direct_single_channel(w) && fused::single_channel_applies(oh, ow);
+        let lanes = !single
+            && !self.is_dense(h, w)
+            && self.is_direct_narrow(w)
+            && fused::channels_in_lanes_applies(g, (oh, ow));
+        if !single && !lanes {
+            return false;
+        }
+        let (in_len, out_len) = (x.item_len(), y.item_len());
+        assert_eq!(
+            out_len,
+            g.c_out * (oh / 2) * (ow / 2),
+            "pooled output shape"
+        );
+        argmax.resize(n * out_len, 0);
+        let ys = SharedMut::new(&mut y.data);
+        let argmaxes = SharedMut::new(argmax);
+        let bias = &self.bias.value.data;
+        if single {
+            let weight = &self.weight.value.data;
+            for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+                for s in first..first + samples {
+                    // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.
+                    unsafe {
+                        fused::conv1ch_forward_pooled(
+                            &x.data[s * in_len..][..in_len],
+                            (h, w),
+                            g.kernel,
+                            weight,
+                            bias,
+                            ys.range(s * out_len, out_len),
+                            argmaxes.range(s * out_len, out_len),
+                        );
+                    }
+                }
+            });
+        } else {
+            // The weight transposed to [C*K*K, O], so the kernel's weight loads are rows.
+            let rows = g.col_rows();
+            self.weight_t.resize(rows * g.c_out, 0.0);
+            transpose(&self.weight.value.data, g.c_out, rows, &mut self.weight_t);
+            let wt = &self.weight_t;
+            for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+                // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.
+                unsafe {
+                    fused::conv_forward_channels_in_lanes_pooled(
+                        &x.data[first * in_len..][..samples * in_len],
+                        samples,
+                        (h, w),
+                        g,
+                        wt,
+                        bias,
+                        ys.range(first * out_len, samples * out_len),
+                        argmaxes.range(first * out_len, samples * out_len),
+                    );
+                }
+            });
+        }
+        true
+    }
+
     /// Backward of the narrow direct path. A chunk whose output gradient is mostly zeros (as
     /// behind ReLU and max pooling) goes to the sparse kernels, which visit the nonzero values
     /// only ([`super::kernels::sparse`]). Otherwise the weight gradient takes the chunk's output
@@ -821,6 +891,11 @@ impl Layer for Conv2d {
             }
         });
         self.add_partials(chunks);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn forward_relu_maxpool(&mut self, x: &Tensor, y: &mut Tensor, argmax: &mut Vec<u32>) -> bool {
+        self.fused_forward(x, y, argmax)
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -8,10 +8,12 @@
 //! layer's shape, and reductions over the batch add the chunks' partial sums in chunk order, so
 //! results are bit-identical whatever the number of threads.
 //!
-//! Two things make the engine faster than its layer list suggests, without changing results:
-//! a ReLU followed by max pooling runs as one pass of the pooling layer
-//! ([`Layer::forward_after_relu`]), and a convolution whose output gradient is mostly zero
-//! (as it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
+//! Three things make the engine faster than its layer list suggests, without changing
+//! results: a ReLU followed by max pooling runs as one pass of the pooling layer
+//! ([`Layer::forward_after_relu`]); in the forward pass, a convolution followed by ReLU and
+//! 2x2 max pooling runs as one pass of the convolution ([`Layer::forward_relu_maxpool`]), which
+//! never writes its own output; and a convolution whose output gradient is mostly zero (as
+//! it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
 //! values ([`kernels::sparse`]); which kernel a chunk takes depends on its values, never on
 //! the thread count.
 
@@ -125,6 +127,27 @@ pub trait Layer: Send {
     /// to `x`, the ReLU's input.
     fn backward_after_relu(&mut self, _x: &Tensor, _y: &Tensor, _dy: &Tensor, _dx: &mut Tensor) {
         unreachable!("backward_after_relu without forward_after_relu")
+    }
+
+    /// Computes `y` = 2x2, stride-2 max pooling of the ReLU of this layer's output, in one
+    /// pass that never writes this layer's output, with the pooling's `argmax` (the flat index
+    /// within this layer's output plane of each window's maximum, as
+    /// [`pool::maxpool_forward`] writes it), when the layer knows how (the convolutions with
+    /// an AVX-512 kernel). Returns false, doing nothing, when it does not. The backward pass
+    /// is the pooling layer's (with the ReLU folded) followed by this layer's, as usual.
+    fn forward_relu_maxpool(
+        &mut self,
+        _x: &Tensor,
+        _y: &mut Tensor,
+        _argmax: &mut Vec<u32>,
+    ) -> bool {
+        false
+    }
+
+    /// A 2x2, stride-2 max pooling layer's argmax cache, for a layer before it that pools in
+    /// its own pass ([`Layer::forward_relu_maxpool`]); None for every other layer.
+    fn maxpool2x2_argmax(&mut self) -> Option<&mut Vec<u32>> {
+        None
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -5,8 +5,10 @@
 //!
 //! A ReLU followed by a layer that can fold it (max pooling) runs as one pass of that layer
 //! over the ReLU's input ([`Layer::forward_after_relu`]): the ReLU's output and its gradient
-//! are never written. The results are the same bit for bit; [`Network::set_fold_relu`] turns
-//! the folding off where the ReLU's output itself is wanted.
+//! are never written. Likewise a layer followed by a ReLU and 2x2 max pooling may run all
+//! three in its own forward pass ([`Layer::forward_relu_maxpool`]: the convolutions), writing
+//! only the pooled output. The results are the same bit for bit; [`Network::set_fold_relu`]
+//! turns both off where the outputs in between are wanted.
 
 use super::{Buffer, Context, Layer, Param};
 use crate::tensor::Tensor;
@@ -25,6 +27,9 @@ pub struct Network {
     fold_relu: bool,
     /// `folded[i]`: layer i ran in the last forward pass with the ReLU before it folded in.
     folded: Vec<bool>,
+    /// `fused[i]`: layer i ran in the last forward pass with the ReLU and the max pooling
+    /// after it (whose pass wrote nothing of its own).
+    fused: Vec<bool>,
     /// Every parameter's full name, in order (made once: the optimizer visits them all at
     /// every step).
     param_names: Vec<String>,
@@ -60,11 +65,13 @@ impl Network {
             profile: None,
             fold_relu: true,
             folded: vec![false; count],
+            fused: vec![false; count],
         }
     }
 
-    /// Whether a ReLU runs folded into a following layer that can take it (on by default;
-    /// off, every layer's output is written, as [`Network::activation`] then shows).
+    /// Whether a ReLU runs folded into a following layer that can take it, and a layer with
+    /// a ReLU and max pooling after it runs the three in one pass (on by default; off, every
+    /// layer's output is written, as [`Network::activation`] then shows).
     pub fn set_fold_relu(&mut self, on: bool) {
         self.fold_relu = on;
     }
@@ -88,7 +95,8 @@ impl Network {
     }
 
     /// The output of layer `i` from the last forward pass (not written for a ReLU folded into
-    /// the next layer; see [`Network::set_fold_relu`]).
+    /// the next layer, nor for a layer that ran with the ReLU and pooling after it; see
+    /// [`Network::set_fold_relu`]).
     pub fn activation(&self, i: usize) -> &Tensor {
         &self.acts[i + 1]
     }
@@ -96,12 +104,33 @@ impl Network {
     /// Runs every layer on the input buffer and returns the output (the logits).
     pub fn forward(&mut self, ctx: &mut Context) -> &Tensor {
         self.folded.fill(false);
+        self.fused.fill(false);
         let mut i = 0;
         while i < self.layers.len() {
             let start = self.profile.is_some().then(std::time::Instant::now);
             let (before, after) = self.acts.split_at_mut(i + 1);
             let shape = self.layers[i].output_shape(&before[i].shape);
             after[0].resize(&shape);
+            // The layer, a ReLU and a max pooling after it in one pass of the layer, when it
+            // can: only the pooled output is written (the ReLU's and the layer's own outputs
+            // keep their shapes for the backward pass, which runs unchanged).
+            if self.fold_relu && i + 2 < self.layers.len() && self.layers[i + 1].is_relu() {
+                let pooled = self.layers[i + 2].output_shape(&shape);
+                let (head, tail) = self.layers.split_at_mut(i + 2);
+                if let Some(argmax) = tail[0].maxpool2x2_argmax() {
+                    after[1].resize(&shape);
+                    after[2].resize(&pooled);
+                    if head[i].forward_relu_maxpool(&before[i], &mut after[2], argmax) {
+                        self.fused[i] = true;
+                        self.folded[i + 2] = true;
+                        if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                            p[i].0 += t.elapsed().as_secs_f64();
+                        }
+                        i += 3;
+                        continue;
+                    }
+                }
+            }
             // A ReLU and the layer after it in one pass of that layer, when it can.
             if self.fold_relu && self.layers[i].is_relu() && i + 1 < self.layers.len() {
                 let next_shape = self.layers[i + 1].output_shape(&shape);
@@ -185,7 +214,7 @@ impl Network {
         let Some(p) = self.profile.as_mut() else {
             return Vec::new();
         };
-        let folded = &self.folded;
+        let (folded, fused) = (&self.folded, &self.fused);
         let out = self
             .names
             .iter()
@@ -194,9 +223,14 @@ impl Network {
             .enumerate()
             .map(|(i, ((n, l), &(f, b)))| {
                 let mut describe = l.describe();
-                if folded.get(i + 1) == Some(&true) {
+                if fused[i] {
+                    describe += " (forward: with the ReLU and pooling after it)";
+                } else if folded.get(i + 1) == Some(&true) {
                     describe += " (folded into the next layer)";
-                } else if folded[i] {
+                } else if fused[i.saturating_sub(2)..i].contains(&true) {
+                    describe += " (forward: in the convolution's pass)";
+                }
+                if folded[i] {
                     describe += " (with the ReLU before it)";
                 }
                 (n.clone(), describe, f, b)
@@ -314,15 +348,26 @@ mod tests {
     use crate::nn::{BatchNormAt, Mode, ModelConfig};
     use crate::rng::Rng;
 
-    /// Forward, loss and backward with the ReLUs folded into the pooling layers or not: the
-    /// logits, every parameter gradient and the input gradient agree bit for bit.
+    /// Forward, loss and backward with the ReLUs folded into the pooling layers (and the
+    /// convolutions running their ReLU and pooling in their own pass) or not: the logits, every parameter gradient and the input gradient agree bit
+    /// for bit.
     #[test]
     fn folding_relu_into_pooling_changes_nothing() {
-        let config = ModelConfig {
+        let bn_dropout = ModelConfig {
             batch_norm: BatchNormAt::First,
             dropout: 0.3,
             ..Default::default()
         };
+        for config in [bn_dropout, ModelConfig::default()] {
+            folding_changes_nothing(&config);
+        }
+    }
+
+    fn folding_changes_nothing(config: &ModelConfig) {
+        #[cfg(target_arch = "x86_64")]
+        let fusing = crate::nn::kernels::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let fusing = false;
         let mut data = Rng::new(5);
         let input: Vec<f32> = (0..6 * 32 * 32)
             .map(|_| data.uniform_range(-1.0, 2.0))
@@ -338,6 +383,11 @@ mod tests {
                 rng: &mut Rng::new(2),
             });
             assert_eq!(net.folded.iter().any(|&f| f), fold);
+            // Both convolutions pool in their own pass where the kernels run.
+            assert_eq!(
+                net.fused.iter().filter(|&&f| f).count(),
+                2 * (fold && fusing) as usize
+            );
             let bits = |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
             let logits = bits(net.output());
             let (out, grad) = net.output_and_grad_mut();

@@ -363,6 +363,11 @@ impl Layer for Pool2d {
     fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
         self.max_backward(x, dy, Some(y), dx);
     }
+
+    fn maxpool2x2_argmax(&mut self) -> Option<&mut Vec<u32>> {
+        (self.kind == PoolKind::Max && self.kernel == 2 && self.stride == 2)
+            .then_some(&mut self.argmax)
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 
 use std::arch::x86_64::*;
 
+pub mod fused;
 pub mod sparse;
 
 use super::conv2d::{ConvGeometry, RowOps, col2im_with, im2col_with};
@@ -790,23 +791,8 @@ unsafe fn lanes_out_rows<const OW: usize>(
             )
         };
         for i in 0..oh {
-            let mut acc = [b; OW];
-            for c in 0..g.c_in {
-                for u in 0..k {
-                    // SAFETY: row i + u of channel c exists; columns j + v < OW + k - 1 = w.
-                    unsafe {
-                        let row = x.add((c * h + i + u) * w);
-                        let wr = wt.as_ptr().add((c * k + u) * k * c_out);
-                        for v in 0..k {
-                            let wv = _mm512_maskz_loadu_ps(mask, wr.add(v * c_out));
-                            for (j, acc) in acc.iter_mut().enumerate() {
-                                let a = _mm512_set1_ps(*row.add(j + v));
-                                *acc = _mm512_fmadd_ps(a, wv, *acc);
-                            }
-                        }
-                    }
-                }
-            }
+            // SAFETY: row i of the output exists (the caller's bounds).
+            let acc = unsafe { lanes_row::<OW>(x, (h, w), g, wt, b, i) };
             for (j, &acc) in acc.iter().enumerate() {
                 // SAFETY: position (i, j) of every plane o < c_out lies inside the sample.
                 unsafe {
@@ -816,6 +802,45 @@ unsafe fn lanes_out_rows<const OW: usize>(
             }
         }
     }
+}
+
+/// Output row `i` of one image `x` (`[C, H, W]`) in [`conv_forward_channels_in_lanes`]:
+/// vector j holds position j of every output channel (lanes past `c_out` hold nothing of
+/// use), starting from the bias `b`, the C*K*K taps added in order.
+///
+/// # Safety
+/// AVX-512F must be available; rows `i .. i + k` of every channel of `x` exist and hold
+/// `OW + k - 1 <= w` values; `wt` holds `C*K*K*O` values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn lanes_row<const OW: usize>(
+    x: *const f32,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    b: __m512,
+    i: usize,
+) -> [__m512; OW] {
+    let (k, c_out) = (g.kernel, g.c_out);
+    let mask = lane_mask(c_out, 0);
+    let mut acc = [b; OW];
+    for c in 0..g.c_in {
+        for u in 0..k {
+            // SAFETY: row i + u of channel c exists; columns j + v < OW + k - 1 <= w.
+            unsafe {
+                let row = x.add((c * h + i + u) * w);
+                let wr = wt.as_ptr().add((c * k + u) * k * c_out);
+                for v in 0..k {
+                    let wv = _mm512_maskz_loadu_ps(mask, wr.add(v * c_out));
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        let a = _mm512_set1_ps(*row.add(j + v));
+                        *acc = _mm512_fmadd_ps(a, wv, *acc);
+                    }
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// Weight and bias gradients of [`conv_narrow_forward`] over `samples` images, added to `dw`
@@ -1200,6 +1225,78 @@ pub unsafe fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// The first maximum of each 2x2 window, lane by lane, by PyTorch's rule (a candidate
+/// replaces the running maximum when it is larger or NaN, unless that maximum is NaN), and
+/// the flat index of where it is: `cands` in row-major window order (top left, top right,
+/// bottom left, bottom right), `at` their indices. With `relu`, the maximum goes through the
+/// ReLU (NaN kept, as [`relu_forward`]).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn window_max(cands: [__m512; 4], at: [__m512i; 4], relu: bool) -> (__m512, __m512i) {
+    let mut best = (cands[0], at[0]);
+    for (&cand, &at) in cands[1..].iter().zip(&at[1..]) {
+        best = window_pick(best, (cand, at));
+    }
+    if relu {
+        best.0 = relu_keep_nan(best.0);
+    }
+    best
+}
+
+/// One step of [`window_max`]: the candidate replaces the running maximum (value, index)
+/// where it is larger or NaN, unless that maximum is NaN.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn window_pick(
+    (best, best_at): (__m512, __m512i),
+    (cand, at): (__m512, __m512i),
+) -> (__m512, __m512i) {
+    let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(cand, best)
+        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(cand, cand);
+    let m = better & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best);
+    (
+        _mm512_mask_mov_ps(best, m, cand),
+        _mm512_mask_mov_epi32(best_at, m, at),
+    )
+}
+
+/// The ReLU as [`relu_forward`] computes it: positive values and NaN kept, the rest +0.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn relu_keep_nan(v: __m512) -> __m512 {
+    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, _mm512_setzero_ps())
+        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    _mm512_maskz_mov_ps(keep, v)
+}
+
+/// [`window_max`] of the windows along two rows of up to 32 values each held in two vectors
+/// (`top`, `bottom`): lane j of the result is window j, whose top left value sits at flat
+/// index `top_index + 2j` of a plane `w` wide.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn row_pair_max(
+    top: [__m512; 2],
+    bottom: [__m512; 2],
+    top_index: usize,
+    w: usize,
+    relu: bool,
+) -> (__m512, __m512i) {
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let base = _mm512_add_epi32(even, _mm512_set1_epi32(top_index as i32));
+    let at = |offset: usize| _mm512_add_epi32(base, _mm512_set1_epi32(offset as i32));
+    window_max(
+        [
+            _mm512_permutex2var_ps(top[0], even, top[1]),
+            _mm512_permutex2var_ps(top[0], odd, top[1]),
+            _mm512_permutex2var_ps(bottom[0], even, bottom[1]),
+            _mm512_permutex2var_ps(bottom[0], odd, bottom[1]),
+        ],
+        [base, at(1), at(w), at(w + 1)],
+        relu,
+    )
+}
+
 /// 2x2, stride-2 max pooling of `planes` planes of `h x w` (w <= 32): the first maximum of
 /// each window in row-major order, NaN propagating, as PyTorch; `argmax` gets its index
 /// within the plane. With `relu`, `y` is the ReLU of the maximum, as [`relu_forward`].
@@ -1225,17 +1322,6 @@ pub unsafe fn maxpool2x2_forward(
     );
     let (lo, hi) = (lane_mask(w, 0), lane_mask(w, 1));
     let out_mask = lane_mask(ow, 0);
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    // Candidate offsets within the window: top left, top right, bottom left, bottom right.
-    let col = _mm512_slli_epi32::<1>(_mm512_setr_epi32(
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
-    ));
-    let pick = |best: __m512, cand: __m512| -> __mmask16 {
-        let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(cand, best)
-            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(cand, cand);
-        better & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best)
-    };
     for p in 0..planes {
         for i in 0..oh {
             // SAFETY: rows 2i and 2i + 1 of plane p hold w values (masked loads); the output row
@@ -1251,28 +1337,7 @@ pub unsafe fn maxpool2x2_forward(
                     _mm512_maskz_loadu_ps(lo, bottom),
                     _mm512_maskz_loadu_ps(hi, bottom.add(LANES)),
                 );
-                let base = _mm512_add_epi32(col, _mm512_set1_epi32((2 * i * w) as i32));
-                let mut best = _mm512_permutex2var_ps(t0, even, t1);
-                let mut at = base;
-                let cands = [
-                    (_mm512_permutex2var_ps(t0, odd, t1), 1),
-                    (_mm512_permutex2var_ps(b0, even, b1), w as i32),
-                    (_mm512_permutex2var_ps(b0, odd, b1), w as i32 + 1),
-                ];
-                for (cand, offset) in cands {
-                    let m = pick(best, cand);
-                    best = _mm512_mask_mov_ps(best, m, cand);
-                    at = _mm512_mask_mov_epi32(
-                        at,
-                        m,
-                        _mm512_add_epi32(base, _mm512_set1_epi32(offset)),
-                    );
-                }
-                if relu {
-                    let keep = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(best, _mm512_setzero_ps())
-                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best);
-                    best = _mm512_maskz_mov_ps(keep, best);
-                }
+                let (best, at) = row_pair_max([t0, t1], [b0, b1], 2 * i * w, w, relu);
                 let o = (p * oh + i) * ow;
                 _mm512_mask_storeu_ps(y.as_mut_ptr().add(o), out_mask, best);
                 _mm512_mask_storeu_epi32(argmax.as_mut_ptr().add(o) as *mut i32, out_mask, at);
