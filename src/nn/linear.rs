@@ -59,7 +59,7 @@ pub fn linear_forward(
 ) {
     let (x_mat, w_mat) = (MatRef::new(x, n, i), MatRef::new(w, o, i).t());
     let y_buf = SharedMut::new(&mut y[..n * o]);
-    for_each_chunk(n, SAMPLES, |_, first, samples| {
+    for_each_chunk(n, samples_per_task(n, i, o), |_, first, samples| {
         // SAFETY: each task owns samples first .. first + samples of y.
         let y = unsafe { y_buf.range(first * o, samples * o) };
         for row in y.chunks_exact_mut(o) {
@@ -72,8 +72,19 @@ pub fn linear_forward(
 /// Samples per task, and weight rows per task (a register tile of the product's kernel).
 const SAMPLES: usize = 16;
 const ROWS: usize = 8;
-/// Multiply-adds below which a weight gradient is computed as one task.
+/// Multiply-adds below which a product is computed as one task: handing a microsecond of
+/// work to another thread costs more than it saves.
 const PARALLEL_WORK: usize = 1 << 17;
+
+/// Samples per task of a product over `n` samples of `i` inputs and `o` outputs (each
+/// sample's row is computed alone, so the split changes no result).
+fn samples_per_task(n: usize, i: usize, o: usize) -> usize {
+    if n * i * o < PARALLEL_WORK {
+        n.max(1)
+    } else {
+        SAMPLES
+    }
+}
 
 /// Accumulates dw += dy^T x and db += column sums of dy; writes dx = dy w when asked.
 ///
@@ -122,7 +133,7 @@ pub fn linear_backward(
             return;
         }
         let (w_mat, dx_buf) = (MatRef::new(w, o, i), SharedMut::new(&mut dx[..n * i]));
-        for_each_chunk(n, SAMPLES, |_, first, samples| {
+        for_each_chunk(n, samples_per_task(n, i, o), |_, first, samples| {
             // SAFETY: each task owns samples first .. first + samples of dx.
             let dx = unsafe { dx_buf.range(first * i, samples * i) };
             matmul(dy_mat.rows(first, samples), w_mat, dx, 0.0);
@@ -148,7 +159,6 @@ fn add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32]) {
 /// dw += dy^T x, split across threads by blocks of output rows.
 fn linear_weight_grad(x: MatRef, dy: MatRef, (n, i, o): (usize, usize, usize), dw: &mut [f32]) {
     let dw_buf = SharedMut::new(&mut dw[..o * i]);
-    // A small product is not worth waking other threads for.
     let rows_per_task = if n * i * o < PARALLEL_WORK { o } else { ROWS };
     for_each_chunk(o, rows_per_task, |_, first, rows| {
         // SAFETY: each task owns rows first .. first + rows of dw.
