@@ -18,6 +18,7 @@
 
 use super::gemm::{MatRef, matmul};
 use super::linear::{linear_backward, linear_forward};
+use super::pool::PooledGrad;
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -422,25 +423,7 @@ impl Conv2d {
 
     #[cfg(target_arch = "x86_64")]
     fn direct_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
-        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
-        let (k, c_out) = (self.geometry.kernel, self.geometry.c_out);
-        let out_len = dy.item_len();
-        let chunks = n.div_ceil(DIRECT_CHUNK);
-        let w_len = self.weight.value.len();
-        self.zero_partials(chunks);
-        let pdw = SharedMut::new(&mut self.partial_dw);
-        let pdb = SharedMut::new(&mut self.partial_db);
-        for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
-            // SAFETY: chunk ci owns its partial slots; AVX-512F checked.
-            unsafe {
-                let dw = pdw.range(ci * w_len, w_len);
-                let db = pdb.range(ci * c_out, c_out);
-                let x = &x.data[first * h * w..][..samples * h * w];
-                let dy = &dy.data[first * out_len..][..samples * out_len];
-                super::kernels::conv1ch_weight_grad(x, samples, (h, w), k, dy, dw, db);
-            }
-        });
-        self.add_partials(chunks);
+        self.direct_weight_grad(x, &OutputGrad::Ready(&dy.data));
         if let Some(dx) = dx {
             // Only needed when the input's gradient is asked for (never in training, where
             // this is the first layer): the plain loops.
@@ -448,6 +431,31 @@ impl Conv2d {
                 conv2d_backward_direct(x, &self.weight.value.data, dy, self.geometry);
             dx.data.copy_from_slice(&dx_ref.data);
         }
+    }
+
+    /// The weight and bias gradients of the single-channel direct path.
+    #[cfg(target_arch = "x86_64")]
+    fn direct_weight_grad(&mut self, x: &Tensor, dy: &OutputGrad) {
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let (k, c_out) = (self.geometry.kernel, self.geometry.c_out);
+        let out_len = c_out * self.geometry.out_side(h) * self.geometry.out_side(w);
+        let chunks = n.div_ceil(DIRECT_CHUNK);
+        let w_len = self.weight.value.len();
+        self.zero_partials(chunks);
+        let pdw = SharedMut::new(&mut self.partial_dw);
+        let pdb = SharedMut::new(&mut self.partial_db);
+        for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
+            // SAFETY: chunk ci owns its partial slots and its samples of dy; AVX-512F
+            // checked.
+            unsafe {
+                let dw = pdw.range(ci * w_len, w_len);
+                let db = pdb.range(ci * c_out, c_out);
+                let x = &x.data[first * h * w..][..samples * h * w];
+                let dy = dy.chunk(first, samples, out_len);
+                super::kernels::conv1ch_weight_grad(x, samples, (h, w), k, dy, dw, db);
+            }
+        });
+        self.add_partials(chunks);
     }
 
     /// Whether the narrow direct kernels apply (LeNet's conv2 on an AVX-512 processor): stride
@@ -571,19 +579,20 @@ impl Conv2d {
     /// None of them writes a column matrix. Which path a chunk takes depends on its values
     /// only, never on the thread count.
     #[cfg(target_arch = "x86_64")]
-    fn narrow_backward(&mut self, x: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+    fn narrow_backward(&mut self, x: &Tensor, dy: &OutputGrad, dx: Option<&mut Tensor>) {
         use super::kernels;
         use super::kernels::sparse;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
         let k = g.kernel;
-        let (in_len, out_len) = (x.item_len(), dy.item_len());
-        let positions = dy.shape[2] * dy.shape[3];
+        let (oh, ow) = (g.out_side(h), g.out_side(w));
+        let positions = oh * ow;
+        let (in_len, out_len) = (x.item_len(), g.c_out * positions);
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
         let channel_last = k == 5 && g.c_out <= 16;
-        let sparse_ok = sparse::applies(g, (dy.shape[2], dy.shape[3]));
+        let sparse_ok = sparse::applies(g, (oh, ow));
         // Per worker thread: the chunk's images and one output gradient channel-last (16
         // lanes a position), one input gradient channel-last, the weight-gradient scratch.
         let sparse_len =
@@ -619,10 +628,10 @@ impl Conv2d {
         let sparse_scratch = SharedMut::new(&mut self.sparse_scratch);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
-            let dy = &dy.data[first * out_len..][..samples * out_len];
-            // SAFETY: chunk ci owns its partial slots and its samples of dx; a worker thread
-            // owns its scratch slab; AVX-512F checked by is_direct_narrow.
+            // SAFETY: chunk ci owns its partial slots and its samples of dy and dx; a worker
+            // thread owns its scratch slab; AVX-512F checked by is_direct_narrow.
             unsafe {
+                let dy = dy.chunk(first, samples, out_len);
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * g.c_out, g.c_out);
                 // Sparse when at most a third of the values are nonzero.
@@ -721,6 +730,33 @@ fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     for (j, out) in dst.chunks_exact_mut(rows).enumerate() {
         for (i, v) in out.iter_mut().enumerate() {
             *v = src[i * cols + j];
+        }
+    }
+}
+
+/// Where a backward pass reads each chunk's output gradient.
+enum OutputGrad<'a> {
+    /// Already in a buffer.
+    Ready(&'a [f32]),
+    /// Made by each chunk, just before use, from the max pooling after the layer (with the
+    /// ReLU between them folded), into this buffer.
+    Pooled(&'a PooledGrad<'a>, SharedMut<f32>),
+}
+
+impl OutputGrad<'_> {
+    /// The output gradient of samples `first .. first + samples`, `out_len` values each.
+    ///
+    /// # Safety
+    /// Concurrent callers ask for disjoint sample ranges.
+    unsafe fn chunk(&self, first: usize, samples: usize, out_len: usize) -> &[f32] {
+        match self {
+            OutputGrad::Ready(dy) => &dy[first * out_len..][..samples * out_len],
+            OutputGrad::Pooled(pooled, buf) => {
+                // SAFETY: disjoint ranges, the caller's promise.
+                let dy = unsafe { buf.range(first * out_len, samples * out_len) };
+                pooled.expand(first, samples, dy);
+                dy
+            }
         }
     }
 }
@@ -835,7 +871,7 @@ impl Layer for Conv2d {
         }
         #[cfg(target_arch = "x86_64")]
         if self.is_direct_narrow(w) {
-            return self.narrow_backward(x, dy, dx);
+            return self.narrow_backward(x, &OutputGrad::Ready(&dy.data), dx);
         }
         let positions = dy.shape[2] * dy.shape[3];
         let rows = g.col_rows();
@@ -891,6 +927,38 @@ impl Layer for Conv2d {
             }
         });
         self.add_partials(chunks);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn backward_through_maxpool(
+        &mut self,
+        x: &Tensor,
+        pooled: &PooledGrad,
+        dy: &mut Tensor,
+        dx: Option<&mut Tensor>,
+    ) -> bool {
+        let (h, w) = (x.shape[2], x.shape[3]);
+        let g = self.geometry;
+        let narrow = !self.is_dense(h, w) && self.is_direct_narrow(w);
+        // The single-channel path computes an input gradient (never asked for in training)
+        // from the whole output gradient, after its tasks: not from pooled chunks.
+        let single = self.is_direct_single_channel(w) && dx.is_none();
+        let plane = (g.out_side(h), g.out_side(w));
+        assert_eq!(
+            (pooled.channels, pooled.plane),
+            (g.c_out, plane),
+            "pooling's shape"
+        );
+        if !single && !narrow {
+            return false;
+        }
+        let source = OutputGrad::Pooled(pooled, SharedMut::new(&mut dy.data));
+        if single {
+            self.direct_weight_grad(x, &source);
+        } else {
+            self.narrow_backward(x, &source, dx);
+        }
+        true
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -144,6 +144,21 @@ pub trait Layer: Send {
         false
     }
 
+    /// The backward pass of a layer whose output went through a ReLU and a 2x2 max pooling
+    /// (the ReLU folded into the pooling): each parallel task first makes its samples' output
+    /// gradient from `pooled` into `dy` (as the pooling's backward pass would), then runs this
+    /// layer's backward on it. Returns false, doing nothing, where the layer does not know how;
+    /// the pooling's and this layer's passes then run one after the other.
+    fn backward_through_maxpool(
+        &mut self,
+        _x: &Tensor,
+        _pooled: &pool::PooledGrad,
+        _dy: &mut Tensor,
+        _dx: Option<&mut Tensor>,
+    ) -> bool {
+        false
+    }
+
     /// A 2x2, stride-2 max pooling layer's argmax cache, for a layer before it that pools in
     /// its own pass ([`Layer::forward_relu_maxpool`]); None for every other layer.
     fn maxpool2x2_argmax(&mut self) -> Option<&mut Vec<u32>> {

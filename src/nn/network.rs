@@ -10,6 +10,7 @@
 //! only the pooled output. The results are the same bit for bit; [`Network::set_fold_relu`]
 //! turns both off where the outputs in between are wanted.
 
+use super::pool::PooledGrad;
 use super::{Buffer, Context, Layer, Param};
 use crate::tensor::Tensor;
 
@@ -30,6 +31,9 @@ pub struct Network {
     /// `fused[i]`: layer i ran in the last forward pass with the ReLU and the max pooling
     /// after it (whose pass wrote nothing of its own).
     fused: Vec<bool>,
+    /// `fused_backward[i]`: layer i ran in the last backward pass with the pooling's backward
+    /// (and the folded ReLU's) after it ([`Layer::backward_through_maxpool`]).
+    fused_backward: Vec<bool>,
     /// Every parameter's full name, in order (made once: the optimizer visits them all at
     /// every step).
     param_names: Vec<String>,
@@ -66,6 +70,7 @@ impl Network {
             fold_relu: true,
             folded: vec![false; count],
             fused: vec![false; count],
+            fused_backward: vec![false; count],
         }
     }
 
@@ -169,10 +174,44 @@ impl Network {
     /// Back-propagates the output gradient, accumulating every parameter's gradient. The
     /// input's gradient is computed only when `input_grad` is set.
     pub fn backward(&mut self, input_grad: bool) {
+        self.fused_backward.fill(false);
         let mut i = self.layers.len();
         while i > 0 {
             i -= 1;
             let start = self.profile.is_some().then(std::time::Instant::now);
+            if self.folded[i] && i >= 2 && self.layers[i].maxpool2x2_argmax().is_some() {
+                // Max pooling at i with the ReLU at i - 1 folded: the layer before the ReLU
+                // may make its output gradient from the pooling's, chunk by chunk, in its own
+                // backward pass.
+                let (layer, relu) = (i - 2, i - 1);
+                let (lower, upper) = self.layers.split_at_mut(i);
+                let argmax = upper[0].maxpool2x2_argmax().expect("checked above");
+                let shape = &self.acts[relu].shape;
+                // grads: [.. layer] below, relu's own (the layer's output gradient), then
+                // the pooling's and its output's.
+                let (below, above) = self.grads.split_at_mut(relu);
+                let (dy, above) = above.split_first_mut().expect("the ReLU's gradient");
+                let pooled = PooledGrad {
+                    dy: &above[1].data,
+                    y: &self.acts[i + 1].data,
+                    argmax,
+                    channels: shape[1],
+                    plane: (shape[2], shape[3]),
+                };
+                dy.resize(shape);
+                let dx = (layer > 0 || input_grad).then(|| {
+                    below[layer].resize(&self.acts[layer].shape);
+                    &mut below[layer]
+                });
+                if lower[layer].backward_through_maxpool(&self.acts[layer], &pooled, dy, dx) {
+                    self.fused_backward[layer] = true;
+                    if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
+                        p[layer].1 += t.elapsed().as_secs_f64();
+                    }
+                    i = layer;
+                    continue;
+                }
+            }
             if self.folded[i] {
                 // Layer i folded the ReLU at i - 1: its backward writes the ReLU's input
                 // gradient directly.
@@ -214,7 +253,7 @@ impl Network {
         let Some(p) = self.profile.as_mut() else {
             return Vec::new();
         };
-        let (folded, fused) = (&self.folded, &self.fused);
+        let (folded, fused, fused_backward) = (&self.folded, &self.fused, &self.fused_backward);
         let out = self
             .names
             .iter()
@@ -223,16 +262,27 @@ impl Network {
             .enumerate()
             .map(|(i, ((n, l), &(f, b)))| {
                 let mut describe = l.describe();
-                if fused[i] {
-                    describe += " (forward: with the ReLU and pooling after it)";
-                } else if folded.get(i + 1) == Some(&true) {
+                describe += match (fused[i], fused_backward[i]) {
+                    (true, true) => " (with the ReLU and pooling after it)",
+                    (true, false) => " (forward with the ReLU and pooling after it)",
+                    (false, true) => " (backward with the ReLU and pooling after it)",
+                    (false, false) => "",
+                };
+                if folded.get(i + 1) == Some(&true) {
                     describe += " (folded into the next layer)";
-                } else if fused[i.saturating_sub(2)..i].contains(&true) {
-                    describe += " (forward: in the convolution's pass)";
                 }
-                if folded[i] {
-                    describe += " (with the ReLU before it)";
-                }
+                let before = i.checked_sub(2).map(|l| (fused[l], fused_backward[l]));
+                describe += match (before, folded[i]) {
+                    (Some((true, true)), _) => " (in the layer before the ReLU)",
+                    (Some((true, false)), _) => {
+                        " (forward in the layer before the ReLU, backward with the ReLU)"
+                    }
+                    (Some((false, true)), _) => {
+                        " (forward with the ReLU before it, backward in the layer before)"
+                    }
+                    (_, true) => " (with the ReLU before it)",
+                    _ => "",
+                };
                 (n.clone(), describe, f, b)
             })
             .collect();
@@ -349,7 +399,7 @@ mod tests {
     use crate::rng::Rng;
 
     /// Forward, loss and backward with the ReLUs folded into the pooling layers (and the
-    /// convolutions running their ReLU and pooling in their own pass) or not: the logits, every parameter gradient and the input gradient agree bit
+    /// convolutions running their ReLU and pooling in their own passes) or not: the logits, every parameter gradient and the input gradient agree bit
     /// for bit.
     #[test]
     fn folding_relu_into_pooling_changes_nothing() {
@@ -373,7 +423,7 @@ mod tests {
             .map(|_| data.uniform_range(-1.0, 2.0))
             .collect();
         let labels = [3u8, 1, 4, 1, 5, 9];
-        let run = |fold: bool, mode: Mode| {
+        let run = |fold: bool, mode: Mode, input_grad: bool| {
             let mut net = config.build(&mut Rng::new(11));
             net.set_fold_relu(fold);
             *net.input_mut() = Tensor::from_vec(&[6, 1, 32, 32], input.clone());
@@ -392,14 +442,23 @@ mod tests {
             let logits = bits(net.output());
             let (out, grad) = net.output_and_grad_mut();
             cross_entropy(out, &labels, Some((grad, 1.0 / 6.0)));
-            net.backward(true);
+            net.backward(input_grad);
+            // Both convolutions make their output gradient from the pooling's in their own
+            // pass, but the first when the input's gradient is asked for.
+            let fused_backward = net.fused_backward.iter().filter(|&&f| f).count();
+            let fused_layers = if input_grad { 1 } else { 2 };
+            assert_eq!(fused_backward, fused_layers * (fold && fusing) as usize);
             let grads: Vec<Vec<u32>> = net.params().iter().map(|(_, p)| bits(&p.grad)).collect();
-            (logits, grads, bits(net.input_grad()))
+            (logits, grads, input_grad.then(|| bits(net.input_grad())))
         };
         for mode in [Mode::Train, Mode::Eval] {
-            let (folded, plain) = (run(true, mode), run(false, mode));
-            assert!(folded.2.iter().any(|&g| f32::from_bits(g) != 0.0));
-            assert_eq!(folded, plain, "{mode:?}");
+            for input_grad in [true, false] {
+                let (folded, plain) = (run(true, mode, input_grad), run(false, mode, input_grad));
+                if let Some(dx) = &folded.2 {
+                    assert!(dx.iter().any(|&g| f32::from_bits(g) != 0.0));
+                }
+                assert_eq!(folded, plain, "{mode:?}, input gradient {input_grad}");
+            }
         }
     }
 }

@@ -195,6 +195,42 @@ pub fn maxpool_backward(
     }
 }
 
+/// What the backward pass of a 2x2 max pooling that folded the ReLU before it needs, so
+/// that the layer before both can make its own output gradient sample by sample, inside its
+/// own parallel tasks ([`super::Layer::backward_through_maxpool`]): one pass over the batch
+/// instead of two, each chunk's gradient made just before it is used.
+pub struct PooledGrad<'a> {
+    /// The pooling's output gradient, `[N, C, H/2, W/2]`.
+    pub dy: &'a [f32],
+    /// The pooling's output (after the folded ReLU), shaped as `dy`.
+    pub y: &'a [f32],
+    /// Each output's argmax within its input plane.
+    pub argmax: &'a [u32],
+    pub channels: usize,
+    /// Sides of the pooling's input planes (even).
+    pub plane: (usize, usize),
+}
+
+impl PooledGrad<'_> {
+    /// Writes the gradient with respect to the pooling's input (the ReLU's input) for samples
+    /// `first .. first + samples` into `dx`, as the pooling's own backward pass would.
+    pub fn expand(&self, first: usize, samples: usize, dx: &mut [f32]) {
+        let (h, w) = self.plane;
+        let out_len = self.channels * (h / 2) * (w / 2);
+        let range = first * out_len..(first + samples) * out_len;
+        let in_len = self.channels * h * w;
+        maxpool_backward(
+            &self.dy[range.clone()],
+            &self.argmax[range.clone()],
+            samples * self.channels,
+            (h, w),
+            (2, 2),
+            &mut dx[..samples * in_len],
+            Some(&self.y[range]),
+        );
+    }
+}
+
 /// ReLU in place, as [`super::activation`] computes it: values that are not greater than
 /// zero (and not NaN) become +0.
 fn relu_in_place(y: &mut [f32]) {
