@@ -213,12 +213,7 @@ impl Optimizer {
                 grad: &mut p.grad.data,
                 state: st.slots_mut().map(|s| s.as_deref_mut()),
             };
-            let rule = |s: Slices| {
-                let grad = update_fast(algorithm, weight_decay, lr, t, first, s);
-                if zero_grad {
-                    clear(grad);
-                }
-            };
+            let rule = |s: Slices| update_fast(algorithm, weight_decay, lr, t, first, s, zero_grad);
             // SGD's update is a multiply-add per element, cheaper than handing chunks to other
             // threads (which, at one sample per step, are asleep); the adaptive rules' square
             // roots and divisions are worth spreading.
@@ -395,26 +390,31 @@ crate::nn::avx512_variant! {
         t: u64,
         first: bool,
         value: &mut [f32],
-        grad: &[f32],
+        grad: &mut [f32],
         state: [Option<&mut [f32]>; 8],
-    )
+        zero_grad: bool,
+    ) -> bool
 }
 
-/// Updates one range of a parameter; returns its gradient range, for the caller to clear.
-fn update_fast<'a>(
+/// Updates one range of a parameter and, with `zero_grad`, sets its gradient to zero.
+fn update_fast(
     alg: Algorithm,
     wd: WeightDecay,
     lr64: f64,
     t: u64,
     first: bool,
-    s: Slices<'a>,
-) -> &'a mut [f32] {
+    s: Slices,
+    zero_grad: bool,
+) {
     let Slices { value, grad, state } = s;
-    update_wide(alg, wd, lr64, t, first, value, grad, state);
-    grad
+    let cleared = update_wide(alg, wd, lr64, t, first, value, grad, state, zero_grad);
+    if zero_grad && !cleared {
+        clear(grad);
+    }
 }
 
-/// One range's update. Hyperparameters are float64 and every constant derived from them
+/// One range's update; returns whether it also set the gradient to zero (asked by
+/// `zero_grad`, done on the way by the rules that can, else left to the caller). Hyperparameters are float64 and every constant derived from them
 /// (1 - beta2, the bias corrections, 1 - lr wd) is computed in float64 before it meets
 /// float32 data, as PyTorch does with Python floats: 1 - f32(0.999) would be off by 1e-5
 /// relative.
@@ -427,9 +427,10 @@ fn update(
     t: u64,
     first: bool,
     value: &mut [f32],
-    grad: &[f32],
+    grad: &mut [f32],
     state: [Option<&mut [f32]>; 8],
-) {
+    zero_grad: bool,
+) -> bool {
     let [
         mb,
         sum,
@@ -470,26 +471,31 @@ fn update(
             if momentum == 0.0 && l2 == 0.0 {
                 // A zero gradient leaves its value as it is (v - lr * +0 = v, -0 included), so
                 // runs of 16 zeros, common when one sample's ReLUs silence whole rows of a
-                // weight gradient, are skipped without touching their values.
-                let (mut vs, mut gs) = (value.chunks_exact_mut(16), grad.chunks_exact(16));
+                // weight gradient, are skipped without touching their values; a run that is
+                // not zero is cleared right after its use, so the gradient is read once.
+                let (mut vs, mut gs) = (value.chunks_exact_mut(16), grad.chunks_exact_mut(16));
                 for (v, g) in (&mut vs).zip(&mut gs) {
-                    let (v, g): (&mut [f32; 16], &[f32; 16]) =
+                    let (v, g): (&mut [f32; 16], &mut [f32; 16]) =
                         (v.try_into().expect("16"), g.try_into().expect("16"));
                     if !is_zero(g) {
-                        v.iter_mut().zip(g).for_each(|(v, &g)| *v -= lr * g);
+                        v.iter_mut().zip(g.iter()).for_each(|(v, &g)| *v -= lr * g);
+                        if zero_grad {
+                            *g = [0.0; 16];
+                        }
                     }
                 }
-                let v = vs.into_remainder();
-                v.iter_mut()
-                    .zip(gs.remainder())
-                    .for_each(|(v, &g)| *v -= lr * g);
-                return;
+                let (v, g) = (vs.into_remainder(), gs.into_remainder());
+                v.iter_mut().zip(g.iter()).for_each(|(v, &g)| *v -= lr * g);
+                if zero_grad {
+                    g.fill(0.0);
+                }
+                return zero_grad;
             }
             if momentum == 0.0 {
                 for i in 0..n {
                     value[i] -= lr * g(i, value);
                 }
-                return;
+                return false;
             }
             let buf = mb.expect(PREPARED);
             for i in 0..n {
@@ -603,7 +609,7 @@ fn update(
             } else if l2 == 0.0 {
                 for (((p, &gi), m), v) in value
                     .iter_mut()
-                    .zip(grad)
+                    .zip(grad.iter())
                     .zip(m.iter_mut())
                     .zip(v.iter_mut())
                 {
@@ -618,6 +624,7 @@ fn update(
             }
         }
     }
+    false
 }
 
 #[cfg(test)]
@@ -715,8 +722,8 @@ mod tests {
     }
 
     /// Plain SGD skips runs of zero gradients: every value still ends as v - lr g computed
-    /// element by element (a -0.0 gradient included, which is not skipped), and the cleared
-    /// gradient is +0.0 everywhere.
+    /// element by element (a -0.0 gradient included, which is not skipped), and the gradient
+    /// is +0.0 everywhere after a step that clears it, as it was after one that does not.
     #[test]
     fn plain_sgd_skips_zero_gradients_without_changing_results() {
         let n = 200;
@@ -750,9 +757,14 @@ mod tests {
             },
             WeightDecay::None,
         );
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        // A step alone leaves the gradient as it was.
+        let mut kept = params.clone();
+        sgd.clone().step(&mut kept[..], lr as f64);
+        assert_eq!(bits(&kept[0].value.data), want);
+        assert_eq!(bits(&kept[0].grad.data), bits(&grad));
         sgd.step_and_zero_grad(&mut params[..], lr as f64);
-        let got: Vec<u32> = params[0].value.data.iter().map(|v| v.to_bits()).collect();
-        assert_eq!(got, want);
+        assert_eq!(bits(&params[0].value.data), want);
         assert!(params[0].grad.data.iter().all(|g| g.to_bits() == 0));
     }
 }
