@@ -88,8 +88,9 @@ fn samples_per_task(n: usize, i: usize, o: usize) -> usize {
 
 /// Accumulates dw += dy^T x and db += column sums of dy; writes dx = dy w when asked.
 ///
-/// Split across threads without partial sums: the weight gradient by blocks of output rows,
-/// each summed over the whole batch in order, and the input gradient by blocks of samples. So
+/// Split across threads without partial sums, in one parallel region: the weight gradient by
+/// blocks of output rows, each summed over the whole batch in order, and the input gradient by
+/// blocks of samples. So
 /// the result is the same whatever the number of threads, and no per-thread copy of a large
 /// weight gradient (48,120 values in LeNet's conv3) is zeroed and added up.
 #[allow(clippy::too_many_arguments)]
@@ -105,39 +106,69 @@ pub fn linear_backward(
     dx: Option<&mut [f32]>,
 ) {
     let (x_mat, dy_mat) = (MatRef::new(x, n, i), MatRef::new(dy, n, o));
-    if n == 1 && i > 0 {
-        // One sample: dw gains the outer product dy x, row by row. A row whose dy is +0.0
-        // (a unit the ReLU after it silenced) would add +0 or -0 to every value, which leaves
-        // a gradient accumulated from +0.0 as it is: skipped, it is not even read. Rounded
-        // as the AVX-512 product kernel rounds (one multiply, then one add).
-        add_outer_product(&mut dw[..o * i], &dy[..o], &x[..i]);
-    } else {
-        linear_weight_grad(x_mat, dy_mat, (n, i, o), dw);
-    }
     for row in dy[..n * o].chunks_exact(o) {
         for (acc, &d) in db.iter_mut().zip(row) {
             *acc += d;
         }
     }
-    if let Some(dx) = dx {
-        #[cfg(target_arch = "x86_64")]
-        if n == 1 && super::kernels::available() {
-            // One sample: dx = sum of dy[k] w[k] over the rows whose dy is not +0.0. A +0
-            // term adds a zero to a sum that started at +0 and so never is -0: skipped, the
-            // sum keeps its bits, and half of the weight is not read.
+    let one_sample = n == 1 && i > 0;
+    if one_sample {
+        // dw gains the outer product dy x, row by row. A row whose dy is +0.0 (a unit the
+        // ReLU after it silenced) would add +0 or -0 to every value, which leaves a gradient
+        // accumulated from +0.0 as it is: skipped, it is not even read. Rounded as the
+        // AVX-512 product kernel rounds (one multiply, then one add).
+        add_outer_product(&mut dw[..o * i], &dy[..o], &x[..i]);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if one_sample && super::kernels::available() {
+        if let Some(dx) = dx {
+            // dx = sum of dy[k] w[k] over the rows whose dy is not +0.0. A +0 term adds a
+            // zero to a sum that started at +0 and so never is -0: skipped, the sum keeps its
+            // bits, and half of the weight is not read.
             let rows: Vec<u32> = (0..o as u32)
                 .filter(|&k| dy[k as usize].to_bits() != 0)
                 .collect();
             // SAFETY: AVX-512F is present; w holds o rows of i values, dx i values.
             unsafe { super::kernels::gemv_rows_selected(&dy[..o], &rows, &w[..o * i], i, dx) };
-            return;
         }
-        let (w_mat, dx_buf) = (MatRef::new(w, o, i), SharedMut::new(&mut dx[..n * i]));
-        for_each_chunk(n, samples_per_task(n, i, o), |_, first, samples| {
+        return;
+    }
+    // One parallel region for both gradients: tasks of blocks of weight rows, then tasks of
+    // blocks of samples of the input gradient; a small product runs as one task of each.
+    let small = n * i * o < PARALLEL_WORK;
+    let rows_per_task = if small { o } else { ROWS };
+    let per_dx_task = samples_per_task(n, i, o);
+    let dw_tasks = if one_sample {
+        0
+    } else {
+        o.div_ceil(rows_per_task)
+    };
+    let dx_tasks = if dx.is_some() {
+        n.div_ceil(per_dx_task)
+    } else {
+        0
+    };
+    let w_mat = MatRef::new(w, o, i);
+    let dw_buf = SharedMut::new(&mut dw[..o * i]);
+    let dx_buf = dx.map(|dx| SharedMut::new(&mut dx[..n * i]));
+    let task = |t: usize| {
+        if t < dw_tasks {
+            let (first, rows) = (t * rows_per_task, rows_per_task.min(o - t * rows_per_task));
+            // SAFETY: each task owns rows first .. first + rows of dw.
+            let dw = unsafe { dw_buf.range(first * i, rows * i) };
+            matmul(dy_mat.t().rows(first, rows), x_mat, dw, 1.0);
+        } else if let Some(dx_buf) = &dx_buf {
+            let first = (t - dw_tasks) * per_dx_task;
+            let samples = per_dx_task.min(n - first);
             // SAFETY: each task owns samples first .. first + samples of dx.
             let dx = unsafe { dx_buf.range(first * i, samples * i) };
             matmul(dy_mat.rows(first, samples), w_mat, dx, 0.0);
-        });
+        }
+    };
+    if small {
+        (0..dw_tasks + dx_tasks).for_each(task);
+    } else {
+        for_each_chunk(dw_tasks + dx_tasks, 1, |t, _, _| task(t));
     }
 }
 
@@ -154,17 +185,6 @@ fn add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32]) {
             row.iter_mut().zip(x).for_each(|(w, &xv)| *w += d * xv);
         }
     }
-}
-
-/// dw += dy^T x, split across threads by blocks of output rows.
-fn linear_weight_grad(x: MatRef, dy: MatRef, (n, i, o): (usize, usize, usize), dw: &mut [f32]) {
-    let dw_buf = SharedMut::new(&mut dw[..o * i]);
-    let rows_per_task = if n * i * o < PARALLEL_WORK { o } else { ROWS };
-    for_each_chunk(o, rows_per_task, |_, first, rows| {
-        // SAFETY: each task owns rows first .. first + rows of dw.
-        let dw = unsafe { dw_buf.range(first * i, rows * i) };
-        matmul(dy.t().rows(first, rows), x, dw, 1.0);
-    });
 }
 
 impl Layer for Linear {
@@ -253,7 +273,7 @@ mod tests {
         let (mut db, mut dx) = (vec![0.0; o], vec![0.0; i]);
         linear_backward(&x, &w, &dy, 1, i, o, &mut fast, &mut db, Some(&mut dx));
         let (x_mat, dy_mat) = (MatRef::new(&x, 1, i), MatRef::new(&dy, 1, o));
-        linear_weight_grad(x_mat, dy_mat, (1, i, o), &mut general);
+        matmul(dy_mat.t(), x_mat, &mut general, 1.0);
         #[cfg(target_arch = "x86_64")]
         let exact = crate::nn::kernels::available();
         #[cfg(not(target_arch = "x86_64"))]
