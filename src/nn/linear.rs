@@ -125,11 +125,25 @@ pub fn linear_backward(
             // dx = sum of dy[k] w[k] over the rows whose dy is not +0.0. A +0 term adds a
             // zero to a sum that started at +0 and so never is -0: skipped, the sum keeps its
             // bits, and half of the weight is not read.
-            let rows: Vec<u32> = (0..o as u32)
-                .filter(|&k| dy[k as usize].to_bits() != 0)
-                .collect();
+            // The rows listed on the stack (a layer this narrow is the usual case: no
+            // allocation at every one-sample step).
+            let (mut stack, mut heap) = ([0u32; 256], Vec::new());
+            let list: &mut [u32] = if o <= stack.len() {
+                &mut stack[..o]
+            } else {
+                heap.resize(o, 0);
+                &mut heap
+            };
+            let mut count = 0;
+            for (k, d) in dy[..o].iter().enumerate() {
+                if d.to_bits() != 0 {
+                    list[count] = k as u32;
+                    count += 1;
+                }
+            }
+            let rows = &list[..count];
             // SAFETY: AVX-512F is present; w holds o rows of i values, dx i values.
-            unsafe { super::kernels::gemv_rows_selected(&dy[..o], &rows, &w[..o * i], i, dx) };
+            unsafe { super::kernels::gemv_rows_selected(&dy[..o], rows, &w[..o * i], i, dx) };
         }
         return;
     }
