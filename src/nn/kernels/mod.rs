@@ -25,6 +25,11 @@
 //!   [`conv5_weight_grad_channel_last`] or [`conv_narrow_weight_grad`] and
 //!   [`conv_narrow_input_grad`].
 //!
+//! In the forward pass, conv1 and conv2 with the ReLU and 2x2 max pooling after them run as
+//! one pass ([`fused`]: two output rows are pooled while still in registers), and in the
+//! backward pass each chunk of the convolution's tasks first makes its output gradient from
+//! the pooling's ([`crate::nn::pool::PooledGrad`]).
+//!
 //! Element-wise and pooling: [`relu_forward`], [`relu_backward`], [`maxpool2x2_forward`]
 //! (optionally with the ReLU before it folded in) and [`maxpool2x2_backward`].
 
