@@ -5,9 +5,10 @@
 //! pools them there: the convolution's output is never written to memory, and the pooling
 //! reads nothing back. The convolution sums in the same order as its unfused kernel
 //! ([`super::conv1ch_forward`], [`super::conv_forward_channels_in_lanes`]) and the pooling
-//! picks its maximum by the same rule (`window_pick`, as [`super::maxpool2x2_forward`]), so the pooled values and
-//! their argmax indices are the same bits as the three layers run one after the other; the
-//! pooling layer's backward pass then runs unchanged on the argmax written here.
+//! picks its maximum by the same rule (`window_pick`, as [`super::maxpool2x2_forward`]), so
+//! the pooled values and their argmax indices are the same bits as the three layers run one
+//! after the other; the pooling layer's backward pass then runs unchanged on the argmax
+//! written here.
 
 use std::arch::x86_64::*;
 
