@@ -183,14 +183,40 @@ pub fn weight_grad_len(g: ConvGeometry) -> usize {
     g.c_out * K * 2 * LANES
 }
 
-/// Adds the scratch of [`weight_grad`] to a weight gradient laid out `[O, C, K, K]`.
-pub fn add_weight_grad(dwt: &[f32], g: ConvGeometry, dw: &mut [f32]) {
+/// Adds the scratch of [`weight_grad`] to a weight gradient laid out `[O, C, K, K]`: each
+/// kernel's K*K values (one channel pair o, c) are gathered from the scratch in two vectors
+/// and added to their contiguous place. One addition per value, so the order is immaterial.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn add_weight_grad(dwt: &[f32], g: ConvGeometry, dw: &mut [f32]) {
     let c = g.c_in;
+    assert!(c <= MAX_C_IN && dwt.len() >= weight_grad_len(g) && dw.len() >= g.c_out * c * K * K);
+    // Lane l of a kernel (u = l / K, v = l % K) sits at u * 32 + v * C of its scratch block.
+    let offsets: [i32; 2 * LANES] =
+        std::array::from_fn(|l| ((l / K).min(K - 1) * 2 * LANES + (l % K) * c) as i32);
+    // SAFETY: the arrays hold 32 values.
+    let idx = unsafe {
+        [
+            _mm512_loadu_si512(offsets.as_ptr().cast()),
+            _mm512_loadu_si512(offsets.as_ptr().add(LANES).cast()),
+        ]
+    };
+    let masks = [lane_mask(K * K, 0), lane_mask(K * K, 1)];
     for o in 0..g.c_out {
         for ci in 0..c {
-            for u in 0..K {
-                for v in 0..K {
-                    dw[((o * c + ci) * K + u) * K + v] += dwt[(o * K + u) * 2 * LANES + v * c + ci];
+            // SAFETY: the gathered offsets stay below K * 32 within channel o's block (the
+            // last lanes clamped to row K - 1 and masked off); the K*K values of dw for (o, ci)
+            // lie inside dw (asserted).
+            unsafe {
+                let base = dwt.as_ptr().add(o * K * 2 * LANES + ci).cast();
+                let out = dw.as_mut_ptr().add((o * c + ci) * K * K);
+                for (v, (&idx, &mask)) in idx.iter().zip(&masks).enumerate() {
+                    let add = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base);
+                    let at = out.add(v * LANES);
+                    let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, at), add);
+                    _mm512_mask_storeu_ps(at, mask, sum);
                 }
             }
         }
@@ -366,6 +392,48 @@ unsafe fn block_row<const R: usize>(
                     *t = _mm512_fmadd_ps(dv, wv, *t);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::kernels::available;
+    use crate::rng::Rng;
+
+    /// The gathered addition puts every scratch value where the layout says, for six and for
+    /// three input channels.
+    #[test]
+    fn weight_grad_scratch_is_added_where_it_belongs() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng::new(4);
+        for c_in in [6, 3] {
+            let g = ConvGeometry::unpadded(c_in, 16, K);
+            let dwt: Vec<f32> = (0..weight_grad_len(g))
+                .map(|_| rng.uniform_range(-1.0, 1.0))
+                .collect();
+            let start: Vec<f32> = (0..g.c_out * g.col_rows())
+                .map(|_| rng.uniform_range(-1.0, 1.0))
+                .collect();
+            let mut want = start.clone();
+            for o in 0..g.c_out {
+                for c in 0..c_in {
+                    for u in 0..K {
+                        for v in 0..K {
+                            want[((o * c_in + c) * K + u) * K + v] +=
+                                dwt[(o * K + u) * 2 * LANES + v * c_in + c];
+                        }
+                    }
+                }
+            }
+            let mut dw = start;
+            // SAFETY: AVX-512F is present (checked above).
+            unsafe { add_weight_grad(&dwt, g, &mut dw) };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(bits(&dw), bits(&want), "{c_in} input channels");
         }
     }
 }
