@@ -611,7 +611,7 @@ pub unsafe fn conv1ch_weight_grad(
     }
     for s in 0..samples {
         for (o, db) in db.iter_mut().enumerate() {
-            *db += super::sum(&dy[(s * c_out + o) * plane..][..plane]);
+            *db += sum_wide(&dy[(s * c_out + o) * plane..][..plane]);
         }
     }
 }
@@ -990,7 +990,7 @@ pub unsafe fn conv_narrow_weight_grad(
     let plane = oh * ow;
     for (o, db) in db.iter_mut().enumerate().take(g.c_out) {
         for s in 0..samples {
-            *db += super::sum(&dy[(s * g.c_out + o) * plane..][..plane]);
+            *db += sum_wide(&dy[(s * g.c_out + o) * plane..][..plane]);
         }
     }
 }
@@ -1287,6 +1287,26 @@ pub unsafe fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// [`super::sum`] with AVX-512 vectors (compiled from the plain loops, the compiler splits
+/// its 16 lanes into 2-lane pieces): each lane adds its values in order, the tail only to its
+/// own lanes, then the same pairwise tree (lanes i and i + 8, i + 4, i + 2, i + 1), so the
+/// bits are the same.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn sum_wide(values: &[f32]) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds 16 values.
+        acc = _mm512_add_ps(acc, unsafe { _mm512_loadu_ps(chunk.as_ptr()) });
+    }
+    let rest = chunks.remainder();
+    let m = lane_mask(rest.len(), 0);
+    // SAFETY: the masked load reads the rest's values only.
+    let tail = unsafe { _mm512_maskz_loadu_ps(m, rest.as_ptr()) };
+    _mm512_reduce_add_ps(_mm512_mask_add_ps(acc, m, acc, tail))
+}
+
 /// The first maximum of each 2x2 window, lane by lane, by PyTorch's rule (a candidate
 /// replaces the running maximum when it is larger or NaN, unless that maximum is NaN), and
 /// the flat index of where it is: `cands` in row-major window order (top left, top right,
@@ -1528,6 +1548,34 @@ mod tests {
             for (k, sum) in all.iter().enumerate() {
                 let source = 4 * (k % 4) + k / 4;
                 assert_eq!(sum.to_bits(), one_by_one[source].to_bits(), "lane {k}");
+            }
+        }
+    }
+
+    /// The vector sum has the bits of the plain one, for lengths with and without a tail,
+    /// magnitudes from 1e-4 to 1e4 and values that include -0.0.
+    #[test]
+    fn wide_sum_equals_the_plain_sum() {
+        if !available() {
+            return;
+        }
+        let mut rng = Rng::new(5);
+        for len in [0, 1, 15, 16, 17, 100, 784, 1000] {
+            let mut values: Vec<f32> = (0..len)
+                .map(|_| rng.uniform_range(-1.0, 1.0) * 10f32.powi(rng.below(9) as i32 - 4))
+                .collect();
+            let negative_zeros = vec![-0.0f32; len];
+            for v in values.iter_mut().step_by(7) {
+                *v = -0.0;
+            }
+            for values in [&values, &negative_zeros] {
+                // SAFETY: AVX-512F is present (checked above).
+                let wide = unsafe { sum_wide(values) };
+                assert_eq!(
+                    wide.to_bits(),
+                    crate::nn::sum(values).to_bits(),
+                    "length {len}"
+                );
             }
         }
     }
