@@ -474,10 +474,7 @@ impl Conv2d {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
         let (in_len, out_len) = (x.item_len(), y.item_len());
-        // The weight transposed to [C*K*K, O], so the kernel's broadcasts are consecutive.
-        let rows = g.col_rows();
-        self.weight_t.resize(rows * g.c_out, 0.0);
-        transpose(&self.weight.value.data, g.c_out, rows, &mut self.weight_t);
+        self.transpose_weight_by_tap();
         let ys = SharedMut::new(&mut y.data);
         let (wt, bias) = (&self.weight_t, &self.bias.value.data);
         for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
@@ -498,6 +495,15 @@ impl Conv2d {
                 }
             }
         });
+    }
+
+    /// Writes the weight transposed to `[C*K*K, O]` into `weight_t`, for the narrow forward
+    /// kernels: each tap's weights for all output channels are one contiguous row.
+    #[cfg(target_arch = "x86_64")]
+    fn transpose_weight_by_tap(&mut self) {
+        let (rows, c_out) = (self.geometry.col_rows(), self.geometry.c_out);
+        self.weight_t.resize(rows * c_out, 0.0);
+        transpose(&self.weight.value.data, c_out, rows, &mut self.weight_t);
     }
 
     /// [`Layer::forward_relu_maxpool`] on the direct kernels: the single-channel kernel
@@ -524,6 +530,9 @@ impl Conv2d {
             "pooled output shape"
         );
         argmax.resize(n * out_len, 0);
+        if lanes {
+            self.transpose_weight_by_tap();
+        }
         let ys = SharedMut::new(&mut y.data);
         let argmaxes = SharedMut::new(argmax);
         let bias = &self.bias.value.data;
@@ -546,10 +555,6 @@ impl Conv2d {
                 }
             });
         } else {
-            // The weight transposed to [C*K*K, O], so the kernel's weight loads are rows.
-            let rows = g.col_rows();
-            self.weight_t.resize(rows * g.c_out, 0.0);
-            transpose(&self.weight.value.data, g.c_out, rows, &mut self.weight_t);
             let wt = &self.weight_t;
             for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
                 // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.

@@ -90,9 +90,9 @@ fn samples_per_task(n: usize, i: usize, o: usize) -> usize {
 ///
 /// Split across threads without partial sums, in one parallel region: the weight gradient by
 /// blocks of output rows, each summed over the whole batch in order, and the input gradient by
-/// blocks of samples. So
-/// the result is the same whatever the number of threads, and no per-thread copy of a large
-/// weight gradient (48,120 values in LeNet's conv3) is zeroed and added up.
+/// blocks of samples. So the result is the same whatever the number of threads, and no
+/// per-thread copy of a large weight gradient (48,120 values in LeNet's conv3) is zeroed and
+/// added up.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     x: &[f32],
@@ -124,9 +124,8 @@ pub fn linear_backward(
         if let Some(dx) = dx {
             // dx = sum of dy[k] w[k] over the rows whose dy is not +0.0. A +0 term adds a
             // zero to a sum that started at +0 and so never is -0: skipped, the sum keeps its
-            // bits, and half of the weight is not read.
-            // The rows listed on the stack (a layer this narrow is the usual case: no
-            // allocation at every one-sample step).
+            // bits, and half of the weight is not read. The rows are listed on the stack (a
+            // layer this narrow is the usual case): no allocation at every one-sample step.
             let (mut stack, mut heap) = ([0u32; 256], Vec::new());
             let list: &mut [u32] = if o <= stack.len() {
                 &mut stack[..o]

@@ -12,8 +12,9 @@
 //! results: a ReLU followed by max pooling runs as one pass of the pooling layer
 //! ([`Layer::forward_after_relu`]); in the forward pass, a convolution followed by ReLU and
 //! 2x2 max pooling runs as one pass of the convolution ([`Layer::forward_relu_maxpool`]), which
-//! never writes its own output; and a convolution whose output gradient is mostly zero (as
-//! it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
+//! never writes its own output, and in the backward pass the pooling's gradient is expanded
+//! inside the convolution's tasks ([`Layer::backward_through_maxpool`]); and a convolution
+//! whose output gradient is mostly zero (as it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
 //! values ([`kernels::sparse`]); which kernel a chunk takes depends on its values, never on
 //! the thread count.
 
@@ -134,7 +135,8 @@ pub trait Layer: Send {
     /// within this layer's output plane of each window's maximum, as
     /// [`pool::maxpool_forward`] writes it), when the layer knows how (the convolutions with
     /// an AVX-512 kernel). Returns false, doing nothing, when it does not. The backward pass
-    /// is the pooling layer's (with the ReLU folded) followed by this layer's, as usual.
+    /// is the pooling layer's (with the ReLU folded) followed by this layer's, as usual, or
+    /// both inside this layer's tasks ([`Layer::backward_through_maxpool`]).
     fn forward_relu_maxpool(
         &mut self,
         _x: &Tensor,

@@ -7,8 +7,9 @@
 //! over the ReLU's input ([`Layer::forward_after_relu`]): the ReLU's output and its gradient
 //! are never written. Likewise a layer followed by a ReLU and 2x2 max pooling may run all
 //! three in its own forward pass ([`Layer::forward_relu_maxpool`]: the convolutions), writing
-//! only the pooled output. The results are the same bit for bit; [`Network::set_fold_relu`]
-//! turns both off where the outputs in between are wanted.
+//! only the pooled output, and make its output gradient from the pooling's inside its own
+//! backward tasks ([`Layer::backward_through_maxpool`]). The results are the same bit for bit;
+//! [`Network::set_fold_relu`] turns all of this off where the outputs in between are wanted.
 
 use super::pool::PooledGrad;
 use super::{Buffer, Context, Layer, Param};

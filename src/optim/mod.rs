@@ -414,10 +414,10 @@ fn update_fast(
 }
 
 /// One range's update; returns whether it also set the gradient to zero (asked by
-/// `zero_grad`, done on the way by the rules that can, else left to the caller). Hyperparameters are float64 and every constant derived from them
-/// (1 - beta2, the bias corrections, 1 - lr wd) is computed in float64 before it meets
-/// float32 data, as PyTorch does with Python floats: 1 - f32(0.999) would be off by 1e-5
-/// relative.
+/// `zero_grad`, done on the way by the rules that can, else left to the caller).
+/// Hyperparameters are float64 and every constant derived from them (1 - beta2, the bias
+/// corrections, 1 - lr wd) is computed in float64 before it meets float32 data, as PyTorch
+/// does with Python floats: 1 - f32(0.999) would be off by 1e-5 relative.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn update(
