@@ -163,6 +163,9 @@ fn fast_convolution_matches_the_direct_loops() {
     let mut rng = Rng::new(2);
     for (g, side, n) in [
         (geometry(1, 6, 5, 1, 0), 32, 5),
+        // One input channel off LeNet's shape: 7 output channels and 3x3 taps (weight
+        // gradient blocks of 6 and 1 channels, 4, 4 and 1 taps), rows of 10.
+        (geometry(1, 7, 3, 1, 0), 12, 3),
         (geometry(6, 16, 5, 1, 0), 14, 7),
         // Narrow shapes off LeNet's: more than 16 output channels and a 3x3 kernel (weight
         // gradient row by row), 7 input channels in rows of 16 (input-gradient tiles of 6 + 1).

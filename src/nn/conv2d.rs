@@ -433,26 +433,50 @@ impl Conv2d {
         }
     }
 
-    /// The weight and bias gradients of the single-channel direct path.
+    /// The weight and bias gradients of the single-channel direct path. Each worker thread
+    /// lays out one image's output gradient at a time as wide as the input, in its own
+    /// scratch, and the kernel adds it into per-chunk lane sums.
     #[cfg(target_arch = "x86_64")]
     fn direct_weight_grad(&mut self, x: &Tensor, dy: &OutputGrad) {
+        use super::kernels;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let (k, c_out) = (self.geometry.kernel, self.geometry.c_out);
-        let out_len = c_out * self.geometry.out_side(h) * self.geometry.out_side(w);
+        let (oh, ow) = (self.geometry.out_side(h), self.geometry.out_side(w));
+        let out_len = c_out * oh * ow;
+        let layout = kernels::conv1ch_grad_layout((oh, w));
+        let masks = kernels::conv1ch_grad_masks((oh, ow), w);
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
+        // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
+        let threads = rayon::current_num_threads();
+        let grad_len = c_out * layout.1;
+        let slab_len = grad_len + w_len * 16;
+        self.dcols.resize(threads * slab_len + 16, 0.0);
+        let align = self.dcols.as_ptr().align_offset(64).min(15);
+        let scratch = SharedMut::new(&mut self.dcols[align..]);
         let pdw = SharedMut::new(&mut self.partial_dw);
         let pdb = SharedMut::new(&mut self.partial_db);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
-            // SAFETY: chunk ci owns its partial slots and its samples of dy; AVX-512F
-            // checked.
+            // SAFETY: chunk ci owns its partial slots and its samples of dy; a worker thread
+            // owns its scratch slab; AVX-512F checked.
             unsafe {
+                let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                let (dyp, sums) = scratch
+                    .range(slab * slab_len, slab_len)
+                    .split_at_mut(grad_len);
+                sums.fill(0.0);
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * c_out, c_out);
-                let x = &x.data[first * h * w..][..samples * h * w];
-                let dy = dy.chunk(first, samples, out_len);
-                super::kernels::conv1ch_weight_grad(x, samples, (h, w), k, dy, dw, db);
+                for s in first..first + samples {
+                    dy.padded(s, out_len, (oh, ow), layout, dyp);
+                    for (db, plane) in db.iter_mut().zip(dyp.chunks_exact(layout.1)) {
+                        *db += kernels::sum_wide(plane);
+                    }
+                    let x = &x.data[s * h * w..][..h * w];
+                    kernels::conv1ch_weight_grad(x, (h, w), k, dyp, &masks, sums);
+                }
+                kernels::add_lane_sums(sums, dw);
             }
         });
         self.add_partials(chunks);
@@ -762,6 +786,30 @@ impl OutputGrad<'_> {
                 pooled.expand(first, samples, dy);
                 dy
             }
+        }
+    }
+
+    /// Sample `s`'s output gradient (`out_len` values, planes of `oh x ow`) laid out
+    /// `(ld, plane)` into `dst`, zeros in the padding.
+    fn padded(
+        &self,
+        s: usize,
+        out_len: usize,
+        (oh, ow): (usize, usize),
+        (ld, plane): (usize, usize),
+        dst: &mut [f32],
+    ) {
+        match self {
+            OutputGrad::Ready(dy) => {
+                dst.fill(0.0);
+                let item = &dy[s * out_len..][..out_len];
+                for (src, dst) in item.chunks_exact(oh * ow).zip(dst.chunks_exact_mut(plane)) {
+                    for (src, dst) in src.chunks_exact(ow).zip(dst.chunks_mut(ld)) {
+                        dst[..ow].copy_from_slice(src);
+                    }
+                }
+            }
+            OutputGrad::Pooled(pooled, _) => pooled.expand_padded(s, (ld, plane), dst),
         }
     }
 }

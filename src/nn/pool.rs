@@ -175,7 +175,15 @@ pub fn maxpool_backward(
     if (k, s) == (2, 2) && h % 2 == 0 && w % 2 == 0 && w <= 32 && super::kernels::available() {
         // SAFETY: AVX-512F is present; the windows tile the planes exactly, w <= 32.
         return unsafe {
-            super::kernels::maxpool2x2_backward(dy, argmax, relu_out, planes, (h, w), dx)
+            super::kernels::maxpool2x2_backward(
+                dy,
+                argmax,
+                relu_out,
+                planes,
+                (h, w),
+                (w, h * w),
+                dx,
+            )
         };
     }
     // The argmax indices locate each window's maximum, so the general path needs neither
@@ -228,6 +236,44 @@ impl PooledGrad<'_> {
             &mut dx[..samples * in_len],
             Some(&self.y[range]),
         );
+    }
+
+    /// Writes sample `sample`'s gradient as [`Self::expand`] does, each channel laid out
+    /// `(ld, plane)`: row r at `r * ld`, zeros past its `w` values and past the last row, up
+    /// to `plane` (the layout of [`super::kernels::maxpool2x2_backward`]).
+    pub fn expand_padded(&self, sample: usize, (ld, plane): (usize, usize), dx: &mut [f32]) {
+        let (h, w) = self.plane;
+        let out_len = self.channels * (h / 2) * (w / 2);
+        let range = sample * out_len..(sample + 1) * out_len;
+        let (dy, argmax, y) = (
+            &self.dy[range.clone()],
+            &self.argmax[range.clone()],
+            &self.y[range],
+        );
+        assert!(w <= ld && h * ld <= plane && dx.len() >= self.channels * plane);
+        #[cfg(target_arch = "x86_64")]
+        if ld <= 32 && super::kernels::available() {
+            // SAFETY: AVX-512F is present; the sides are even (the pooling's windows tile the
+            // plane), ld <= 32 and the lengths were checked above.
+            return unsafe {
+                super::kernels::maxpool2x2_backward(
+                    dy,
+                    argmax,
+                    Some(y),
+                    self.channels,
+                    (h, w),
+                    (ld, plane),
+                    dx,
+                )
+            };
+        }
+        dx[..self.channels * plane].fill(0.0);
+        let per_plane = out_len / self.channels;
+        for (o, ((&d, &at), &y)) in dy.iter().zip(argmax).zip(y).enumerate() {
+            let at = at as usize;
+            let p = o / per_plane;
+            dx[p * plane + at / w * ld + at % w] = if y > 0.0 { d } else { 0.0 };
+        }
     }
 }
 
@@ -517,6 +563,54 @@ mod tests {
             let mut dx = vec![1.0; x.len()];
             maxpool_backward(&dy, &a, planes, (h, w), (2, 2), &mut dx, Some(&y));
             assert_eq!(bits(&dx), bits(&dx_ref), "fast {fast}");
+        }
+    }
+    /// The padded expansion holds the plain expansion's values row by row, zeros in the
+    /// padding (for two samples, so the second's offset shows; rows 32 and 30 apart, the
+    /// second with a tail after the last row).
+    #[test]
+    fn padded_expansion_lays_out_the_plain_one() {
+        let (x, planes, (h, w)) = tricky_planes();
+        let n = planes * (h / 2) * (w / 2);
+        let (mut y, mut argmax) = (vec![0.0; n], vec![0u32; n]);
+        maxpool_forward(&x, planes, (h, w), (2, 2), &mut y, &mut argmax, true);
+        // Two samples: the same planes twice, the second's gradient negated.
+        let dy: Vec<f32> = (0..2 * n)
+            .map(|i| {
+                if i < n {
+                    i as f32 - 7.5
+                } else {
+                    7.5 - (i - n) as f32
+                }
+            })
+            .collect();
+        let (y2, a2) = ([y.clone(), y].concat(), [argmax.clone(), argmax].concat());
+        let pooled = PooledGrad {
+            dy: &dy,
+            y: &y2,
+            argmax: &a2,
+            channels: planes,
+            plane: (h, w),
+        };
+        let mut plain = vec![0.0; 2 * planes * h * w];
+        pooled.expand(0, 2, &mut plain);
+        for (ld, len) in [(32, h * 32), (30, h * 30 + 7)] {
+            for sample in 0..2 {
+                let mut padded = vec![7.0; planes * len];
+                pooled.expand_padded(sample, (ld, len), &mut padded);
+                for (p, got) in padded.chunks_exact(len).enumerate() {
+                    let want = &plain[(sample * planes + p) * h * w..][..h * w];
+                    for (at, &g) in got.iter().enumerate() {
+                        let (r, c) = (at / ld, at % ld);
+                        let w_value = if r < h && c < w { want[r * w + c] } else { 0.0 };
+                        assert_eq!(
+                            g.to_bits(),
+                            w_value.to_bits(),
+                            "ld {ld}, sample {sample}, plane {p}, at {at}"
+                        );
+                    }
+                }
+            }
         }
     }
 }
