@@ -10,6 +10,8 @@ pub mod atomic_file;
 pub mod rng;
 pub mod tensor;
 
+pub mod parallel;
+
 pub mod data;
 pub mod nn;
 pub mod optim;

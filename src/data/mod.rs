@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::parallel::{SharedMut, for_each_chunk};
 use crate::rng::{Purpose, Rng};
 use crate::tensor::Tensor;
 use idx::{IdxKind, parse, read_maybe_gz};
@@ -242,7 +243,6 @@ impl Preprocess {
     /// Fills `out` with the images `indices` of `images` as a `[n, 1, 32, 32]` batch (images
     /// in parallel; each value is computed alone, so the thread count changes nothing).
     pub fn fill_batch(self, images: &Images, indices: &[u32], out: &mut Tensor) {
-        use rayon::prelude::*;
         let (scale, offset) = self.affine();
         let side = INPUT_SIDE;
         out.resize(&[indices.len(), 1, side, side]);
@@ -270,17 +270,19 @@ impl Preprocess {
         // Tasks of 16 images; while one image is converted, the next one's pixels (a random
         // place in the set, usually not in any cache) are already on their way.
         const TASK: usize = 16;
-        out.data
-            .par_chunks_mut(TASK * side * side)
-            .zip(indices.par_chunks(TASK))
-            .for_each(|(dst, task)| {
-                for (k, (dst, i)) in dst.chunks_exact_mut(side * side).zip(task).enumerate() {
-                    if let Some(&next) = task.get(k + 1) {
-                        prefetch(images.image(next as usize));
-                    }
-                    fill((dst, i));
+        let image_len = side * side;
+        let dst = SharedMut::new(&mut out.data);
+        for_each_chunk(indices.len(), TASK, |_, first, count| {
+            // SAFETY: each task writes its own images.
+            let dst = unsafe { dst.range(first * image_len, count * image_len) };
+            let task = &indices[first..first + count];
+            for (k, (dst, i)) in dst.chunks_exact_mut(image_len).zip(task).enumerate() {
+                if let Some(&next) = task.get(k + 1) {
+                    prefetch(images.image(next as usize));
                 }
-            });
+                fill((dst, i));
+            }
+        });
     }
 }
 

@@ -69,6 +69,17 @@ fn sum64_squared_deviations_plain(values: &[f32], mean: f64) -> f64 {
     sum64_of(values, |v| (v - mean) * (v - mean))
 }
 
+/// `(0..channels).map(f)`, channels in parallel.
+fn per_channel(channels: usize, f: impl Fn(usize) -> (f64, f64) + Sync) -> Vec<(f64, f64)> {
+    let mut out = vec![(0.0, 0.0); channels];
+    let slots = SharedMut::new(&mut out);
+    for_each_chunk(channels, 1, |ci, _, _| {
+        // SAFETY: each task writes its own channel's slot.
+        unsafe { slots.range(ci, 1)[0] = f(ci) };
+    });
+    out
+}
+
 /// The sum of the values, as [`sum64_of`].
 fn sum64(values: &[f32]) -> f64 {
     #[cfg(target_arch = "x86_64")]
@@ -300,7 +311,6 @@ impl Layer for BatchNorm {
     }
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context) {
-        use rayon::prelude::*;
         let (n, c, hw) = self.dims(x);
         let m = n * hw;
         self.training = ctx.mode == Mode::Train;
@@ -309,18 +319,15 @@ impl Layer for BatchNorm {
         if self.training {
             // Batch statistics per channel (channels in parallel, each summed in a fixed
             // order in float64), then the running statistics.
-            let stats: Vec<(f64, f64)> = (0..c)
-                .into_par_iter()
-                .map(|ci| {
-                    let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
-                    let sum: f64 = (0..n).map(|ni| sum64(plane(ni))).sum();
-                    let mean = sum / m as f64;
-                    let sq: f64 = (0..n)
-                        .map(|ni| sum64_squared_deviations(plane(ni), mean))
-                        .sum();
-                    (mean, sq)
-                })
-                .collect();
+            let stats = per_channel(c, |ci| {
+                let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
+                let sum: f64 = (0..n).map(|ni| sum64(plane(ni))).sum();
+                let mean = sum / m as f64;
+                let sq: f64 = (0..n)
+                    .map(|ni| sum64_squared_deviations(plane(ni), mean))
+                    .sum();
+                (mean, sq)
+            });
             let mom = self.momentum as f64;
             for (ci, &(mean, sq)) in stats.iter().enumerate() {
                 let var = sq / m as f64;
@@ -356,23 +363,19 @@ impl Layer for BatchNorm {
     }
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
-        use rayon::prelude::*;
         let (n, c, hw) = self.dims(x);
         let m = (n * hw) as f64;
         let at = |ni: usize, ci: usize| (ni * c + ci) * hw;
         // Per channel, in parallel: sum of dy and of dy * xhat, in float64 in a fixed order.
         let xhat = &self.xhat;
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ci| {
-                (0..n)
-                    .map(|ni| {
-                        let r = at(ni, ci);
-                        sum64_pair(&dy.data[r..][..hw], &xhat[r..][..hw])
-                    })
-                    .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
-            })
-            .collect();
+        let sums = per_channel(c, |ci| {
+            (0..n)
+                .map(|ni| {
+                    let r = at(ni, ci);
+                    sum64_pair(&dy.data[r..][..hw], &xhat[r..][..hw])
+                })
+                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        });
         for (ci, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
             self.weight.grad.data[ci] += sum_dy_xhat as f32;
             self.bias.grad.data[ci] += sum_dy as f32;

@@ -449,7 +449,7 @@ impl Conv2d {
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
         // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         let grad_len = c_out * layout.1;
         let slab_len = grad_len + w_len * 16;
         self.dcols.resize(threads * slab_len + 16, 0.0);
@@ -461,7 +461,7 @@ impl Conv2d {
             // SAFETY: chunk ci owns its partial slots and its samples of dy; a worker thread
             // owns its scratch slab; AVX-512F checked.
             unsafe {
-                let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                let slab = crate::parallel::thread_index() % threads;
                 let (dyp, sums) = scratch
                     .range(slab * slab_len, slab_len)
                     .split_at_mut(grad_len);
@@ -628,7 +628,7 @@ impl Conv2d {
             DIRECT_CHUNK * in_len + positions * 16 + in_len + sparse::weight_grad_len(g);
         if sparse_ok {
             self.sparse_scratch
-                .resize(rayon::current_num_threads() * sparse_len, 0.0);
+                .resize(crate::parallel::threads() * sparse_len, 0.0);
         }
         if dx.is_some() {
             // The weight laid out [O, K, K, C] for the input-gradient kernels (broadcasts on the
@@ -644,7 +644,7 @@ impl Conv2d {
             }
         }
         // One scratch slab per worker thread: the chunk's output gradient channel-last.
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         let slab_len = DIRECT_CHUNK * out_len;
         if channel_last {
             self.dcols.resize(threads * slab_len, 0.0);
@@ -665,7 +665,7 @@ impl Conv2d {
                 let db = pdb.range(ci * g.c_out, g.c_out);
                 // Sparse when at most a third of the values are nonzero.
                 if sparse_ok && sparse::count_nonzero(dy) * 3 <= dy.len() {
-                    let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                    let slab = crate::parallel::thread_index() % threads;
                     let scratch = sparse_scratch.range(slab * sparse_len, sparse_len);
                     let (xt, rest) = scratch.split_at_mut(DIRECT_CHUNK * in_len);
                     let (dyt, rest) = rest.split_at_mut(positions * 16);
@@ -686,7 +686,7 @@ impl Conv2d {
                     return;
                 }
                 if channel_last {
-                    let slab = rayon::current_thread_index().unwrap_or(0) % threads;
+                    let slab = crate::parallel::thread_index() % threads;
                     let dyt = scratch.range(slab * slab_len, slab_len);
                     for (s, item) in dy.chunks_exact(out_len).enumerate() {
                         for (o, plane) in item.chunks_exact(positions).enumerate() {

@@ -18,14 +18,17 @@
 //!
 //! The modes are per-thread processor state: [`FlushDenormals`] sets them on the calling
 //! thread and on every thread of the current rayon pool, and puts back each thread's previous
-//! state when dropped. On processors other than x86-64 it does nothing.
+//! state when dropped. Inside a team ([`crate::parallel::with_team`]), whose helpers hold the
+//! pool's threads, it sets the calling thread's only: the helpers run with the state the
+//! team's threads had when it formed. On processors other than x86-64 it does nothing.
 
 /// While alive, subnormal floats are flushed to zero on the calling thread and on every
 /// thread of the current rayon pool.
 pub struct FlushDenormals {
-    /// The calling thread's previous control word, and each pool thread's by index.
+    /// The calling thread's previous control word, and each pool thread's by index (none
+    /// inside a team).
     #[cfg(target_arch = "x86_64")]
-    previous: (u32, Vec<u32>),
+    previous: (u32, Option<Vec<u32>>),
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -53,10 +56,12 @@ impl FlushDenormals {
         {
             let caller = mxcsr::get();
             mxcsr::set(caller | mxcsr::FLUSH);
-            let pool = rayon::broadcast(|_| {
-                let before = mxcsr::get();
-                mxcsr::set(before | mxcsr::FLUSH);
-                before
+            let pool = (!crate::parallel::in_team()).then(|| {
+                rayon::broadcast(|_| {
+                    let before = mxcsr::get();
+                    mxcsr::set(before | mxcsr::FLUSH);
+                    before
+                })
             });
             FlushDenormals {
                 previous: (caller, pool),
@@ -80,11 +85,13 @@ impl Drop for FlushDenormals {
             let (caller, pool) = &self.previous;
             // The pool first: the caller may be one of its threads, and its own word, read
             // before any was set, is the one to keep.
-            rayon::broadcast(|ctx| {
-                if let Some(&word) = pool.get(ctx.index()) {
-                    mxcsr::set(word);
-                }
-            });
+            if let Some(pool) = pool {
+                rayon::broadcast(|ctx| {
+                    if let Some(&word) = pool.get(ctx.index()) {
+                        mxcsr::set(word);
+                    }
+                });
+            }
             mxcsr::set(*caller);
         }
     }

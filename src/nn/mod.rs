@@ -38,6 +38,9 @@ pub use denormals::FlushDenormals;
 pub use model::{Arch, BatchNormAt, ModelConfig, Pooling};
 pub use network::Network;
 
+pub(crate) use crate::parallel::SharedMut;
+pub use crate::parallel::for_each_chunk;
+
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -210,27 +213,6 @@ macro_rules! avx512_variant {
 }
 pub(crate) use avx512_variant;
 
-/// Runs `f(chunk_index, first_item, items)` over the items `0..n` in chunks of `chunk` items,
-/// in parallel. The chunking depends only on `n` and `chunk`, never on the thread count.
-/// A single chunk runs inline, so batch-size-1 training pays no thread hand-off.
-pub fn for_each_chunk<F>(n: usize, chunk: usize, f: F)
-where
-    F: Fn(usize, usize, usize) + Sync + Send,
-{
-    use rayon::prelude::*;
-    let chunks = n.div_ceil(chunk);
-    if chunks <= 1 {
-        if n > 0 {
-            f(0, 0, n);
-        }
-        return;
-    }
-    (0..chunks).into_par_iter().for_each(|c| {
-        let start = c * chunk;
-        f(c, start, chunk.min(n - start));
-    });
-}
-
 /// Sum of a slice in a fixed order that vectorises: 16 interleaved partial sums, then a pairwise
 /// sum of those. (A plain left-to-right sum is one long chain of dependent additions.)
 #[inline]
@@ -253,29 +235,4 @@ pub fn sum(values: &[f32]) -> f32 {
         width /= 2;
     }
     lanes[0]
-}
-
-/// Pointer wrapper that lets parallel chunks write to disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedMut<T>(*mut T, usize);
-
-// SAFETY: only used by `for_each_chunk` closures that write disjoint ranges.
-unsafe impl<T: Send> Send for SharedMut<T> {}
-unsafe impl<T: Send> Sync for SharedMut<T> {}
-
-impl<T> SharedMut<T> {
-    pub(crate) fn new(slice: &mut [T]) -> Self {
-        SharedMut(slice.as_mut_ptr(), slice.len())
-    }
-
-    /// The range `start..start + len` of the buffer.
-    ///
-    /// # Safety
-    /// Concurrent callers must ask for disjoint ranges, and the buffer must outlive the use.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn range(&self, start: usize, len: usize) -> &mut [T] {
-        assert!(start + len <= self.1, "chunk out of bounds");
-        // SAFETY: in bounds (checked above); disjointness is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
-    }
 }

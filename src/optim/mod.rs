@@ -28,6 +28,8 @@ pub mod schedule;
 pub use config::{OptimizerConfig, OptimizerName};
 pub use schedule::{Schedule, ScheduleConfig};
 
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 
 use crate::nn::{Network, Param};
@@ -195,7 +197,6 @@ impl Optimizer {
     }
 
     fn update<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64, zero_grad: bool) {
-        use rayon::prelude::*;
         self.steps += 1;
         let t = self.steps;
         let (algorithm, weight_decay) = (self.algorithm, self.weight_decay);
@@ -223,7 +224,16 @@ impl Optimizer {
                 // it is still there.
                 slices.for_each_range(L1_RANGE, rule);
             } else {
-                slices.chunks(CHUNK).into_par_iter().for_each(rule);
+                let chunks: Vec<_> = slices
+                    .chunks(CHUNK)
+                    .into_iter()
+                    .map(Some)
+                    .map(Mutex::new)
+                    .collect();
+                crate::parallel::for_each_chunk(chunks.len(), 1, |c, _, _| {
+                    let taken = chunks[c].lock().map(|mut s| s.take());
+                    rule(taken.ok().flatten().expect("each range is updated once"));
+                });
             }
         });
     }

@@ -21,6 +21,7 @@ use crate::nn::loss::cross_entropy;
 use crate::nn::{Buffer, Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
+use crate::parallel;
 use crate::rng::{Purpose, Rng};
 use crate::tensor::Tensor;
 use checkpoint::TensorFile;
@@ -167,19 +168,21 @@ pub fn evaluate_with(
     let mut rng = Rng::new(0); // unused: no dropout in evaluation mode
     let mut labels = Vec::with_capacity(MAX_CHUNK);
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    for (c, chunk) in indices.chunks(MAX_CHUNK).enumerate() {
-        preprocess.fill_batch(&set.images, chunk, net.input_mut());
-        labels.clear();
-        labels.extend(chunk.iter().map(|&i| set.labels[i as usize]));
-        let logits = net.forward(&mut Context {
-            mode: Mode::Eval,
-            rng: &mut rng,
-        });
-        let r = cross_entropy(logits, &labels, None);
-        visit(c * MAX_CHUNK, logits);
-        loss_sum += r.loss_sum;
-        correct += r.correct;
-    }
+    parallel::with_team(|| {
+        for (c, chunk) in indices.chunks(MAX_CHUNK).enumerate() {
+            preprocess.fill_batch(&set.images, chunk, net.input_mut());
+            labels.clear();
+            labels.extend(chunk.iter().map(|&i| set.labels[i as usize]));
+            let logits = net.forward(&mut Context {
+                mode: Mode::Eval,
+                rng: &mut rng,
+            });
+            let r = cross_entropy(logits, &labels, None);
+            visit(c * MAX_CHUNK, logits);
+            loss_sum += r.loss_sum;
+            correct += r.correct;
+        }
+    });
     let n = indices.len().max(1) as f64;
     Evaluation {
         loss: loss_sum / n,
@@ -230,6 +233,16 @@ impl Trainer {
         observer: &mut dyn Observer,
     ) -> Result<Evaluation, TrainError> {
         let _flush = FlushDenormals::new();
+        parallel::with_team(|| self.train_steps(train, split, observer))
+    }
+
+    /// [`Self::train_epoch`]'s steps, with the flushing and the team in place.
+    fn train_steps(
+        &mut self,
+        train: &LabelledImages,
+        split: &Split,
+        observer: &mut dyn Observer,
+    ) -> Result<Evaluation, TrainError> {
         let mut order = split.train.clone();
         self.shuffle_rng.shuffle(&mut order);
         let lr = self.current_lr();
