@@ -1,7 +1,8 @@
 //! lenet: LeNet-5 on MNIST from scratch, and a careful study of how optimizers, dropout and
 //! batch normalization change its training.
 //!
-//! Modules follow the data: [`data`] (IDX files, fetching, splits) feeds [`nn`] (layers with
+//! Modules follow the data, after the utilities ([`rng`], [`tensor`], and [`parallel`], the
+//! engine's parallel regions): [`data`] (IDX files, fetching, splits) feeds [`nn`] (layers with
 //! forward and backward side by side, and the LeNet-5 builders), whose parameters [`optim`]
 //! updates, driven by [`train`] (the loop, metrics and checkpoints). [`cli`] is the command line.
 //! Each module uses only those before it.
