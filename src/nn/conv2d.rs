@@ -294,6 +294,9 @@ pub struct Conv2d {
     /// Scratch of the sparse backward kernels: each worker thread's channel-last copies of
     /// its chunk.
     sparse_scratch: Vec<f32>,
+    /// The single-channel weight gradient's input masks, and the `(oh, ow, w)` they are for
+    /// (computed once, not at every one-sample step).
+    grad_masks: ((usize, usize, usize), Vec<u16>),
 }
 
 impl Conv2d {
@@ -319,6 +322,7 @@ impl Conv2d {
             partial_db: Vec::new(),
             weight_t: Vec::new(),
             sparse_scratch: Vec::new(),
+            grad_masks: ((0, 0, 0), Vec::new()),
         }
     }
 
@@ -444,10 +448,13 @@ impl Conv2d {
         let (oh, ow) = (self.geometry.out_side(h), self.geometry.out_side(w));
         let out_len = c_out * oh * ow;
         let layout = kernels::conv1ch_grad_layout((oh, w));
-        let masks = kernels::conv1ch_grad_masks((oh, ow), w);
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
+        if self.grad_masks.0 != (oh, ow, w) {
+            self.grad_masks = ((oh, ow, w), kernels::conv1ch_grad_masks((oh, ow), w));
+        }
+        let masks = &self.grad_masks.1;
         // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
         let threads = crate::parallel::threads();
         let grad_len = c_out * layout.1;
@@ -474,7 +481,7 @@ impl Conv2d {
                         *db += kernels::sum_wide(plane);
                     }
                     let x = &x.data[s * h * w..][..h * w];
-                    kernels::conv1ch_weight_grad(x, (h, w), k, dyp, &masks, sums);
+                    kernels::conv1ch_weight_grad(x, (h, w), k, dyp, masks, sums);
                 }
                 kernels::add_lane_sums(sums, dw);
             }
