@@ -951,6 +951,10 @@ pub(crate) unsafe fn lanes_row<const OW: usize>(
     b: __m512,
     i: usize,
 ) -> [__m512; OW] {
+    if g.kernel == 5 {
+        // SAFETY: forwarded from the caller.
+        return unsafe { lanes_row_k::<OW, 5>(x, (h, w), g, wt, b, i) };
+    }
     let (k, c_out) = (g.kernel, g.c_out);
     let mask = lane_mask(c_out, 0);
     let mut acc = [b; OW];
@@ -965,6 +969,50 @@ pub(crate) unsafe fn lanes_row<const OW: usize>(
                     for (j, acc) in acc.iter_mut().enumerate() {
                         let a = _mm512_set1_ps(*row.add(j + v));
                         *acc = _mm512_fmadd_ps(a, wv, *acc);
+                    }
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// [`lanes_row`] for a kernel K values wide, known at compile time: the K weight vectors of
+/// a kernel row are loaded once, and each input value is broadcast once and multiplied by
+/// every weight it meets (up to K outputs), so a kernel row of a channel costs K + OW + K - 1
+/// loads for K * OW multiply-adds instead of K * (OW + 1): the multiply-adds, not the loads,
+/// bound it. Each output adds its taps in the same order (v ascending within a kernel row),
+/// so the results are the same bits.
+///
+/// # Safety
+/// As [`lanes_row`], with `g.kernel == K`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn lanes_row_k<const OW: usize, const K: usize>(
+    x: *const f32,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    b: __m512,
+    i: usize,
+) -> [__m512; OW] {
+    let c_out = g.c_out;
+    let mask = lane_mask(c_out, 0);
+    let mut acc = [b; OW];
+    for c in 0..g.c_in {
+        for u in 0..K {
+            // SAFETY: row i + u of channel c exists; columns q < OW + K - 1 <= w.
+            unsafe {
+                let row = x.add((c * h + i + u) * w);
+                let wr = wt.as_ptr().add((c * K + u) * K * c_out);
+                let wv: [__m512; K] =
+                    std::array::from_fn(|v| _mm512_maskz_loadu_ps(mask, wr.add(v * c_out)));
+                for q in 0..OW + K - 1 {
+                    let a = _mm512_set1_ps(*row.add(q));
+                    for (v, wv) in wv.iter().enumerate() {
+                        if q >= v && q - v < OW {
+                            acc[q - v] = _mm512_fmadd_ps(a, *wv, acc[q - v]);
+                        }
                     }
                 }
             }
