@@ -775,7 +775,8 @@ enum OutputGrad<'a> {
     /// Already in a buffer.
     Ready(&'a [f32]),
     /// Made by each chunk, just before use, from the max pooling after the layer (with the
-    /// ReLU between them folded), into this buffer.
+    /// ReLU between them folded): into this buffer by [`OutputGrad::chunk`], into the
+    /// caller's scratch by [`OutputGrad::padded`].
     Pooled(&'a PooledGrad<'a>, SharedMut<f32>),
 }
 
