@@ -221,26 +221,20 @@ pub struct PooledGrad<'a> {
 
 impl PooledGrad<'_> {
     /// Writes the gradient with respect to the pooling's input (the ReLU's input) for samples
-    /// `first .. first + samples` into `dx`, as the pooling's own backward pass would.
+    /// `first .. first + samples` into `dx`, as the pooling's own backward pass would: planes
+    /// of `h x w`, one after the other.
     pub fn expand(&self, first: usize, samples: usize, dx: &mut [f32]) {
         let (h, w) = self.plane;
-        let out_len = self.channels * (h / 2) * (w / 2);
-        let range = first * out_len..(first + samples) * out_len;
         let in_len = self.channels * h * w;
-        maxpool_backward(
-            &self.dy[range.clone()],
-            &self.argmax[range.clone()],
-            samples * self.channels,
-            (h, w),
-            (2, 2),
-            &mut dx[..samples * in_len],
-            Some(&self.y[range]),
-        );
+        for (s, dx) in (first..first + samples).zip(dx.chunks_exact_mut(in_len)) {
+            self.expand_padded(s, (w, h * w), dx);
+        }
     }
 
     /// Writes sample `sample`'s gradient as [`Self::expand`] does, each channel laid out
     /// `(ld, plane)`: row r at `r * ld`, zeros past its `w` values and past the last row, up
-    /// to `plane` (the layout of [`super::kernels::maxpool2x2_backward`]).
+    /// to `plane` (the layout of [`super::kernels::maxpool2x2_backward`]; `(w, h * w)` is the
+    /// plain one).
     pub fn expand_padded(&self, sample: usize, (ld, plane): (usize, usize), dx: &mut [f32]) {
         let (h, w) = self.plane;
         let out_len = self.channels * (h / 2) * (w / 2);

@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, lane_mask, relu_keep_nan, row_pair_max, window_pick};
+use super::{LANES, lane_mask, lane_planes, relu_keep_nan, row_pair_max, window_pick};
 use crate::nn::conv2d::ConvGeometry;
 
 /// Whether [`conv1ch_forward_pooled`] takes a single-channel convolution with an `oh x ow`
@@ -204,10 +204,7 @@ unsafe fn lanes_pooled<const OW: usize>(
     // SAFETY: lanes past c_out are masked off.
     let b = unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr()) };
     // Lane o of a window's vector goes to plane o.
-    let to_planes = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(plane as i32),
-    );
+    let to_planes = lane_planes(plane);
     let index = |at: usize| _mm512_set1_epi32(at as i32);
     for s in 0..samples {
         // SAFETY: sample s lies inside x, y and argmax (asserted by the caller).

@@ -907,11 +907,7 @@ unsafe fn lanes_out_rows<const OW: usize>(
     let mask = lane_mask(c_out, 0);
     // SAFETY: lanes past c_out are masked off.
     let b = unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr()) };
-    // Lane o of a position's vector goes to plane o.
-    let to_planes = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(plane as i32),
-    );
+    let to_planes = lane_planes(plane);
     for s in 0..samples {
         // SAFETY: sample s lies inside x and y (asserted by the caller).
         let (x, y) = unsafe {
@@ -932,6 +928,17 @@ unsafe fn lanes_out_rows<const OW: usize>(
             }
         }
     }
+}
+
+/// The offsets `o * plane` of lane o: scattered with them, a vector of all channels at one
+/// position goes to that position in each channel's plane.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn lane_planes(plane: usize) -> __m512i {
+    _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(plane as i32),
+    )
 }
 
 /// Output row `i` of one image `x` (`[C, H, W]`) in [`conv_forward_channels_in_lanes`]:
