@@ -19,6 +19,10 @@ use lenet::nn::{BatchNormAt, ModelConfig};
 use lenet::optim::{OptimizerConfig, OptimizerName, ScheduleConfig};
 use lenet::train::{DataConfig, Silent, TrainConfig, Trainer, evaluate};
 
+/// As in the `lenet` binary: large buffers on cache lines.
+#[global_allocator]
+static ALLOC: lenet::alloc::CacheAligned = lenet::alloc::CacheAligned;
+
 /// Multiply-adds of one training step per image (forward, input and weight gradients) for
 /// the study's model: conv1 117,600 x 2 (no input gradient), conv2 240,000 x 3,
 /// conv3 48,000 x 3, fc1 10,080 x 3, fc2 840 x 3.

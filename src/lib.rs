@@ -7,6 +7,7 @@
 //! updates, driven by [`train`] (the loop, metrics and checkpoints). [`cli`] is the command line.
 //! Each module uses only those before it.
 
+pub mod alloc;
 pub mod atomic_file;
 pub mod rng;
 pub mod tensor;
