@@ -31,9 +31,8 @@ pub struct BatchNorm {
     pub num_batches_tracked: i64,
     /// Whether the layer follows a convolution (2d) or a linear layer (1d); only for naming.
     spatial: bool,
-    /// Cached by forward: the normalised input and, per channel, 1/sqrt(var + eps).
-    xhat: Vec<f32>,
-    /// Per channel: the mean and 1 / sqrt(var + eps) the last forward pass used.
+    /// Per channel: the mean and 1 / sqrt(var + eps) the last forward pass used (backward
+    /// recomputes the normalised input from them, see [`standardize`]).
     mean: Vec<f32>,
     inv_std: Vec<f32>,
     training: bool,
@@ -80,34 +79,67 @@ fn per_channel(channels: usize, f: impl Fn(usize) -> (f64, f64) + Sync) -> Vec<(
     out
 }
 
-/// The sum of the values, as [`sum64_of`].
-fn sum64(values: &[f32]) -> f64 {
+/// The sums of the values of P planes of equal length, each as [`sum64_of`].
+fn sum64<const P: usize>(planes: [&[f32]; P]) -> [f64; P] {
     #[cfg(target_arch = "x86_64")]
     if super::kernels::available() {
         // SAFETY: AVX-512F is present.
-        return unsafe { wide::sum64(values) };
+        return unsafe { wide::sum64(planes) };
     }
-    sum64_plain(values)
+    planes.map(sum64_plain)
 }
 
-/// The sum of (v - mean)^2, as [`sum64_of`].
-fn sum64_squared_deviations(values: &[f32], mean: f64) -> f64 {
+/// The sums of (v - mean)^2 of P planes of equal length, each as [`sum64_of`].
+fn sum64_squared_deviations<const P: usize>(planes: [&[f32]; P], mean: f64) -> [f64; P] {
     #[cfg(target_arch = "x86_64")]
     if super::kernels::available() {
         // SAFETY: AVX-512F is present.
-        return unsafe { wide::sum64_squared_deviations(values, mean) };
+        return unsafe { wide::sum64_squared_deviations(planes, mean) };
     }
-    sum64_squared_deviations_plain(values, mean)
+    planes.map(|p| sum64_squared_deviations_plain(p, mean))
 }
 
-/// (sum of dy, sum of dy * xhat), as [`sum64_pair_plain`].
-fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
+/// `(0..n).map(|i| sum(plane(i))).sum()`, where `sums` sums P planes of equal length at once
+/// and gives each the value it gives a plane alone: the same result, but P chains of
+/// additions run side by side (each of [`sum64_of`]'s waits on its own last addition, which
+/// a lone plane of 196 values spends most of its time doing).
+fn sum_of_planes<'a, const P: usize>(
+    n: usize,
+    plane: impl Fn(usize) -> &'a [f32],
+    sums: impl Fn([&'a [f32]; P]) -> [f64; P],
+    sum: impl Fn([&'a [f32]; 1]) -> [f64; 1],
+) -> f64 {
+    (0..n.div_ceil(P))
+        .flat_map(|g| {
+            let (first, count) = (g * P, (n - g * P).min(P));
+            let group = if count == P {
+                sums(std::array::from_fn(|i| plane(first + i)))
+            } else {
+                std::array::from_fn(|i| {
+                    if i < count {
+                        sum([plane(first + i)])[0]
+                    } else {
+                        0.0
+                    }
+                })
+            };
+            group.into_iter().take(count)
+        })
+        .sum()
+}
+
+/// Planes summed side by side by [`sum_of_planes`].
+const SIDE_BY_SIDE: usize = 4;
+
+/// (sum of dy, sum of dy * xhat) of one plane of one channel, whose statistics are `stats`,
+/// as [`sum64_pair_plain`].
+fn sum64_pair(dy: &[f32], x: &[f32], stats: (f32, f32)) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
     if super::kernels::available() {
         // SAFETY: AVX-512F is present.
-        return unsafe { wide::sum64_pair(dy, xhat) };
+        return unsafe { wide::sum64_pair(dy, x, stats) };
     }
-    sum64_pair_plain(dy, xhat)
+    sum64_pair_plain(dy, x, stats)
 }
 
 /// The float64 sums with AVX-512 intrinsics: the eight partial sums of [`sum64_of`] are the
@@ -118,51 +150,71 @@ fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
 mod wide {
     use std::arch::x86_64::*;
 
-    /// Lane sums of `values` in chunks of 8, each chunk mapped by `f` first; the remainder
-    /// (fewer than 8) summed separately by `tail`, as the plain loops do.
+    /// Lane sums of each plane in chunks of 8, each chunk mapped by `f` first, the planes
+    /// side by side; the remainder (fewer than 8) is left to the caller, as the plain loops
+    /// sum it separately.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn lanes(values: &[f32], f: impl Fn(__m512d) -> __m512d) -> [f64; 8] {
-        let mut acc = _mm512_setzero_pd();
-        let mut chunks = values.chunks_exact(8);
-        for chunk in &mut chunks {
-            // SAFETY: the chunk holds 8 values.
-            let v = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(chunk.as_ptr()) });
-            acc = _mm512_add_pd(acc, f(v));
+    fn lanes<const P: usize>(planes: [&[f32]; P], f: impl Fn(__m512d) -> __m512d) -> [[f64; 8]; P] {
+        debug_assert!(planes.iter().all(|p| p.len() == planes[0].len()));
+        let full = planes.map(<[f32]>::len).into_iter().min().unwrap_or(0) / 8 * 8;
+        let mut acc = [_mm512_setzero_pd(); P];
+        let mut i = 0;
+        while i < full {
+            for (acc, plane) in acc.iter_mut().zip(planes) {
+                // SAFETY: i + 8 <= full <= the plane's length.
+                let v = _mm512_cvtps_pd(unsafe { _mm256_loadu_ps(plane.as_ptr().add(i)) });
+                *acc = _mm512_add_pd(*acc, f(v));
+            }
+            i += 8;
         }
-        let mut out = [0.0; 8];
-        // SAFETY: `out` holds 8 values.
-        unsafe { _mm512_storeu_pd(out.as_mut_ptr(), acc) };
-        out
+        acc.map(|acc| {
+            let mut out = [0.0; 8];
+            // SAFETY: `out` holds 8 values.
+            unsafe { _mm512_storeu_pd(out.as_mut_ptr(), acc) };
+            out
+        })
     }
 
+    /// As [`super::sum64`]; the planes must have equal lengths.
     #[target_feature(enable = "avx512f")]
-    pub fn sum64(values: &[f32]) -> f64 {
-        let tail: f64 = values[values.len() / 8 * 8..]
-            .iter()
-            .map(|&v| v as f64)
-            .sum();
-        super::fold8(lanes(values, |v| v)) + tail
+    pub fn sum64<const P: usize>(planes: [&[f32]; P]) -> [f64; P] {
+        let lanes = lanes(planes, |v| v);
+        std::array::from_fn(|p| {
+            let values = planes[p];
+            let tail: f64 = values[values.len() / 8 * 8..]
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            super::fold8(lanes[p]) + tail
+        })
     }
 
+    /// As [`super::sum64_squared_deviations`]; the planes must have equal lengths.
     #[target_feature(enable = "avx512f")]
-    pub fn sum64_squared_deviations(values: &[f32], mean: f64) -> f64 {
+    pub fn sum64_squared_deviations<const P: usize>(planes: [&[f32]; P], mean: f64) -> [f64; P] {
         let m = _mm512_set1_pd(mean);
         let square = |v: __m512d| {
             let d = _mm512_sub_pd(v, m);
             _mm512_mul_pd(d, d)
         };
-        let tail: f64 = values[values.len() / 8 * 8..]
-            .iter()
-            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-            .sum();
-        super::fold8(lanes(values, square)) + tail
+        let lanes = lanes(planes, square);
+        std::array::from_fn(|p| {
+            let values = planes[p];
+            let tail: f64 = values[values.len() / 8 * 8..]
+                .iter()
+                .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+                .sum();
+            super::fold8(lanes[p]) + tail
+        })
     }
 
+    /// As [`super::sum64_pair`].
     #[target_feature(enable = "avx512f")]
-    pub fn sum64_pair(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
-        let n = dy.len().min(xhat.len());
+    pub fn sum64_pair(dy: &[f32], x: &[f32], stats: (f32, f32)) -> (f64, f64) {
+        let n = dy.len().min(x.len());
         let full = n / 8 * 8;
+        let (mean, inv_std) = (_mm256_set1_ps(stats.0), _mm256_set1_ps(stats.1));
         let (mut a, mut b) = (_mm512_setzero_pd(), _mm512_setzero_pd());
         let mut i = 0;
         while i < full {
@@ -170,11 +222,13 @@ mod wide {
             let (d, x) = unsafe {
                 (
                     _mm256_loadu_ps(dy.as_ptr().add(i)),
-                    _mm256_loadu_ps(xhat.as_ptr().add(i)),
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
                 )
             };
+            // xhat as super::standardize rounds it: a subtraction, then a multiplication.
+            let xhat = _mm256_mul_ps(_mm256_sub_ps(x, mean), inv_std);
             a = _mm512_add_pd(a, _mm512_cvtps_pd(d));
-            b = _mm512_add_pd(b, _mm512_cvtps_pd(_mm256_mul_ps(d, x)));
+            b = _mm512_add_pd(b, _mm512_cvtps_pd(_mm256_mul_ps(d, xhat)));
             i += 8;
         }
         let (mut la, mut lb) = ([0.0; 8], [0.0; 8]);
@@ -184,9 +238,9 @@ mod wide {
             _mm512_storeu_pd(lb.as_mut_ptr(), b);
         }
         let (mut ta, mut tb) = (0.0f64, 0.0f64);
-        for (&d, &x) in dy[full..n].iter().zip(&xhat[full..n]) {
+        for (&d, &x) in dy[full..n].iter().zip(&x[full..n]) {
             ta += d as f64;
-            tb += (d * x) as f64;
+            tb += (d * super::standardize(x, stats)) as f64;
         }
         (super::fold8(la) + ta, super::fold8(lb) + tb)
     }
@@ -198,43 +252,44 @@ fn fold8(v: [f64; 8]) -> f64 {
     ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
 }
 
-/// (sum of dy, sum of dy * xhat) in float64, as [`sum64_of`]; each product is rounded to
-/// float32 first, as the element-wise product PyTorch sums.
+/// (sum of dy, sum of dy * xhat) in float64, as [`sum64_of`], xhat recomputed from x; each
+/// product is rounded to float32 first, as the element-wise product PyTorch sums.
 #[inline(always)]
-fn sum64_pair_plain(dy: &[f32], xhat: &[f32]) -> (f64, f64) {
+fn sum64_pair_plain(dy: &[f32], x: &[f32], stats: (f32, f32)) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
-    let (mut dc, mut xc) = (dy.chunks_exact(8), xhat.chunks_exact(8));
+    let (mut dc, mut xc) = (dy.chunks_exact(8), x.chunks_exact(8));
     for (d, x) in (&mut dc).zip(&mut xc) {
         for i in 0..8 {
             a[i] += d[i] as f64;
-            b[i] += (d[i] * x[i]) as f64;
+            b[i] += (d[i] * standardize(x[i], stats)) as f64;
         }
     }
     let (mut ta, mut tb) = (0.0f64, 0.0f64);
     for (&d, &x) in dc.remainder().iter().zip(xc.remainder()) {
         ta += d as f64;
-        tb += (d * x) as f64;
+        tb += (d * standardize(x, stats)) as f64;
     }
     (fold8(a) + ta, fold8(b) + tb)
 }
 
-/// One plane's normalisation: xhat = (x - mean) inv_std, y = gamma xhat + beta.
+/// The normalised value xhat = (x - mean) inv_std. Forward does not keep it: backward
+/// computes it again from the input, with the same two roundings, so the same bits (and
+/// forward writes one plane instead of two).
 #[inline(always)]
-fn normalize_plain(
-    x: &[f32],
-    (mean, inv_std): (f32, f32),
-    (gamma, beta): (f32, f32),
-    y: &mut [f32],
-    xhat: &mut [f32],
-) {
-    for ((y, xh), &x) in y.iter_mut().zip(xhat).zip(x) {
-        *xh = (x - mean) * inv_std;
-        *y = gamma * *xh + beta;
+fn standardize(x: f32, (mean, inv_std): (f32, f32)) -> f32 {
+    (x - mean) * inv_std
+}
+
+/// One plane's normalisation: y = gamma xhat + beta.
+#[inline(always)]
+fn normalize_plain(x: &[f32], stats: (f32, f32), (gamma, beta): (f32, f32), y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = gamma * standardize(x, stats) + beta;
     }
 }
 
 avx512_variant! {
-    fn normalize = normalize_plain(x: &[f32], stats: (f32, f32), affine: (f32, f32), y: &mut [f32], xhat: &mut [f32])
+    fn normalize = normalize_plain(x: &[f32], stats: (f32, f32), affine: (f32, f32), y: &mut [f32])
 }
 
 /// One plane's input gradient: scale (dy - mean_dy - xhat mean_dy_xhat) in training, scale dy
@@ -242,15 +297,16 @@ avx512_variant! {
 #[inline(always)]
 fn input_grad_plain(
     dy: &[f32],
-    xhat: &[f32],
+    x: &[f32],
+    stats: (f32, f32),
     scale: f32,
     means: Option<(f32, f32)>,
     dx: &mut [f32],
 ) {
     match means {
         Some((mean_dy, mean_dy_xhat)) => {
-            for ((dx, &d), &xh) in dx.iter_mut().zip(dy).zip(xhat) {
-                *dx = scale * (d - mean_dy - xh * mean_dy_xhat);
+            for ((dx, &d), &x) in dx.iter_mut().zip(dy).zip(x) {
+                *dx = scale * (d - mean_dy - standardize(x, stats) * mean_dy_xhat);
             }
         }
         None => {
@@ -262,7 +318,7 @@ fn input_grad_plain(
 }
 
 avx512_variant! {
-    fn input_grad = input_grad_plain(dy: &[f32], xhat: &[f32], scale: f32, means: Option<(f32, f32)>, dx: &mut [f32])
+    fn input_grad = input_grad_plain(dy: &[f32], x: &[f32], stats: (f32, f32), scale: f32, means: Option<(f32, f32)>, dx: &mut [f32])
 }
 
 impl BatchNorm {
@@ -282,7 +338,6 @@ impl BatchNorm {
             running_var: Tensor::from_vec(&[num_features], vec![1.0; num_features]),
             num_batches_tracked: 0,
             spatial,
-            xhat: Vec::new(),
             mean: vec![0.0; num_features],
             inv_std: vec![0.0; num_features],
             training: false,
@@ -314,18 +369,17 @@ impl Layer for BatchNorm {
         let (n, c, hw) = self.dims(x);
         let m = n * hw;
         self.training = ctx.mode == Mode::Train;
-        self.xhat.resize(x.len(), 0.0);
         let at = |ni: usize, ci: usize| (ni * c + ci) * hw;
         if self.training {
             // Batch statistics per channel (channels in parallel, each summed in a fixed
             // order in float64), then the running statistics.
             let stats = per_channel(c, |ci| {
                 let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
-                let sum: f64 = (0..n).map(|ni| sum64(plane(ni))).sum();
+                let sum = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64, sum64);
                 let mean = sum / m as f64;
-                let sq: f64 = (0..n)
-                    .map(|ni| sum64_squared_deviations(plane(ni), mean))
-                    .sum();
+                let squares = |p| sum64_squared_deviations(p, mean);
+                let square = |p| sum64_squared_deviations(p, mean);
+                let sq = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares, square);
                 (mean, sq)
             });
             let mom = self.momentum as f64;
@@ -348,16 +402,16 @@ impl Layer for BatchNorm {
             }
         }
         // Normalise, samples in parallel.
-        let (ys, xhats) = (SharedMut::new(&mut y.data), SharedMut::new(&mut self.xhat));
+        let ys = SharedMut::new(&mut y.data);
         let (mean, inv_std) = (&self.mean, &self.inv_std);
         let (gamma, beta) = (&self.weight.value.data, &self.bias.value.data);
         for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
             for (ni, ci) in (first..first + count).flat_map(|ni| (0..c).map(move |ci| (ni, ci))) {
                 let r = at(ni, ci);
                 // SAFETY: each task owns its samples.
-                let (y, xhat) = unsafe { (ys.range(r, hw), xhats.range(r, hw)) };
+                let y = unsafe { ys.range(r, hw) };
                 let (stats, affine) = ((mean[ci], inv_std[ci]), (gamma[ci], beta[ci]));
-                normalize(&x.data[r..][..hw], stats, affine, y, xhat);
+                normalize(&x.data[r..][..hw], stats, affine, y);
             }
         });
     }
@@ -367,12 +421,13 @@ impl Layer for BatchNorm {
         let m = (n * hw) as f64;
         let at = |ni: usize, ci: usize| (ni * c + ci) * hw;
         // Per channel, in parallel: sum of dy and of dy * xhat, in float64 in a fixed order.
-        let xhat = &self.xhat;
+        let (mean, inv_std) = (&self.mean, &self.inv_std);
         let sums = per_channel(c, |ci| {
+            let stats = (mean[ci], inv_std[ci]);
             (0..n)
                 .map(|ni| {
                     let r = at(ni, ci);
-                    sum64_pair(&dy.data[r..][..hw], &xhat[r..][..hw])
+                    sum64_pair(&dy.data[r..][..hw], &x.data[r..][..hw], stats)
                 })
                 .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
         });
@@ -382,7 +437,7 @@ impl Layer for BatchNorm {
         }
         let Some(dx) = dx else { return };
         let training = self.training;
-        let (gamma, inv_std) = (&self.weight.value.data, &self.inv_std);
+        let gamma = &self.weight.value.data;
         let dxs = SharedMut::new(&mut dx.data);
         for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
             for (ni, (ci, &(sum_dy, sum_dy_xhat))) in
@@ -393,7 +448,8 @@ impl Layer for BatchNorm {
                 let means = training.then(|| ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32));
                 // SAFETY: each task owns its samples.
                 let dx = unsafe { dxs.range(r, hw) };
-                input_grad(&dy.data[r..][..hw], &xhat[r..][..hw], scale, means, dx);
+                let (x, stats) = (&x.data[r..][..hw], (mean[ci], inv_std[ci]));
+                input_grad(&dy.data[r..][..hw], x, stats, scale, means, dx);
             }
         });
     }
@@ -435,6 +491,36 @@ impl Layer for BatchNorm {
 mod tests {
     use super::*;
 
+    /// Planes summed side by side give the same total, bit for bit, as summed one after
+    /// another, for batch sizes with and without a remainder of the group.
+    #[test]
+    fn planes_side_by_side_sum_as_one_after_another() {
+        let mut rng = crate::rng::Rng::new(9);
+        for len in [29, 196] {
+            for n in 0..10 {
+                let x: Vec<f32> = (0..n * len).map(|_| rng.uniform_range(-3.0, 5.0)).collect();
+                let plane = |i: usize| &x[i * len..][..len];
+                let mean = 0.377;
+                let alone: f64 = (0..n).map(|i| sum64([plane(i)])[0]).sum();
+                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64, sum64);
+                assert_eq!(alone.to_bits(), together.to_bits(), "sum, {n} x {len}");
+                let alone: f64 = (0..n)
+                    .map(|i| sum64_squared_deviations([plane(i)], mean)[0])
+                    .sum();
+                let squares = |p| sum64_squared_deviations(p, mean);
+                let square = |p| sum64_squared_deviations(p, mean);
+                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares, square);
+                assert_eq!(alone.to_bits(), together.to_bits(), "squares, {n} x {len}");
+                // And each plane's sum as the plain loop's.
+                for i in 0..n {
+                    let four = sum64([plane(i), plane(0), plane(i), plane(n - 1)]);
+                    assert_eq!(four[0].to_bits(), sum64_plain(plane(i)).to_bits());
+                    assert_eq!(four[3].to_bits(), sum64_plain(plane(n - 1)).to_bits());
+                }
+            }
+        }
+    }
+
     /// The AVX-512 sums give the same bits as the plain loops, on lengths with and without a
     /// remainder of 8.
     #[test]
@@ -451,15 +537,15 @@ mod tests {
             // SAFETY: AVX-512F is present (checked above).
             let wide = unsafe {
                 (
-                    wide::sum64(&x),
-                    wide::sum64_squared_deviations(&x, mean),
-                    wide::sum64_pair(&x, &y),
+                    wide::sum64([&x])[0],
+                    wide::sum64_squared_deviations([&x], mean)[0],
+                    wide::sum64_pair(&x, &y, (0.31, 1.7)),
                 )
             };
             let plain = (
                 sum64_plain(&x),
                 sum64_squared_deviations_plain(&x, mean),
-                sum64_pair_plain(&x, &y),
+                sum64_pair_plain(&x, &y, (0.31, 1.7)),
             );
             assert_eq!(wide.0.to_bits(), plain.0.to_bits(), "sum, {len}");
             assert_eq!(wide.1.to_bits(), plain.1.to_bits(), "squares, {len}");
