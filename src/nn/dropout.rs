@@ -53,11 +53,15 @@ impl Layer for Dropout {
         }
         let scale = 1.0 / (1.0 - self.p);
         self.mask.resize(x.len(), 0.0);
+        // The generator's state in a local for the loop, so that it stays in registers
+        // instead of being stored back through the context at every draw.
+        let mut rng = ctx.rng.clone();
         for m in self.mask.iter_mut() {
             // Arithmetic rather than a branch, which would be mispredicted p of the time.
-            let keep = ctx.rng.uniform_f32() >= self.p;
+            let keep = rng.uniform_f32() >= self.p;
             *m = scale * f32::from(u8::from(keep));
         }
+        *ctx.rng = rng;
         for ((y, &x), &m) in y.data.iter_mut().zip(&x.data).zip(&self.mask) {
             *y = x * m;
         }
