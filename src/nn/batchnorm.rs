@@ -99,31 +99,22 @@ fn sum64_squared_deviations<const P: usize>(planes: [&[f32]; P], mean: f64) -> [
     planes.map(|p| sum64_squared_deviations_plain(p, mean))
 }
 
-/// `(0..n).map(|i| sum(plane(i))).sum()`, where `sums` sums P planes of equal length at once
-/// and gives each the value it gives a plane alone: the same result, but P chains of
+/// `(0..n).map(|i| sums([plane(i)])[0]).sum()`, where `sums` sums P planes of equal length
+/// at once and gives each the value it gives a plane alone: the same result, but P chains of
 /// additions run side by side (each of [`sum64_of`]'s waits on its own last addition, which
-/// a lone plane of 196 values spends most of its time doing).
+/// a lone plane of 196 values spends most of its time doing). A last group of fewer than P
+/// planes is filled up with its last plane, whose extra sums are dropped.
 fn sum_of_planes<'a, const P: usize>(
     n: usize,
     plane: impl Fn(usize) -> &'a [f32],
     sums: impl Fn([&'a [f32]; P]) -> [f64; P],
-    sum: impl Fn([&'a [f32]; 1]) -> [f64; 1],
 ) -> f64 {
     (0..n.div_ceil(P))
         .flat_map(|g| {
             let (first, count) = (g * P, (n - g * P).min(P));
-            let group = if count == P {
-                sums(std::array::from_fn(|i| plane(first + i)))
-            } else {
-                std::array::from_fn(|i| {
-                    if i < count {
-                        sum([plane(first + i)])[0]
-                    } else {
-                        0.0
-                    }
-                })
-            };
-            group.into_iter().take(count)
+            sums(std::array::from_fn(|i| plane(first + i.min(count - 1))))
+                .into_iter()
+                .take(count)
         })
         .sum()
 }
@@ -375,11 +366,10 @@ impl Layer for BatchNorm {
             // order in float64), then the running statistics.
             let stats = per_channel(c, |ci| {
                 let plane = |ni: usize| &x.data[at(ni, ci)..][..hw];
-                let sum = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64, sum64);
+                let sum = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64);
                 let mean = sum / m as f64;
                 let squares = |p| sum64_squared_deviations(p, mean);
-                let square = |p| sum64_squared_deviations(p, mean);
-                let sq = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares, square);
+                let sq = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares);
                 (mean, sq)
             });
             let mom = self.momentum as f64;
@@ -502,14 +492,13 @@ mod tests {
                 let plane = |i: usize| &x[i * len..][..len];
                 let mean = 0.377;
                 let alone: f64 = (0..n).map(|i| sum64([plane(i)])[0]).sum();
-                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64, sum64);
+                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, sum64);
                 assert_eq!(alone.to_bits(), together.to_bits(), "sum, {n} x {len}");
                 let alone: f64 = (0..n)
                     .map(|i| sum64_squared_deviations([plane(i)], mean)[0])
                     .sum();
                 let squares = |p| sum64_squared_deviations(p, mean);
-                let square = |p| sum64_squared_deviations(p, mean);
-                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares, square);
+                let together = sum_of_planes::<SIDE_BY_SIDE>(n, plane, squares);
                 assert_eq!(alone.to_bits(), together.to_bits(), "squares, {n} x {len}");
                 // And each plane's sum as the plain loop's.
                 for i in 0..n {

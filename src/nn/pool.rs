@@ -559,6 +559,7 @@ mod tests {
             assert_eq!(bits(&dx), bits(&dx_ref), "fast {fast}");
         }
     }
+
     /// The padded expansion holds the plain expansion's values row by row, zeros in the
     /// padding (for two samples, so the second's offset shows; rows 32 and 30 apart, the
     /// second with a tail after the last row).
