@@ -2,8 +2,9 @@
 //! and [`with_team`], which makes many short regions in a row cheap.
 //!
 //! A training step of LeNet-5 at batch 64 opens a dozen parallel regions (each layer in each
-//! direction, the batch, the optimizer), and evaluation four or five per 256 images, most of
-//! them tens of microseconds of work. Handed to rayon, a region of 16 chunks cost about 4 us
+//! direction, the batch, the optimizer), most of them tens of microseconds of work
+//! (evaluation opens one: each thread runs whole batches, see
+//! [`crate::nn::Network::forward_each`]). Handed to rayon, a region of 16 chunks cost about 4 us
 //! more than its work on the development machine, and 8 to 10 us when 20 us of serial work
 //! came before it (the idle worker has meanwhile gone to sleep and must be woken). Inside
 //! [`with_team`], the pool's other threads are held by a helper job that spins between

@@ -75,6 +75,7 @@ impl ActivationKind {
 /// 65,536 values takes a few microseconds, about what handing work to another thread costs).
 const CHUNK: usize = 1 << 16;
 
+#[derive(Clone)]
 pub struct Activation {
     pub kind: ActivationKind,
 }

@@ -20,6 +20,7 @@
 use super::{Buffer, Context, Layer, Mode, Param, SharedMut, avx512_variant, for_each_chunk};
 use crate::tensor::Tensor;
 
+#[derive(Clone)]
 pub struct BatchNorm {
     pub num_features: usize,
     pub eps: f32,

@@ -275,6 +275,7 @@ pub(crate) fn col2im_with<R: RowOps>(
 }
 
 /// A convolution layer.
+#[derive(Clone)]
 pub struct Conv2d {
     pub geometry: ConvGeometry,
     pub weight: Param,
@@ -541,7 +542,7 @@ impl Conv2d {
     /// (conv1) or the channels-in-lanes one (conv2), each pooling two output rows at a time
     /// while they are in registers ([`super::kernels::fused`]).
     #[cfg(target_arch = "x86_64")]
-    fn fused_forward(&mut self, x: &Tensor, y: &mut Tensor, argmax: &mut Vec<u32>) -> bool {
+    fn fused_forward(&mut self, x: &Tensor, y: &mut Tensor, argmax: Option<&mut Vec<u32>>) -> bool {
         use super::kernels::fused;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
@@ -560,12 +561,14 @@ impl Conv2d {
             g.c_out * (oh / 2) * (ow / 2),
             "pooled output shape"
         );
-        argmax.resize(n * out_len, 0);
+        let argmaxes = argmax.map(|argmax| {
+            argmax.resize(n * out_len, 0);
+            SharedMut::new(argmax)
+        });
         if lanes {
             self.transpose_weight_by_tap();
         }
         let ys = SharedMut::new(&mut y.data);
-        let argmaxes = SharedMut::new(argmax);
         let bias = &self.bias.value.data;
         if single {
             let weight = &self.weight.value.data;
@@ -580,7 +583,7 @@ impl Conv2d {
                             weight,
                             bias,
                             ys.range(s * out_len, out_len),
-                            argmaxes.range(s * out_len, out_len),
+                            argmaxes.as_ref().map(|a| a.range(s * out_len, out_len)),
                         );
                     }
                 }
@@ -598,7 +601,9 @@ impl Conv2d {
                         wt,
                         bias,
                         ys.range(first * out_len, samples * out_len),
-                        argmaxes.range(first * out_len, samples * out_len),
+                        argmaxes
+                            .as_ref()
+                            .map(|a| a.range(first * out_len, samples * out_len)),
                     );
                 }
             });
@@ -1023,7 +1028,12 @@ impl Layer for Conv2d {
     }
 
     #[cfg(target_arch = "x86_64")]
-    fn forward_relu_maxpool(&mut self, x: &Tensor, y: &mut Tensor, argmax: &mut Vec<u32>) -> bool {
+    fn forward_relu_maxpool(
+        &mut self,
+        x: &Tensor,
+        y: &mut Tensor,
+        argmax: Option<&mut Vec<u32>>,
+    ) -> bool {
         self.fused_forward(x, y, argmax)
     }
 

@@ -15,6 +15,7 @@
 use super::{Context, Layer, Mode};
 use crate::tensor::Tensor;
 
+#[derive(Clone)]
 pub struct Dropout {
     pub p: f32,
     /// Cached by the training forward pass: 0 or 1/(1 - p) per element.

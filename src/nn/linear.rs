@@ -14,6 +14,7 @@ use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
+#[derive(Clone)]
 pub struct Linear {
     pub in_features: usize,
     pub out_features: usize,

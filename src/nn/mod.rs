@@ -8,15 +8,17 @@
 //! layer's shape, and reductions over the batch add the chunks' partial sums in chunk order, so
 //! results are bit-identical whatever the number of threads.
 //!
-//! Three things make the engine faster than its layer list suggests, without changing
+//! Four things make the engine faster than its layer list suggests, without changing
 //! results: a ReLU followed by max pooling runs as one pass of the pooling layer
 //! ([`Layer::forward_after_relu`]); in the forward pass, a convolution followed by ReLU and
 //! 2x2 max pooling runs as one pass of the convolution ([`Layer::forward_relu_maxpool`]), which
 //! never writes its own output, and in the backward pass the pooling's gradient is expanded
-//! inside the convolution's tasks ([`Layer::backward_through_maxpool`]); and a convolution
-//! whose output gradient is mostly zero (as it is behind ReLU and max pooling) takes backward kernels that visit only the nonzero
-//! values ([`kernels::sparse`]); which kernel a chunk takes depends on its values, never on
-//! the thread count.
+//! inside the convolution's tasks ([`Layer::backward_through_maxpool`]); a convolution whose
+//! output gradient is mostly zero (as it is behind ReLU and max pooling) takes backward
+//! kernels that visit only the nonzero values ([`kernels::sparse`]; which kernel a chunk
+//! takes depends on its values, never on the thread count); and evaluation runs whole
+//! batches on each thread, on replicas of the network that keep nothing for a backward pass
+//! ([`Network::forward_each`]).
 
 pub mod activation;
 pub mod batchnorm;
@@ -99,7 +101,7 @@ pub struct Context<'a> {
 }
 
 /// One layer: forward and backward over a batch.
-pub trait Layer: Send {
+pub trait Layer: Send + CloneLayer {
     /// PyTorch-style description, e.g. `Conv2d(1, 6, kernel_size=5)`.
     fn describe(&self) -> String;
 
@@ -139,12 +141,13 @@ pub trait Layer: Send {
     /// [`pool::maxpool_forward`] writes it), when the layer knows how (the convolutions with
     /// an AVX-512 kernel). Returns false, doing nothing, when it does not. The backward pass
     /// is the pooling layer's (with the ReLU folded) followed by this layer's, as usual, or
-    /// both inside this layer's tasks ([`Layer::backward_through_maxpool`]).
+    /// both inside this layer's tasks ([`Layer::backward_through_maxpool`]). Without `argmax`
+    /// (None: no backward pass follows), the pass may take a quicker way to the same values.
     fn forward_relu_maxpool(
         &mut self,
         _x: &Tensor,
         _y: &mut Tensor,
-        _argmax: &mut Vec<u32>,
+        _argmax: Option<&mut Vec<u32>>,
     ) -> bool {
         false
     }
@@ -186,6 +189,18 @@ pub trait Layer: Send {
     /// Restores one buffer saved by [`Layer::buffers`].
     fn set_buffer(&mut self, name: &str, _value: Buffer) -> Result<(), String> {
         Err(format!("{} has no buffer named {name}", self.describe()))
+    }
+}
+
+/// A copy of a boxed layer, for the replicas a [`Network`] evaluates with on other threads
+/// ([`Network::forward_each`]): every layer that is `Clone` has it.
+pub trait CloneLayer {
+    fn clone_layer(&self) -> Box<dyn Layer>;
+}
+
+impl<T: Layer + Clone + 'static> CloneLayer for T {
+    fn clone_layer(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
     }
 }
 

@@ -11,8 +11,12 @@
 //! backward tasks ([`Layer::backward_through_maxpool`]). The results are the same bit for bit;
 //! [`Network::set_fold_relu`] turns all of this off where the outputs in between are wanted.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use super::pool::PooledGrad;
-use super::{Buffer, Context, Layer, Param};
+use super::{Buffer, Context, Layer, Mode, Param};
+use crate::parallel;
+use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 pub struct Network {
@@ -38,6 +42,11 @@ pub struct Network {
     /// Every parameter's full name, in order (made once: the optimizer visits them all at
     /// every step).
     param_names: Vec<String>,
+    /// Copies of this network that [`Network::forward_each`] runs batches on, one per thread.
+    replicas: Vec<Mutex<Network>>,
+    /// Whether no backward pass ever follows a forward pass (the replicas): a layer that
+    /// pools in its own pass then keeps no argmax, and the outputs it skips stay empty.
+    inference: bool,
 }
 
 /// One row of [`Network::summary`].
@@ -72,6 +81,8 @@ impl Network {
             folded: vec![false; count],
             fused: vec![false; count],
             fused_backward: vec![false; count],
+            replicas: Vec::new(),
+            inference: false,
         }
     }
 
@@ -116,16 +127,20 @@ impl Network {
             let start = self.profile.is_some().then(std::time::Instant::now);
             let (before, after) = self.acts.split_at_mut(i + 1);
             let shape = self.layers[i].output_shape(&before[i].shape);
-            after[0].resize(&shape);
             // The layer, a ReLU and a max pooling after it in one pass of the layer, when it
             // can: only the pooled output is written (the ReLU's and the layer's own outputs
-            // keep their shapes for the backward pass, which runs unchanged).
+            // keep their shapes for the backward pass, which runs unchanged; an inference
+            // network leaves them empty and keeps no argmax).
             if self.fold_relu && i + 2 < self.layers.len() && self.layers[i + 1].is_relu() {
                 let pooled = self.layers[i + 2].output_shape(&shape);
                 let (head, tail) = self.layers.split_at_mut(i + 2);
                 if let Some(argmax) = tail[0].maxpool2x2_argmax() {
-                    after[1].resize(&shape);
+                    if !self.inference {
+                        after[0].resize(&shape);
+                        after[1].resize(&shape);
+                    }
                     after[2].resize(&pooled);
+                    let argmax = (!self.inference).then_some(argmax);
                     if head[i].forward_relu_maxpool(&before[i], &mut after[2], argmax) {
                         self.fused[i] = true;
                         self.folded[i + 2] = true;
@@ -137,6 +152,7 @@ impl Network {
                     }
                 }
             }
+            after[0].resize(&shape);
             // A ReLU and the layer after it in one pass of that layer, when it can.
             if self.fold_relu && self.layers[i].is_relu() && i + 1 < self.layers.len() {
                 let next_shape = self.layers[i + 1].output_shape(&shape);
@@ -157,6 +173,87 @@ impl Network {
             i += 1;
         }
         self.acts.last().expect("input buffer")
+    }
+
+    /// Runs `batches` independent forward passes in evaluation mode, spread over the threads
+    /// a whole batch at a time: `fill(b, input)` fills batch b's input buffer and
+    /// `take(b, output)` receives its output, on the thread that ran it, in no set order.
+    ///
+    /// Each thread runs its batches on a replica of this network of its own (made at the
+    /// first call; the parameters, buffers and folding setting are copied in at every call),
+    /// every layer's pass on that thread alone. So the threads meet once, at the end, instead
+    /// of at the end of every layer of every batch (where one waits for the other's last
+    /// chunk), and a batch's activations stay in one processor's caches from layer to layer.
+    /// No backward pass follows, so the layers that pool in their own pass skip the argmax
+    /// ([`Layer::forward_relu_maxpool`]). With one thread or one batch, the batches run on one
+    /// replica, each layer spread over the threads as usual. Every output is the same bits
+    /// as [`Network::forward`] in evaluation mode gives: a layer's results never depend on
+    /// which thread computes them. The replicas' passes are not in the layer profile
+    /// ([`Network::set_profiling`]).
+    pub fn forward_each<F, T>(&mut self, batches: usize, fill: F, take: T)
+    where
+        F: Fn(usize, &mut Tensor) + Sync,
+        T: Fn(usize, &Tensor) + Sync,
+    {
+        // Evaluation draws no random numbers (dropout is the identity).
+        fn eval(rng: &mut Rng) -> Context<'_> {
+            Context {
+                mode: Mode::Eval,
+                rng,
+            }
+        }
+        let threads = parallel::threads();
+        let spread = threads > 1 && batches > 1;
+        self.sync_replicas(if spread { threads } else { 1 });
+        let replicas = &self.replicas;
+        // A replica holds nothing of a batch once it is taken, so one that a panic left
+        // behind is as good as any.
+        fn lock(replica: &Mutex<Network>) -> MutexGuard<'_, Network> {
+            replica.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        parallel::with_team(|| {
+            if !spread {
+                let mut net = lock(&replicas[0]);
+                let mut rng = Rng::new(0);
+                for b in 0..batches {
+                    fill(b, net.input_mut());
+                    take(b, net.forward(&mut eval(&mut rng)));
+                }
+                return;
+            }
+            parallel::for_each_chunk(batches, 1, |b, _, _| {
+                let mut net = lock(&replicas[parallel::thread_index() % replicas.len()]);
+                let mut rng = Rng::new(0);
+                fill(b, net.input_mut());
+                take(b, net.forward(&mut eval(&mut rng)));
+            });
+        });
+    }
+
+    /// Makes at least `count` replicas of this network for [`Network::forward_each`] (each
+    /// once), and copies this network's parameters, buffers and folding setting into them.
+    fn sync_replicas(&mut self, count: usize) {
+        while self.replicas.len() < count {
+            let layers = (self.names.iter().cloned())
+                .zip(self.layers.iter().map(|layer| layer.clone_layer()))
+                .collect();
+            let mut replica = Network::new(&self.input_shape, layers);
+            replica.inference = true;
+            self.replicas.push(Mutex::new(replica));
+        }
+        for replica in &mut self.replicas {
+            let replica = replica.get_mut().unwrap_or_else(PoisonError::into_inner);
+            replica.fold_relu = self.fold_relu;
+            for (layer, copy) in self.layers.iter().zip(replica.layers.iter_mut()) {
+                for (p, q) in layer.params().into_iter().zip(copy.params_mut()) {
+                    q.value.data.copy_from_slice(&p.value.data);
+                }
+                for (name, value) in layer.buffers() {
+                    copy.set_buffer(name, value)
+                        .expect("a replica has its original's buffers");
+                }
+            }
+        }
     }
 
     pub fn output(&self) -> &Tensor {
@@ -411,6 +508,73 @@ mod tests {
         };
         for config in [bn_dropout, ModelConfig::default()] {
             folding_changes_nothing(&config);
+        }
+    }
+
+    /// [`Network::forward_each`] gives every batch the output the network's own forward pass
+    /// gives in evaluation mode, bit for bit, with one thread (one replica, the layers spread
+    /// as usual) and two (the batches spread over two replicas), and still after the
+    /// parameters and the batch-norm statistics changed between calls.
+    #[test]
+    fn forward_each_matches_forward() {
+        let bn_dropout = ModelConfig {
+            batch_norm: BatchNormAt::All,
+            dropout: 0.3,
+            ..Default::default()
+        };
+        for config in [bn_dropout, ModelConfig::default()] {
+            let mut data = Rng::new(9);
+            let batches: Vec<Tensor> = [5, 2, 5, 1, 3]
+                .iter()
+                .map(|&n| {
+                    let x = (0..n * 32 * 32).map(|_| data.uniform_range(-1.0, 2.0));
+                    Tensor::from_vec(&[n, 1, 32, 32], x.collect())
+                })
+                .collect();
+            let bits = |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+            let mut net = config.build(&mut Rng::new(11));
+            for round in 0..2 {
+                let mut rng = Rng::new(2);
+                let expected: Vec<Vec<u32>> = (batches.iter())
+                    .map(|x| {
+                        *net.input_mut() = x.clone();
+                        let mode = Mode::Eval;
+                        bits(net.forward(&mut Context {
+                            mode,
+                            rng: &mut rng,
+                        }))
+                    })
+                    .collect();
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    let got: Vec<std::sync::OnceLock<Vec<u32>>> =
+                        batches.iter().map(|_| Default::default()).collect();
+                    pool.install(|| {
+                        net.forward_each(
+                            batches.len(),
+                            |b, input| *input = batches[b].clone(),
+                            |b, output| got[b].set(bits(output)).unwrap(),
+                        )
+                    });
+                    let got: Vec<Vec<u32>> =
+                        got.into_iter().map(|g| g.into_inner().unwrap()).collect();
+                    assert_eq!(
+                        got, expected,
+                        "{config:?}, round {round}, {threads} threads"
+                    );
+                }
+                // New parameters, and (with batch norm) new running statistics, for round 1.
+                net.for_each_param(&mut |_, p| p.value.data.iter_mut().for_each(|v| *v *= 0.75));
+                *net.input_mut() = batches[0].clone();
+                let mode = Mode::Train;
+                net.forward(&mut Context {
+                    mode,
+                    rng: &mut rng,
+                });
+            }
         }
     }
 

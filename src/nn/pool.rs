@@ -20,6 +20,7 @@ pub enum PoolKind {
     Avg,
 }
 
+#[derive(Clone)]
 pub struct Pool2d {
     pub kind: PoolKind,
     pub kernel: usize,

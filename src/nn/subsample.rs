@@ -16,6 +16,7 @@ use super::{Context, Layer, Param, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
+#[derive(Clone)]
 pub struct Subsample {
     pub channels: usize,
     pub weight: Param,

@@ -12,12 +12,13 @@ pub mod options;
 pub mod run;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, LabelledImages, Mnist, Preprocess, Split};
-use crate::nn::loss::cross_entropy;
+use crate::nn::loss::{BatchLoss, cross_entropy};
 use crate::nn::{Buffer, Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
@@ -156,7 +157,8 @@ pub fn evaluate(
     evaluate_with(net, preprocess, set, indices, |_, _| {})
 }
 
-/// Like [`evaluate`], also handing every chunk's logits to `visit(first_index, logits)`.
+/// Like [`evaluate`], also handing every chunk's logits to `visit(first_index, logits)`, in
+/// order.
 pub fn evaluate_with(
     net: &mut Network,
     preprocess: Preprocess,
@@ -165,24 +167,30 @@ pub fn evaluate_with(
     mut visit: impl FnMut(usize, &crate::tensor::Tensor),
 ) -> Evaluation {
     let _flush = FlushDenormals::new();
-    let mut rng = Rng::new(0); // unused: no dropout in evaluation mode
-    let mut labels = Vec::with_capacity(MAX_CHUNK);
+    let chunks: Vec<&[u32]> = indices.chunks(MAX_CHUNK).collect();
+    // Each chunk's loss and logits, from whichever thread ran it; added up in chunk order
+    // below, so the sums never depend on the threads.
+    let results: Vec<OnceLock<(BatchLoss, Tensor)>> =
+        chunks.iter().map(|_| OnceLock::new()).collect();
+    net.forward_each(
+        chunks.len(),
+        |c, input| preprocess.fill_batch(&set.images, chunks[c], input),
+        |c, logits| {
+            let labels: Vec<u8> = chunks[c].iter().map(|&i| set.labels[i as usize]).collect();
+            let loss = cross_entropy(logits, &labels, None);
+            assert!(
+                results[c].set((loss, logits.clone())).is_ok(),
+                "chunk {c} ran twice"
+            );
+        },
+    );
     let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-    parallel::with_team(|| {
-        for (c, chunk) in indices.chunks(MAX_CHUNK).enumerate() {
-            preprocess.fill_batch(&set.images, chunk, net.input_mut());
-            labels.clear();
-            labels.extend(chunk.iter().map(|&i| set.labels[i as usize]));
-            let logits = net.forward(&mut Context {
-                mode: Mode::Eval,
-                rng: &mut rng,
-            });
-            let r = cross_entropy(logits, &labels, None);
-            visit(c * MAX_CHUNK, logits);
-            loss_sum += r.loss_sum;
-            correct += r.correct;
-        }
-    });
+    for (c, result) in results.into_iter().enumerate() {
+        let (r, logits) = result.into_inner().expect("every chunk ran");
+        visit(c * MAX_CHUNK, &logits);
+        loss_sum += r.loss_sum;
+        correct += r.correct;
+    }
     let n = indices.len().max(1) as f64;
     Evaluation {
         loss: loss_sum / n,

