@@ -80,10 +80,15 @@ fn per_channel(channels: usize, f: impl Fn(usize) -> (f64, f64) + Sync) -> Vec<(
     out
 }
 
+/// Planes shorter than this have no 8 values to sum in a vector: the plain loops, inlined,
+/// sum them quicker than a call to the vector code (the same bits, see [`wide`]).
+const WIDE_FROM: usize = 8;
+
 /// The sums of the values of P planes of equal length, each as [`sum64_of`].
+#[inline]
 fn sum64<const P: usize>(planes: [&[f32]; P]) -> [f64; P] {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
+    if planes[0].len() >= WIDE_FROM && super::kernels::available() {
         // SAFETY: AVX-512F is present.
         return unsafe { wide::sum64(planes) };
     }
@@ -91,9 +96,10 @@ fn sum64<const P: usize>(planes: [&[f32]; P]) -> [f64; P] {
 }
 
 /// The sums of (v - mean)^2 of P planes of equal length, each as [`sum64_of`].
+#[inline]
 fn sum64_squared_deviations<const P: usize>(planes: [&[f32]; P], mean: f64) -> [f64; P] {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
+    if planes[0].len() >= WIDE_FROM && super::kernels::available() {
         // SAFETY: AVX-512F is present.
         return unsafe { wide::sum64_squared_deviations(planes, mean) };
     }
@@ -123,15 +129,37 @@ fn sum_of_planes<'a, const P: usize>(
 /// Planes summed side by side by [`sum_of_planes`].
 const SIDE_BY_SIDE: usize = 4;
 
-/// (sum of dy, sum of dy * xhat) of one plane of one channel, whose statistics are `stats`,
-/// as [`sum64_pair_plain`].
-fn sum64_pair(dy: &[f32], x: &[f32], stats: (f32, f32)) -> (f64, f64) {
+/// (sum of dy, sum of dy * xhat) over one channel's planes of `hw` values, whose statistics
+/// are `stats`: the `n` planes that start at `first` and every `stride` values after, each as
+/// [`sum64_pair_plain`], added plane after plane. One call per channel, so that small planes
+/// (1 x 1 after conv3, or batch norm 1d) do not pay a call for each value.
+fn sum64_pair_planes(
+    (dy, x): (&[f32], &[f32]),
+    (n, stride, hw): (usize, usize, usize),
+    first: usize,
+    stats: (f32, f32),
+) -> (f64, f64) {
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
+    if hw >= WIDE_FROM && super::kernels::available() {
         // SAFETY: AVX-512F is present.
-        return unsafe { wide::sum64_pair(dy, x, stats) };
+        return unsafe { wide::sum64_pair_planes((dy, x), (n, stride, hw), first, stats) };
     }
-    sum64_pair_plain(dy, x, stats)
+    fold_planes(n, stride, first, |r| {
+        sum64_pair_plain(&dy[r..][..hw], &x[r..][..hw], stats)
+    })
+}
+
+/// `(0..n).map(|i| pair(first + i * stride))`, added up in order.
+#[inline(always)]
+fn fold_planes(
+    n: usize,
+    stride: usize,
+    first: usize,
+    pair: impl Fn(usize) -> (f64, f64),
+) -> (f64, f64) {
+    (0..n)
+        .map(|i| pair(first + i * stride))
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 /// The float64 sums with AVX-512 intrinsics: the eight partial sums of [`sum64_of`] are the
@@ -201,8 +229,22 @@ mod wide {
         })
     }
 
-    /// As [`super::sum64_pair`].
+    /// As [`super::sum64_pair_planes`].
     #[target_feature(enable = "avx512f")]
+    pub fn sum64_pair_planes(
+        (dy, x): (&[f32], &[f32]),
+        (n, stride, hw): (usize, usize, usize),
+        first: usize,
+        stats: (f32, f32),
+    ) -> (f64, f64) {
+        super::fold_planes(n, stride, first, |r| {
+            sum64_pair(&dy[r..][..hw], &x[r..][..hw], stats)
+        })
+    }
+
+    /// As [`super::sum64_pair_plain`].
+    #[target_feature(enable = "avx512f")]
+    #[inline]
     pub fn sum64_pair(dy: &[f32], x: &[f32], stats: (f32, f32)) -> (f64, f64) {
         let n = dy.len().min(x.len());
         let full = n / 8 * 8;
@@ -272,45 +314,117 @@ fn standardize(x: f32, (mean, inv_std): (f32, f32)) -> f32 {
     (x - mean) * inv_std
 }
 
-/// One plane's normalisation: y = gamma xhat + beta.
+/// Per channel: (mean, 1 / sqrt(var + eps)) and (gamma, beta), or the input gradient's
+/// scale and means (see [`input_grad_plain`]).
+type PerChannel<'a> = (&'a [f32], &'a [f32]);
+
+/// The normalisation of whole samples (`[C, hw]` each, as many as `x` holds), plane by
+/// plane: y = gamma xhat + beta. One call per task, so that small planes (1 x 1 after conv3,
+/// or batch norm 1d) do not pay a call for each value.
 #[inline(always)]
-fn normalize_plain(x: &[f32], stats: (f32, f32), (gamma, beta): (f32, f32), y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = gamma * standardize(x, stats) + beta;
+fn normalize_plain(x: &[f32], hw: usize, stats: PerChannel, affine: PerChannel, y: &mut [f32]) {
+    let c = stats.0.len();
+    if hw == 1 {
+        // A value per channel: one loop over the channels, which vectorises.
+        for (x, y) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+            let channels = stats
+                .0
+                .iter()
+                .zip(stats.1)
+                .zip(affine.0.iter().zip(affine.1));
+            for ((y, &x), ((&mean, &inv_std), (&gamma, &beta))) in y.iter_mut().zip(x).zip(channels)
+            {
+                *y = gamma * standardize(x, (mean, inv_std)) + beta;
+            }
+        }
+        return;
+    }
+    for (x, y) in x.chunks_exact(c * hw).zip(y.chunks_exact_mut(c * hw)) {
+        for (ci, (x, y)) in x.chunks_exact(hw).zip(y.chunks_exact_mut(hw)).enumerate() {
+            let (stats, (gamma, beta)) = ((stats.0[ci], stats.1[ci]), (affine.0[ci], affine.1[ci]));
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = gamma * standardize(x, stats) + beta;
+            }
+        }
     }
 }
 
 avx512_variant! {
-    fn normalize = normalize_plain(x: &[f32], stats: (f32, f32), affine: (f32, f32), y: &mut [f32])
+    fn normalize = normalize_plain(x: &[f32], hw: usize, stats: PerChannel, affine: PerChannel, y: &mut [f32])
 }
 
-/// One plane's input gradient: scale (dy - mean_dy - xhat mean_dy_xhat) in training, scale dy
-/// in evaluation (scale = gamma inv_std).
+/// The input gradient of whole samples (`[C, hw]` each, as many as `dy` holds), plane by
+/// plane: scale (dy - mean_dy - xhat mean_dy_xhat) in training, scale dy in evaluation,
+/// with each channel's scale = gamma inv_std and, in training, its means of dy and of
+/// dy xhat. One call per task, as [`normalize_plain`].
 #[inline(always)]
 fn input_grad_plain(
-    dy: &[f32],
-    x: &[f32],
-    stats: (f32, f32),
-    scale: f32,
-    means: Option<(f32, f32)>,
+    (dy, x): (&[f32], &[f32]),
+    hw: usize,
+    stats: PerChannel,
+    scales: &[f32],
+    means: Option<PerChannel>,
     dx: &mut [f32],
 ) {
-    match means {
-        Some((mean_dy, mean_dy_xhat)) => {
-            for ((dx, &d), &x) in dx.iter_mut().zip(dy).zip(x) {
-                *dx = scale * (d - mean_dy - standardize(x, stats) * mean_dy_xhat);
+    let c = scales.len();
+    if hw == 1 {
+        // A value per channel: one loop over the channels, which vectorises.
+        for ((dy, x), dx) in dy
+            .chunks_exact(c)
+            .zip(x.chunks_exact(c))
+            .zip(dx.chunks_exact_mut(c))
+        {
+            let values = dx.iter_mut().zip(dy).zip(x).zip(scales);
+            match means {
+                Some((mean_dy, mean_dy_xhat)) => {
+                    let channels = stats
+                        .0
+                        .iter()
+                        .zip(stats.1)
+                        .zip(mean_dy.iter().zip(mean_dy_xhat));
+                    for ((((dx, &d), &x), &scale), ((&mean, &inv_std), (&m_dy, &m_dy_xhat))) in
+                        values.zip(channels)
+                    {
+                        let xhat = standardize(x, (mean, inv_std));
+                        *dx = scale * (d - m_dy - xhat * m_dy_xhat);
+                    }
+                }
+                None => {
+                    for (((dx, &d), _), &scale) in values {
+                        *dx = scale * d;
+                    }
+                }
             }
         }
-        None => {
-            for (dx, &d) in dx.iter_mut().zip(dy) {
-                *dx = scale * d;
+        return;
+    }
+    for ((dy, x), dx) in dy
+        .chunks_exact(c * hw)
+        .zip(x.chunks_exact(c * hw))
+        .zip(dx.chunks_exact_mut(c * hw))
+    {
+        for (ci, dx) in dx.chunks_exact_mut(hw).enumerate() {
+            let (dy, x, scale) = (&dy[ci * hw..][..hw], &x[ci * hw..][..hw], scales[ci]);
+            match means {
+                Some((mean_dy, mean_dy_xhat)) => {
+                    let (stats, means) =
+                        ((stats.0[ci], stats.1[ci]), (mean_dy[ci], mean_dy_xhat[ci]));
+                    for ((dx, &d), &x) in dx.iter_mut().zip(dy).zip(x) {
+                        *dx = scale * (d - means.0 - standardize(x, stats) * means.1);
+                    }
+                }
+                None => {
+                    for (dx, &d) in dx.iter_mut().zip(dy) {
+                        *dx = scale * d;
+                    }
+                }
             }
         }
     }
 }
 
 avx512_variant! {
-    fn input_grad = input_grad_plain(dy: &[f32], x: &[f32], stats: (f32, f32), scale: f32, means: Option<(f32, f32)>, dx: &mut [f32])
+    fn input_grad = input_grad_plain(dy_x: (&[f32], &[f32]), hw: usize, stats: PerChannel, scales: &[f32], means: Option<PerChannel>, dx: &mut [f32])
 }
 
 impl BatchNorm {
@@ -394,16 +508,13 @@ impl Layer for BatchNorm {
         }
         // Normalise, samples in parallel.
         let ys = SharedMut::new(&mut y.data);
-        let (mean, inv_std) = (&self.mean, &self.inv_std);
-        let (gamma, beta) = (&self.weight.value.data, &self.bias.value.data);
-        for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
-            for (ni, ci) in (first..first + count).flat_map(|ni| (0..c).map(move |ci| (ni, ci))) {
-                let r = at(ni, ci);
-                // SAFETY: each task owns its samples.
-                let y = unsafe { ys.range(r, hw) };
-                let (stats, affine) = ((mean[ci], inv_std[ci]), (gamma[ci], beta[ci]));
-                normalize(&x.data[r..][..hw], stats, affine, y);
-            }
+        let stats = (&self.mean[..], &self.inv_std[..]);
+        let affine = (&self.weight.value.data[..], &self.bias.value.data[..]);
+        let len = c * hw;
+        for_each_chunk(n, samples_per_task(len), |_, first, count| {
+            // SAFETY: each task owns its samples.
+            let y = unsafe { ys.range(first * len, count * len) };
+            normalize(&x.data[first * len..][..count * len], hw, stats, affine, y);
         });
     }
 
@@ -415,33 +526,29 @@ impl Layer for BatchNorm {
         let (mean, inv_std) = (&self.mean, &self.inv_std);
         let sums = per_channel(c, |ci| {
             let stats = (mean[ci], inv_std[ci]);
-            (0..n)
-                .map(|ni| {
-                    let r = at(ni, ci);
-                    sum64_pair(&dy.data[r..][..hw], &x.data[r..][..hw], stats)
-                })
-                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+            sum64_pair_planes((&dy.data, &x.data), (n, c * hw, hw), at(0, ci), stats)
         });
         for (ci, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate() {
             self.weight.grad.data[ci] += sum_dy_xhat as f32;
             self.bias.grad.data[ci] += sum_dy as f32;
         }
         let Some(dx) = dx else { return };
-        let training = self.training;
         let gamma = &self.weight.value.data;
+        let scales: Vec<f32> = (0..c).map(|ci| gamma[ci] * inv_std[ci]).collect();
+        let (mean_dy, mean_dy_xhat): (Vec<f32>, Vec<f32>) = sums
+            .iter()
+            .map(|&(sum_dy, sum_dy_xhat)| ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32))
+            .unzip();
+        let means = self.training.then_some((&mean_dy[..], &mean_dy_xhat[..]));
+        let stats = (&mean[..], &inv_std[..]);
         let dxs = SharedMut::new(&mut dx.data);
-        for_each_chunk(n, samples_per_task(c * hw), |_, first, count| {
-            for (ni, (ci, &(sum_dy, sum_dy_xhat))) in
-                (first..first + count).flat_map(|ni| sums.iter().enumerate().map(move |s| (ni, s)))
-            {
-                let r = at(ni, ci);
-                let scale = gamma[ci] * inv_std[ci];
-                let means = training.then(|| ((sum_dy / m) as f32, (sum_dy_xhat / m) as f32));
-                // SAFETY: each task owns its samples.
-                let dx = unsafe { dxs.range(r, hw) };
-                let (x, stats) = (&x.data[r..][..hw], (mean[ci], inv_std[ci]));
-                input_grad(&dy.data[r..][..hw], x, stats, scale, means, dx);
-            }
+        let len = c * hw;
+        for_each_chunk(n, samples_per_task(len), |_, first, count| {
+            let (r, count) = (first * len, count * len);
+            // SAFETY: each task owns its samples.
+            let dx = unsafe { dxs.range(r, count) };
+            let dy_x = (&dy.data[r..][..count], &x.data[r..][..count]);
+            input_grad(dy_x, hw, stats, &scales, means, dx);
         });
     }
 
