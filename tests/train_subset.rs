@@ -94,3 +94,76 @@ fn every_optimizer_lowers_the_training_loss() {
         );
     }
 }
+
+/// Evaluation spreads whole chunks of the test set over the threads (each on a replica of
+/// the network): with one thread and with two it hands every chunk's logits to `visit` in
+/// order, and its loss and accuracy are the same bits as the network's own forward passes
+/// over the chunks one after the other, with the chunks' losses added up in order.
+#[test]
+fn evaluation_is_the_same_bits_with_one_thread_and_two() {
+    use lenet::nn::loss::cross_entropy;
+    use lenet::nn::{Context, Mode, ModelConfig};
+    use lenet::rng::Rng;
+    use lenet::train::{MAX_CHUNK, evaluate_with};
+
+    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    assert!(
+        all.len() > 2 * MAX_CHUNK - 50,
+        "the subset's test set spans chunks"
+    );
+    let preprocess = lenet::data::Preprocess::default();
+    let mut net = ModelConfig::default().build(&mut Rng::new(3));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+
+    let (mut logits, mut loss_sum, mut correct) = (Vec::new(), 0.0f64, 0);
+    for chunk in all.chunks(MAX_CHUNK) {
+        preprocess.fill_batch(&data.test.images, chunk, net.input_mut());
+        let mode = Mode::Eval;
+        let out = net.forward(&mut Context {
+            mode,
+            rng: &mut Rng::new(0),
+        });
+        let labels: Vec<u8> = chunk
+            .iter()
+            .map(|&i| data.test.labels[i as usize])
+            .collect();
+        let r = cross_entropy(out, &labels, None);
+        (loss_sum, correct) = (loss_sum + r.loss_sum, correct + r.correct);
+        logits.push(bits(&out.data));
+    }
+    let n = all.len() as f64;
+
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut seen = Vec::new();
+        let e = pool.install(|| {
+            evaluate_with(&mut net, preprocess, &data.test, &all, |first, out| {
+                seen.push((first, bits(&out.data)));
+            })
+        });
+        let firsts: Vec<usize> = (0..logits.len()).map(|c| c * MAX_CHUNK).collect();
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            firsts,
+            "{threads} threads"
+        );
+        assert!(
+            seen.iter().map(|s| &s.1).eq(&logits),
+            "{threads} threads: logits"
+        );
+        assert_eq!(
+            e.loss.to_bits(),
+            (loss_sum / n).to_bits(),
+            "{threads} threads: loss"
+        );
+        assert_eq!(
+            e.accuracy.to_bits(),
+            (correct as f64 / n).to_bits(),
+            "{threads} threads"
+        );
+    }
+}
