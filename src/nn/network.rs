@@ -195,13 +195,6 @@ impl Network {
         F: Fn(usize, &mut Tensor) + Sync,
         T: Fn(usize, &Tensor) + Sync,
     {
-        // Evaluation draws no random numbers (dropout is the identity).
-        fn eval(rng: &mut Rng) -> Context<'_> {
-            Context {
-                mode: Mode::Eval,
-                rng,
-            }
-        }
         let threads = parallel::threads();
         let spread = threads > 1 && batches > 1;
         self.sync_replicas(if spread { threads } else { 1 });
@@ -211,22 +204,30 @@ impl Network {
         fn lock(replica: &Mutex<Network>) -> MutexGuard<'_, Network> {
             replica.lock().unwrap_or_else(PoisonError::into_inner)
         }
+        let run = |net: &mut Network, b: usize| {
+            fill(b, net.input_mut());
+            // Evaluation draws no random numbers (dropout is the identity).
+            let rng = &mut Rng::new(0);
+            take(
+                b,
+                net.forward(&mut Context {
+                    mode: Mode::Eval,
+                    rng,
+                }),
+            );
+        };
         parallel::with_team(|| {
-            if !spread {
+            if spread {
+                parallel::for_each_chunk(batches, 1, |b, _, _| {
+                    run(
+                        &mut lock(&replicas[parallel::thread_index() % replicas.len()]),
+                        b,
+                    );
+                });
+            } else {
                 let mut net = lock(&replicas[0]);
-                let mut rng = Rng::new(0);
-                for b in 0..batches {
-                    fill(b, net.input_mut());
-                    take(b, net.forward(&mut eval(&mut rng)));
-                }
-                return;
+                (0..batches).for_each(|b| run(&mut net, b));
             }
-            parallel::for_each_chunk(batches, 1, |b, _, _| {
-                let mut net = lock(&replicas[parallel::thread_index() % replicas.len()]);
-                let mut rng = Rng::new(0);
-                fill(b, net.input_mut());
-                take(b, net.forward(&mut eval(&mut rng)));
-            });
         });
     }
 
@@ -241,18 +242,12 @@ impl Network {
             replica.inference = true;
             self.replicas.push(Mutex::new(replica));
         }
+        let state = self.state_dict();
         for replica in &mut self.replicas {
             let replica = replica.get_mut().unwrap_or_else(PoisonError::into_inner);
             replica.fold_relu = self.fold_relu;
-            for (layer, copy) in self.layers.iter().zip(replica.layers.iter_mut()) {
-                for (p, q) in layer.params().into_iter().zip(copy.params_mut()) {
-                    q.value.data.copy_from_slice(&p.value.data);
-                }
-                for (name, value) in layer.buffers() {
-                    copy.set_buffer(name, value)
-                        .expect("a replica has its original's buffers");
-                }
-            }
+            (replica.load_state_dict(state.clone()))
+                .expect("a replica has its original's parameters and buffers");
         }
     }
 
