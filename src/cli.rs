@@ -12,6 +12,7 @@ use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule};
+use crate::parallel;
 use crate::report;
 use crate::stats::summary::summarize;
 use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
@@ -87,7 +88,8 @@ enum Command {
 struct ReportArgs {
     /// A study directory (from `lenet study run`) or a run directory (from `lenet train`).
     dir: PathBuf,
-    /// Threads for the best model's pass over the test images [default: all cores]
+    /// Threads for the best model's pass over the test images [default: all cores, at most
+    /// 16]
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -343,7 +345,8 @@ struct TrainArgs {
     /// Pause after this many epochs (checkpoint written); --resume continues the run.
     #[arg(long, value_name = "EPOCHS")]
     stop_after: Option<usize>,
-    /// Worker threads [default: all cores]. Results do not depend on it.
+    /// Worker threads [default: all cores, at most 16: a batch of 64 splits into 16 tasks, so
+    /// more threads would only wait]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -355,6 +358,7 @@ struct EvalArgs {
     /// A model.safetensors written by `lenet train`.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Worker threads [default: all cores, at most 16]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     #[command(flatten)]
@@ -440,12 +444,13 @@ fn write_report(dir: &Path, data: &Mnist) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` on a pool of `threads` workers (all cores by default).
+/// Runs `f` on a pool of `threads` workers (by default all cores, at most
+/// [`parallel::DEFAULT_MAX_THREADS`]).
 fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> Result<T> + Send,
 ) -> Result<T> {
-    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let n = threads.unwrap_or_else(parallel::default_threads);
     if n == 0 {
         bail!("--threads must be at least 1");
     }

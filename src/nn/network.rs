@@ -19,6 +19,11 @@ use crate::parallel;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
+/// The most replicas [`Network::forward_each`] makes: each holds one evaluation batch's
+/// activations (a few megabytes), so a machine with hundreds of threads does not hold
+/// hundreds of them; 16 lanes keep 16 threads busy, as a training batch of 64 does.
+pub const MAX_REPLICAS: usize = 16;
+
 pub struct Network {
     layers: Vec<Box<dyn Layer>>,
     /// Each layer's module path in PyTorch's `state_dict`, e.g. `feature_extractor.0`.
@@ -179,12 +184,15 @@ impl Network {
     /// a whole batch at a time: `fill(b, input)` fills batch b's input buffer and
     /// `take(b, output)` receives its output, on the thread that ran it, in no set order.
     ///
-    /// Each thread runs its batches on a replica of this network of its own (made at the
-    /// first call; the parameters, buffers and folding setting are copied in at every call),
-    /// every layer's pass on that thread alone. So the threads meet once, at the end, instead
-    /// of at the end of every layer of every batch (where one waits for the other's last
-    /// chunk), and a batch's activations stay in one processor's caches from layer to layer.
-    /// No backward pass follows, so the layers that pool in their own pass skip the argmax
+    /// The batches are shared out among up to [`MAX_REPLICAS`] lanes (no more than there are
+    /// threads or batches), each running its batches on a replica of this network of its own
+    /// (made at the first call; the parameters, buffers and folding setting are copied in at
+    /// every call), every layer's pass on that thread alone. So the threads meet once, at the
+    /// end, instead of at the end of every layer of every batch (where one waits for the
+    /// other's last chunk), and a batch's activations stay in one processor's caches from
+    /// layer to layer. A replica holds a batch's activations, so their number is bounded by
+    /// the work and by a constant, never by the thread count alone. No backward pass follows,
+    /// so the layers that pool in their own pass skip the argmax
     /// ([`Layer::forward_relu_maxpool`]). With one thread or one batch, the batches run on one
     /// replica, each layer spread over the threads as usual. Every output is the same bits
     /// as [`Network::forward`] in evaluation mode gives: a layer's results never depend on
@@ -195,38 +203,40 @@ impl Network {
         F: Fn(usize, &mut Tensor) + Sync,
         T: Fn(usize, &Tensor) + Sync,
     {
-        let threads = parallel::threads();
-        let spread = threads > 1 && batches > 1;
-        self.sync_replicas(if spread { threads } else { 1 });
-        let replicas = &self.replicas;
+        let lanes = parallel::threads().min(batches).clamp(1, MAX_REPLICAS);
+        self.sync_replicas(lanes);
+        let replicas = &self.replicas[..lanes];
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        // Each lane takes the next batch until none is left: the lanes run at once, one per
+        // thread, so a slow thread holds up no other lane's batches.
+        let lane = |net: &mut Network| {
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= batches {
+                    return;
+                }
+                fill(b, net.input_mut());
+                // Evaluation draws no random numbers (dropout is the identity).
+                let rng = &mut Rng::new(0);
+                take(
+                    b,
+                    net.forward(&mut Context {
+                        mode: Mode::Eval,
+                        rng,
+                    }),
+                );
+            }
+        };
         // A replica holds nothing of a batch once it is taken, so one that a panic left
         // behind is as good as any.
         fn lock(replica: &Mutex<Network>) -> MutexGuard<'_, Network> {
             replica.lock().unwrap_or_else(PoisonError::into_inner)
         }
-        let run = |net: &mut Network, b: usize| {
-            fill(b, net.input_mut());
-            // Evaluation draws no random numbers (dropout is the identity).
-            let rng = &mut Rng::new(0);
-            take(
-                b,
-                net.forward(&mut Context {
-                    mode: Mode::Eval,
-                    rng,
-                }),
-            );
-        };
         parallel::with_team(|| {
-            if spread {
-                parallel::for_each_chunk(batches, 1, |b, _, _| {
-                    run(
-                        &mut lock(&replicas[parallel::thread_index() % replicas.len()]),
-                        b,
-                    );
-                });
+            if lanes > 1 {
+                parallel::for_each_chunk(lanes, 1, |l, _, _| lane(&mut lock(&replicas[l])));
             } else {
-                let mut net = lock(&replicas[0]);
-                (0..batches).for_each(|b| run(&mut net, b));
+                lane(&mut lock(&replicas[0]));
             }
         });
     }
@@ -243,7 +253,7 @@ impl Network {
             self.replicas.push(Mutex::new(replica));
         }
         let state = self.state_dict();
-        for replica in &mut self.replicas {
+        for replica in &mut self.replicas[..count] {
             let replica = replica.get_mut().unwrap_or_else(PoisonError::into_inner);
             replica.fold_relu = self.fold_relu;
             (replica.load_state_dict(state.clone()))
@@ -571,6 +581,35 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// The evaluation replicas are bounded by the batches and by [`MAX_REPLICAS`], never by
+    /// the thread count alone (with a replica per thread, each copying the per-thread scratch
+    /// of the convolutions, memory grew with the square of the thread count).
+    #[test]
+    fn replicas_are_bounded_by_the_work() {
+        let mut net = ModelConfig::default().build(&mut Rng::new(3));
+        let labels = [1u8; 8];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(24)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            // A training step first, so the convolutions' per-thread scratch is sized.
+            *net.input_mut() = Tensor::from_vec(&[8, 1, 32, 32], vec![0.5; 8 * 1024]);
+            net.forward(&mut Context {
+                mode: Mode::Train,
+                rng: &mut Rng::new(1),
+            });
+            let (out, grad) = net.output_and_grad_mut();
+            cross_entropy(out, &labels, Some((grad, 1.0 / 8.0)));
+            net.backward(false);
+            for (batches, replicas) in [(3, 3), (40, MAX_REPLICAS)] {
+                let x = Tensor::from_vec(&[2, 1, 32, 32], vec![0.25; 2 * 1024]);
+                net.forward_each(batches, |_, input| *input = x.clone(), |_, _| {});
+                assert_eq!(net.replicas.len(), replicas, "{batches} batches");
+            }
+        });
     }
 
     fn folding_changes_nothing(config: &ModelConfig) {
