@@ -306,19 +306,7 @@ pub struct Conv2d {
 /// training batch's worth for every thread.
 impl Clone for Conv2d {
     fn clone(&self) -> Self {
-        Conv2d {
-            geometry: self.geometry,
-            weight: self.weight.clone(),
-            bias: self.bias.clone(),
-            cols: Vec::new(),
-            chunk_out: Vec::new(),
-            dcols: Vec::new(),
-            partial_dw: Vec::new(),
-            partial_db: Vec::new(),
-            weight_t: Vec::new(),
-            sparse_scratch: Vec::new(),
-            grad_masks: ((0, 0, 0), Vec::new()),
-        }
+        Conv2d::from_params(self.geometry, self.weight.clone(), self.bias.clone())
     }
 }
 
@@ -334,10 +322,17 @@ impl Conv2d {
     /// A convolution with weights uniform in ±`weight_bound` and biases in ±`bias_bound`.
     pub fn with_init(g: ConvGeometry, rng: &mut Rng, weight_bound: f32, bias_bound: f32) -> Self {
         let w_shape = [g.c_out, g.c_in, g.kernel, g.kernel];
+        let weight = Param::new("weight", init::uniform(&w_shape, weight_bound, rng));
+        let bias = Param::new("bias", init::uniform(&[g.c_out], bias_bound, rng));
+        Conv2d::from_params(g, weight, bias)
+    }
+
+    /// A convolution with these parameters and empty scratch.
+    fn from_params(geometry: ConvGeometry, weight: Param, bias: Param) -> Self {
         Conv2d {
-            geometry: g,
-            weight: Param::new("weight", init::uniform(&w_shape, weight_bound, rng)),
-            bias: Param::new("bias", init::uniform(&[g.c_out], bias_bound, rng)),
+            geometry,
+            weight,
+            bias,
             cols: Vec::new(),
             chunk_out: Vec::new(),
             dcols: Vec::new(),
