@@ -11,7 +11,8 @@ use crate::data::{self, Mnist, Preprocess, fetch};
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
-use crate::optim::{OptimizerConfig, OptimizerName, Schedule};
+use crate::optim::hyper::{HYPERS, Hypers};
+use crate::optim::{OptimizerName, Schedule};
 use crate::parallel;
 use crate::report;
 use crate::stats::summary::summarize;
@@ -141,6 +142,10 @@ struct StudyRunArgs {
     /// Threads per run [default: all cores divided by --jobs]
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse a study that plans more runs than this (a grid's points multiply quickly; the
+    /// refusal says how long and how much disk the plan would take).
+    #[arg(long, value_name = "RUNS", default_value_t = 10_000)]
+    max_runs: u64,
     #[command(flatten)]
     data: DataDirArgs,
 }
@@ -252,67 +257,24 @@ struct TrainArgs {
     /// --batch-size. `lenet optimizers` lists them with their defaults.
     #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
     optimizer: OptimizerName,
-    /// Learning rate [default: PyTorch's for the optimizer]
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Momentum factor (momentum, nesterov, rmsprop) [default: 0.9; rmsprop 0]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    momentum: Option<f64>,
-    /// Dampening of the momentum buffer (momentum) [default: 0]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    dampening: Option<f64>,
-    /// Classic momentum v = mu v + lr g, p -= v, instead of PyTorch's (momentum)
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    classic_momentum: bool,
-    /// Learning-rate decay per step (adagrad) [default: 0]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    lr_decay: Option<f64>,
-    /// Starting value of the squared-gradient sum (adagrad) [default: 0; Keras uses 0.1]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    initial_accumulator_value: Option<f64>,
-    /// Decay of the running averages (adadelta) [default: 0.9]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    rho: Option<f64>,
-    /// Smoothing constant (rmsprop) [default: 0.99]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    alpha: Option<f64>,
-    /// Normalise by the centred second moment (rmsprop)
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    centered: bool,
-    /// First-moment decay (adam, adamw) [default: 0.9]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    beta1: Option<f64>,
-    /// Second-moment decay (adam, adamw) [default: 0.999]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    beta2: Option<f64>,
-    /// Added for numerical stability [default: adagrad 1e-10, adadelta 1e-6, others 1e-8]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    eps: Option<f64>,
-    /// AMSGrad: divide by the largest second moment so far (adam, adamw)
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    amsgrad: bool,
-    /// Weight decay: L2 added to the gradient, or decoupled for adamw [default: 0; adamw 0.01]
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    weight_decay: Option<f64>,
-    /// Decoupled weight decay (p *= 1 - lr wd) with any optimizer
-    #[arg(long, help_heading = "Optimizer hyperparameters")]
-    decoupled_weight_decay: bool,
+    #[command(flatten)]
+    hypers: HyperArgs,
 
     /// Learning-rate schedule, stepped once per epoch.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Constant, help_heading = "Schedule")]
     schedule: ScheduleKind,
-    /// step: epochs between decays.
-    #[arg(long, default_value_t = 5, help_heading = "Schedule")]
-    step_size: usize,
-    /// step, exponential: the decay factor.
-    #[arg(long, default_value_t = 0.1, help_heading = "Schedule")]
-    gamma: f64,
+    /// step: epochs between decays [default: 5]
+    #[arg(long, help_heading = "Schedule")]
+    step_size: Option<usize>,
+    /// step, exponential: the decay factor, a finite number above 0 [default: 0.1]
+    #[arg(long, help_heading = "Schedule", allow_negative_numbers = true)]
+    gamma: Option<f64>,
     /// cosine: epochs of the half period [default: the epochs after warm-up]
     #[arg(long, help_heading = "Schedule")]
     t_max: Option<usize>,
-    /// cosine: the final learning rate.
-    #[arg(long, default_value_t = 0.0, help_heading = "Schedule")]
-    eta_min: f64,
+    /// cosine: the final learning rate, a finite number at or above 0 [default: 0]
+    #[arg(long, help_heading = "Schedule", allow_negative_numbers = true)]
+    eta_min: Option<f64>,
     /// Linear warm-up epochs before the schedule.
     #[arg(long, default_value_t = 0, help_heading = "Schedule")]
     warmup_epochs: usize,
@@ -510,36 +472,116 @@ fn print_optimizers() {
             Some(BatchPolicy::Fixed(b)) => b.to_string(),
             None => "--batch-size (64)".to_string(),
         };
-        say!(
-            "{:14} {:22} {}",
-            name.as_str(),
-            batch,
-            OptimizerConfig::defaults(name).describe()
-        );
+        let defaults: Vec<String> = HYPERS
+            .iter()
+            .filter(|h| h.name != "decoupled_weight_decay")
+            .filter_map(|h| Some(format!("{}={}", h.name, h.show(h.default_for(name)?))))
+            .collect();
+        say!("{:14} {:22} {}", name.as_str(), batch, defaults.join(", "));
+    }
+    say!("\n{:28} {:30} for", "hyperparameter", "values");
+    for h in HYPERS {
+        say!("{:28} {:30} {}", h.flag(), h.range.describe(), h.takers());
     }
     say!(
-        "\nWeight decay is L2 (added to the gradient) except for adamw, whose decay is decoupled; \
+        "\nStudy files name them without dashes (lr_decay = 0.1, amsgrad = true). A hyperparameter \
+         the optimizer does not have is an error.\n\
+         Weight decay is L2 (added to the gradient) except for adamw, whose decay is decoupled; \
          --decoupled-weight-decay makes it decoupled for any optimizer.\n\
          Schedules (--schedule constant|step|exponential|cosine, --warmup-epochs N) work with every optimizer."
     );
 }
 
+/// The optimizer hyperparameters, one flag each, made from their declarations
+/// ([`crate::optim::hyper::HYPERS`]): `--NAME X` for a number, `--NAME` for a flag.
+#[derive(Clone, Debug, Default)]
+struct HyperArgs(Hypers);
+
+impl clap::FromArgMatches for HyperArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Hypers::default();
+        for h in HYPERS {
+            let value = if h.is_flag() {
+                m.get_flag(h.name).then_some(1.0)
+            } else {
+                m.get_one::<f64>(h.name).copied()
+            };
+            if let Some(v) = value {
+                given.set(h.name, v).expect("a declared hyperparameter");
+            }
+        }
+        Ok(HyperArgs(given))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for HyperArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        HYPERS.iter().fold(cmd, |cmd, h| {
+            let arg = clap::Arg::new(h.name)
+                .long(h.flag()[2..].to_string())
+                .help(h.long_help())
+                .help_heading("Optimizer hyperparameters");
+            cmd.arg(if h.is_flag() {
+                arg.action(clap::ArgAction::SetTrue)
+            } else {
+                (arg.value_parser(clap::value_parser!(f64)))
+                    .value_name("X")
+                    .allow_negative_numbers(true)
+            })
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
 impl TrainArgs {
-    fn config(&self) -> Result<TrainConfig> {
-        let schedule = match self.schedule {
+    /// The schedule the flags describe; a schedule's setting given with another schedule is
+    /// an error, not ignored.
+    fn schedule(&self) -> Result<Schedule> {
+        let given = [
+            ("--step-size", self.step_size.is_some(), "step"),
+            ("--gamma", self.gamma.is_some(), "step and exponential"),
+            ("--t-max", self.t_max.is_some(), "cosine"),
+            ("--eta-min", self.eta_min.is_some(), "cosine"),
+        ];
+        let applies = |flag: &str| match self.schedule {
+            ScheduleKind::Constant => false,
+            ScheduleKind::Step => matches!(flag, "--step-size" | "--gamma"),
+            ScheduleKind::Exponential => flag == "--gamma",
+            ScheduleKind::Cosine => matches!(flag, "--t-max" | "--eta-min"),
+        };
+        if let Some((flag, _, schedules)) = given.iter().find(|(f, g, _)| *g && !applies(f)) {
+            bail!(
+                "{flag} does not apply to --schedule {}; it applies to the {schedules} schedules",
+                format!("{:?}", self.schedule).to_lowercase()
+            );
+        }
+        Ok(match self.schedule {
             ScheduleKind::Constant => Schedule::Constant,
             ScheduleKind::Step => Schedule::Step {
-                step_size: self.step_size,
-                gamma: self.gamma,
+                step_size: self.step_size.unwrap_or(5),
+                gamma: self.gamma.unwrap_or(0.1),
             },
-            ScheduleKind::Exponential => Schedule::Exponential { gamma: self.gamma },
+            ScheduleKind::Exponential => Schedule::Exponential {
+                gamma: self.gamma.unwrap_or(0.1),
+            },
             ScheduleKind::Cosine => Schedule::Cosine {
                 t_max: self
                     .t_max
                     .unwrap_or(self.epochs.saturating_sub(self.warmup_epochs).max(1)),
-                eta_min: self.eta_min,
+                eta_min: self.eta_min.unwrap_or(0.0),
             },
-        };
+        })
+    }
+
+    fn config(&self) -> Result<TrainConfig> {
         let options = Options {
             arch: Some(self.model.arch),
             batch_norm: Some(self.model.batch_norm),
@@ -547,22 +589,8 @@ impl TrainArgs {
             activation: Some(self.model.activation),
             pooling: Some(self.model.pooling),
             optimizer: Some(self.optimizer),
-            lr: self.lr,
-            momentum: self.momentum,
-            dampening: self.dampening,
-            classic_momentum: self.classic_momentum.then_some(true),
-            lr_decay: self.lr_decay,
-            initial_accumulator_value: self.initial_accumulator_value,
-            rho: self.rho,
-            alpha: self.alpha,
-            centered: self.centered.then_some(true),
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            amsgrad: self.amsgrad.then_some(true),
-            weight_decay: self.weight_decay,
-            decoupled_weight_decay: self.decoupled_weight_decay.then_some(true),
-            schedule: Some(schedule),
+            hypers: self.hypers.0.clone(),
+            schedule: Some(self.schedule()?),
             warmup_epochs: Some(self.warmup_epochs),
             batch_size: self.batch_size,
             epochs: Some(self.epochs),
@@ -621,12 +649,13 @@ impl Observer for Terminal {
 pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
     let w = epochs.to_string().len();
     format!(
-        "epoch {:>w$}/{epochs}  train loss {:.4}  valid loss {:.4}  train acc {:6.2}%  valid acc {:6.2}%  lr {:.2e}  {:.2} s",
+        "epoch {:>w$}/{epochs}  train loss {:.4}  valid loss {}  train acc {:6.2}%  valid acc {}  lr {:.2e}  {:.2} s",
         m.epoch,
         m.train_loss,
-        m.valid_loss,
+        m.valid_loss.map_or("   n/a".into(), |l| format!("{l:.4}")),
         100.0 * m.train_accuracy,
-        100.0 * m.valid_accuracy,
+        m.valid_accuracy
+            .map_or("    n/a".into(), |a| format!("{:6.2}%", 100.0 * a)),
         m.lr,
         m.seconds
     )
@@ -812,9 +841,37 @@ fn human_seconds(s: f64) -> String {
         format!("{s:.0} s")
     } else if s < 7200.0 {
         format!("{:.0} min", s / 60.0)
-    } else {
+    } else if s < 172_800.0 {
         format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.0} days", s / 86_400.0)
     }
+}
+
+/// Seconds of one 60,000-image epoch on one run's share of a 2-core machine, for estimates.
+const EPOCH_SECONDS_ESTIMATE: f64 = 1.0;
+/// Disk of a finished run directory of LeNet-5 with Adam's state (model, optimizer, metrics).
+const RUN_MEGABYTES_ESTIMATE: f64 = 0.75;
+
+/// Refuses a plan of more than `max_runs` runs, saying what it would cost.
+fn check_plan_size(study: &StudyFile, max_runs: u64) -> Result<()> {
+    let runs = study.run_count().map_err(anyhow::Error::msg)?;
+    if runs <= max_runs {
+        return Ok(());
+    }
+    let epochs = study.epoch_count();
+    bail!(
+        "study {} plans {} runs ({} epochs: about {} at {EPOCH_SECONDS_ESTIMATE} s per \
+         60,000-image epoch, and about {:.1} GB of run directories at {RUN_MEGABYTES_ESTIMATE} MB \
+         each); the limit is {} runs. Shrink the grid or the seeds, or pass --max-runs {runs} to \
+         run it anyway",
+        study.name,
+        report::text::thousands(runs as usize),
+        report::text::thousands(epochs as usize),
+        human_seconds(epochs as f64 * EPOCH_SECONDS_ESTIMATE),
+        runs as f64 * RUN_MEGABYTES_ESTIMATE / 1000.0,
+        report::text::thousands(max_runs as usize),
+    )
 }
 
 fn study_run(args: &StudyRunArgs) -> Result<()> {
@@ -829,6 +886,7 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
         ),
     };
     let study = StudyFile::parse(&text, &origin)?;
+    check_plan_size(&study, args.max_runs)?;
     let dir = args
         .out
         .clone()

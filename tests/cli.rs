@@ -182,35 +182,135 @@ fn existing_files_are_used_without_download() {
 #[test]
 fn flags_that_do_not_apply_are_errors() {
     let d = subset_dir();
-    for (args, needle) in [
+    let mut cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["--optimizer", "sgd", "--batch-size", "64"],
-            "does not apply to sgd",
+            "does not apply to sgd".into(),
         ),
         (
             vec!["--optimizer", "momentum", "--beta1", "0.8"],
-            "--beta1/--beta2 does not apply to momentum",
+            "beta1 does not apply to momentum; it applies to adam and adamw".into(),
         ),
         (
             vec!["--optimizer", "adam", "--rho", "0.9"],
-            "--rho does not apply to adam",
+            "rho does not apply to adam".into(),
         ),
-        (vec!["--dropout", "1.5"], "dropout probability 1.5"),
+        (vec!["--dropout", "1.5"], "dropout probability 1.5".into()),
         (
             vec!["--arch", "lecun1998", "--batch-norm", "first"],
-            "apply to the study's model",
+            "apply to the study's model".into(),
         ),
+        (
+            vec!["--gamma", "0.5"],
+            "--gamma does not apply to --schedule constant".into(),
+        ),
+        (
+            vec!["--schedule", "cosine", "--step-size", "2"],
+            "--step-size does not apply to --schedule cosine".into(),
+        ),
+        (
+            vec!["--schedule", "step", "--gamma", "inf"],
+            "gamma = inf is out of range".into(),
+        ),
+        (
+            vec!["--schedule", "cosine", "--eta-min", "-1"],
+            "eta_min = -1 is out of range".into(),
+        ),
+    ];
+    // Every momentum flag with every optimizer that has no momentum buffer (12 combinations,
+    // once accepted and ignored).
+    for optimizer in ["adam", "adamw", "adagrad", "adadelta"] {
+        for flag in [
+            vec!["--momentum", "0.5"],
+            vec!["--dampening", "0.5"],
+            vec!["--classic-momentum"],
+        ] {
+            let name = flag[0][2..].replace('-', "_");
+            let mut args = vec!["--optimizer", optimizer];
+            args.extend(flag);
+            cases.push((args, format!("{name} does not apply to {optimizer}")));
+        }
+    }
+    // Values out of their ranges, once accepted and then blamed on the learning rate.
+    for (flag, value, expected) in [
+        ("--beta2", "2", "in [0, 1)"),
+        ("--beta1", "-0.1", "in [0, 1)"),
+        ("--eps", "0", "above 0"),
+        ("--eps", "-1", "above 0"),
+        ("--weight-decay", "nan", "at or above 0"),
+        ("--weight-decay", "-0.1", "at or above 0"),
+        ("--lr", "inf", "above 0"),
     ] {
-        let out = lenet()
+        cases.push((
+            vec![flag, value],
+            format!("is out of range: expected a finite number {expected}")
+                .replace("a finite number in", "a number in"),
+        ));
+    }
+    cases.push((
+        vec!["--optimizer", "rmsprop", "--alpha", "1"],
+        "alpha = 1 is out of range: expected a number in [0, 1)".into(),
+    ));
+    cases.push((
+        vec!["--optimizer", "momentum", "--momentum", "1.5"],
+        "momentum = 1.5 is out of range: expected a number in [0, 1]".into(),
+    ));
+    for (args, needle) in cases {
+        let out = tempfile::tempdir().unwrap();
+        let run = out.path().join("run");
+        let output = lenet()
             .arg("train")
             .args(&args)
             .arg("--data-dir")
             .arg(&d)
+            .arg("--out")
+            .arg(&run)
             .output()
             .unwrap();
-        let line = one_error_line(&out);
-        assert!(line.contains(needle), "{args:?}: {line}");
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let line = one_error_line(&output);
+        assert!(line.contains(&needle), "{args:?}: {line}");
+        assert!(!run.exists(), "{args:?} left a run directory");
     }
+}
+
+/// `--valid-size 0` trains without validation: the terminal says n/a, metrics.csv leaves the
+/// validation fields empty and summary.json has null, never a measured-looking 0. A run
+/// refused at start (a validation split larger than the training set) leaves no directory,
+/// so the corrected command runs.
+#[test]
+fn no_validation_split_means_no_validation_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (d, out) = (subset_dir(), run.to_str().unwrap().to_string());
+    let with_valid_size = |size| {
+        let mut args = train_args(d.to_str().unwrap(), &out, "1");
+        let pos = args.iter().position(|a| *a == "--valid-size").unwrap();
+        args[pos + 1] = size;
+        args
+    };
+    let refused = lenet().args(with_valid_size("70000")).output().unwrap();
+    assert!(one_error_line(&refused).contains("validation size 70000"));
+    assert!(!run.exists());
+    let args = with_valid_size("0");
+    let output = lenet().args(&args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("valid loss    n/a") && stdout.contains("valid acc     n/a"),
+        "{stdout}"
+    );
+    let metrics = read(&run.join("metrics.csv"));
+    let row: Vec<&str> = metrics.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[4], row[5]), ("", ""), "{metrics}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&run.join("summary.json"))).unwrap();
+    assert!(summary["final_valid_accuracy"].is_null() && summary["best_valid_accuracy"].is_null());
+    assert!(summary["test_accuracy"].as_f64().unwrap() > 0.0);
 }
 
 fn read(path: &Path) -> String {

@@ -164,6 +164,27 @@ fn shards_in_one_directory_or_merged_give_the_same_results() {
 #[test]
 fn bad_study_files_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
+    // A grid of 40^6, about 4 x 10^9 points (six hyperparameters of 40 values each).
+    let values = |scale: f64| {
+        let v: Vec<String> = (1..=40).map(|i| format!("{}", i as f64 * scale)).collect();
+        format!("[{}]", v.join(", "))
+    };
+    let grid: Vec<String> = [
+        ("lr", 1e-3),
+        ("beta1", 0.02),
+        ("beta2", 0.02),
+        ("eps", 1e-8),
+        ("weight_decay", 1e-3),
+        ("dropout", 0.02),
+    ]
+    .iter()
+    .map(|(k, scale)| format!("{k} = {}", values(*scale)))
+    .collect();
+    let huge = format!(
+        "name = \"x\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1\n[[config]]\nname = \"a\"\n\
+         grid = {{ {} }}\n",
+        grid.join(", ")
+    );
     for (text, needle) in [
         (
             "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\nfoo = 1\n",
@@ -181,6 +202,55 @@ fn bad_study_files_are_clear_errors() {
             "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\noptions = { optimizer = \"sgd\", batch_size = 8 }\n",
             "does not apply to sgd",
         ),
+        // A hyperparameter the optimizer lacks, in options and in a grid (a grid over
+        // momentum for adam once collapsed four points into one run).
+        (
+            "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\noptions = { optimizer = \"adam\", momentum = 0.5 }\n",
+            "momentum does not apply to adam",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1\n[[config]]\nname = \"a\"\noptions = { optimizer = \"adam\" }\ngrid = { momentum = [0.1, 0.5, 0.9, 0.99] }\n",
+            "momentum does not apply to adam",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1\n[[config]]\nname = \"a\"\ngrid = { lr = [0.01, 0.01] }\n",
+            "lr = 0.01 and lr = 0.01 resolve to the same run",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[defaults]\nbeta2 = 2\n[[config]]\nname = \"a\"\n",
+            "beta2 = 2 is out of range",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1\n[defaults]\nvalid_size = 0\n[[config]]\nname = \"a\"\ngrid = { lr = [0.01, 0.1] }\n",
+            "valid_size = 0 leaves none",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\ntargets = [1.5, -1, nan]\n[[config]]\nname = \"a\"\n",
+            "target 1.5 is not an accuracy",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\ntargets = [nan]\n[[config]]\nname = \"a\"\n",
+            "target NaN is not an accuracy",
+        ),
+        (
+            "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\ncell = [0, 1]\n",
+            "has a cell but the study names no factors",
+        ),
+        // The name is a directory name: nothing may escape studies-out/.
+        (
+            "name = \"../../x\"\nseeds = 1\n[[config]]\nname = \"a\"\n",
+            "expected a plain name",
+        ),
+        (
+            "name = \"/tmp/x\"\nseeds = 1\n[[config]]\nname = \"a\"\n",
+            "expected a plain name",
+        ),
+        // Plans are counted (checked arithmetic) before anything is made.
+        (
+            "name = \"x\"\nseeds = 100000000\n[[config]]\nname = \"a\"\n",
+            "plans 100,000,000 runs",
+        ),
+        (huge.as_str(), "plans 4,096,000,001 runs"),
     ] {
         let file = tmp.path().join("bad.toml");
         std::fs::write(&file, text).unwrap();
@@ -196,6 +266,10 @@ fn bad_study_files_are_clear_errors() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{needle}: {err}");
+        assert!(
+            !tmp.path().join("o").exists(),
+            "{needle}: a refused study made its directory"
+        );
     }
 }
 

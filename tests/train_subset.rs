@@ -5,19 +5,14 @@
 mod common;
 
 use lenet::data::{Mnist, Split};
-use lenet::optim::config::Overrides;
+use lenet::optim::hyper::Hypers;
 use lenet::optim::{OptimizerConfig, OptimizerName};
 use lenet::train::{DataConfig, Silent, TrainConfig, Trainer, evaluate};
 
 fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
-    let optimizer = OptimizerConfig::resolve(
-        name,
-        &Overrides {
-            lr: Some(lr),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut hypers = Hypers::default();
+    hypers.set("lr", lr).unwrap();
+    let optimizer = OptimizerConfig::resolve(name, &hypers).unwrap();
     TrainConfig {
         model: Default::default(),
         optimizer,

@@ -57,7 +57,7 @@ pub fn read(path: &Path, kind: IdxKind) -> Result<IdxArray, DataError> {
         source,
     })?;
     let input = BufReader::new(file);
-    if !path.extension().is_some_and(|e| e == "gz") {
+    if path.extension().is_none_or(|e| e != "gz") {
         return read_from(input, kind, path);
     }
     let corrupt_gzip = |e: std::io::Error| DataError::Corrupt {

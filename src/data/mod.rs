@@ -179,6 +179,14 @@ impl Mnist {
     pub fn load(dir: &Path) -> Result<Self, DataError> {
         let train = load_pair(dir, FILES[0].0, FILES[1].0)?;
         let test = load_pair(dir, FILES[2].0, FILES[3].0)?;
+        for (set, name) in [(&train, FILES[0].0), (&test, FILES[2].0)] {
+            if set.is_empty() {
+                return Err(DataError::Invalid(format!(
+                    "{}: holds no images; expected at least one",
+                    dir.join(name).display()
+                )));
+            }
+        }
         if (train.images.rows, train.images.cols) != (test.images.rows, test.images.cols) {
             return Err(DataError::Invalid(format!(
                 "{}: training images are {}x{} but test images are {}x{}",

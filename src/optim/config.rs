@@ -1,4 +1,5 @@
-//! The ten optimizers of the study by name, with their defaults.
+//! The ten optimizers of the study by name, and their configuration resolved from the
+//! hyperparameters given (declared, with their defaults, in [`super::hyper`]).
 //!
 //! | name | rule | batch | defaults (PyTorch's unless marked) |
 //! |---|---|---|---|
@@ -25,6 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hyper::{HYPERS, Hyper, Hypers};
 use super::{Algorithm, Optimizer, WeightDecay};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -77,15 +79,6 @@ impl OptimizerName {
         }
     }
 
-    /// PyTorch's default learning rate for the rule.
-    pub fn default_lr(self) -> f64 {
-        match self {
-            OptimizerName::Adagrad | OptimizerName::Rmsprop => 1e-2,
-            OptimizerName::Adadelta => 1.0,
-            _ => 1e-3,
-        }
-    }
-
     /// The batch size the name implies, if it fixes one: `sgd` is 1; `gd` is the whole split
     /// (`None` here, resolved by the trainer).
     pub fn fixed_batch(self) -> Option<BatchPolicy> {
@@ -93,54 +86,6 @@ impl OptimizerName {
             OptimizerName::Gd => Some(BatchPolicy::FullBatch),
             OptimizerName::Sgd => Some(BatchPolicy::Fixed(1)),
             _ => None,
-        }
-    }
-
-    /// The rule with every hyperparameter at its default.
-    pub fn default_algorithm(self) -> Algorithm {
-        match self {
-            OptimizerName::Gd | OptimizerName::Sgd | OptimizerName::MinibatchSgd => {
-                Algorithm::Sgd {
-                    momentum: 0.0,
-                    dampening: 0.0,
-                    nesterov: false,
-                    classic: false,
-                }
-            }
-            OptimizerName::Momentum | OptimizerName::Nesterov => Algorithm::Sgd {
-                momentum: 0.9,
-                dampening: 0.0,
-                nesterov: self == OptimizerName::Nesterov,
-                classic: false,
-            },
-            OptimizerName::Adagrad => Algorithm::Adagrad {
-                lr_decay: 0.0,
-                initial_accumulator_value: 0.0,
-                eps: 1e-10,
-            },
-            OptimizerName::Adadelta => Algorithm::Adadelta {
-                rho: 0.9,
-                eps: 1e-6,
-            },
-            OptimizerName::Rmsprop => Algorithm::Rmsprop {
-                alpha: 0.99,
-                eps: 1e-8,
-                centered: false,
-                momentum: 0.0,
-            },
-            OptimizerName::Adam | OptimizerName::Adamw => Algorithm::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                amsgrad: false,
-            },
-        }
-    }
-
-    pub fn default_weight_decay(self) -> WeightDecay {
-        match self {
-            OptimizerName::Adamw => WeightDecay::Decoupled(1e-2),
-            _ => WeightDecay::None,
         }
     }
 }
@@ -166,12 +111,7 @@ pub struct OptimizerConfig {
 impl OptimizerConfig {
     /// Every setting at its default.
     pub fn defaults(name: OptimizerName) -> Self {
-        OptimizerConfig {
-            name,
-            lr: name.default_lr(),
-            algorithm: name.default_algorithm(),
-            weight_decay: name.default_weight_decay(),
-        }
+        Self::resolve(name, &Hypers::default()).expect("the defaults are valid")
     }
 
     pub fn build(&self) -> Optimizer {
@@ -242,212 +182,138 @@ impl OptimizerConfig {
     }
 }
 
-/// Hyperparameters given explicitly (on the command line or in a study file); `None` keeps
-/// the default. Giving one that the optimizer does not have is an error, not a silent no-op.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Overrides {
-    pub lr: Option<f64>,
-    pub momentum: Option<f64>,
-    pub dampening: Option<f64>,
-    pub classic_momentum: Option<bool>,
-    pub lr_decay: Option<f64>,
-    pub initial_accumulator_value: Option<f64>,
-    pub rho: Option<f64>,
-    pub alpha: Option<f64>,
-    pub centered: Option<bool>,
-    pub beta1: Option<f64>,
-    pub beta2: Option<f64>,
-    pub eps: Option<f64>,
-    pub amsgrad: Option<bool>,
-    /// Coupled (L2) for every optimizer but `adamw`, whose decay is decoupled.
-    pub weight_decay: Option<f64>,
-    /// Use decoupled weight decay with any optimizer.
-    pub decoupled_weight_decay: Option<bool>,
-}
-
 impl OptimizerConfig {
-    /// The defaults of `name` with `o` applied.
-    pub fn resolve(name: OptimizerName, o: &Overrides) -> Result<Self, String> {
-        let mut c = OptimizerConfig::defaults(name);
-        let n = name.as_str();
-        let reject = |flag: &str, applies: &str| -> Result<Self, String> {
-            Err(format!(
-                "{flag} does not apply to {n}; it applies to {applies}"
-            ))
+    /// The defaults of `name` with the values `given` applied. A hyperparameter the optimizer
+    /// does not have, or a value out of its range, is an error ([`HYPERS`] declares both).
+    pub fn resolve(name: OptimizerName, given: &Hypers) -> Result<Self, String> {
+        for (h, v) in given.iter() {
+            Hyper::lookup(h)?.check(name, v)?;
+        }
+        let value = |h: &str| {
+            given
+                .get(h)
+                .or_else(|| Hyper::lookup(h).ok()?.default_for(name))
+                .expect("a hyperparameter of this optimizer")
         };
-        if let Some(lr) = o.lr {
-            if !(lr > 0.0 && lr.is_finite()) {
-                return Err(format!("learning rate {lr} must be a positive number"));
-            }
-            c.lr = lr;
-        }
-        match &mut c.algorithm {
-            Algorithm::Sgd {
-                momentum,
-                dampening,
-                classic,
-                ..
-            } => {
-                let has_momentum =
-                    matches!(name, OptimizerName::Momentum | OptimizerName::Nesterov);
-                if !has_momentum
-                    && (o.momentum.is_some()
-                        || o.dampening.is_some()
-                        || o.classic_momentum.is_some())
-                {
-                    return reject(
-                        "--momentum/--dampening/--classic-momentum",
-                        "momentum and nesterov",
-                    );
-                }
-                if let Some(m) = o.momentum {
-                    *momentum = m;
-                }
-                if let Some(d) = o.dampening {
-                    if name == OptimizerName::Nesterov && d != 0.0 {
-                        return Err("Nesterov momentum requires zero dampening (as PyTorch)".into());
-                    }
-                    *dampening = d;
-                }
-                if let Some(cl) = o.classic_momentum {
-                    if name == OptimizerName::Nesterov && cl {
-                        return reject("--classic-momentum", "momentum");
-                    }
-                    *classic = cl;
+        let flag = |h: &str| value(h) != 0.0;
+        let algorithm = match name {
+            OptimizerName::Gd | OptimizerName::Sgd | OptimizerName::MinibatchSgd => {
+                Algorithm::Sgd {
+                    momentum: 0.0,
+                    dampening: 0.0,
+                    nesterov: false,
+                    classic: false,
                 }
             }
-            Algorithm::Adagrad {
-                lr_decay,
-                initial_accumulator_value,
-                eps,
-            } => {
-                if let Some(v) = o.lr_decay {
-                    *lr_decay = v;
+            OptimizerName::Momentum => Algorithm::Sgd {
+                momentum: value("momentum"),
+                dampening: value("dampening"),
+                nesterov: false,
+                classic: flag("classic_momentum"),
+            },
+            OptimizerName::Nesterov => {
+                if value("momentum") == 0.0 {
+                    return Err("Nesterov momentum needs a momentum above 0 (as PyTorch)".into());
                 }
-                if let Some(v) = o.initial_accumulator_value {
-                    *initial_accumulator_value = v;
-                }
-                if let Some(v) = o.eps {
-                    *eps = v;
-                }
-            }
-            Algorithm::Adadelta { rho, eps } => {
-                if let Some(v) = o.rho {
-                    *rho = v;
-                }
-                if let Some(v) = o.eps {
-                    *eps = v;
+                Algorithm::Sgd {
+                    momentum: value("momentum"),
+                    dampening: 0.0,
+                    nesterov: true,
+                    classic: false,
                 }
             }
-            Algorithm::Rmsprop {
-                alpha,
-                eps,
-                centered,
-                momentum,
-            } => {
-                if let Some(v) = o.alpha {
-                    *alpha = v;
-                }
-                if let Some(v) = o.eps {
-                    *eps = v;
-                }
-                if let Some(v) = o.centered {
-                    *centered = v;
-                }
-                if let Some(v) = o.momentum {
-                    *momentum = v;
-                }
-                if o.dampening.is_some() || o.classic_momentum.is_some() {
-                    return reject("--dampening/--classic-momentum", "momentum");
-                }
-            }
-            Algorithm::Adam {
-                beta1,
-                beta2,
-                eps,
-                amsgrad,
-            } => {
-                if let Some(v) = o.beta1 {
-                    *beta1 = v;
-                }
-                if let Some(v) = o.beta2 {
-                    *beta2 = v;
-                }
-                if let Some(v) = o.eps {
-                    *eps = v;
-                }
-                if let Some(v) = o.amsgrad {
-                    *amsgrad = v;
-                }
-            }
-        }
-        let is = |rule: fn(&Algorithm) -> bool| rule(&c.algorithm);
-        let checks: [(bool, &str, &str); 8] = [
-            (
-                o.lr_decay.is_some() && !is(|a| matches!(a, Algorithm::Adagrad { .. })),
-                "--lr-decay",
-                "adagrad",
-            ),
-            (
-                o.initial_accumulator_value.is_some()
-                    && !is(|a| matches!(a, Algorithm::Adagrad { .. })),
-                "--initial-accumulator-value",
-                "adagrad",
-            ),
-            (
-                o.rho.is_some() && !is(|a| matches!(a, Algorithm::Adadelta { .. })),
-                "--rho",
-                "adadelta",
-            ),
-            (
-                o.alpha.is_some() && !is(|a| matches!(a, Algorithm::Rmsprop { .. })),
-                "--alpha",
-                "rmsprop",
-            ),
-            (
-                o.centered.is_some() && !is(|a| matches!(a, Algorithm::Rmsprop { .. })),
-                "--centered",
-                "rmsprop",
-            ),
-            (
-                (o.beta1.is_some() || o.beta2.is_some())
-                    && !is(|a| matches!(a, Algorithm::Adam { .. })),
-                "--beta1/--beta2",
-                "adam and adamw",
-            ),
-            (
-                o.amsgrad.is_some() && !is(|a| matches!(a, Algorithm::Adam { .. })),
-                "--amsgrad",
-                "adam and adamw",
-            ),
-            (
-                o.eps.is_some() && is(|a| matches!(a, Algorithm::Sgd { .. })),
-                "--eps",
-                "adagrad, adadelta, rmsprop, adam and adamw",
-            ),
-        ];
-        if let Some((_, flag, applies)) = checks.iter().find(|(bad, _, _)| *bad) {
-            return reject(flag, applies);
-        }
-        let decoupled = o
-            .decoupled_weight_decay
-            .unwrap_or(name == OptimizerName::Adamw);
+            OptimizerName::Adagrad => Algorithm::Adagrad {
+                lr_decay: value("lr_decay"),
+                initial_accumulator_value: value("initial_accumulator_value"),
+                eps: value("eps"),
+            },
+            OptimizerName::Adadelta => Algorithm::Adadelta {
+                rho: value("rho"),
+                eps: value("eps"),
+            },
+            OptimizerName::Rmsprop => Algorithm::Rmsprop {
+                alpha: value("alpha"),
+                eps: value("eps"),
+                centered: flag("centered"),
+                momentum: value("momentum"),
+            },
+            OptimizerName::Adam | OptimizerName::Adamw => Algorithm::Adam {
+                beta1: value("beta1"),
+                beta2: value("beta2"),
+                eps: value("eps"),
+                amsgrad: flag("amsgrad"),
+            },
+        };
+        let decoupled = flag("decoupled_weight_decay");
         if name == OptimizerName::Adamw && !decoupled {
             return Err("adamw's weight decay is decoupled by definition; use adam for L2".into());
         }
-        let wd = o.weight_decay.unwrap_or(match c.weight_decay {
-            WeightDecay::Decoupled(wd) | WeightDecay::L2(wd) => wd,
-            WeightDecay::None => 0.0,
-        });
-        if wd < 0.0 {
-            return Err(format!("weight decay {wd} must not be negative"));
-        }
-        c.weight_decay = match (wd, decoupled) {
+        let weight_decay = match (value("weight_decay"), decoupled) {
             (0.0, _) => WeightDecay::None,
             (wd, true) => WeightDecay::Decoupled(wd),
             (wd, false) => WeightDecay::L2(wd),
         };
-        Ok(c)
+        Ok(OptimizerConfig {
+            name,
+            lr: value("lr"),
+            algorithm,
+            weight_decay,
+        })
+    }
+
+    /// The value of hyperparameter `h` in this configuration (flags as 0 or 1), or `None`
+    /// when the optimizer does not have it.
+    pub fn value(&self, h: &str) -> Option<f64> {
+        Hyper::find(h)?.default_for(self.name)?;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let (decay, decoupled) = match self.weight_decay {
+            WeightDecay::None => (0.0, self.name == OptimizerName::Adamw),
+            WeightDecay::L2(wd) => (wd, false),
+            WeightDecay::Decoupled(wd) => (wd, true),
+        };
+        let v = match (h, self.algorithm) {
+            ("lr", _) => self.lr,
+            ("weight_decay", _) => decay,
+            ("decoupled_weight_decay", _) => flag(decoupled),
+            ("momentum", Algorithm::Sgd { momentum, .. } | Algorithm::Rmsprop { momentum, .. }) => {
+                momentum
+            }
+            ("dampening", Algorithm::Sgd { dampening, .. }) => dampening,
+            ("classic_momentum", Algorithm::Sgd { classic, .. }) => flag(classic),
+            ("lr_decay", Algorithm::Adagrad { lr_decay, .. }) => lr_decay,
+            (
+                "initial_accumulator_value",
+                Algorithm::Adagrad {
+                    initial_accumulator_value,
+                    ..
+                },
+            ) => initial_accumulator_value,
+            ("rho", Algorithm::Adadelta { rho, .. }) => rho,
+            ("alpha", Algorithm::Rmsprop { alpha, .. }) => alpha,
+            ("centered", Algorithm::Rmsprop { centered, .. }) => flag(centered),
+            ("beta1", Algorithm::Adam { beta1, .. }) => beta1,
+            ("beta2", Algorithm::Adam { beta2, .. }) => beta2,
+            ("amsgrad", Algorithm::Adam { amsgrad, .. }) => flag(amsgrad),
+            (
+                "eps",
+                Algorithm::Adagrad { eps, .. }
+                | Algorithm::Adadelta { eps, .. }
+                | Algorithm::Rmsprop { eps, .. }
+                | Algorithm::Adam { eps, .. },
+            ) => eps,
+            _ => return None,
+        };
+        Some(v)
+    }
+
+    /// Checks every hyperparameter against its range (a configuration read back from a
+    /// run's `config.json` may have been edited by hand).
+    pub fn validate(&self) -> Result<(), String> {
+        for h in HYPERS {
+            if let Some(v) = self.value(h.name) {
+                h.check(self.name, v)?;
+            }
+        }
+        Ok(())
     }
 }

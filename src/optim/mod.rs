@@ -23,6 +23,7 @@
 //! reference: <https://pytorch.org/docs/stable/optim.html> (each class's documented algorithm).
 
 pub mod config;
+pub mod hyper;
 pub mod schedule;
 
 pub use config::{OptimizerConfig, OptimizerName};

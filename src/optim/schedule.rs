@@ -66,9 +66,16 @@ impl ScheduleConfig {
                 Err("cosine schedule needs t_max of at least 1 epoch".into())
             }
             Schedule::Step { gamma, .. } | Schedule::Exponential { gamma }
-                if gamma.is_nan() || gamma <= 0.0 =>
+                if !(gamma.is_finite() && gamma > 0.0) =>
             {
-                Err(format!("schedule gamma {gamma} must be positive"))
+                Err(format!(
+                    "schedule gamma = {gamma} is out of range: expected a finite number above 0"
+                ))
+            }
+            Schedule::Cosine { eta_min, .. } if !(eta_min.is_finite() && eta_min >= 0.0) => {
+                Err(format!(
+                    "eta_min = {eta_min} is out of range: expected a finite number at or above 0"
+                ))
             }
             _ => Ok(()),
         }

@@ -126,13 +126,25 @@ fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result
         doc.paragraph("No epoch finished, so there are no curves to draw.");
         return Ok(());
     }
+    let validated = |r: &&Run| r.metrics.iter().all(|m| m.valid_loss.is_some());
+    if !groups.iter().all(|g| g.2.iter().all(validated)) {
+        doc.paragraph(
+            "These runs have no validation split (`--valid-size 0`), so there are no \
+             validation curves; metrics.csv has the training loss and accuracy per epoch.",
+        );
+        return Ok(());
+    }
     let loss = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
         groups
             .iter()
             .map(|(n, c, runs)| curve(n, *c, runs, m))
             .collect()
     };
-    let (train_loss, valid_loss) = (loss(|m| m.train_loss), loss(|m| m.valid_loss));
+    // Every run has validation figures (checked above).
+    let (train_loss, valid_loss) = (
+        loss(|m| m.train_loss),
+        loss(|m| m.valid_loss.unwrap_or(f64::NAN)),
+    );
     let all = train_loss.iter().chain(&valid_loss);
     let lowest = all
         .clone()
@@ -178,7 +190,10 @@ fn curve_figures(groups: &[(String, usize, Vec<&Run>)], doc: &mut Doc) -> Result
             })
             .collect()
     };
-    let (train_acc, valid_acc) = (percent(|m| m.train_accuracy), percent(|m| m.valid_accuracy));
+    let (train_acc, valid_acc) = (
+        percent(|m| m.train_accuracy),
+        percent(|m| m.valid_accuracy.unwrap_or(f64::NAN)),
+    );
     let finals: Vec<f64> = valid_acc
         .iter()
         .map(|c| c.mean.last().copied().unwrap_or(0.0))
@@ -472,9 +487,9 @@ fn epoch_table(metrics: &[EpochMetrics], doc: &mut Doc) {
                     m.epoch.to_string(),
                     format!("{}", m.lr),
                     format!("{:.4}", m.train_loss),
-                    format!("{:.4}", m.valid_loss),
+                    m.valid_loss.map_or("n/a".into(), |l| format!("{l:.4}")),
                     pct(m.train_accuracy),
-                    pct(m.valid_accuracy),
+                    m.valid_accuracy.map_or("n/a".into(), pct),
                     format!("{:.1}", m.seconds),
                 ]
             })

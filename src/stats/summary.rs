@@ -94,7 +94,7 @@ fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Option<(f64, f64)> {
     let mut seconds = 0.0;
     for r in rows {
         seconds += r.seconds;
-        if r.valid_accuracy >= target {
+        if r.valid_accuracy.is_some_and(|a| a >= target) {
             return Some((r.epoch as f64, seconds));
         }
     }

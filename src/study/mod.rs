@@ -34,6 +34,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::optim::hyper::{HYPERS, Hyper};
 use crate::train::TrainConfig;
 use crate::train::metrics::{Status, Summary};
 use crate::train::options::Options;
@@ -73,7 +74,7 @@ pub struct StudyFile {
     /// Names of the two factors of a 2x2 design; configurations then give their `cell`.
     #[serde(default)]
     pub factors: Vec<String>,
-    #[serde(default)]
+    #[serde(default, with = "crate::train::options::file")]
     pub defaults: Options,
     pub tuning: Option<Tuning>,
     #[serde(rename = "config")]
@@ -95,7 +96,7 @@ pub struct Tuning {
 #[serde(deny_unknown_fields)]
 pub struct ConfigEntry {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, with = "crate::train::options::file")]
     pub options: Options,
     /// Hyperparameter values to tune over (their cartesian product).
     #[serde(default)]
@@ -139,28 +140,25 @@ pub fn run_id(config: &TrainConfig) -> String {
         .collect()
 }
 
+/// Sets a grid's value: a numeric hyperparameter ([`crate::optim::hyper::HYPERS`]) or the
+/// dropout probability.
 fn set_hyper(o: &mut Options, key: &str, value: f64) -> Result<(), String> {
-    match key {
-        "lr" => o.lr = Some(value),
-        "momentum" => o.momentum = Some(value),
-        "dampening" => o.dampening = Some(value),
-        "lr_decay" => o.lr_decay = Some(value),
-        "initial_accumulator_value" => o.initial_accumulator_value = Some(value),
-        "rho" => o.rho = Some(value),
-        "alpha" => o.alpha = Some(value),
-        "beta1" => o.beta1 = Some(value),
-        "beta2" => o.beta2 = Some(value),
-        "eps" => o.eps = Some(value),
-        "weight_decay" => o.weight_decay = Some(value),
-        "dropout" => o.dropout = Some(value as f32),
-        other => {
-            return Err(format!(
-                "cannot tune '{other}'; grids take lr, momentum, dampening, lr_decay, \
-                 initial_accumulator_value, rho, alpha, beta1, beta2, eps, weight_decay or dropout"
-            ));
-        }
+    if key == "dropout" {
+        o.dropout = Some(value as f32);
+        return Ok(());
     }
-    Ok(())
+    match Hyper::find(key) {
+        Some(h) if !h.is_flag() => o.hypers.set(key, value),
+        _ => Err(format!(
+            "cannot tune '{key}'; grids take dropout or a numeric hyperparameter: {}",
+            HYPERS
+                .iter()
+                .filter(|h| !h.is_flag())
+                .map(|h| h.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 impl StudyFile {
@@ -185,8 +183,20 @@ impl StudyFile {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !is_plain_name(&self.name) {
+            return Err(format!(
+                "name '{}' is used as a directory name: expected a plain name of letters, digits, \
+                 '.', '_' and '-' (not starting with '.')",
+                self.name
+            ));
+        }
         if self.seeds == 0 {
             return Err("seeds must be at least 1".into());
+        }
+        if let Some(t) = self.targets.iter().find(|t| !(**t > 0.0 && **t <= 1.0)) {
+            return Err(format!(
+                "target {t} is not an accuracy: expected targets in (0, 1], e.g. 0.99"
+            ));
         }
         if self.configs.is_empty() {
             return Err("the study has no [[config]]".into());
@@ -199,7 +209,18 @@ impl StudyFile {
         if self.configs.iter().any(|c| !c.grid.is_empty()) && self.tuning.is_none() {
             return Err("configurations have grids but the study has no [tuning] section".into());
         }
-        if !self.factors.is_empty() {
+        if self.tuning.as_ref().is_some_and(|t| t.epochs == 0) {
+            return Err("[tuning] epochs must be at least 1".into());
+        }
+        if self.factors.is_empty() {
+            if let Some(c) = self.configs.iter().find(|c| c.cell.is_some()) {
+                return Err(format!(
+                    "config '{}' has a cell but the study names no factors; add factors = \
+                     [\"first\", \"second\"] for a 2x2 design, or remove the cell",
+                    c.name
+                ));
+            }
+        } else {
             if self.factors.len() != 2 {
                 return Err("factors names exactly two factors (a 2x2 design)".into());
             }
@@ -220,18 +241,80 @@ impl StudyFile {
                 return Err("a 2x2 design has exactly four configurations".into());
             }
         }
-        // Every configuration and grid point must resolve, for tuning and for the final runs.
+        self.run_count()?;
+        // Every configuration must resolve for its final runs, and every grid value on its
+        // own for tuning; two values of one grid that resolve to the same run are an error
+        // (distinct values per key make distinct points of the product). The product itself
+        // is not made here: it may be far larger than a study is allowed to be.
         for c in &self.configs {
-            for point in self.grid_points(c)? {
-                if !c.grid.is_empty() {
-                    self.resolve(c, &point, Phase::Tune, 0)
-                        .map_err(|e| format!("config '{}': {e}", c.name))?;
+            let here = |e: String| format!("config '{}': {e}", c.name);
+            self.resolve(c, &[], Phase::Final, 0).map_err(here)?;
+            for (key, values) in &c.grid {
+                if values.is_empty() {
+                    return Err(here(format!("grid {key} is empty")));
                 }
-                self.resolve(c, &point, Phase::Final, 0)
-                    .map_err(|e| format!("config '{}': {e}", c.name))?;
+                let mut ids: Vec<(String, f64)> = Vec::new();
+                for &v in values {
+                    let point = [(key.clone(), v)];
+                    let config = self.resolve(c, &point, Phase::Tune, 0).map_err(here)?;
+                    if config.data.valid_size == 0 {
+                        return Err(here(
+                            "tuning compares grid points on the validation split, and \
+                             valid_size = 0 leaves none"
+                                .into(),
+                        ));
+                    }
+                    let id = run_id(&config);
+                    if let Some((_, same)) = ids.iter().find(|(other, _)| *other == id) {
+                        return Err(here(format!(
+                            "grid {key} = {same} and {key} = {v} resolve to the same run"
+                        )));
+                    }
+                    ids.push((id, v));
+                }
             }
         }
         Ok(())
+    }
+
+    /// How many runs the study plans: every grid point of every tuned configuration, and
+    /// every configuration's seeds. Counted with checked arithmetic, so a plan too large to
+    /// count is an error rather than an overflow.
+    pub fn run_count(&self) -> Result<u64, String> {
+        let too_many = || "the study plans more runs than can be counted (2^64)".to_string();
+        let mut total: u64 = 0;
+        for c in &self.configs {
+            if !c.grid.is_empty() {
+                let points = (c.grid.values())
+                    .try_fold(1u64, |n, values| n.checked_mul(values.len() as u64))
+                    .ok_or_else(too_many)?;
+                total = total.checked_add(points).ok_or_else(too_many)?;
+            }
+        }
+        (self.configs.len() as u64)
+            .checked_mul(self.seeds as u64)
+            .and_then(|finals| total.checked_add(finals))
+            .ok_or_else(too_many)
+    }
+
+    /// Training epochs the study's runs add up to (tuning and final), for estimates.
+    pub fn epoch_count(&self) -> u64 {
+        let epochs = |c: &ConfigEntry| {
+            (self.defaults.overridden_by(&c.options).epochs)
+                .unwrap_or(crate::train::options::DEFAULT_EPOCHS) as u64
+        };
+        let tune_epochs = self.tuning.as_ref().map_or(0, |t| t.epochs as u64);
+        self.configs
+            .iter()
+            .map(|c| {
+                let points: u64 = if c.grid.is_empty() {
+                    0
+                } else {
+                    c.grid.values().map(|v| v.len() as u64).product()
+                };
+                points.saturating_mul(tune_epochs) + (self.seeds as u64).saturating_mul(epochs(c))
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// The cartesian product of a configuration's grid (one empty point when it has none).
@@ -318,6 +401,16 @@ impl StudyFile {
         }
         Ok(runs)
     }
+}
+
+/// Whether `name` can be a directory's name without going anywhere else: letters, digits,
+/// '.', '_' and '-', not starting with '.'.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// The directory of run `id` inside a study directory.

@@ -21,9 +21,10 @@ pub struct EpochMetrics {
     /// Mean loss and accuracy over the epoch's training batches, measured before each update.
     pub train_loss: f64,
     pub train_accuracy: f64,
-    /// On the validation split, in evaluation mode, after the epoch.
-    pub valid_loss: f64,
-    pub valid_accuracy: f64,
+    /// On the validation split, in evaluation mode, after the epoch; `None` (an empty field
+    /// in the CSV) when the run has no validation split (`--valid-size 0`).
+    pub valid_loss: Option<f64>,
+    pub valid_accuracy: Option<f64>,
     /// Wall seconds of the training pass, and of the whole epoch with validation.
     pub train_seconds: f64,
     pub seconds: f64,
@@ -42,8 +43,8 @@ impl EpochMetrics {
             self.lr,
             self.train_loss,
             self.train_accuracy,
-            self.valid_loss,
-            self.valid_accuracy,
+            optional(self.valid_loss),
+            optional(self.valid_accuracy),
             self.train_seconds,
             self.seconds
         )
@@ -61,17 +62,23 @@ impl EpochMetrics {
             f[i].parse::<f64>()
                 .map_err(|e| format!("field {i} '{}': {e}", f[i]))
         };
+        let maybe = |i: usize| (!f[i].is_empty()).then(|| num(i)).transpose();
         Ok(EpochMetrics {
             epoch: f[0].parse().map_err(|e| format!("epoch '{}': {e}", f[0]))?,
             lr: f[1].parse().map_err(|e| format!("lr '{}': {e}", f[1]))?,
             train_loss: num(2)?,
             train_accuracy: num(3)?,
-            valid_loss: num(4)?,
-            valid_accuracy: num(5)?,
+            valid_loss: maybe(4)?,
+            valid_accuracy: maybe(5)?,
             train_seconds: num(6)?,
             seconds: num(7)?,
         })
     }
+}
+
+/// A value that may be absent, as a CSV field: empty when absent.
+fn optional(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
 }
 
 /// Writes a whole `metrics.csv`.

@@ -94,6 +94,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         self.model.validate().map_err(TrainError::Config)?;
         self.schedule.validate().map_err(TrainError::Config)?;
+        self.optimizer.validate().map_err(TrainError::Config)?;
         if self.epochs == 0 {
             return Err(TrainError::Config("--epochs must be at least 1".into()));
         }
@@ -315,29 +316,32 @@ impl Trainer {
         let lr = self.current_lr();
         let train = self.train_epoch(&data.train, split, observer)?;
         let train_seconds = start.elapsed().as_secs_f64();
-        let valid = evaluate(
-            &mut self.net,
-            self.config.data.preprocess,
-            &data.train,
-            &split.valid,
-        );
+        let valid = (!split.valid.is_empty()).then(|| {
+            evaluate(
+                &mut self.net,
+                self.config.data.preprocess,
+                &data.train,
+                &split.valid,
+            )
+        });
         self.epoch += 1;
         let m = EpochMetrics {
             epoch: self.epoch,
             lr,
             train_loss: train.loss,
             train_accuracy: train.accuracy,
-            valid_loss: valid.loss,
-            valid_accuracy: valid.accuracy,
+            valid_loss: valid.map(|v| v.loss),
+            valid_accuracy: valid.map(|v| v.accuracy),
             train_seconds,
             seconds: start.elapsed().as_secs_f64(),
         };
-        let worst = train.loss.max(valid.loss);
+        let valid_loss = valid.map_or(train.loss, |v| v.loss);
+        let worst = train.loss.max(valid_loss);
         if worst.is_nan() || worst > DIVERGENCE_LOSS {
             return Err(TrainError::Diverged {
                 epoch: self.epoch,
-                loss: if valid.loss.is_nan() {
-                    valid.loss
+                loss: if valid_loss.is_nan() {
+                    valid_loss
                 } else {
                     worst
                 },

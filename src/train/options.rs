@@ -9,10 +9,12 @@ use super::{DataConfig, TrainConfig};
 use crate::data::Preprocess;
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
-use crate::optim::config::{BatchPolicy, Overrides};
+use crate::optim::config::BatchPolicy;
+use crate::optim::hyper::{HYPERS, Hyper, Hypers};
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
 
-/// Options for one training run; `None` means the default.
+/// Options for one training run; `None` means the default. Optimizer hyperparameters are
+/// the names of [`crate::optim::hyper::HYPERS`], in `hypers`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
@@ -22,21 +24,8 @@ pub struct Options {
     pub activation: Option<ActivationKind>,
     pub pooling: Option<Pooling>,
     pub optimizer: Option<OptimizerName>,
-    pub lr: Option<f64>,
-    pub momentum: Option<f64>,
-    pub dampening: Option<f64>,
-    pub classic_momentum: Option<bool>,
-    pub lr_decay: Option<f64>,
-    pub initial_accumulator_value: Option<f64>,
-    pub rho: Option<f64>,
-    pub alpha: Option<f64>,
-    pub centered: Option<bool>,
-    pub beta1: Option<f64>,
-    pub beta2: Option<f64>,
-    pub eps: Option<f64>,
-    pub amsgrad: Option<bool>,
-    pub weight_decay: Option<f64>,
-    pub decoupled_weight_decay: Option<bool>,
+    #[serde(skip)]
+    pub hypers: Hypers,
     pub schedule: Option<Schedule>,
     pub warmup_epochs: Option<usize>,
     pub batch_size: Option<usize>,
@@ -47,9 +36,111 @@ pub struct Options {
     pub preprocess: Option<Preprocess>,
 }
 
+/// Options as a study file writes them: every key of [`Options`], and the hyperparameters
+/// by their declared names beside them (`lr = 0.01`, `amsgrad = true`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptionsFile(pub Options);
+
+impl<'de> Deserialize<'de> for OptionsFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table: serde_json::Map<String, serde_json::Value> = Deserialize::deserialize(d)?;
+        let mut hypers = Hypers::default();
+        for h in HYPERS {
+            let Some(value) = table.remove(h.name) else {
+                continue;
+            };
+            let v = match (&value, h.is_flag()) {
+                (serde_json::Value::Bool(b), true) => f64::from(u8::from(*b)),
+                (serde_json::Value::Number(n), false) => n.as_f64().unwrap_or(f64::NAN),
+                _ => {
+                    return Err(D::Error::custom(format!(
+                        "{} = {value}: expected {}",
+                        h.name,
+                        h.range.describe()
+                    )));
+                }
+            };
+            hypers.set(h.name, v).map_err(D::Error::custom)?;
+        }
+        let known: Vec<&str> = OPTION_KEYS
+            .iter()
+            .copied()
+            .chain(HYPERS.iter().map(|h| h.name))
+            .collect();
+        if let Some(key) = table.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
+            return Err(D::Error::custom(format!(
+                "unknown option '{key}'; expected one of {}",
+                known.join(", ")
+            )));
+        }
+        let mut options: Options =
+            serde_json::from_value(serde_json::Value::Object(table)).map_err(D::Error::custom)?;
+        options.hypers = hypers;
+        Ok(OptionsFile(options))
+    }
+}
+
+impl Serialize for OptionsFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut table = match serde_json::to_value(&self.0).map_err(S::Error::custom)? {
+            serde_json::Value::Object(t) => t,
+            _ => unreachable!("options serialise as a table"),
+        };
+        table.retain(|_, v| !v.is_null());
+        for (name, v) in self.0.hypers.iter() {
+            let h = Hyper::lookup(name).map_err(S::Error::custom)?;
+            let value = if h.is_flag() {
+                serde_json::Value::Bool(v != 0.0)
+            } else {
+                serde_json::json!(v)
+            };
+            table.insert(name.to_string(), value);
+        }
+        table.serialize(s)
+    }
+}
+
+/// For `#[serde(with = "crate::train::options::file")]`: an [`Options`] field read and
+/// written as [`OptionsFile`].
+pub mod file {
+    use super::{Options, OptionsFile};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Options, D::Error> {
+        OptionsFile::deserialize(d).map(|f| f.0)
+    }
+
+    pub fn serialize<S: Serializer>(o: &Options, s: S) -> Result<S::Ok, S::Error> {
+        OptionsFile(o.clone()).serialize(s)
+    }
+}
+
+/// The keys of [`Options`] other than the hyperparameters.
+const OPTION_KEYS: [&str; 14] = [
+    "arch",
+    "batch_norm",
+    "dropout",
+    "activation",
+    "pooling",
+    "optimizer",
+    "schedule",
+    "warmup_epochs",
+    "batch_size",
+    "epochs",
+    "seed",
+    "valid_size",
+    "split_seed",
+    "preprocess",
+];
+
 macro_rules! merge {
     ($base:expr, $over:expr, $($field:ident),* $(,)?) => {
-        Options { $($field: $over.$field.clone().or_else(|| $base.$field.clone()),)* }
+        Options {
+            $($field: $over.$field.clone().or_else(|| $base.$field.clone()),)*
+            hypers: $base.hypers.overridden_by(&$over.hypers),
+        }
     };
 }
 
@@ -70,21 +161,6 @@ impl Options {
             activation,
             pooling,
             optimizer,
-            lr,
-            momentum,
-            dampening,
-            classic_momentum,
-            lr_decay,
-            initial_accumulator_value,
-            rho,
-            alpha,
-            centered,
-            beta1,
-            beta2,
-            eps,
-            amsgrad,
-            weight_decay,
-            decoupled_weight_decay,
             schedule,
             warmup_epochs,
             batch_size,
@@ -99,24 +175,7 @@ impl Options {
     /// The complete configuration these options describe.
     pub fn resolve(&self) -> Result<TrainConfig, String> {
         let name = self.optimizer.unwrap_or(OptimizerName::Adam);
-        let overrides = Overrides {
-            lr: self.lr,
-            momentum: self.momentum,
-            dampening: self.dampening,
-            classic_momentum: self.classic_momentum,
-            lr_decay: self.lr_decay,
-            initial_accumulator_value: self.initial_accumulator_value,
-            rho: self.rho,
-            alpha: self.alpha,
-            centered: self.centered,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            amsgrad: self.amsgrad,
-            weight_decay: self.weight_decay,
-            decoupled_weight_decay: self.decoupled_weight_decay,
-        };
-        let optimizer = OptimizerConfig::resolve(name, &overrides)?;
+        let optimizer = OptimizerConfig::resolve(name, &self.hypers)?;
         let batch_size = match (name.fixed_batch(), self.batch_size) {
             (Some(BatchPolicy::FullBatch), None) => 0,
             (Some(BatchPolicy::Fixed(b)), None) => b,
@@ -169,19 +228,21 @@ mod tests {
 
     #[test]
     fn later_options_win_and_defaults_fill_the_rest() {
-        let base = Options {
+        let mut base = Options {
             optimizer: Some(OptimizerName::Momentum),
-            lr: Some(0.1),
             ..Default::default()
         };
-        let over = Options {
-            lr: Some(0.01),
+        base.hypers.set("lr", 0.1).unwrap();
+        base.hypers.set("momentum", 0.5).unwrap();
+        let mut over = Options {
             dropout: Some(0.4),
             ..Default::default()
         };
+        over.hypers.set("lr", 0.01).unwrap();
         let c = base.overridden_by(&over).resolve().unwrap();
         assert_eq!(c.optimizer.name, OptimizerName::Momentum);
         assert_eq!(c.optimizer.lr, 0.01);
+        assert_eq!(c.optimizer.value("momentum"), Some(0.5));
         assert_eq!(c.model.dropout, 0.4);
         assert_eq!(c.batch_size, DEFAULT_BATCH);
         assert_eq!(c.epochs, DEFAULT_EPOCHS);
@@ -199,5 +260,49 @@ mod tests {
             ..gd
         };
         assert!(bad.resolve().unwrap_err().contains("does not apply to gd"));
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Options, String> {
+        toml::from_str::<OptionsFile>(text)
+            .map(|f| f.0)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hyperparameters sit beside the other options; each is checked for its kind, unknown
+    /// keys are refused with the list of known ones, and the table round-trips.
+    #[test]
+    fn study_options_read_hyperparameters_by_their_declared_names() {
+        let o = parse("optimizer = \"adam\"\nlr = 0.01\namsgrad = true\nepochs = 3").unwrap();
+        assert_eq!(o.hypers.get("lr"), Some(0.01));
+        assert_eq!(o.hypers.get("amsgrad"), Some(1.0));
+        assert_eq!(o.epochs, Some(3));
+        let back: Options =
+            toml::from_str::<OptionsFile>(&toml::to_string(&OptionsFile(o.clone())).unwrap())
+                .unwrap()
+                .0;
+        assert_eq!(back, o);
+        let err = parse("momentun = 0.9").unwrap_err();
+        assert!(
+            err.contains("unknown option 'momentun'") && err.contains("momentum"),
+            "{err}"
+        );
+        assert!(parse("amsgrad = 1").unwrap_err().contains("true or false"));
+        assert!(
+            parse("lr = \"fast\"")
+                .unwrap_err()
+                .contains("finite number")
+        );
+        // Whether the optimizer has it is checked when the options resolve.
+        let adam = parse("optimizer = \"adam\"\nmomentum = 0.5").unwrap();
+        assert!(
+            adam.resolve()
+                .unwrap_err()
+                .contains("momentum does not apply to adam")
+        );
     }
 }

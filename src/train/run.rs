@@ -68,9 +68,13 @@ pub fn start(
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    write_json(&dir.join(CONFIG), &config)?;
+    // Everything that can refuse the run is checked before its directory is made, so a
+    // refused run leaves nothing that would block the next try.
+    let c = &config.data;
+    Split::new(data.train.len(), c.valid_size, c.split_seed)?;
     let trainer = Trainer::new(config)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_json(&dir.join(CONFIG), &trainer.config)?;
     drive(trainer, data, dir, observer, 0.0, stop_after)
 }
 
@@ -211,20 +215,21 @@ fn summarize(
     wall: f64,
 ) -> Summary {
     let h = &trainer.history;
-    let best = h
-        .iter()
-        .fold(None::<&super::EpochMetrics>, |best, m| match best {
+    let best = h.iter().filter(|m| m.valid_accuracy.is_some()).fold(
+        None::<&super::EpochMetrics>,
+        |best, m| match best {
             Some(b) if b.valid_accuracy >= m.valid_accuracy => Some(b),
             _ => Some(m),
-        });
+        },
+    );
     Summary {
         status,
         epochs: h.len(),
         test_accuracy: test.map(|t| t.accuracy),
         test_loss: test.map(|t| t.loss),
-        final_valid_accuracy: h.last().map(|m| m.valid_accuracy),
-        final_valid_loss: h.last().map(|m| m.valid_loss),
-        best_valid_accuracy: best.map(|m| m.valid_accuracy),
+        final_valid_accuracy: h.last().and_then(|m| m.valid_accuracy),
+        final_valid_loss: h.last().and_then(|m| m.valid_loss),
+        best_valid_accuracy: best.and_then(|m| m.valid_accuracy),
         best_valid_epoch: best.map(|m| m.epoch),
         train_seconds: h.iter().map(|m| m.train_seconds).sum(),
         wall_seconds: wall,

@@ -1,0 +1,391 @@
+//! Every optimizer hyperparameter, declared once: its name, whether it is a number or a flag,
+//! the values it may take, which optimizers have it, its default for each of them and its
+//! help text. The command line (`lenet train --NAME`), study files (`options`, `[defaults]`
+//! and `grid`), the checks before training, `lenet optimizers` and the resolved
+//! [`super::OptimizerConfig`] all read this table, so a hyperparameter cannot be accepted in
+//! one place and ignored in another.
+
+use std::collections::BTreeMap;
+
+use super::config::OptimizerName;
+use OptimizerName::*;
+
+/// The values a hyperparameter may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// A finite number above zero.
+    Positive,
+    /// A finite number at or above zero.
+    NonNegative,
+    /// A number in [0, 1): a decay factor (betas, rho, alpha).
+    Decay,
+    /// A number in [0, 1] (momentum, dampening).
+    Fraction,
+    /// `true` or `false`.
+    Flag,
+}
+
+impl Range {
+    pub fn contains(self, v: f64) -> bool {
+        match self {
+            Range::Positive => v.is_finite() && v > 0.0,
+            Range::NonNegative => v.is_finite() && v >= 0.0,
+            Range::Decay => (0.0..1.0).contains(&v),
+            Range::Fraction => (0.0..=1.0).contains(&v),
+            Range::Flag => v == 0.0 || v == 1.0,
+        }
+    }
+
+    /// What the range accepts, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Range::Positive => "a finite number above 0",
+            Range::NonNegative => "a finite number at or above 0",
+            Range::Decay => "a number in [0, 1)",
+            Range::Fraction => "a number in [0, 1]",
+            Range::Flag => "true or false",
+        }
+    }
+}
+
+/// One hyperparameter.
+#[derive(Clone, Copy, Debug)]
+pub struct Hyper {
+    /// Its name in study files and `config.json`; the command line's flag is this name with
+    /// dashes (`--lr-decay`).
+    pub name: &'static str,
+    pub range: Range,
+    /// The optimizers that have it, each group with its default (flags: 0 is false).
+    pub defaults: &'static [(&'static [OptimizerName], f64)],
+    pub help: &'static str,
+}
+
+const ALL: &[OptimizerName] = &OptimizerName::ALL;
+
+/// Every hyperparameter, in the order the help lists them.
+pub const HYPERS: &[Hyper] = &[
+    Hyper {
+        name: "lr",
+        range: Range::Positive,
+        defaults: &[
+            (
+                &[Gd, Sgd, MinibatchSgd, Momentum, Nesterov, Adam, Adamw],
+                1e-3,
+            ),
+            (&[Adagrad, Rmsprop], 1e-2),
+            (&[Adadelta], 1.0),
+        ],
+        help: "Learning rate",
+    },
+    Hyper {
+        name: "momentum",
+        range: Range::Fraction,
+        defaults: &[(&[Momentum, Nesterov], 0.9), (&[Rmsprop], 0.0)],
+        help: "Momentum factor (PyTorch's default is 0, lenet's 0.9 for momentum and nesterov)",
+    },
+    Hyper {
+        name: "dampening",
+        range: Range::Fraction,
+        defaults: &[(&[Momentum], 0.0)],
+        help: "Dampening of the momentum buffer (Nesterov momentum needs none)",
+    },
+    Hyper {
+        name: "classic_momentum",
+        range: Range::Flag,
+        defaults: &[(&[Momentum], 0.0)],
+        help: "Classic momentum v = mu v + lr g, p -= v, instead of PyTorch's",
+    },
+    Hyper {
+        name: "lr_decay",
+        range: Range::NonNegative,
+        defaults: &[(&[Adagrad], 0.0)],
+        help: "Learning-rate decay per step",
+    },
+    Hyper {
+        name: "initial_accumulator_value",
+        range: Range::NonNegative,
+        defaults: &[(&[Adagrad], 0.0)],
+        help: "Starting value of the squared-gradient sum (Keras uses 0.1)",
+    },
+    Hyper {
+        name: "rho",
+        range: Range::Decay,
+        defaults: &[(&[Adadelta], 0.9)],
+        help: "Decay of the running averages",
+    },
+    Hyper {
+        name: "alpha",
+        range: Range::Decay,
+        defaults: &[(&[Rmsprop], 0.99)],
+        help: "Smoothing constant of the squared-gradient average",
+    },
+    Hyper {
+        name: "centered",
+        range: Range::Flag,
+        defaults: &[(&[Rmsprop], 0.0)],
+        help: "Normalise by the centred second moment",
+    },
+    Hyper {
+        name: "beta1",
+        range: Range::Decay,
+        defaults: &[(&[Adam, Adamw], 0.9)],
+        help: "First-moment decay",
+    },
+    Hyper {
+        name: "beta2",
+        range: Range::Decay,
+        defaults: &[(&[Adam, Adamw], 0.999)],
+        help: "Second-moment decay",
+    },
+    Hyper {
+        name: "eps",
+        range: Range::Positive,
+        defaults: &[
+            (&[Adagrad], 1e-10),
+            (&[Adadelta], 1e-6),
+            (&[Rmsprop, Adam, Adamw], 1e-8),
+        ],
+        help: "Added to the denominator for numerical stability",
+    },
+    Hyper {
+        name: "amsgrad",
+        range: Range::Flag,
+        defaults: &[(&[Adam, Adamw], 0.0)],
+        help: "AMSGrad: divide by the largest second moment so far",
+    },
+    Hyper {
+        name: "weight_decay",
+        range: Range::NonNegative,
+        defaults: &[
+            (
+                &[
+                    Gd,
+                    Sgd,
+                    MinibatchSgd,
+                    Momentum,
+                    Nesterov,
+                    Adagrad,
+                    Adadelta,
+                    Rmsprop,
+                    Adam,
+                ],
+                0.0,
+            ),
+            (&[Adamw], 1e-2),
+        ],
+        help: "Weight decay: L2 (added to the gradient), decoupled for adamw",
+    },
+    Hyper {
+        name: "decoupled_weight_decay",
+        range: Range::Flag,
+        defaults: &[(ALL, 0.0)],
+        help: "Decoupled weight decay (p *= 1 - lr wd) with any optimizer (adamw's always is)",
+    },
+];
+
+impl Hyper {
+    /// The declaration of `name`, if there is one.
+    pub fn find(name: &str) -> Option<&'static Hyper> {
+        HYPERS.iter().find(|h| h.name == name)
+    }
+
+    /// The declaration of `name`, or an error listing every name.
+    pub fn lookup(name: &str) -> Result<&'static Hyper, String> {
+        Self::find(name).ok_or_else(|| {
+            format!(
+                "'{name}' is not a hyperparameter; expected one of {}",
+                HYPERS.iter().map(|h| h.name).collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// The command-line flag: `--lr-decay`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    pub fn is_flag(&self) -> bool {
+        self.range == Range::Flag
+    }
+
+    /// Its default for `optimizer`, or `None` when the optimizer does not have it.
+    pub fn default_for(&self, optimizer: OptimizerName) -> Option<f64> {
+        // adamw's decoupled weight decay is its definition, not a setting.
+        if self.name == "decoupled_weight_decay" && optimizer == Adamw {
+            return Some(1.0);
+        }
+        self.defaults
+            .iter()
+            .find(|(names, _)| names.contains(&optimizer))
+            .map(|&(_, v)| v)
+    }
+
+    /// The optimizers that have it, as words: "adam and adamw".
+    pub fn takers(&self) -> String {
+        let names: Vec<&str> = self
+            .defaults
+            .iter()
+            .flat_map(|(names, _)| names.iter())
+            .map(|n| n.as_str())
+            .collect();
+        if names.len() == ALL.len() {
+            return "every optimizer".into();
+        }
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+
+    /// Checks that `optimizer` has this hyperparameter and that `value` is in its range.
+    pub fn check(&self, optimizer: OptimizerName, value: f64) -> Result<(), String> {
+        if self.default_for(optimizer).is_none() {
+            return Err(format!(
+                "{} does not apply to {}; it applies to {}",
+                self.name,
+                optimizer.as_str(),
+                self.takers()
+            ));
+        }
+        if !self.range.contains(value) {
+            return Err(format!(
+                "{} = {value} is out of range: expected {}",
+                self.name,
+                self.range.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The help text of its flag: what it is, who has it, the defaults and the range.
+    pub fn long_help(&self) -> String {
+        let defaults: Vec<String> = self
+            .defaults
+            .iter()
+            .map(|(names, v)| {
+                let who = if names.len() == ALL.len() {
+                    "all".to_string()
+                } else {
+                    names
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!("{who} {}", self.show(*v))
+            })
+            .collect();
+        let range = if self.is_flag() {
+            String::new()
+        } else {
+            format!(" [range: {}]", self.range.describe())
+        };
+        format!(
+            "{}; for {} [default: {}]{range}",
+            self.help,
+            self.takers(),
+            defaults.join("; ")
+        )
+    }
+
+    /// A value as the user would write it.
+    pub fn show(&self, v: f64) -> String {
+        if self.is_flag() {
+            (v != 0.0).to_string()
+        } else if v != 0.0 && v.abs() < 1e-3 {
+            format!("{v:e}")
+        } else {
+            v.to_string()
+        }
+    }
+}
+
+/// Hyperparameter values given explicitly (on the command line or in a study file), by
+/// name; what is not given takes the optimizer's default. Flags are 1 (true) or 0 (false).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hypers(BTreeMap<&'static str, f64>);
+
+impl Hypers {
+    /// Sets `name` to `value`; an unknown name is an error (the range and whether the
+    /// optimizer has it are checked when the options are resolved).
+    pub fn set(&mut self, name: &str, value: f64) -> Result<(), String> {
+        let h = Hyper::lookup(name)?;
+        self.0.insert(h.name, value);
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.get(name).copied()
+    }
+
+    /// Every value given, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.0.iter().map(|(&k, &v)| (k, v))
+    }
+
+    /// These values with every one that `over` gives replaced by its value.
+    pub fn overridden_by(&self, over: &Hypers) -> Hypers {
+        let mut merged = self.clone();
+        merged.0.extend(over.0.iter());
+        merged
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hyperparameter_is_declared_once_with_defaults_in_range() {
+        let mut names: Vec<&str> = HYPERS.iter().map(|h| h.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), HYPERS.len());
+        for h in HYPERS {
+            for (optimizers, v) in h.defaults {
+                assert!(h.range.contains(*v), "{}: default {v}", h.name);
+                assert!(!optimizers.is_empty());
+            }
+        }
+        // Every optimizer has a learning rate and a weight decay.
+        for name in OptimizerName::ALL {
+            assert!(Hyper::lookup("lr").unwrap().default_for(name).is_some());
+            assert!(
+                Hyper::lookup("weight_decay")
+                    .unwrap()
+                    .default_for(name)
+                    .is_some()
+            );
+        }
+    }
+
+    #[test]
+    fn checks_say_who_takes_it_and_what_is_expected() {
+        let momentum = Hyper::lookup("momentum").unwrap();
+        let err = momentum.check(Adam, 0.5).unwrap_err();
+        assert_eq!(
+            err,
+            "momentum does not apply to adam; it applies to momentum, nesterov and rmsprop"
+        );
+        let beta2 = Hyper::lookup("beta2").unwrap();
+        assert!(beta2.check(Adam, 2.0).unwrap_err().contains("[0, 1)"));
+        assert!(beta2.check(Adam, f64::NAN).is_err());
+        let eps = Hyper::lookup("eps").unwrap();
+        for bad in [0.0, -1.0, f64::INFINITY] {
+            assert!(eps.check(Adam, bad).is_err(), "{bad}");
+        }
+        assert!(
+            Hyper::lookup("weight_decay")
+                .unwrap()
+                .check(Sgd, f64::NAN)
+                .is_err()
+        );
+        assert!(Hyper::lookup("mom").unwrap_err().contains("momentum"));
+        assert_eq!(Hyper::lookup("lr_decay").unwrap().flag(), "--lr-decay");
+    }
+}
