@@ -286,3 +286,103 @@ fn shipped_studies_parse() {
         lenet::study::StudyFile::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// Replays `claims.log`: no run is claimed while another process holds it, a takeover only
+/// ever takes the claim of the process that was killed, and releases come from the holder.
+fn check_claims_log(dir: &Path, killed: u32) -> usize {
+    let log = std::fs::read_to_string(dir.join("claims.log")).unwrap_or_default();
+    let mut holder: std::collections::BTreeMap<String, u32> = Default::default();
+    let mut takeovers = 0;
+    for line in log.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (what, id, pid) = (w[1], w[2].to_string(), w[5].parse::<u32>().unwrap());
+        match what {
+            "claim" => {
+                assert!(!holder.contains_key(&id), "{id} claimed while held:\n{log}");
+                holder.insert(id, pid);
+            }
+            "takeover" => {
+                let from: u32 = w[10].parse().unwrap();
+                assert_eq!(from, killed, "{id} taken from a live process:\n{log}");
+                assert_eq!(holder.get(&id), Some(&from), "{log}");
+                holder.insert(id, pid);
+                takeovers += 1;
+            }
+            "release" => assert_eq!(holder.remove(&id), Some(pid), "{log}"),
+            other => panic!("unknown line {other}: {line}"),
+        }
+    }
+    assert!(holder.values().all(|&p| p == killed), "{log}");
+    takeovers
+}
+
+/// Two processes share one study directory and one of them is killed at a random moment,
+/// many times over: the survivor finishes the study (taking over the killed process's run),
+/// no run is ever trained by two processes at once, every run directory is consistent (the
+/// summary checks each one) and the results are those of an undisturbed study. Trials:
+/// `LENET_STRESS_TRIALS` (default 50).
+#[test]
+fn processes_sharing_a_directory_train_each_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = study_file("shared.toml");
+    let alone = tmp.path().join("alone");
+    run_study(&file, &alone, &["--jobs", "1", "--threads", "1", "-q"]);
+    let expected = results(&alone);
+    let trials: u64 = std::env::var("LENET_STRESS_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(50);
+    let bin = assert_cmd::cargo::cargo_bin("lenet");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut takeovers, mut shared) = (0, 0);
+    for trial in 0..trials {
+        let dir = tmp.path().join(format!("trial{trial}"));
+        let start = || {
+            std::process::Command::new(&bin)
+                .args(["study", "run"])
+                .arg(&file)
+                .arg("--out")
+                .arg(&dir)
+                .arg("--data-dir")
+                .arg(subset_dir())
+                .args(["--jobs", "1", "--threads", "1", "-q"])
+                .env_remove("LENET_DATA")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let survivor = start();
+        let mut victim = start();
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis((state >> 33) % 900));
+        let killed = victim.id();
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        let out = survivor.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "trial {trial}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        takeovers += check_claims_log(&dir, killed);
+        let log = std::fs::read_to_string(dir.join("claims.log")).unwrap();
+        shared += usize::from(log.contains(&format!("by process {killed} ")));
+        assert_eq!(results(&dir), expected, "trial {trial}");
+        assert!(
+            !dir.join("invalid").exists(),
+            "trial {trial}: an inconsistent run"
+        );
+    }
+    eprintln!(
+        "{trials} trials: the killed process had claimed runs in {shared}; {takeovers} takeovers"
+    );
+    if trials >= 20 {
+        assert!(
+            shared > 0 && takeovers > 0,
+            "the trials never exercised sharing"
+        );
+    }
+}

@@ -45,6 +45,16 @@ pub enum Arch {
     Lecun1998,
 }
 
+impl Arch {
+    /// The name the command line and study files use: `lenet5`, `lecun1998`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Lenet5 => "lenet5",
+            Arch::Lecun1998 => "lecun1998",
+        }
+    }
+}
+
 /// Where batch normalization goes in the study's model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -705,7 +705,7 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
     doc.code(std::fs::read_to_string(dir.join(STUDY_FILE)).unwrap_or_default());
     let mut rows = Vec::new();
     for spec in tuning.iter().chain(&finals) {
-        let outcome = match finished(dir, &spec.id) {
+        let outcome = match finished(dir, &spec.id)? {
             None => "not finished".to_string(),
             Some(s) => match (s.status, spec.phase) {
                 (Status::Diverged { epoch }, _) => format!("diverged (epoch {epoch})"),
@@ -1013,7 +1013,7 @@ fn lr_figure(
             let Some(lr) = spec.point.iter().find(|(k, _)| k == "lr").map(|p| p.1) else {
                 continue;
             };
-            let Some(s) = finished(dir, &spec.id) else {
+            let Some(s) = finished(dir, &spec.id)? else {
                 continue;
             };
             let Some(acc) = s

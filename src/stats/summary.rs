@@ -88,17 +88,26 @@ pub struct StudySummary {
     pub missing_runs: usize,
 }
 
-fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Option<(f64, f64)> {
-    let text = std::fs::read_to_string(run_dir(dir, &spec.id).join(METRICS)).ok()?;
-    let rows = metrics::from_csv(&text).ok()?;
+/// The epoch and seconds at which a finished run first reached `target` validation
+/// accuracy, or `None` when it never did. An unreadable `metrics.csv` is an error, never
+/// "not reached".
+fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Result<Option<(f64, f64)>, StudyError> {
+    let path = run_dir(dir, &spec.id).join(METRICS);
+    let invalid = |why: String| StudyError::InvalidRun {
+        dir: run_dir(dir, &spec.id).display().to_string(),
+        why,
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let rows = metrics::from_csv(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     let mut seconds = 0.0;
     for r in rows {
         seconds += r.seconds;
         if r.valid_accuracy.is_some_and(|a| a >= target) {
-            return Some((r.epoch as f64, seconds));
+            return Ok(Some((r.epoch as f64, seconds)));
         }
     }
-    None
+    Ok(None)
 }
 
 /// Computes the summary of the study in `dir` from its run directories.
@@ -117,12 +126,14 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
         let mut diverged = 0;
         let mut runs = 0;
+        let mut done: Vec<&RunSpec> = Vec::new();
         for spec in &specs {
-            let Some(s) = finished(dir, &spec.id) else {
+            let Some(s) = finished(dir, &spec.id)? else {
                 missing += 1;
                 continue;
             };
             runs += 1;
+            done.push(spec);
             wall.push(s.wall_seconds);
             match s.status {
                 Status::Finished => {
@@ -137,19 +148,18 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
             .targets
             .iter()
             .map(|&target| {
-                let hits: Vec<(f64, f64)> = specs
-                    .iter()
-                    .filter(|s| finished(dir, &s.id).is_some())
-                    .filter_map(|s| to_target(dir, s, target))
-                    .collect();
-                TargetReach {
+                let mut hits: Vec<(f64, f64)> = Vec::new();
+                for s in &done {
+                    hits.extend(to_target(dir, s, target)?);
+                }
+                Ok(TargetReach {
                     target,
                     reached: hits.len(),
                     epochs: Estimate::of(&hits.iter().map(|h| h.0).collect::<Vec<_>>()),
                     seconds: Estimate::of(&hits.iter().map(|h| h.1).collect::<Vec<_>>()),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, StudyError>>()?;
         configs.push(ConfigSummary {
             name: c.name.clone(),
             chosen: describe_point(chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[])),
@@ -205,7 +215,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     let factorial = factorial(study, &accuracies);
     let mut tuning = Vec::new();
     for spec in study.tuning_runs()? {
-        let s = finished(dir, &spec.id);
+        let s = finished(dir, &spec.id)?;
         let ok = s.as_ref().filter(|s| s.status == Status::Finished);
         tuning.push(TuningRow {
             config: spec.config.clone(),

@@ -6,11 +6,14 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
+use super::claim::{self, Attempt};
 use super::{Phase, RunSpec, StudyError, StudyFile, check_run_dir, choose, finished, run_dir};
 use crate::data::Mnist;
 use crate::train::metrics::Summary;
 use crate::train::run::{self, Outcome};
-use crate::train::{Silent, TrainError};
+use crate::train::{EpochMetrics, Observer, TrainError};
 
 /// The study file is copied here, so a directory always says what it holds.
 pub const STUDY_FILE: &str = "study.toml";
@@ -64,6 +67,22 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// Threads per run.
     pub threads: usize,
+    /// A claim on a run from another host whose heartbeat is older than this is taken over
+    /// (see [`claim`]).
+    pub claim_timeout: Duration,
+}
+
+/// What a study's execution tells whoever shows its progress. Called from the worker
+/// threads.
+pub trait StudyObserver: Sync {
+    /// This process starts (or resumes) a run.
+    fn run_started(&self, _spec: &RunSpec) {}
+    /// A run of this process finished an epoch.
+    fn epoch_done(&self, _spec: &RunSpec, _metrics: &EpochMetrics) {}
+    /// A run of this process ended (finished or diverged).
+    fn run_done(&self, spec: &RunSpec, summary: &Summary);
+    /// Every run left is held by other processes sharing the directory; this one waits.
+    fn waiting(&self, _held: usize) {}
 }
 
 /// What a call to [`run_study`] achieved.
@@ -93,49 +112,89 @@ pub fn prepare(dir: &Path, text: &str) -> Result<(), StudyError> {
     }
 }
 
-/// Runs this shard's runs of the study in `dir`; `done` is told about every run that ends
-/// (with its summary, or `None` when it was already finished).
+/// Runs this shard's runs of the study in `dir`, telling `observer` what happens.
 pub fn run_study(
     study: &StudyFile,
     data: &Mnist,
     dir: &Path,
     opts: ExecOptions,
-    done: &(dyn Fn(&RunSpec, &Summary) + Sync),
+    observer: &dyn StudyObserver,
 ) -> Result<StudyOutcome, StudyError> {
     let tuning = study.tuning_runs()?;
-    execute(&select(&tuning, opts.shard), data, dir, opts, done)?;
+    execute(&select(&tuning, opts.shard), data, dir, opts, observer)?;
     let Some(chosen) = choose(study, dir)? else {
-        let total = select(&tuning, Shard::ALL).len();
-        let finished_count = select(&tuning, Shard::ALL)
-            .iter()
-            .filter(|s| finished(dir, &s.id).is_some())
-            .count();
+        let all = select(&tuning, Shard::ALL);
+        let mut finished_count = 0;
+        for s in &all {
+            finished_count += usize::from(finished(dir, &s.id)?.is_some());
+        }
         return Ok(StudyOutcome::WaitingForTuning {
             done: finished_count,
-            total,
+            total: all.len(),
         });
     };
     let finals = study.final_runs(&chosen)?;
-    execute(&select(&finals, opts.shard), data, dir, opts, done)?;
+    execute(&select(&finals, opts.shard), data, dir, opts, observer)?;
     Ok(StudyOutcome::Complete)
 }
 
-/// Runs every unfinished spec, `opts.jobs` at a time.
+/// Whether run `spec` is finished; an inconsistent finished run is set aside (moved to
+/// `invalid/`, named in a warning) and counts as not finished, so it is trained again.
+fn is_finished(dir: &Path, spec: &RunSpec) -> Result<bool, StudyError> {
+    match finished(dir, &spec.id) {
+        Ok(found) => Ok(found.is_some()),
+        Err(StudyError::InvalidRun { dir: run, why }) => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let aside = dir.join("invalid").join(format!("{}-{stamp}", spec.id));
+            let moved = std::fs::create_dir_all(dir.join("invalid"))
+                .and_then(|_| std::fs::rename(&run, &aside));
+            match moved {
+                Ok(()) => eprintln!(
+                    "warning: run {run} is inconsistent ({why}); moved to {} and trained again",
+                    aside.display()
+                ),
+                // Another process sharing the directory moved it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StudyError::Io { path: run, source });
+                }
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs every unfinished spec, `opts.jobs` at a time. Each run is claimed first, so
+/// processes sharing `dir` share the work: a run another process holds is left to it, and
+/// once every run left is held elsewhere, this process waits until they are finished (or
+/// their claims go stale and it takes them over).
 fn execute(
     specs: &[RunSpec],
     data: &Mnist,
     dir: &Path,
     opts: ExecOptions,
-    done: &(dyn Fn(&RunSpec, &Summary) + Sync),
+    observer: &dyn StudyObserver,
 ) -> Result<(), StudyError> {
-    let todo: Vec<&RunSpec> = specs
-        .iter()
-        .filter(|s| finished(dir, &s.id).is_none())
-        .collect();
-    let next = AtomicUsize::new(0);
+    let mut todo: Vec<&RunSpec> = Vec::new();
+    for s in specs {
+        if !is_finished(dir, s)? {
+            todo.push(s);
+        }
+    }
+    let pending = Mutex::new(todo);
     let failure: Mutex<Option<StudyError>> = Mutex::new(None);
+    let fail = |e: StudyError| {
+        failure.lock().expect("lock").get_or_insert(e);
+    };
+    let jobs = opts
+        .jobs
+        .clamp(1, pending.lock().expect("lock").len().max(1));
+    let waiting_told = AtomicUsize::new(usize::MAX);
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.clamp(1, todo.len().max(1)) {
+        for _ in 0..jobs {
             scope.spawn(|| {
                 let pool = match rayon::ThreadPoolBuilder::new()
                     .num_threads(opts.threads.max(1))
@@ -143,23 +202,34 @@ fn execute(
                 {
                     Ok(pool) => pool,
                     Err(e) => {
-                        *failure.lock().expect("lock") =
-                            Some(StudyError::Invalid(format!("cannot start threads: {e}")));
-                        return;
+                        return fail(StudyError::Invalid(format!("cannot start threads: {e}")));
                     }
                 };
                 loop {
                     if failure.lock().expect("lock").is_some() {
                         return;
                     }
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(spec) = todo.get(i) else { return };
-                    match pool.install(|| run_one(spec, data, dir)) {
-                        Ok(summary) => done(spec, &summary),
-                        Err(e) => {
-                            *failure.lock().expect("lock") = Some(e);
-                            return;
+                    let next = match next_run(&pending, dir, opts.claim_timeout) {
+                        Ok(next) => next,
+                        Err(e) => return fail(e),
+                    };
+                    let (spec, claim) = match next {
+                        Next::Run(spec, claim) => (spec, claim),
+                        Next::Done => return,
+                        Next::Wait(held) => {
+                            if waiting_told.swap(held, Ordering::SeqCst) != held {
+                                observer.waiting(held);
+                            }
+                            std::thread::sleep(Duration::from_millis(250));
+                            continue;
                         }
+                    };
+                    observer.run_started(spec);
+                    let result = pool.install(|| run_one(spec, data, dir, observer));
+                    drop(claim);
+                    match result {
+                        Ok(summary) => observer.run_done(spec, &summary),
+                        Err(e) => return fail(e),
                     }
                 }
             });
@@ -171,14 +241,80 @@ fn execute(
     }
 }
 
+/// What a worker does next.
+enum Next<'a> {
+    /// Train this run, under this claim.
+    Run(&'a RunSpec, claim::Claim),
+    /// Every run left is held by other processes: this many.
+    Wait(usize),
+    /// Nothing is left.
+    Done,
+}
+
+/// Takes the first pending run that nobody holds, claiming it; runs that have meanwhile
+/// been finished (by another process) leave the list.
+fn next_run<'a>(
+    pending: &Mutex<Vec<&'a RunSpec>>,
+    dir: &Path,
+    timeout: Duration,
+) -> Result<Next<'a>, StudyError> {
+    let mut pending = pending.lock().expect("lock");
+    let mut i = 0;
+    while i < pending.len() {
+        let spec = pending[i];
+        if is_finished(dir, spec)? {
+            pending.remove(i);
+            continue;
+        }
+        let io = |source| StudyError::Io {
+            path: dir.join("claims").display().to_string(),
+            source,
+        };
+        match claim::try_claim(dir, &spec.id, timeout).map_err(io)? {
+            Attempt::Claimed(claim) => {
+                pending.remove(i);
+                // It may have been finished between the look and the claim.
+                if is_finished(dir, spec)? {
+                    continue;
+                }
+                return Ok(Next::Run(spec, claim));
+            }
+            Attempt::Held(_) => i += 1,
+        }
+    }
+    Ok(if pending.is_empty() {
+        Next::Done
+    } else {
+        Next::Wait(pending.len())
+    })
+}
+
+/// Tells the study's observer about the epochs of one run.
+struct RunEpochs<'a> {
+    spec: &'a RunSpec,
+    observer: &'a dyn StudyObserver,
+}
+
+impl Observer for RunEpochs<'_> {
+    fn epoch_done(&mut self, m: &EpochMetrics) {
+        self.observer.epoch_done(self.spec, m);
+    }
+}
+
 /// Runs (or resumes) one run to its end; a diverged run is an ending too.
-fn run_one(spec: &RunSpec, data: &Mnist, dir: &Path) -> Result<Summary, StudyError> {
+fn run_one(
+    spec: &RunSpec,
+    data: &Mnist,
+    dir: &Path,
+    observer: &dyn StudyObserver,
+) -> Result<Summary, StudyError> {
     let rdir = run_dir(dir, &spec.id);
     check_run_dir(&rdir, spec)?;
+    let epochs = &mut RunEpochs { spec, observer };
     let outcome = if rdir.join(run::CONFIG).exists() {
-        run::resume(data, &rdir, &mut Silent, None)
+        run::resume(data, &rdir, epochs, None)
     } else {
-        run::start(spec.train.clone(), data, &rdir, &mut Silent, None)
+        run::start(spec.train.clone(), data, &rdir, epochs, None)
     };
     match outcome {
         Ok(Outcome::Finished(summary)) => Ok(summary),
@@ -238,10 +374,10 @@ pub fn status(study: &StudyFile, dir: &Path) -> Result<StudyStatus, StudyError> 
         mean_tuning_seconds: None,
         mean_final_seconds: None,
     };
-    let count = |specs: &[RunSpec], phase: Phase, s: &mut StudyStatus| {
+    let count = |specs: &[RunSpec], phase: Phase, s: &mut StudyStatus| -> Result<(), StudyError> {
         let mut seconds = Vec::new();
         for spec in specs {
-            match finished(dir, &spec.id) {
+            match finished(dir, &spec.id)? {
                 Some(summary) => {
                     seconds.push(summary.wall_seconds);
                     if summary.status != crate::train::metrics::Status::Finished {
@@ -258,12 +394,13 @@ pub fn status(study: &StudyFile, dir: &Path) -> Result<StudyStatus, StudyError> 
             Phase::Tune => (s.tuning_done, s.mean_tuning_seconds) = (seconds.len(), mean),
             Phase::Final => (s.final_done, s.mean_final_seconds) = (seconds.len(), mean),
         }
+        Ok(())
     };
-    count(&tuning, Phase::Tune, &mut s);
+    count(&tuning, Phase::Tune, &mut s)?;
     if let Some(chosen) = choose(study, dir)? {
         let finals = select(&study.final_runs(&chosen)?, Shard::ALL);
         s.final_total = Some(finals.len());
-        count(&finals, Phase::Final, &mut s);
+        count(&finals, Phase::Final, &mut s)?;
     }
     Ok(s)
 }
@@ -297,7 +434,7 @@ pub fn merge(out: &Path, sources: &[&Path]) -> Result<usize, StudyError> {
         for entry in entries {
             let entry = entry.map_err(io)?;
             let id = entry.file_name().to_string_lossy().to_string();
-            if finished(src, &id).is_none() || finished(out, &id).is_some() {
+            if finished(src, &id)?.is_none() || finished(out, &id)?.is_some() {
                 continue;
             }
             let target = run_dir(out, &id);

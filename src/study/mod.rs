@@ -26,6 +26,7 @@
 //! can be checked against its ID. Tuning picks, per configuration, the grid point with the
 //! highest final validation accuracy (ties: the lower validation loss; diverged runs last).
 
+pub mod claim;
 pub mod execute;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ use crate::optim::hyper::{HYPERS, Hyper};
 use crate::train::TrainConfig;
 use crate::train::metrics::{Status, Summary};
 use crate::train::options::Options;
-use crate::train::run::{self, read_summary};
+use crate::train::run;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
@@ -46,6 +47,8 @@ pub enum StudyError {
     File { path: String, reason: String },
     #[error("study: {0}")]
     Invalid(String),
+    #[error("inconsistent run {dir}: {why}")]
+    InvalidRun { dir: String, why: String },
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
     #[error("{path}: {source}")]
@@ -418,9 +421,28 @@ pub fn run_dir(study_dir: &Path, id: &str) -> std::path::PathBuf {
     study_dir.join("runs").join(id)
 }
 
-/// The finished result of a run, if any (a diverged run is finished too).
-pub fn finished(study_dir: &Path, id: &str) -> Option<Summary> {
-    read_summary(&run_dir(study_dir, id)).ok()
+/// The finished result of run `id`, or `None` while it has none (a diverged run is finished
+/// too). A finished run is checked first ([`run::verify`], and its configuration must hash to
+/// its ID): an edited or inconsistent run is an error naming it, never a result.
+pub fn finished(study_dir: &Path, id: &str) -> Result<Option<Summary>, StudyError> {
+    let dir = run_dir(study_dir, id);
+    if !dir.join(run::SUMMARY).exists() {
+        return Ok(None);
+    }
+    let invalid = |why: String| StudyError::InvalidRun {
+        dir: dir.display().to_string(),
+        why,
+    };
+    let config = run::read_config(&dir).map_err(|e| invalid(e.to_string()))?;
+    if run_id(&config) != id {
+        return Err(invalid(format!(
+            "config.json is not the configuration of run {id} (its ID would be {})",
+            run_id(&config)
+        )));
+    }
+    run::verify(&dir)
+        .map(Some)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Ranks tuning results: higher final validation accuracy first, then lower validation loss;
@@ -429,7 +451,7 @@ pub fn finished(study_dir: &Path, id: &str) -> Option<Summary> {
 pub fn choose(study: &StudyFile, study_dir: &Path) -> Result<Option<Chosen>, StudyError> {
     let mut best: BTreeMap<String, (Point, f64, f64)> = BTreeMap::new();
     for spec in study.tuning_runs()? {
-        let Some(summary) = finished(study_dir, &spec.id) else {
+        let Some(summary) = finished(study_dir, &spec.id)? else {
             return Ok(None);
         };
         let (acc, loss) = match summary.status {

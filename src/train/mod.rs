@@ -381,15 +381,21 @@ impl Trainer {
     }
 
     /// Restores the model, optimizer and trainer state saved by [`Trainer::model_file`] and
-    /// [`Trainer::optimizer_file`]; returns the wall seconds spent so far.
+    /// [`Trainer::optimizer_file`] (read from `model_path` and `path`, which errors name);
+    /// returns the wall seconds spent so far.
     pub fn restore(
         &mut self,
-        model: TensorFile,
+        (model, model_path): (TensorFile, &Path),
         optimizer: TensorFile,
         path: &Path,
     ) -> Result<f64, TrainError> {
         let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
-        self.net.load_state_dict(model.tensors).map_err(bad)?;
+        (self.net.load_state_dict(model.tensors)).map_err(|what| {
+            TrainError::Checkpoint(format!(
+                "{}: {what} (the model is not the one config.json describes)",
+                model_path.display()
+            ))
+        })?;
         let meta: TrainerMeta = optimizer.meta(path)?;
         if meta.optimizer != self.config.optimizer {
             return Err(bad("the optimizer differs from config.json".into()));

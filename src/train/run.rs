@@ -42,6 +42,52 @@ pub fn read_summary(dir: &Path) -> Result<Summary, TrainError> {
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
 }
 
+/// Checks that the run in `dir` is finished and whole, and returns its summary: the summary,
+/// `metrics.csv` (one row per epoch the summary counts, numbered from 1), and, once an epoch
+/// is done, the model (of the architecture `config.json` describes) and the optimizer state
+/// of that same epoch, all present and readable. A run that is not finished yet, or whose
+/// files disagree (edited, or written by two processes at once), is an error naming the file.
+pub fn verify(dir: &Path) -> Result<Summary, TrainError> {
+    let config = read_config(dir)?;
+    let summary = read_summary(dir)?;
+    let bad = |name: &str, what: String| {
+        TrainError::Checkpoint(format!("{}: {what}", dir.join(name).display()))
+    };
+    let text = std::fs::read_to_string(dir.join(METRICS)).map_err(io(&dir.join(METRICS)))?;
+    let rows = metrics::from_csv(&text).map_err(|e| bad(METRICS, e))?;
+    if rows.len() != summary.epochs {
+        return Err(bad(
+            METRICS,
+            format!(
+                "{} epochs, but summary.json says {}",
+                rows.len(),
+                summary.epochs
+            ),
+        ));
+    }
+    if let Some((i, m)) = rows.iter().enumerate().find(|(i, m)| m.epoch != i + 1) {
+        return Err(bad(METRICS, format!("row {} is epoch {}", i + 1, m.epoch)));
+    }
+    if summary.epochs == 0 {
+        return Ok(summary);
+    }
+    let mut trainer = Trainer::new(config)?;
+    let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
+    let model = TensorFile::load(&model_path)?;
+    let optimizer = TensorFile::load(&optim_path)?;
+    trainer.restore((model, &model_path), optimizer, &optim_path)?;
+    if trainer.epoch != summary.epochs {
+        return Err(bad(
+            OPTIMIZER,
+            format!(
+                "holds epoch {}, but summary.json says {}",
+                trainer.epoch, summary.epochs
+            ),
+        ));
+    }
+    Ok(summary)
+}
+
 /// How a call to [`start`] or [`resume`] ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -96,7 +142,7 @@ pub fn resume(
     if model_path.exists() && optim_path.exists() {
         let model = TensorFile::load(&model_path)?;
         let optimizer = TensorFile::load(&optim_path)?;
-        wall = trainer.restore(model, optimizer, &optim_path)?;
+        wall = trainer.restore((model, &model_path), optimizer, &optim_path)?;
         let metrics_path = dir.join(METRICS);
         let text = std::fs::read_to_string(&metrics_path).map_err(io(&metrics_path))?;
         let mut rows = metrics::from_csv(&text)

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{self, Mnist, Preprocess, fetch};
 use crate::nn::activation::ActivationKind;
@@ -16,11 +15,13 @@ use crate::optim::{OptimizerName, Schedule};
 use crate::parallel;
 use crate::report;
 use crate::stats::summary::summarize;
+use crate::study::StudyFile;
 use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
-use crate::study::{Phase, StudyFile, describe_point};
 use crate::train::options::Options;
 use crate::train::run;
-use crate::train::{EpochMetrics, Observer, TrainConfig, evaluate};
+use crate::train::{EpochMetrics, TrainConfig, evaluate};
+
+mod progress;
 
 /// Prints a line on stdout; a closed pipe (`lenet ... | head`) ends the program quietly
 /// instead of panicking.
@@ -142,6 +143,11 @@ struct StudyRunArgs {
     /// Threads per run [default: all cores divided by --jobs]
     #[arg(long)]
     threads: Option<usize>,
+    /// Seconds after which a claim on a run by a process on another host, whose heartbeat has
+    /// stopped, is taken over (a claim on this host is taken over as soon as its process is
+    /// gone). Processes sharing a study directory each take the runs nobody holds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    claim_timeout: u64,
     /// Refuse a study that plans more runs than this (a grid's points multiply quickly; the
     /// refusal says how long and how much disk the plan would take).
     #[arg(long, value_name = "RUNS", default_value_t = 10_000)]
@@ -328,8 +334,14 @@ struct EvalArgs {
 }
 
 /// Parses the command line and runs it.
+/// Prints one line on stdout, as `say!`.
+fn say_line(line: &str) {
+    say!("{line}");
+}
+
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    progress::exit_on_signals();
     match cli.command {
         Command::Data(DataCommand::Fetch { data, mirrors }) => {
             let mirrors = if mirrors.is_empty() {
@@ -603,47 +615,6 @@ impl TrainArgs {
     }
 }
 
-/// Shows an epoch's progress as a bar and its result as one line on stdout.
-struct Terminal {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    epochs: usize,
-}
-
-impl Observer for Terminal {
-    fn epoch_started(&mut self, epoch: usize, steps: usize) {
-        if self.quiet {
-            return;
-        }
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} steps  loss {msg}  {per_sec}  eta {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{}", self.epochs));
-        self.bar = Some(bar);
-    }
-
-    fn step_done(&mut self, step: usize, running_loss: f64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(step as u64);
-            if step.is_multiple_of(16) || step as u64 == bar.length().unwrap_or(0) {
-                bar.set_message(format!("{running_loss:.4}"));
-            }
-        }
-    }
-
-    fn epoch_done(&mut self, m: &EpochMetrics) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        say!("{}", epoch_line(m, self.epochs));
-    }
-}
-
 /// The study's log line: epoch, train loss, validation loss, train accuracy, validation
 /// accuracy, seconds.
 pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
@@ -674,8 +645,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let data = args.data.load()?;
     if !quiet {
         eprintln!(
-            "training {:?} with {} ({}), batch {}, {} epochs, seed {}, {} threads -> {}",
-            config.model.arch,
+            "training {} with {} ({}), batch {}, {} epochs, seed {}, {} threads -> {}",
+            config.model.arch.as_str(),
             config.optimizer.name.as_str(),
             config.optimizer.describe(),
             if config.batch_size == 0 {
@@ -689,11 +660,9 @@ fn train(args: TrainArgs) -> Result<()> {
             dir.display()
         );
     }
-    let mut terminal = Terminal {
-        bar: None,
-        quiet,
-        epochs: config.epochs,
-    };
+    let batch = config.step_size(data.train.len().saturating_sub(config.data.valid_size));
+    let resume = format!("lenet train --resume {}", shell_word(&dir));
+    let mut terminal = progress::EpochTerminal::new(quiet, config.epochs, batch, resume);
     let outcome = match &args.resume {
         Some(_) => run::resume(&data, &dir, &mut terminal, args.stop_after),
         None => run::start(config, &data, &dir, &mut terminal, args.stop_after),
@@ -732,6 +701,19 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A path as one shell word: quoted when it holds anything but plain characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    let plain = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c));
+    if plain && !s.is_empty() {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 fn default_run_dir(config: &TrainConfig) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -760,7 +742,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 /// The shipped default study.
-const DEFAULT_STUDY: &str = include_str!("../studies/regularization.toml");
+const DEFAULT_STUDY: &str = include_str!("../../studies/regularization.toml");
 
 fn load_study_dir(dir: &Path) -> Result<StudyFile> {
     let path = dir.join(STUDY_FILE);
@@ -900,6 +882,7 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
         shard: args.shard.unwrap_or(Shard::ALL),
         jobs,
         threads: args.threads.unwrap_or((cores / jobs).max(1)),
+        claim_timeout: std::time::Duration::from_secs(args.claim_timeout),
     };
     execute::prepare(&dir, &text)?;
     let data = args.data.load()?;
@@ -915,38 +898,38 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
             opts.threads
         );
     }
-    let quiet = args.data.quiet;
-    let count = std::sync::atomic::AtomicUsize::new(0);
-    let done = |spec: &crate::study::RunSpec, summary: &crate::train::Summary| {
-        if quiet {
-            return;
-        }
-        let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let what = match spec.phase {
-            Phase::Tune => format!("tuning {} {}", spec.config, describe_point(&spec.point)),
-            Phase::Final => format!("{} seed {}", spec.config, spec.train.seed),
-        };
-        let result = match (
-            summary.status,
-            summary.test_accuracy,
-            summary.final_valid_accuracy,
-        ) {
-            (crate::train::metrics::Status::Diverged { epoch }, _, _) => {
-                format!("diverged in epoch {epoch}")
-            }
-            (_, Some(test), _) if spec.phase == Phase::Final => {
-                format!("test accuracy {:.2}%", 100.0 * test)
-            }
-            (_, _, Some(valid)) => format!("valid accuracy {:.2}%", 100.0 * valid),
-            _ => String::new(),
-        };
-        say!(
-            "[{n}] {what}: {result} ({:.1} s) run {}",
-            summary.wall_seconds,
-            spec.id
-        );
+    let status = execute::status(&study, &dir)?;
+    let shard_share = |n: usize| n.div_ceil(opts.shard.count);
+    let planned = |s: &execute::StudyStatus| {
+        shard_share(s.tuning_total)
+            + shard_share(s.final_total.unwrap_or(study.configs.len() * study.seeds))
     };
-    match execute::run_study(&study, &data, &dir, opts, &done)? {
+    let resume = match &args.file {
+        Some(file) => format!(
+            "lenet study run {} --out {}",
+            shell_word(file),
+            shell_word(&dir)
+        ),
+        None => format!("lenet study run --out {}", shell_word(&dir)),
+    };
+    let resume = match args.shard {
+        Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
+        None => resume,
+    };
+    let terminal = progress::StudyTerminal::new(
+        args.data.quiet,
+        planned(&status),
+        if opts.shard.count == 1 {
+            status.tuning_done + status.final_done
+        } else {
+            0
+        },
+        opts.jobs,
+        resume,
+    );
+    let outcome = execute::run_study(&study, &data, &dir, opts, &terminal);
+    terminal.finish();
+    match outcome? {
         StudyOutcome::Complete => {
             if opts.shard.count == 1 {
                 write_summary(&study, &dir)?;
