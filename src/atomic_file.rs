@@ -1,7 +1,10 @@
 //! Writing files so that readers never see half of one: the content goes to a temporary file
-//! beside the target, which is then renamed over it (atomic on POSIX file systems). An
-//! interrupted write leaves at most a stray temporary file, never a truncated target.
+//! beside the target, which is flushed to disk and then renamed over it (atomic on POSIX file
+//! systems), and the directory is flushed so that the rename itself survives a power loss.
+//! An interrupted write leaves the old file or the new one, never a truncated target; a
+//! failed write (a full disk) removes its temporary file.
 
+use std::io::Write as _;
 use std::path::Path;
 
 /// Writes `content` to `path` through a temporary file and a rename.
@@ -9,6 +12,58 @@ pub fn write(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".partial-{}", std::process::id()));
     let tmp = path.with_file_name(name);
-    std::fs::write(&tmp, content)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(content)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// Flushes the directory holding `path`, so that a rename into it is on disk (a no-op where
+/// directories cannot be opened, as on Windows).
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::File::open(dir) {
+        Ok(d) => d.sync_all().or_else(|e| {
+            // Some file systems cannot flush a directory; the rename is still atomic.
+            if e.kind() == std::io::ErrorKind::InvalidInput || e.raw_os_error() == Some(22) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("lenet-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.json");
+        write(&path, b"one").unwrap();
+        write(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        // A write that cannot happen (the target is a directory) leaves nothing behind.
+        let blocked = dir.join("sub");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(write(&blocked, b"three").is_err());
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".partial-")), "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -10,6 +10,43 @@ use std::path::Path;
 use common::{lenet, subset_copy, subset_dir};
 
 /// stderr of a failed command: exactly one line, starting with `Error:`.
+/// SIGTERM during `lenet train` says where the run stands and the exact command that resumes
+/// it, and exits with 143; the resumed run then finishes.
+#[test]
+fn sigterm_says_how_to_resume_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lenet"))
+        .args(["train", "--valid-size", "500", "--epochs", "200", "--out"])
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .env_remove("LENET_DATA")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first checkpoint, then terminate.
+    let start = std::time::Instant::now();
+    while !run.join("model.safetensors").exists() {
+        assert!(start.elapsed().as_secs() < 60, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let resume = format!("lenet train --resume {}", run.display());
+    assert!(
+        stderr.contains("terminated (SIGTERM)") && stderr.contains(&resume),
+        "{stderr}"
+    );
+}
+
 fn one_error_line(output: &std::process::Output) -> String {
     assert!(!output.status.success(), "expected failure");
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
@@ -156,8 +193,18 @@ fn checksum_mismatch_names_the_mirror_and_fails() {
     assert!(left.is_empty(), "files left: {left:?}");
 }
 
+/// `lenet data fetch` verifies the files already in the data directory: the subset is not
+/// MNIST, so its files fail their SHA-256 (one flipped pixel would too), with the file named
+/// and the repair said; nothing is downloaded (the mirror does not answer) and nothing is
+/// changed. Training reads the same directory without hashing it (a subset is a fine data
+/// directory).
 #[test]
-fn existing_files_are_used_without_download() {
+fn fetch_verifies_files_already_present() {
+    let copy = subset_copy();
+    let before: Vec<Vec<u8>> = ["t10k-labels-idx1-ubyte", "train-images-idx3-ubyte"]
+        .iter()
+        .map(|n| std::fs::read(copy.path().join(n)).unwrap())
+        .collect();
     let out = lenet()
         .args([
             "data",
@@ -166,17 +213,20 @@ fn existing_files_are_used_without_download() {
             "http://127.0.0.1:9/",
             "--data-dir",
         ])
-        .arg(subset_dir())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
     assert!(
-        String::from_utf8(out)
-            .unwrap()
-            .contains("2000 training and 500 test images")
+        line.contains("SHA-256 mismatch for train-images-idx3-ubyte")
+            && line.contains("delete it and run `lenet data fetch` again"),
+        "{line}"
     );
+    let after: Vec<Vec<u8>> = ["t10k-labels-idx1-ubyte", "train-images-idx3-ubyte"]
+        .iter()
+        .map(|n| std::fs::read(copy.path().join(n)).unwrap())
+        .collect();
+    assert_eq!(before, after);
 }
 
 #[test]

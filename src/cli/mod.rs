@@ -158,7 +158,8 @@ struct StudyRunArgs {
 
 #[derive(Subcommand, Debug)]
 enum DataCommand {
-    /// Download the four MNIST files into the data directory and verify their SHA-256.
+    /// Download the four MNIST files into the data directory and verify their SHA-256; files
+    /// already there are verified too (once, then again only when they change).
     Fetch {
         #[command(flatten)]
         data: DataDirArgs,
@@ -353,6 +354,7 @@ pub fn run() -> Result<()> {
                 mirrors
             };
             let dir = data.dir();
+            fetch::verify_present(&dir)?;
             fetch::ensure(&dir, &mirrors, data.quiet)?;
             let m = Mnist::load(&dir)?;
             say!(

@@ -210,8 +210,82 @@ fn fetch_from_mirror(
     }
 }
 
+/// Where [`verify_present`] remembers the files it has hashed: name, size and modification
+/// time of each, so a file is hashed once, and again only when it changes.
+const VERIFIED: &str = ".lenet-verified.json";
+
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Verified {
+    /// File name to (size, modification time in nanoseconds since 1970).
+    files: std::collections::BTreeMap<String, (u64, u128)>,
+}
+
+fn stamp(path: &Path) -> Option<(u64, u128)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some((meta.len(), modified.as_nanos()))
+}
+
+/// Checks the MNIST files already in `dir` against their SHA-256, hashing each file once:
+/// a verified file's size and modification time are remembered in `dir/.lenet-verified.json`
+/// (when `dir` is writable), and it is hashed again only when they change. A mismatch is an
+/// error that names the file and how to replace it.
+pub fn verify_present(dir: &Path) -> Result<(), DataError> {
+    let record_path = dir.join(VERIFIED);
+    let mut record: Verified = std::fs::read_to_string(&record_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let before = record.clone();
+    for (name, _) in FILES {
+        let Some(path) = find_file(dir, name) else {
+            continue;
+        };
+        let file_name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let now = stamp(&path);
+        if now.is_some() && record.files.get(&file_name) == now.as_ref() {
+            continue;
+        }
+        let io = |source| DataError::Io {
+            path: path.clone(),
+            source,
+        };
+        let bytes = std::fs::read(&path).map_err(io)?;
+        let content = if file_name.ends_with(".gz") {
+            super::idx::gunzip(&bytes, MAX_FILE_BYTES).map_err(|e| DataError::Corrupt {
+                path: path.clone(),
+                reason: format!("not a valid gzip stream ({e})"),
+            })?
+        } else {
+            bytes
+        };
+        verify(name, &content, &path.display().to_string()).map_err(|reason| {
+            DataError::Fetch(format!(
+                "{reason}. The file is damaged or is not MNIST's: delete it and run `lenet data \
+                 fetch` again to download a good copy"
+            ))
+        })?;
+        record.files.extend(now.map(|n| (file_name, n)));
+    }
+    if record != before {
+        // A read-only directory (a system-wide copy) is verified again next time.
+        let text = serde_json::to_string_pretty(&record).expect("serialisable");
+        let _ = crate::atomic_file::write(&record_path, text.as_bytes());
+    }
+    Ok(())
+}
+
 /// Makes sure the four MNIST files are in `dir`, downloading what is missing. Files already
-/// present (raw or `.gz`, usual or dotted names) are used as they are.
+/// present (raw or `.gz`, usual or dotted names) are used as they are; `lenet data fetch`
+/// checks them first ([`verify_present`]).
 pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataError> {
     let wanted: Vec<&str> = FILES
         .iter()
@@ -265,6 +339,31 @@ pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file already present is hashed once: while its size and time are as recorded it is
+    /// not read again (here the record vouches for a file that is not MNIST's); once it
+    /// changes, it is hashed and the mismatch is an error saying how to repair it.
+    #[test]
+    fn present_files_are_hashed_once_and_again_when_they_change() {
+        let dir = std::env::temp_dir().join(format!("lenet-verify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t10k-labels-idx1-ubyte");
+        std::fs::write(&path, b"not mnist").unwrap();
+        let err = verify_present(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("SHA-256 mismatch") && err.contains("delete it"),
+            "{err}"
+        );
+        let mut record = Verified::default();
+        record
+            .files
+            .insert("t10k-labels-idx1-ubyte".into(), stamp(&path).unwrap());
+        std::fs::write(dir.join(VERIFIED), serde_json::to_string(&record).unwrap()).unwrap();
+        verify_present(&dir).unwrap();
+        std::fs::write(&path, b"not mnist either").unwrap();
+        assert!(verify_present(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn verify_names_the_source_and_both_digests() {
