@@ -560,3 +560,34 @@ fn checkpoint_cut_short_resumes_to_the_straight_results() {
         }
     }
 }
+
+/// Resuming a run whose model file is of another architecture names model.safetensors, the
+/// file at fault, not the optimizer's.
+#[test]
+fn a_foreign_model_file_is_named_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (run, arch) in [(&a, "lenet5"), (&b, "lecun1998")] {
+        let out = run.to_str().unwrap();
+        lenet()
+            .args(train_args(d.to_str().unwrap(), out, "2"))
+            .args(["--arch", arch, "--stop-after", "1", "--optimizer", "sgd"])
+            .assert()
+            .success();
+    }
+    std::fs::copy(b.join("model.safetensors"), a.join("model.safetensors")).unwrap();
+    let out = lenet()
+        .args(["train", "-q", "--data-dir"])
+        .arg(&d)
+        .arg("--resume")
+        .arg(&a)
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(
+        line.contains(&a.join("model.safetensors").display().to_string())
+            && !line.contains("optimizer.safetensors"),
+        "{line}"
+    );
+}
