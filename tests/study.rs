@@ -386,3 +386,60 @@ fn processes_sharing_a_directory_train_each_run_once() {
         );
     }
 }
+
+/// A finished run whose files disagree (here metrics.csv lost its last epoch, as when two
+/// processes wrote the same run): `study summary` fails naming it, and `study run` names it
+/// in one warning, sets it aside in invalid/, trains it again and ends with the results of
+/// an undisturbed study.
+#[test]
+fn an_inconsistent_run_is_named_set_aside_and_trained_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = study_file("shared.toml");
+    let dir = tmp.path().join("s");
+    run_study(&file, &dir, &["--jobs", "1", "--threads", "1", "-q"]);
+    let expected = results(&dir);
+    let id = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let metrics = dir.join("runs").join(&id).join("metrics.csv");
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let cut: Vec<&str> = text.lines().collect();
+    std::fs::write(&metrics, cut[..cut.len() - 1].join("\n") + "\n").unwrap();
+    let out = lenet()
+        .args(["study", "summary"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("inconsistent run") && err.contains(&id),
+        "{err}"
+    );
+    let out = lenet()
+        .args(["study", "run"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .args(["--jobs", "1", "--threads", "1", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains(&id) && warnings[0].contains("trained again"));
+    assert_eq!(std::fs::read_dir(dir.join("invalid")).unwrap().count(), 1);
+    assert_eq!(results(&dir), expected);
+}

@@ -900,12 +900,6 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
             opts.threads
         );
     }
-    let status = execute::status(&study, &dir)?;
-    let shard_share = |n: usize| n.div_ceil(opts.shard.count);
-    let planned = |s: &execute::StudyStatus| {
-        shard_share(s.tuning_total)
-            + shard_share(s.final_total.unwrap_or(study.configs.len() * study.seeds))
-    };
     let resume = match &args.file {
         Some(file) => format!(
             "lenet study run {} --out {}",
@@ -918,14 +912,11 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
         Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
         None => resume,
     };
+    // This shard's share of the plan (the executor says how many were already finished).
+    let planned = study.run_count().map_err(anyhow::Error::msg)?;
     let terminal = progress::StudyTerminal::new(
         args.data.quiet,
-        planned(&status),
-        if opts.shard.count == 1 {
-            status.tuning_done + status.final_done
-        } else {
-            0
-        },
+        planned.div_ceil(opts.shard.count as u64) as usize,
         opts.jobs,
         resume,
     );

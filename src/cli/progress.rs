@@ -163,8 +163,8 @@ fn label(spec: &RunSpec) -> String {
 }
 
 impl StudyTerminal {
-    /// `total` runs in this shard, `done` of them finished before this process started.
-    pub fn new(quiet: bool, total: usize, done: usize, jobs: usize, resume: String) -> Self {
+    /// `total` runs in this shard.
+    pub fn new(quiet: bool, total: usize, jobs: usize, resume: String) -> Self {
         let bar = (!quiet && terminal()).then(|| {
             let bar =
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
@@ -172,7 +172,6 @@ impl StudyTerminal {
                 "{prefix} [{bar:25}] {pos}/{len} runs  {elapsed} elapsed  {msg}",
             ));
             bar.set_prefix("study");
-            bar.set_position(done as u64);
             bar.enable_steady_tick(std::time::Duration::from_millis(500));
             bar
         });
@@ -183,7 +182,7 @@ impl StudyTerminal {
             state: Mutex::new(StudyState {
                 started: Instant::now(),
                 total,
-                done,
+                done: 0,
                 seconds: Vec::new(),
                 jobs: jobs.max(1),
                 current: BTreeMap::new(),
@@ -240,6 +239,16 @@ impl StudyTerminal {
 }
 
 impl StudyObserver for StudyTerminal {
+    fn already_finished(&self, runs: usize) {
+        let mut s = self.state.lock().expect("lock");
+        s.done += runs;
+        s.total = s.total.max(s.done);
+        if let Some(bar) = &self.bar {
+            bar.set_length(s.total as u64);
+        }
+        self.update(&s);
+    }
+
     fn run_started(&self, spec: &RunSpec) {
         let mut s = self.state.lock().expect("lock");
         s.current

@@ -75,6 +75,9 @@ pub struct ExecOptions {
 /// What a study's execution tells whoever shows its progress. Called from the worker
 /// threads.
 pub trait StudyObserver: Sync {
+    /// This many runs of the phase about to run were finished already (by earlier or other
+    /// processes).
+    fn already_finished(&self, _runs: usize) {}
     /// This process starts (or resumes) a run.
     fn run_started(&self, _spec: &RunSpec) {}
     /// A run of this process finished an epoch.
@@ -184,6 +187,7 @@ fn execute(
             todo.push(s);
         }
     }
+    observer.already_finished(specs.len() - todo.len());
     let pending = Mutex::new(todo);
     let failure: Mutex<Option<StudyError>> = Mutex::new(None);
     let fail = |e: StudyError| {
