@@ -16,7 +16,7 @@ use crate::stats::summary::{StudySummary, summarize};
 use crate::stats::{Estimate, letter_groups};
 use crate::study::execute::STUDY_FILE;
 use crate::study::{Phase, RunSpec, StudyError, StudyFile, describe_point, finished, run_dir};
-use crate::train::metrics::{self, EpochMetrics, Status, Summary};
+use crate::train::metrics::{EpochMetrics, Status, Summary};
 use crate::train::run::{self, METRICS};
 use crate::train::{TrainConfig, TrainError};
 use doc::Doc;
@@ -67,15 +67,6 @@ struct Run {
     metrics: Vec<EpochMetrics>,
 }
 
-fn read_metrics(dir: &Path) -> Result<Vec<EpochMetrics>, ReportError> {
-    let path = dir.join(METRICS);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    metrics::from_csv(&text).map_err(|e| ReportError::Invalid(format!("{}: {e}", path.display())))
-}
-
 fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError> {
     let Ok(summary) = run::read_summary(dir) else {
         return Ok(None);
@@ -84,7 +75,7 @@ fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError> {
         spec_seed: seed,
         dir: dir.to_path_buf(),
         summary,
-        metrics: read_metrics(dir)?,
+        metrics: run::read_metrics(dir)?,
     }))
 }
 

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Contrast, Estimate, contrast, holm, welch};
 use crate::study::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
-use crate::train::metrics::{self, Status};
-use crate::train::run::METRICS;
+use crate::train::metrics::Status;
+use crate::train::run;
 
 /// Reaching a validation-accuracy target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,14 +92,11 @@ pub struct StudySummary {
 /// accuracy, or `None` when it never did. An unreadable `metrics.csv` is an error, never
 /// "not reached".
 fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Result<Option<(f64, f64)>, StudyError> {
-    let path = run_dir(dir, &spec.id).join(METRICS);
-    let invalid = |why: String| StudyError::InvalidRun {
-        dir: run_dir(dir, &spec.id).display().to_string(),
-        why,
-    };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-    let rows = metrics::from_csv(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let run = run_dir(dir, &spec.id);
+    let rows = run::read_metrics(&run).map_err(|e| StudyError::InvalidRun {
+        dir: run.display().to_string(),
+        why: e.to_string(),
+    })?;
     let mut seconds = 0.0;
     for r in rows {
         seconds += r.seconds;

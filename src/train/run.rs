@@ -42,6 +42,13 @@ pub fn read_summary(dir: &Path) -> Result<Summary, TrainError> {
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
 }
 
+/// Reads `metrics.csv` of the run in `dir`; an unreadable file is an error naming it.
+pub fn read_metrics(dir: &Path) -> Result<Vec<metrics::EpochMetrics>, TrainError> {
+    let path = dir.join(METRICS);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    metrics::from_csv(&text).map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+}
+
 /// Checks that the run in `dir` is finished and whole, and returns its summary: the summary,
 /// `metrics.csv` (one row per epoch the summary counts, numbered from 1), and, once an epoch
 /// is done, the model (of the architecture `config.json` describes) and the optimizer state
@@ -53,8 +60,7 @@ pub fn verify(dir: &Path) -> Result<Summary, TrainError> {
     let bad = |name: &str, what: String| {
         TrainError::Checkpoint(format!("{}: {what}", dir.join(name).display()))
     };
-    let text = std::fs::read_to_string(dir.join(METRICS)).map_err(io(&dir.join(METRICS)))?;
-    let rows = metrics::from_csv(&text).map_err(|e| bad(METRICS, e))?;
+    let rows = read_metrics(dir)?;
     if rows.len() != summary.epochs {
         return Err(bad(
             METRICS,
@@ -143,14 +149,11 @@ pub fn resume(
         let model = TensorFile::load(&model_path)?;
         let optimizer = TensorFile::load(&optim_path)?;
         wall = trainer.restore((model, &model_path), optimizer, &optim_path)?;
-        let metrics_path = dir.join(METRICS);
-        let text = std::fs::read_to_string(&metrics_path).map_err(io(&metrics_path))?;
-        let mut rows = metrics::from_csv(&text)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", metrics_path.display())))?;
+        let mut rows = read_metrics(dir)?;
         if rows.len() < trainer.epoch {
             return Err(TrainError::Checkpoint(format!(
                 "{} has {} epochs but the checkpoint is at epoch {}",
-                metrics_path.display(),
+                dir.join(METRICS).display(),
                 rows.len(),
                 trainer.epoch
             )));
