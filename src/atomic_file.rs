@@ -31,14 +31,11 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
         _ => Path::new("."),
     };
     match std::fs::File::open(dir) {
-        Ok(d) => d.sync_all().or_else(|e| {
-            // Some file systems cannot flush a directory; the rename is still atomic.
-            if e.kind() == std::io::ErrorKind::InvalidInput || e.raw_os_error() == Some(22) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }),
+        // Some file systems cannot flush a directory (EINVAL); the rename is still atomic.
+        Ok(d) => match d.sync_all() {
+            Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => Err(e),
+            _ => Ok(()),
+        },
         Err(_) => Ok(()),
     }
 }

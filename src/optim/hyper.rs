@@ -61,6 +61,17 @@ pub struct Hyper {
 }
 
 const ALL: &[OptimizerName] = &OptimizerName::ALL;
+const ALL_BUT_ADAMW: &[OptimizerName] = &[
+    Gd,
+    Sgd,
+    MinibatchSgd,
+    Momentum,
+    Nesterov,
+    Adagrad,
+    Adadelta,
+    Rmsprop,
+    Adam,
+];
 
 /// Every hyperparameter, in the order the help lists them.
 pub const HYPERS: &[Hyper] = &[
@@ -156,29 +167,14 @@ pub const HYPERS: &[Hyper] = &[
     Hyper {
         name: "weight_decay",
         range: Range::NonNegative,
-        defaults: &[
-            (
-                &[
-                    Gd,
-                    Sgd,
-                    MinibatchSgd,
-                    Momentum,
-                    Nesterov,
-                    Adagrad,
-                    Adadelta,
-                    Rmsprop,
-                    Adam,
-                ],
-                0.0,
-            ),
-            (&[Adamw], 1e-2),
-        ],
+        defaults: &[(ALL_BUT_ADAMW, 0.0), (&[Adamw], 1e-2)],
         help: "Weight decay: L2 (added to the gradient), decoupled for adamw",
     },
     Hyper {
         name: "decoupled_weight_decay",
         range: Range::Flag,
-        defaults: &[(ALL, 0.0)],
+        // adamw's decoupled weight decay is its definition.
+        defaults: &[(ALL_BUT_ADAMW, 0.0), (&[Adamw], 1.0)],
         help: "Decoupled weight decay (p *= 1 - lr wd) with any optimizer (adamw's always is)",
     },
 ];
@@ -210,10 +206,6 @@ impl Hyper {
 
     /// Its default for `optimizer`, or `None` when the optimizer does not have it.
     pub fn default_for(&self, optimizer: OptimizerName) -> Option<f64> {
-        // adamw's decoupled weight decay is its definition, not a setting.
-        if self.name == "decoupled_weight_decay" && optimizer == Adamw {
-            return Some(1.0);
-        }
         self.defaults
             .iter()
             .find(|(names, _)| names.contains(&optimizer))

@@ -287,12 +287,8 @@ impl StudyFile {
         let too_many = || "the study plans more runs than can be counted (2^64)".to_string();
         let mut total: u64 = 0;
         for c in &self.configs {
-            if !c.grid.is_empty() {
-                let points = (c.grid.values())
-                    .try_fold(1u64, |n, values| n.checked_mul(values.len() as u64))
-                    .ok_or_else(too_many)?;
-                total = total.checked_add(points).ok_or_else(too_many)?;
-            }
+            let points = tuning_points(c).ok_or_else(too_many)?;
+            total = total.checked_add(points).ok_or_else(too_many)?;
         }
         (self.configs.len() as u64)
             .checked_mul(self.seeds as u64)
@@ -310,11 +306,7 @@ impl StudyFile {
         self.configs
             .iter()
             .map(|c| {
-                let points: u64 = if c.grid.is_empty() {
-                    0
-                } else {
-                    c.grid.values().map(|v| v.len() as u64).product()
-                };
+                let points = tuning_points(c).unwrap_or(u64::MAX);
                 points.saturating_mul(tune_epochs) + (self.seeds as u64).saturating_mul(epochs(c))
             })
             .fold(0u64, u64::saturating_add)
@@ -404,6 +396,15 @@ impl StudyFile {
         }
         Ok(runs)
     }
+}
+
+/// How many tuning runs configuration `c` plans: its grid's points (none without a grid), or
+/// `None` when they are too many to count.
+fn tuning_points(c: &ConfigEntry) -> Option<u64> {
+    if c.grid.is_empty() {
+        return Some(0);
+    }
+    (c.grid.values()).try_fold(1u64, |n, values| n.checked_mul(values.len() as u64))
 }
 
 /// Whether `name` can be a directory's name without going anywhere else: letters, digits,

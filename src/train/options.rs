@@ -273,6 +273,20 @@ mod file_tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The hand-kept list of keys is every field of [`Options`] but the hyperparameters.
+    #[test]
+    fn option_keys_are_the_fields_of_options() {
+        let serde_json::Value::Object(fields) = serde_json::to_value(Options::default()).unwrap()
+        else {
+            panic!("options serialise as a table");
+        };
+        let mut fields: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let mut keys = OPTION_KEYS.to_vec();
+        fields.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(fields, keys);
+    }
+
     /// Hyperparameters sit beside the other options; each is checked for its kind, unknown
     /// keys are refused with the list of known ones, and the table round-trips.
     #[test]
