@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{lenet, run_study, study_file, subset_dir};
+use common::{lenet, run_study, run_study_output, study_file, subset_dir};
 use serde_json::Value;
 
 /// summary.json without anything measured in seconds (wall time differs between runs).
@@ -421,21 +421,7 @@ fn an_inconsistent_run_is_named_set_aside_and_trained_again() {
         err.contains("inconsistent run") && err.contains(&id),
         "{err}"
     );
-    let out = lenet()
-        .args(["study", "run"])
-        .arg(&file)
-        .arg("--out")
-        .arg(&dir)
-        .arg("--data-dir")
-        .arg(subset_dir())
-        .args(["--jobs", "1", "--threads", "1", "-q"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_study_output(&file, &dir, &["--jobs", "1", "--threads", "1", "-q"]);
     let err = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(warnings.len(), 1, "{err}");

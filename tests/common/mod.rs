@@ -87,8 +87,8 @@ pub fn study_file(name: &str) -> PathBuf {
 }
 
 /// Runs `lenet study run FILE --out OUT` on the subset (plus `extra` arguments), asserts that
-/// it succeeded and returns what it printed.
-pub fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
+/// it succeeded and returns its output.
+pub fn run_study_output(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let output = lenet()
         .args(["study", "run"])
         .arg(file)
@@ -104,7 +104,12 @@ pub fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap()
+    output
+}
+
+/// [`run_study_output`]'s standard output.
+pub fn run_study(file: &Path, out: &Path, extra: &[&str]) -> String {
+    String::from_utf8(run_study_output(file, out, extra).stdout).unwrap()
 }
 
 /// Copies the subset into a fresh directory, uncompressed, so tests can damage files.
