@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod atomic_file;
 pub mod rng;
+pub mod simd;
 pub mod tensor;
 
 pub mod parallel;

@@ -33,9 +33,9 @@ impl ActivationKind {
         match self {
             ActivationKind::Relu => {
                 #[cfg(target_arch = "x86_64")]
-                if super::kernels::available() {
+                if crate::simd::available() {
                     // SAFETY: AVX-512F is present.
-                    return unsafe { super::kernels::relu_forward(x, y) };
+                    return unsafe { super::kernels::pool_relu::relu_forward(x, y) };
                 }
                 // NaN propagates, as in PyTorch (f32::max would drop it).
                 y.iter_mut()
@@ -53,9 +53,9 @@ impl ActivationKind {
     /// The input gradient from the output `y` and its gradient `dy`.
     pub fn backward(self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if self == ActivationKind::Relu && super::kernels::available() {
+        if self == ActivationKind::Relu && crate::simd::available() {
             // SAFETY: AVX-512F is present.
-            return unsafe { super::kernels::relu_backward(y, dy, dx) };
+            return unsafe { super::kernels::pool_relu::relu_backward(y, dy, dx) };
         }
         let it = dx.iter_mut().zip(y.iter().zip(dy));
         match self {

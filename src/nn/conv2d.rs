@@ -16,45 +16,14 @@
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html>
 
-use super::gemm::{MatRef, matmul};
+pub use super::kernels::im2col::ConvGeometry;
+use super::kernels::im2col::{col2im, im2col};
+use super::kernels::matmul::{MatRef, matmul};
 use super::linear::{linear_backward, linear_forward};
 use super::pool::PooledGrad;
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-
-/// The shape of a convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvGeometry {
-    pub c_in: usize,
-    pub c_out: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-}
-
-impl ConvGeometry {
-    /// Stride 1, no padding (LeNet's convolutions).
-    pub fn unpadded(c_in: usize, c_out: usize, kernel: usize) -> Self {
-        ConvGeometry {
-            c_in,
-            c_out,
-            kernel,
-            stride: 1,
-            padding: 0,
-        }
-    }
-
-    /// Output side for an input side.
-    pub fn out_side(&self, side: usize) -> usize {
-        (side + 2 * self.padding - self.kernel) / self.stride + 1
-    }
-
-    /// Rows of the im2col matrix: C * K * K.
-    pub fn col_rows(&self) -> usize {
-        self.c_in * self.kernel * self.kernel
-    }
-}
 
 /// The plain reference: direct loops over every index.
 #[allow(clippy::needless_range_loop)] // the indices are the formula
@@ -134,144 +103,6 @@ pub fn conv2d_backward_direct(
         }
     }
     (dx, dw, db)
-}
-
-/// How short rows are copied and added: plain loops, or AVX-512 masked vectors.
-pub(crate) trait RowOps {
-    fn copy(dst: &mut [f32], src: &[f32]);
-    fn add(dst: &mut [f32], src: &[f32]);
-}
-
-pub(crate) struct PlainRows;
-
-impl RowOps for PlainRows {
-    #[inline(always)]
-    fn copy(dst: &mut [f32], src: &[f32]) {
-        dst.copy_from_slice(src);
-    }
-
-    #[inline(always)]
-    fn add(dst: &mut [f32], src: &[f32]) {
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
-    }
-}
-
-/// [`im2col_with`] with the fastest row operations this processor has.
-fn im2col(x: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, cols: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
-        // SAFETY: AVX-512F is present.
-        return unsafe { super::kernels::im2col_avx512(x, samples, h, w, g, cols) };
-    }
-    im2col_with::<PlainRows>(x, samples, h, w, g, cols)
-}
-
-/// [`col2im_with`] with the fastest row operations this processor has.
-fn col2im(cols: &[f32], samples: usize, h: usize, w: usize, g: ConvGeometry, dx: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
-        // SAFETY: AVX-512F is present.
-        return unsafe { super::kernels::col2im_avx512(cols, samples, h, w, g, dx) };
-    }
-    col2im_with::<PlainRows>(cols, samples, h, w, g, dx)
-}
-
-/// Writes the im2col columns of `samples` consecutive images of `x` (each `[C, H, W]`) into
-/// `cols`, laid out `[C*K*K, samples * OH*OW]`.
-#[inline(always)]
-pub(crate) fn im2col_with<R: RowOps>(
-    x: &[f32],
-    samples: usize,
-    h: usize,
-    w: usize,
-    g: ConvGeometry,
-    cols: &mut [f32],
-) {
-    let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
-    let positions = oh * ow;
-    let width = samples * positions;
-    let unpadded = g.padding == 0 && g.stride == 1;
-    for c in 0..g.c_in {
-        for u in 0..k {
-            for v in 0..k {
-                let row = (c * k + u) * k + v;
-                let dst_row = &mut cols[row * width..(row + 1) * width];
-                for s in 0..samples {
-                    let plane = &x[(s * g.c_in + c) * h * w..][..h * w];
-                    let dst = &mut dst_row[s * positions..(s + 1) * positions];
-                    for i in 0..oh {
-                        let dst = &mut dst[i * ow..(i + 1) * ow];
-                        if unpadded {
-                            // The common case: each output row reads one contiguous input run.
-                            R::copy(dst, &plane[(i + u) * w + v..][..ow]);
-                            continue;
-                        }
-                        let r = (i * g.stride + u) as isize - g.padding as isize;
-                        if r < 0 || r >= h as isize {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[r as usize * w..(r as usize + 1) * w];
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            let col = (j * g.stride + v) as isize - g.padding as isize;
-                            *d = if col < 0 || col >= w as isize {
-                                0.0
-                            } else {
-                                src[col as usize]
-                            };
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col_with`]: adds each column entry back onto the input position it
-/// came from. `dx` must be zeroed by the caller.
-#[inline(always)]
-pub(crate) fn col2im_with<R: RowOps>(
-    cols: &[f32],
-    samples: usize,
-    h: usize,
-    w: usize,
-    g: ConvGeometry,
-    dx: &mut [f32],
-) {
-    let (oh, ow, k) = (g.out_side(h), g.out_side(w), g.kernel);
-    let positions = oh * ow;
-    let width = samples * positions;
-    let unpadded = g.padding == 0 && g.stride == 1;
-    for c in 0..g.c_in {
-        for u in 0..k {
-            for v in 0..k {
-                let row = (c * k + u) * k + v;
-                let src_row = &cols[row * width..(row + 1) * width];
-                for s in 0..samples {
-                    let plane = &mut dx[(s * g.c_in + c) * h * w..][..h * w];
-                    let src = &src_row[s * positions..(s + 1) * positions];
-                    for i in 0..oh {
-                        if unpadded {
-                            let dst = &mut plane[(i + u) * w + v..][..ow];
-                            R::add(dst, &src[i * ow..(i + 1) * ow]);
-                            continue;
-                        }
-                        let r = (i * g.stride + u) as isize - g.padding as isize;
-                        if r < 0 || r >= h as isize {
-                            continue;
-                        }
-                        let dst = &mut plane[r as usize * w..(r as usize + 1) * w];
-                        for (j, &val) in src[i * ow..(i + 1) * ow].iter().enumerate() {
-                            let col = (j * g.stride + v) as isize - g.padding as isize;
-                            if col >= 0 && col < w as isize {
-                                dst[col as usize] += val;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// A convolution layer.
@@ -408,7 +239,7 @@ impl Conv2d {
     fn is_direct_single_channel(&self, w: usize) -> bool {
         let g = self.geometry;
         #[cfg(target_arch = "x86_64")]
-        let fast = super::kernels::available();
+        let fast = crate::simd::available();
         #[cfg(not(target_arch = "x86_64"))]
         let fast = false;
         fast && g.c_in == 1
@@ -430,7 +261,7 @@ impl Conv2d {
                 // SAFETY: disjoint sample ranges; AVX-512F checked by is_direct_single_channel.
                 unsafe {
                     let y = ys.range(s * out_len, out_len);
-                    super::kernels::conv1ch_forward(
+                    super::kernels::conv_single_channel::conv1ch_forward(
                         &x.data[s * h * w..][..h * w],
                         (h, w),
                         k,
@@ -460,17 +291,19 @@ impl Conv2d {
     /// scratch, and the kernel adds it into per-chunk lane sums.
     #[cfg(target_arch = "x86_64")]
     fn direct_weight_grad(&mut self, x: &Tensor, dy: &OutputGrad) {
-        use super::kernels;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let (k, c_out) = (self.geometry.kernel, self.geometry.c_out);
         let (oh, ow) = (self.geometry.out_side(h), self.geometry.out_side(w));
         let out_len = c_out * oh * ow;
-        let layout = kernels::conv1ch_grad_layout((oh, w));
+        let layout = super::kernels::conv_single_channel::conv1ch_grad_layout((oh, w));
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
         if self.grad_masks.0 != (oh, ow, w) {
-            self.grad_masks = ((oh, ow, w), kernels::conv1ch_grad_masks((oh, ow), w));
+            self.grad_masks = (
+                (oh, ow, w),
+                super::kernels::conv_single_channel::conv1ch_grad_masks((oh, ow), w),
+            );
         }
         let masks = &self.grad_masks.1;
         // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
@@ -496,12 +329,19 @@ impl Conv2d {
                 for s in first..first + samples {
                     dy.padded(s, out_len, (oh, ow), layout, dyp);
                     for (db, plane) in db.iter_mut().zip(dyp.chunks_exact(layout.1)) {
-                        *db += kernels::sum_wide(plane);
+                        *db += super::kernels::reduce::avx512::sum_wide(plane);
                     }
                     let x = &x.data[s * h * w..][..h * w];
-                    kernels::conv1ch_weight_grad(x, (h, w), k, dyp, masks, sums);
+                    super::kernels::conv_single_channel::conv1ch_weight_grad(
+                        x,
+                        (h, w),
+                        k,
+                        dyp,
+                        masks,
+                        sums,
+                    );
                 }
-                kernels::add_lane_sums(sums, dw);
+                super::kernels::conv_single_channel::add_lane_sums(sums, dw);
             }
         });
         self.add_partials(chunks);
@@ -512,7 +352,7 @@ impl Conv2d {
     fn is_direct_narrow(&self, w: usize) -> bool {
         let g = self.geometry;
         #[cfg(target_arch = "x86_64")]
-        let fast = super::kernels::available();
+        let fast = crate::simd::available();
         #[cfg(not(target_arch = "x86_64"))]
         let fast = false;
         fast && g.stride == 1 && g.padding == 0 && w <= 16
@@ -531,7 +371,7 @@ impl Conv2d {
             unsafe {
                 let y = ys.range(first * out_len, samples * out_len);
                 let x = &x.data[first * in_len..][..samples * in_len];
-                if !super::kernels::conv_forward_channels_in_lanes(
+                if !super::kernels::conv_narrow::conv_forward_channels_in_lanes(
                     x,
                     samples,
                     (h, w),
@@ -540,7 +380,15 @@ impl Conv2d {
                     bias,
                     y,
                 ) {
-                    super::kernels::conv_narrow_forward(x, samples, (h, w), g, wt, bias, y);
+                    super::kernels::conv_narrow::conv_narrow_forward(
+                        x,
+                        samples,
+                        (h, w),
+                        g,
+                        wt,
+                        bias,
+                        y,
+                    );
                 }
             }
         });
@@ -638,7 +486,6 @@ impl Conv2d {
     /// only, never on the thread count.
     #[cfg(target_arch = "x86_64")]
     fn narrow_backward(&mut self, x: &Tensor, dy: &OutputGrad, dx: Option<&mut Tensor>) {
-        use super::kernels;
         use super::kernels::sparse;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
@@ -724,13 +571,36 @@ impl Conv2d {
                             }
                         }
                     }
-                    kernels::conv5_weight_grad_channel_last(x, samples, (h, w), g, dyt, dw, db);
+                    super::kernels::conv_narrow::conv5_weight_grad_channel_last(
+                        x,
+                        samples,
+                        (h, w),
+                        g,
+                        dyt,
+                        dw,
+                        db,
+                    );
                 } else {
-                    kernels::conv_narrow_weight_grad(x, samples, (h, w), g, dy, dw, db);
+                    super::kernels::conv_narrow::conv_narrow_weight_grad(
+                        x,
+                        samples,
+                        (h, w),
+                        g,
+                        dy,
+                        dw,
+                        db,
+                    );
                 }
                 if let Some(dx_buf) = dx_buf.as_ref() {
                     let dx = dx_buf.range(first * in_len, samples * in_len);
-                    kernels::conv_narrow_input_grad(dy, samples, (h, w), g, wt, dx);
+                    super::kernels::conv_narrow::conv_narrow_input_grad(
+                        dy,
+                        samples,
+                        (h, w),
+                        g,
+                        wt,
+                        dx,
+                    );
                 }
             }
         });
@@ -781,9 +651,9 @@ impl Conv2d {
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
+    if crate::simd::available() {
         // SAFETY: AVX-512F is present; both slices hold rows * cols values.
-        return unsafe { super::kernels::transpose(src, rows, cols, dst) };
+        return unsafe { super::kernels::gemm::transpose(src, rows, cols, dst) };
     }
     for (j, out) in dst.chunks_exact_mut(rows).enumerate() {
         for (i, v) in out.iter_mut().enumerate() {

@@ -9,7 +9,7 @@
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Linear.html>
 
-use super::gemm::{MatRef, matmul};
+use super::kernels::matmul::{MatRef, matmul};
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -121,7 +121,7 @@ pub fn linear_backward(
         add_outer_product(&mut dw[..o * i], &dy[..o], &x[..i]);
     }
     #[cfg(target_arch = "x86_64")]
-    if one_sample && super::kernels::available() {
+    if one_sample && crate::simd::available() {
         if let Some(dx) = dx {
             // dx = sum of dy[k] w[k] over the rows whose dy is not +0.0. A +0 term adds a
             // zero to a sum that started at +0 and so never is -0: skipped, the sum keeps its
@@ -143,7 +143,7 @@ pub fn linear_backward(
             }
             let rows = &list[..count];
             // SAFETY: AVX-512F is present; w holds o rows of i values, dx i values.
-            unsafe { super::kernels::gemv_rows_selected(&dy[..o], rows, &w[..o * i], i, dx) };
+            unsafe { super::kernels::gemm::gemv_rows_selected(&dy[..o], rows, &w[..o * i], i, dx) };
         }
         return;
     }
@@ -186,7 +186,7 @@ pub fn linear_backward(
     }
 }
 
-super::avx512_variant! {
+crate::simd::avx512_variant! {
     /// dw += dy x^T for one sample (dw row-major [dy.len(), x.len()]), skipping the rows
     /// whose dy is +0.0.
     fn add_outer_product = add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32])
@@ -289,7 +289,7 @@ mod tests {
         let (x_mat, dy_mat) = (MatRef::new(&x, 1, i), MatRef::new(&dy, 1, o));
         matmul(dy_mat.t(), x_mat, &mut general, 1.0);
         #[cfg(target_arch = "x86_64")]
-        let exact = crate::nn::kernels::available();
+        let exact = crate::simd::available();
         #[cfg(not(target_arch = "x86_64"))]
         let exact = false;
         let agree = |fast: &[f32], general: &[f32], what: &str| {

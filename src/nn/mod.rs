@@ -25,9 +25,7 @@ pub mod batchnorm;
 pub mod conv2d;
 pub mod denormals;
 pub mod dropout;
-pub mod gemm;
 pub mod init;
-#[cfg(target_arch = "x86_64")]
 pub mod kernels;
 pub mod linear;
 pub mod loss;
@@ -42,6 +40,7 @@ pub use network::Network;
 
 pub(crate) use crate::parallel::SharedMut;
 pub use crate::parallel::for_each_chunk;
+pub use kernels::reduce::sum;
 
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -202,52 +201,4 @@ impl<T: Layer + Clone + 'static> CloneLayer for T {
     fn clone_layer(&self) -> Box<dyn Layer> {
         Box::new(self.clone())
     }
-}
-
-/// Defines `fn $name(args) -> ret` that calls the `#[inline(always)]` function `$body`
-/// compiled for AVX-512 when the processor has it ([`kernels::available`]), and as it is
-/// otherwise: plain loops written for the compiler to vectorise then run 16 lanes wide
-/// instead of 4. The compiler keeps the order of floating-point operations, so both give the
-/// same results.
-macro_rules! avx512_variant {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if $crate::nn::kernels::available() {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                // SAFETY: AVX-512F is present (checked by `available`).
-                return unsafe { wide($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-    };
-}
-pub(crate) use avx512_variant;
-
-/// Sum of a slice in a fixed order that vectorises: 16 interleaved partial sums, then a pairwise
-/// sum of those. (A plain left-to-right sum is one long chain of dependent additions.)
-#[inline]
-pub fn sum(values: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = values.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(chunk) {
-            *l += v;
-        }
-    }
-    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *l += v;
-    }
-    let mut width = 8;
-    while width > 0 {
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-        width /= 2;
-    }
-    lanes[0]
 }

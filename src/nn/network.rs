@@ -614,7 +614,7 @@ mod tests {
 
     fn folding_changes_nothing(config: &ModelConfig) {
         #[cfg(target_arch = "x86_64")]
-        let fusing = crate::nn::kernels::available();
+        let fusing = crate::simd::available();
         #[cfg(not(target_arch = "x86_64"))]
         let fusing = false;
         let mut data = Rng::new(5);

@@ -61,10 +61,10 @@ pub fn maxpool_forward(
 ) {
     if (k, s) == (2, 2) {
         #[cfg(target_arch = "x86_64")]
-        if w <= 32 && super::kernels::available() {
+        if w <= 32 && crate::simd::available() {
             // SAFETY: AVX-512F is present and w <= 32.
             return unsafe {
-                super::kernels::maxpool2x2_forward(x, planes, (h, w), y, argmax, relu)
+                super::kernels::pool_relu::maxpool2x2_forward(x, planes, (h, w), y, argmax, relu)
             };
         }
         maxpool2x2_forward(x, planes, (h, w), y, argmax);
@@ -173,10 +173,10 @@ pub fn maxpool_backward(
     relu_out: Option<&[f32]>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if (k, s) == (2, 2) && h % 2 == 0 && w % 2 == 0 && w <= 32 && super::kernels::available() {
+    if (k, s) == (2, 2) && h % 2 == 0 && w % 2 == 0 && w <= 32 && crate::simd::available() {
         // SAFETY: AVX-512F is present; the windows tile the planes exactly, w <= 32.
         return unsafe {
-            super::kernels::maxpool2x2_backward(
+            super::kernels::pool_relu::maxpool2x2_backward(
                 dy,
                 argmax,
                 relu_out,
@@ -234,7 +234,7 @@ impl PooledGrad<'_> {
 
     /// Writes sample `sample`'s gradient as [`Self::expand`] does, each channel laid out
     /// `(ld, plane)`: row r at `r * ld`, zeros past its `w` values and past the last row, up
-    /// to `plane` (the layout of [`super::kernels::maxpool2x2_backward`]; `(w, h * w)` is the
+    /// to `plane` (the layout of [`super::kernels::pool_relu::maxpool2x2_backward`]; `(w, h * w)` is the
     /// plain one).
     pub fn expand_padded(&self, sample: usize, (ld, plane): (usize, usize), dx: &mut [f32]) {
         let (h, w) = self.plane;
@@ -247,11 +247,11 @@ impl PooledGrad<'_> {
         );
         assert!(w <= ld && h * ld <= plane && dx.len() >= self.channels * plane);
         #[cfg(target_arch = "x86_64")]
-        if ld <= 32 && super::kernels::available() {
+        if ld <= 32 && crate::simd::available() {
             // SAFETY: AVX-512F is present; the sides are even (the pooling's windows tile the
             // plane), ld <= 32 and the lengths were checked above.
             return unsafe {
-                super::kernels::maxpool2x2_backward(
+                super::kernels::pool_relu::maxpool2x2_backward(
                     dy,
                     argmax,
                     Some(y),

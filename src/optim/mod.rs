@@ -247,7 +247,7 @@ fn is_zero(values: &[f32; 16]) -> bool {
     values.map(f32::to_bits) == [0; 16]
 }
 
-crate::nn::avx512_variant! {
+crate::simd::avx512_variant! {
     /// Sets a gradient range to +0.0, writing only the runs of 16 that are not zero already:
     /// after a one-sample step most of them are, and a store costs more than a look.
     fn clear = clear_runs(grad: &mut [f32])
@@ -389,7 +389,7 @@ impl<'a> Slices<'a> {
     }
 }
 
-crate::nn::avx512_variant! {
+crate::simd::avx512_variant! {
     /// [`update`], compiled for AVX-512 where the processor has it: the adaptive rules'
     /// square roots and divisions then run 16 at a time instead of 4. Element-wise IEEE
     /// arithmetic, so the results are the same.

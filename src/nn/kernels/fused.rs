@@ -12,10 +12,10 @@
 
 use std::arch::x86_64::*;
 
-use super::{
-    LANES, lane_mask, lane_planes, relu_keep_nan, row_pair_max, row_pair_max_relu, window_pick,
-};
-use crate::nn::conv2d::ConvGeometry;
+use super::conv_narrow::lane_planes;
+use super::im2col::ConvGeometry;
+use super::pool_relu::{relu_keep_nan, row_pair_max, row_pair_max_relu, window_pick};
+use crate::simd::{LANES, lane_mask};
 
 /// Whether [`conv1ch_forward_pooled`] takes a single-channel convolution with an `oh x ow`
 /// output: rows of at most 32 values, both sides even (so the windows tile the plane).
@@ -271,13 +271,13 @@ unsafe fn lanes_pooled<const OW: usize>(
             // Each window's running maximum after its top row (only the first pw used).
             let mut best = [(b, index(0)); OW];
             // SAFETY: rows i and i + 1 of the output exist.
-            let top = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
+            let top = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
             for (pj, best) in best.iter_mut().enumerate().take(pw) {
                 let at = i * OW + 2 * pj;
                 *best = window_pick((top[2 * pj], index(at)), (top[2 * pj + 1], index(at + 1)));
             }
             // SAFETY: as above.
-            let bottom = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
+            let bottom = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
             for (pj, &best) in best.iter().enumerate().take(pw) {
                 let at = (i + 1) * OW + 2 * pj;
                 let best = window_pick(best, (bottom[2 * pj], index(at)));
@@ -316,7 +316,7 @@ unsafe fn windows_max_relu<const OW: usize>(
 ) -> Option<[__m512; OW]> {
     let pw = OW / 2;
     // SAFETY: rows i and i + 1 of the output exist (the caller's promise).
-    let top = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
+    let top = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
     let mut best = [b; OW];
     let mut nan = 0;
     for (pj, best) in best.iter_mut().enumerate().take(pw) {
@@ -325,7 +325,7 @@ unsafe fn windows_max_relu<const OW: usize>(
         *best = _mm512_max_ps(t0, t1);
     }
     // SAFETY: as above.
-    let bottom = unsafe { super::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
+    let bottom = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
     for (pj, best) in best.iter_mut().enumerate().take(pw) {
         let (b0, b1) = (bottom[2 * pj], bottom[2 * pj + 1]);
         nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(b0, b1);
@@ -339,10 +339,12 @@ unsafe fn windows_max_relu<const OW: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::kernels::{
-        available, conv_forward_channels_in_lanes, conv1ch_forward, maxpool2x2_forward, transpose,
-    };
+    use crate::nn::kernels::conv_narrow::conv_forward_channels_in_lanes;
+    use crate::nn::kernels::conv_single_channel::conv1ch_forward;
+    use crate::nn::kernels::gemm::transpose;
+    use crate::nn::kernels::pool_relu::maxpool2x2_forward;
     use crate::rng::Rng;
+    use crate::simd::available;
 
     /// Small integers, so that many outputs tie exactly (the pooling must pick the first
     /// maximum of each window as PyTorch does), with a NaN and an infinity.

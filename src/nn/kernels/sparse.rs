@@ -23,8 +23,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{LANES, lane_mask};
-use crate::nn::conv2d::ConvGeometry;
+use super::im2col::ConvGeometry;
+use crate::simd::{LANES, lane_mask};
 
 /// Kernel side.
 const K: usize = 5;
@@ -399,8 +399,8 @@ unsafe fn block_row<const R: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::kernels::available;
     use crate::rng::Rng;
+    use crate::simd::available;
 
     /// The gathered addition puts every scratch value where the layout says, for six and for
     /// three input channels.

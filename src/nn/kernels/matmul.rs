@@ -1,6 +1,6 @@
 //! Matrix multiplication, the one kernel every layer with weights reduces to.
 //!
-//! On processors with AVX-512F, [`super::kernels`] computes the products LeNet needs; elsewhere
+//! On processors with AVX-512F, [`super::gemm`] computes the products LeNet needs; elsewhere
 //! (and for other layouts) the `gemm` crate does, single-threaded, with run-time detection of
 //! AVX2/FMA. Strides make transposes free: a matrix is a slice plus a row stride
 //! and a column stride. The layers run many small products in parallel over the batch, each
@@ -71,12 +71,12 @@ pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], beta: f32) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::kernels::available() {
+    if crate::simd::available() {
         // SAFETY: AVX-512F is present; the views lie inside their slices (checked above) and
         // `c` holds m * n values.
         unsafe {
             if b.cs == 1 {
-                return super::kernels::gemm_rows(
+                return super::gemm::gemm_rows(
                     (m, n, k),
                     a.data.as_ptr(),
                     (a.rs, a.cs),
@@ -88,7 +88,7 @@ pub fn matmul(a: MatRef, b: MatRef, c: &mut [f32], beta: f32) {
                 );
             }
             if a.cs == 1 && b.rs == 1 {
-                return super::kernels::gemm_dot(
+                return super::gemm::gemm_dot(
                     (m, n, k),
                     a.data.as_ptr(),
                     a.rs,
