@@ -149,17 +149,17 @@ fn main() {
     let (profiled, profile) = profile;
     let total: f64 = profile.iter().map(|p| p.2 + p.3).sum();
     println!(
-        "\n  where the time goes (one more epoch, {profiled:.3} s, timed layer by layer: \
-         {total:.3} s in the layers, {:.3} s outside them):",
+        "\n  where the time goes (one more epoch, {profiled:.3} s, timed stage by stage of the \
+         network's plan: {total:.3} s in the stages, {:.3} s outside them):",
         profiled - total
     );
     println!(
-        "  {:22} {:44} {:>9} {:>9} {:>6}",
-        "layer", "", "forward", "backward", "share"
+        "  {:66} {:>9} {:>9} {:>6}",
+        "stage", "forward", "backward", "share"
     );
     for (n, d, f, b) in &profile {
         println!(
-            "  {n:22} {d:44} {f:8.3}s {b:8.3}s {:5.1}%",
+            "  {n:66} {f:8.3}s {b:8.3}s {:5.1}%\n    {d}",
             100.0 * (f + b) / total
         );
     }

@@ -93,10 +93,6 @@ impl Layer for Activation {
         input.to_vec()
     }
 
-    fn is_relu(&self) -> bool {
-        self.kind == ActivationKind::Relu
-    }
-
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
         let kind = self.kind;
         let ys = SharedMut::new(&mut y.data);

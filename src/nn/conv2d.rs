@@ -403,7 +403,7 @@ impl Conv2d {
         transpose(&self.weight.value.data, c_out, rows, &mut self.weight_t);
     }
 
-    /// [`Layer::forward_relu_maxpool`] on the direct kernels: the single-channel kernel
+    /// [`Conv2d::forward_relu_maxpool`] on the direct kernels: the single-channel kernel
     /// (conv1) or the channels-in-lanes one (conv2), each pooling two output rows at a time
     /// while they are in registers ([`super::kernels::fused`]).
     #[cfg(target_arch = "x86_64")]
@@ -882,54 +882,81 @@ impl Layer for Conv2d {
         self.add_partials(chunks);
     }
 
-    #[cfg(target_arch = "x86_64")]
-    fn backward_through_maxpool(
-        &mut self,
-        x: &Tensor,
-        pooled: &PooledGrad,
-        dy: &mut Tensor,
-        dx: Option<&mut Tensor>,
-    ) -> bool {
-        let (h, w) = (x.shape[2], x.shape[3]);
-        let g = self.geometry;
-        let narrow = !self.is_dense(h, w) && self.is_direct_narrow(w);
-        // The single-channel path computes an input gradient (never asked for in training)
-        // from the whole output gradient, after its tasks: not from pooled chunks.
-        let single = self.is_direct_single_channel(w) && dx.is_none();
-        let plane = (g.out_side(h), g.out_side(w));
-        assert_eq!(
-            (pooled.channels, pooled.plane),
-            (g.c_out, plane),
-            "pooling's shape"
-        );
-        if !single && !narrow {
-            return false;
-        }
-        let source = OutputGrad::Pooled(pooled, SharedMut::new(&mut dy.data));
-        if single {
-            self.direct_weight_grad(x, &source);
-        } else {
-            self.narrow_backward(x, &source, dx);
-        }
-        true
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn forward_relu_maxpool(
-        &mut self,
-        x: &Tensor,
-        y: &mut Tensor,
-        argmax: Option<&mut Vec<u32>>,
-    ) -> bool {
-        self.fused_forward(x, y, argmax)
-    }
-
     fn params(&self) -> Vec<&Param> {
         vec![&self.weight, &self.bias]
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
         vec![&mut self.weight, &mut self.bias]
+    }
+}
+
+impl Conv2d {
+    /// Computes `y` = 2x2, stride-2 max pooling of the ReLU of this convolution's output, in
+    /// one pass that never writes the convolution's output, with the pooling's `argmax` (the
+    /// flat index within this layer's output plane of each window's maximum, as
+    /// [`super::pool::maxpool_forward`] writes it), where a direct kernel covers the shape
+    /// (AVX-512: conv1's and conv2's). Returns false, doing nothing, where none does. Without
+    /// `argmax` (None: no backward pass follows), the pass may take a quicker way to the same
+    /// values.
+    pub fn forward_relu_maxpool(
+        &mut self,
+        x: &Tensor,
+        y: &mut Tensor,
+        argmax: Option<&mut Vec<u32>>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.fused_forward(x, y, argmax);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (x, y, argmax);
+            false
+        }
+    }
+
+    /// The backward pass of this convolution when its output went through a ReLU and a 2x2
+    /// max pooling (the ReLU folded into the pooling): each parallel task first makes its
+    /// samples' output gradient from `pooled` into `dy` (as the pooling's backward pass would),
+    /// then runs this layer's backward on it. Returns false, doing nothing, where the direct
+    /// kernels do not cover the shape; the pooling's and this layer's passes then run one
+    /// after the other.
+    pub fn backward_through_maxpool(
+        &mut self,
+        x: &Tensor,
+        pooled: &PooledGrad,
+        dy: &mut Tensor,
+        dx: Option<&mut Tensor>,
+    ) -> bool {
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (x, pooled, dy, dx);
+            false
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (h, w) = (x.shape[2], x.shape[3]);
+            let g = self.geometry;
+            let narrow = !self.is_dense(h, w) && self.is_direct_narrow(w);
+            // The single-channel path computes an input gradient (never asked for in training)
+            // from the whole output gradient, after its tasks: not from pooled chunks.
+            let single = self.is_direct_single_channel(w) && dx.is_none();
+            let plane = (g.out_side(h), g.out_side(w));
+            assert_eq!(
+                (pooled.channels, pooled.plane),
+                (g.c_out, plane),
+                "pooling's shape"
+            );
+            if !single && !narrow {
+                return false;
+            }
+            let source = OutputGrad::Pooled(pooled, SharedMut::new(&mut dy.data));
+            if single {
+                self.direct_weight_grad(x, &source);
+            } else {
+                self.narrow_backward(x, &source, dx);
+            }
+            true
+        }
     }
 }
 

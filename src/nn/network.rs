@@ -3,17 +3,14 @@
 //! `acts[0]` is the input batch, `acts[i + 1]` the output of layer i; `grads[i]` is the gradient
 //! of the loss with respect to `acts[i]`. The buffers are reused from batch to batch.
 //!
-//! A ReLU followed by a layer that can fold it (max pooling) runs as one pass of that layer
-//! over the ReLU's input ([`Layer::forward_after_relu`]): the ReLU's output and its gradient
-//! are never written. Likewise a layer followed by a ReLU and 2x2 max pooling may run all
-//! three in its own forward pass ([`Layer::forward_relu_maxpool`]: the convolutions), writing
-//! only the pooled output, and make its output gradient from the pooling's inside its own
-//! backward tasks ([`Layer::backward_through_maxpool`]). The results are the same bit for bit;
-//! [`Network::set_fold_relu`] turns all of this off where the outputs in between are wanted.
+//! The layers run as a [`plan`](super::plan) of stages, made once, where a ReLU with the max
+//! pooling after it, and a convolution with both, run as one pass; the results are the same
+//! bit for bit, and [`Network::set_fold_relu`] makes every layer a stage of its own where the
+//! outputs in between are wanted.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::pool::PooledGrad;
+use super::plan::{Stage, plan};
 use super::{Buffer, Context, Layer, Mode, Param};
 use crate::parallel;
 use crate::rng::Rng;
@@ -32,18 +29,13 @@ pub struct Network {
     input_shape: Vec<usize>,
     acts: Vec<Tensor>,
     grads: Vec<Tensor>,
-    /// Seconds spent in each layer's forward and backward pass, when profiling is on.
+    /// How the layers run: stages of one or more layers each.
+    stages: Vec<Stage>,
+    /// Seconds spent in each stage's forward and backward pass, when profiling is on.
     profile: Option<Vec<(f64, f64)>>,
-    /// Whether a ReLU may be folded into the layer after it.
+    /// Whether the plan runs a ReLU with the pooling after it (and a convolution with both)
+    /// as one pass.
     fold_relu: bool,
-    /// `folded[i]`: layer i ran in the last forward pass with the ReLU before it folded in.
-    folded: Vec<bool>,
-    /// `fused[i]`: layer i ran in the last forward pass with the ReLU and the max pooling
-    /// after it (whose pass wrote nothing of its own).
-    fused: Vec<bool>,
-    /// `fused_backward[i]`: layer i ran in the last backward pass with the pooling's backward
-    /// (and the folded ReLU's) after it ([`Layer::backward_through_maxpool`]).
-    fused_backward: Vec<bool>,
     /// Every parameter's full name, in order (made once: the optimizer visits them all at
     /// every step).
     param_names: Vec<String>,
@@ -76,6 +68,7 @@ impl Network {
             .collect();
         Network {
             param_names,
+            stages: plan(&layers, true),
             layers,
             names,
             input_shape: input_shape.to_vec(),
@@ -83,9 +76,6 @@ impl Network {
             grads: vec![Tensor::default(); count + 1],
             profile: None,
             fold_relu: true,
-            folded: vec![false; count],
-            fused: vec![false; count],
-            fused_backward: vec![false; count],
             replicas: Vec::new(),
             inference: false,
         }
@@ -96,6 +86,15 @@ impl Network {
     /// layer's output is written, as [`Network::activation`] then shows).
     pub fn set_fold_relu(&mut self, on: bool) {
         self.fold_relu = on;
+        self.stages = plan(&self.layers, on);
+        if self.profile.is_some() {
+            self.set_profiling(true);
+        }
+    }
+
+    /// The plan the layers run in.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
     }
 
     /// Each layer's module path, in order.
@@ -125,57 +124,12 @@ impl Network {
 
     /// Runs every layer on the input buffer and returns the output (the logits).
     pub fn forward(&mut self, ctx: &mut Context) -> &Tensor {
-        self.folded.fill(false);
-        self.fused.fill(false);
-        let mut i = 0;
-        while i < self.layers.len() {
+        for (k, stage) in self.stages.iter_mut().enumerate() {
             let start = self.profile.is_some().then(std::time::Instant::now);
-            let (before, after) = self.acts.split_at_mut(i + 1);
-            let shape = self.layers[i].output_shape(&before[i].shape);
-            // The layer, a ReLU and a max pooling after it in one pass of the layer, when it
-            // can: only the pooled output is written (the ReLU's and the layer's own outputs
-            // keep their shapes for the backward pass, which runs unchanged; an inference
-            // network leaves them empty and keeps no argmax).
-            if self.fold_relu && i + 2 < self.layers.len() && self.layers[i + 1].is_relu() {
-                let pooled = self.layers[i + 2].output_shape(&shape);
-                let (head, tail) = self.layers.split_at_mut(i + 2);
-                if let Some(argmax) = tail[0].maxpool2x2_argmax() {
-                    if !self.inference {
-                        after[0].resize(&shape);
-                        after[1].resize(&shape);
-                    }
-                    after[2].resize(&pooled);
-                    let argmax = (!self.inference).then_some(argmax);
-                    if head[i].forward_relu_maxpool(&before[i], &mut after[2], argmax) {
-                        self.fused[i] = true;
-                        self.folded[i + 2] = true;
-                        if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                            p[i].0 += t.elapsed().as_secs_f64();
-                        }
-                        i += 3;
-                        continue;
-                    }
-                }
-            }
-            after[0].resize(&shape);
-            // A ReLU and the layer after it in one pass of that layer, when it can.
-            if self.fold_relu && self.layers[i].is_relu() && i + 1 < self.layers.len() {
-                let next_shape = self.layers[i + 1].output_shape(&shape);
-                after[1].resize(&next_shape);
-                if self.layers[i + 1].forward_after_relu(&before[i], &mut after[1], ctx) {
-                    self.folded[i + 1] = true;
-                    if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                        p[i + 1].0 += t.elapsed().as_secs_f64();
-                    }
-                    i += 2;
-                    continue;
-                }
-            }
-            self.layers[i].forward(&before[i], &mut after[0], ctx);
+            stage.forward(&mut self.layers, &mut self.acts, ctx, self.inference);
             if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                p[i].0 += t.elapsed().as_secs_f64();
+                p[k].0 += t.elapsed().as_secs_f64();
             }
-            i += 1;
         }
         self.acts.last().expect("input buffer")
     }
@@ -255,7 +209,9 @@ impl Network {
         let state = self.state_dict();
         for replica in &mut self.replicas[..count] {
             let replica = replica.get_mut().unwrap_or_else(PoisonError::into_inner);
-            replica.fold_relu = self.fold_relu;
+            if replica.fold_relu != self.fold_relu {
+                replica.set_fold_relu(self.fold_relu);
+            }
             (replica.load_state_dict(state.clone()))
                 .expect("a replica has its original's parameters and buffers");
         }
@@ -277,116 +233,31 @@ impl Network {
     /// Back-propagates the output gradient, accumulating every parameter's gradient. The
     /// input's gradient is computed only when `input_grad` is set.
     pub fn backward(&mut self, input_grad: bool) {
-        self.fused_backward.fill(false);
-        let mut i = self.layers.len();
-        while i > 0 {
-            i -= 1;
+        for (k, stage) in self.stages.iter_mut().enumerate().rev() {
             let start = self.profile.is_some().then(std::time::Instant::now);
-            if self.folded[i] && i >= 2 && self.layers[i].maxpool2x2_argmax().is_some() {
-                // Max pooling at i with the ReLU at i - 1 folded: the layer before the ReLU
-                // may make its output gradient from the pooling's, chunk by chunk, in its own
-                // backward pass.
-                let (layer, relu) = (i - 2, i - 1);
-                let (lower, upper) = self.layers.split_at_mut(i);
-                let argmax = upper[0].maxpool2x2_argmax().expect("checked above");
-                let shape = &self.acts[relu].shape;
-                // grads: [.. layer] below, relu's own (the layer's output gradient), then
-                // the pooling's and its output's.
-                let (below, above) = self.grads.split_at_mut(relu);
-                let (dy, above) = above.split_first_mut().expect("the ReLU's gradient");
-                let pooled = PooledGrad {
-                    dy: &above[1].data,
-                    y: &self.acts[i + 1].data,
-                    argmax,
-                    channels: shape[1],
-                    plane: (shape[2], shape[3]),
-                };
-                dy.resize(shape);
-                let dx = (layer > 0 || input_grad).then(|| {
-                    below[layer].resize(&self.acts[layer].shape);
-                    &mut below[layer]
-                });
-                if lower[layer].backward_through_maxpool(&self.acts[layer], &pooled, dy, dx) {
-                    self.fused_backward[layer] = true;
-                    if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                        p[layer].1 += t.elapsed().as_secs_f64();
-                    }
-                    i = layer;
-                    continue;
-                }
-            }
-            if self.folded[i] {
-                // Layer i folded the ReLU at i - 1: its backward writes the ReLU's input
-                // gradient directly.
-                let relu = i - 1;
-                if relu > 0 || input_grad {
-                    let (lo, hi) = self.grads.split_at_mut(i + 1);
-                    lo[relu].resize(&self.acts[relu].shape);
-                    let (x, y) = (&self.acts[relu], &self.acts[i + 1]);
-                    self.layers[i].backward_after_relu(x, y, &hi[0], &mut lo[relu]);
-                }
-                if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                    p[i].1 += t.elapsed().as_secs_f64();
-                }
-                i = relu;
-                continue;
-            }
-            let (lo, hi) = self.grads.split_at_mut(i + 1);
-            let dx = if i > 0 || input_grad {
-                lo[i].resize(&self.acts[i].shape);
-                Some(&mut lo[i])
-            } else {
-                None
-            };
-            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &hi[0], dx);
+            stage.backward(&mut self.layers, &self.acts, &mut self.grads, input_grad);
             if let (Some(p), Some(t)) = (self.profile.as_mut(), start) {
-                p[i].1 += t.elapsed().as_secs_f64();
+                p[k].1 += t.elapsed().as_secs_f64();
             }
         }
     }
 
-    /// Starts (or stops) timing each layer's passes; timings accumulate until taken.
+    /// Starts (or stops) timing each stage's passes; timings accumulate until taken.
     pub fn set_profiling(&mut self, on: bool) {
-        self.profile = on.then(|| vec![(0.0, 0.0); self.layers.len()]);
+        self.profile = on.then(|| vec![(0.0, 0.0); self.stages.len()]);
     }
 
-    /// Per layer: (name, description, forward seconds, backward seconds) since profiling
-    /// started or was last taken; the counters restart at zero.
+    /// Per stage of the plan: (its layers' names, their descriptions, forward seconds,
+    /// backward seconds) since profiling started or was last taken; the counters restart at
+    /// zero.
     pub fn take_profile(&mut self) -> Vec<(String, String, f64, f64)> {
         let Some(p) = self.profile.as_mut() else {
             return Vec::new();
         };
-        let (folded, fused, fused_backward) = (&self.folded, &self.fused, &self.fused_backward);
-        let out = self
-            .names
-            .iter()
-            .zip(&self.layers)
-            .zip(p.iter())
-            .enumerate()
-            .map(|(i, ((n, l), &(f, b)))| {
-                let mut describe = l.describe();
-                describe += match (fused[i], fused_backward[i]) {
-                    (true, true) => " (with the ReLU and pooling after it)",
-                    (true, false) => " (forward with the ReLU and pooling after it)",
-                    (false, true) => " (backward with the ReLU and pooling after it)",
-                    (false, false) => "",
-                };
-                if folded.get(i + 1) == Some(&true) {
-                    describe += " (folded into the next layer)";
-                }
-                let before = i.checked_sub(2).map(|l| (fused[l], fused_backward[l]));
-                describe += match (before, folded[i]) {
-                    (Some((true, true)), _) => " (in the layer before the ReLU)",
-                    (Some((true, false)), _) => {
-                        " (forward in the layer before the ReLU, backward with the ReLU)"
-                    }
-                    (Some((false, true)), _) => {
-                        " (forward with the ReLU before it, backward in the layer before)"
-                    }
-                    (_, true) => " (with the ReLU before it)",
-                    _ => "",
-                };
-                (n.clone(), describe, f, b)
+        let out = (self.stages.iter().zip(p.iter()))
+            .map(|(stage, &(f, b))| {
+                let names: Vec<&str> = stage.layers().map(|i| self.names[i].as_str()).collect();
+                (names.join(" + "), stage.describe(&self.layers), f, b)
             })
             .collect();
         p.iter_mut().for_each(|t| *t = (0.0, 0.0));
@@ -613,10 +484,7 @@ mod tests {
     }
 
     fn folding_changes_nothing(config: &ModelConfig) {
-        #[cfg(target_arch = "x86_64")]
         let fusing = crate::simd::available();
-        #[cfg(not(target_arch = "x86_64"))]
-        let fusing = false;
         let mut data = Rng::new(5);
         let input: Vec<f32> = (0..6 * 32 * 32)
             .map(|_| data.uniform_range(-1.0, 2.0))
@@ -631,12 +499,24 @@ mod tests {
                 mode,
                 rng: &mut Rng::new(2),
             });
-            assert_eq!(net.folded.iter().any(|&f| f), fold);
+            let one_pass = |net: &Network, backward: bool| {
+                (net.stages().iter())
+                    .filter(|s| match s {
+                        Stage::ConvReluMaxPool { one_pass, .. } => {
+                            if backward {
+                                one_pass.1
+                            } else {
+                                one_pass.0
+                            }
+                        }
+                        _ => false,
+                    })
+                    .count()
+            };
+            let folded = net.stages().len() < net.layer_names().len();
+            assert_eq!(folded, fold);
             // Both convolutions pool in their own pass where the kernels run.
-            assert_eq!(
-                net.fused.iter().filter(|&&f| f).count(),
-                2 * (fold && fusing) as usize
-            );
+            assert_eq!(one_pass(&net, false), 2 * (fold && fusing) as usize);
             let bits = |t: &Tensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
             let logits = bits(net.output());
             let (out, grad) = net.output_and_grad_mut();
@@ -644,9 +524,11 @@ mod tests {
             net.backward(input_grad);
             // Both convolutions make their output gradient from the pooling's in their own
             // pass, but the first when the input's gradient is asked for.
-            let fused_backward = net.fused_backward.iter().filter(|&&f| f).count();
             let fused_layers = if input_grad { 1 } else { 2 };
-            assert_eq!(fused_backward, fused_layers * (fold && fusing) as usize);
+            assert_eq!(
+                one_pass(&net, true),
+                fused_layers * (fold && fusing) as usize
+            );
             let grads: Vec<Vec<u32>> = net.params().iter().map(|(_, p)| bits(&p.grad)).collect();
             (logits, grads, input_grad.then(|| bits(net.input_grad())))
         };

@@ -206,7 +206,7 @@ pub fn maxpool_backward(
 
 /// What the backward pass of a 2x2 max pooling that folded the ReLU before it needs, so
 /// that the layer before both can make its own output gradient sample by sample, inside its
-/// own parallel tasks ([`super::Layer::backward_through_maxpool`]): one pass over the batch
+/// own parallel tasks ([`super::conv2d::Conv2d::backward_through_maxpool`]): one pass over the batch
 /// instead of two, each chunk's gradient made just before it is used.
 pub struct PooledGrad<'a> {
     /// The pooling's output gradient, `[N, C, H/2, W/2]`.
@@ -335,6 +335,40 @@ pub fn avgpool_backward(
 }
 
 impl Pool2d {
+    /// Whether this is max pooling, which can take the ReLU before it in its own pass
+    /// ([`Pool2d::forward_after_relu`]).
+    pub fn is_max(&self) -> bool {
+        self.kind == PoolKind::Max
+    }
+
+    /// Computes `y` = this max pooling applied to `relu(x)` in one pass over `x`, without
+    /// writing the ReLU's output: max(relu(a), relu(b), ...) = relu(max(a, b, ...)), and the
+    /// first maximum of the window is the same element whenever the maximum is positive (when
+    /// it is not, the ReLU's gradient is zero anyway), so pooling first leaves a quarter of the
+    /// values for the ReLU and writes no full-size activation.
+    pub fn forward_after_relu(&mut self, x: &Tensor, y: &mut Tensor) {
+        assert!(self.is_max(), "only max pooling folds the ReLU before it");
+        self.max_forward(x, y, true);
+    }
+
+    /// The backward pass of [`Pool2d::forward_after_relu`]: `dx` is the gradient with respect
+    /// to `x`, the ReLU's input.
+    pub fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
+        self.max_backward(x, dy, Some(y), dx);
+    }
+
+    /// A 2x2, stride-2 max pooling's argmax cache (the flat index within its input plane of
+    /// each window's maximum, as [`maxpool_forward`] writes it), for a convolution before it
+    /// that pools in its own pass; None for every other pooling.
+    pub fn maxpool2x2_argmax(&mut self) -> Option<&mut Vec<u32>> {
+        self.is_max2x2().then_some(&mut self.argmax)
+    }
+
+    /// Whether this is 2x2, stride-2 max pooling.
+    pub fn is_max2x2(&self) -> bool {
+        self.is_max() && self.kernel == 2 && self.stride == 2
+    }
+
     /// Max pooling of the whole batch (of the ReLU of `x` with `relu`).
     fn max_forward(&mut self, x: &Tensor, y: &mut Tensor, relu: bool) {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
@@ -423,27 +457,6 @@ impl Layer for Pool2d {
             let dy = &dy.data[first * out_len..][..samples * out_len];
             avgpool_backward(dy, samples * c, (h, w), ks, dx);
         });
-    }
-
-    fn forward_after_relu(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) -> bool {
-        if self.kind != PoolKind::Max {
-            return false;
-        }
-        // max(relu(a), relu(b), ...) = relu(max(a, b, ...)), and the first maximum of the
-        // window is the same element whenever the maximum is positive (when it is not, the
-        // ReLU's gradient is zero anyway), so pooling first leaves a quarter of the values
-        // for the ReLU and writes no full-size activation.
-        self.max_forward(x, y, true);
-        true
-    }
-
-    fn backward_after_relu(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: &mut Tensor) {
-        self.max_backward(x, dy, Some(y), dx);
-    }
-
-    fn maxpool2x2_argmax(&mut self) -> Option<&mut Vec<u32>> {
-        (self.kind == PoolKind::Max && self.kernel == 2 && self.stride == 2)
-            .then_some(&mut self.argmax)
     }
 }
 

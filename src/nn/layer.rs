@@ -1,0 +1,121 @@
+//! What every layer is: the [`Layer`] trait, its trainable [`Param`]eters and saved
+//! [`Buffer`]s, and the [`Context`] and [`Mode`] a forward pass runs in.
+
+use std::any::Any;
+
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+
+/// Training uses batch statistics and dropout; evaluation uses running statistics and no
+/// dropout, as PyTorch's `model.train()` and `model.eval()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// A trainable tensor and the gradient of the loss with respect to it.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// PyTorch's name for it inside its module: `weight` or `bias`.
+    pub name: &'static str,
+    pub value: Tensor,
+    pub grad: Tensor,
+    /// Entries fixed at zero (a sparse connection table); their gradient is always zero.
+    pub frozen_zero: Option<Vec<bool>>,
+}
+
+impl Param {
+    pub fn new(name: &'static str, value: Tensor) -> Self {
+        let grad = Tensor::zeros(&value.shape);
+        Param {
+            name,
+            value,
+            grad,
+            frozen_zero: None,
+        }
+    }
+
+    /// Number of trainable entries (frozen zeros excluded).
+    pub fn trainable_len(&self) -> usize {
+        match &self.frozen_zero {
+            Some(mask) => mask.iter().filter(|&&z| !z).count(),
+            None => self.value.len(),
+        }
+    }
+}
+
+/// A non-trainable state tensor saved with the model, such as batch normalization's running
+/// statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Buffer {
+    F32(Tensor),
+    I64(i64),
+}
+
+/// What a forward pass may need besides its input.
+pub struct Context<'a> {
+    pub mode: Mode,
+    /// The dropout stream; dropout masks are drawn serially from it, in layer order.
+    pub rng: &'a mut Rng,
+}
+
+/// One layer: forward and backward over a batch.
+pub trait Layer: Send + CloneLayer + Any {
+    /// PyTorch-style description, e.g. `Conv2d(1, 6, kernel_size=5)`.
+    fn describe(&self) -> String;
+
+    /// Shape of the output for an input of shape `input` (batch axis included).
+    fn output_shape(&self, input: &[usize]) -> Vec<usize>;
+
+    /// Computes `y` from `x`; `y` has already been resized to [`Layer::output_shape`].
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context);
+
+    /// Given the input `x`, the output `y` and the gradient `dy` of the loss with respect to
+    /// `y`, accumulates parameter gradients and, when `dx` is given, writes the gradient with
+    /// respect to `x` (already resized to `x`'s shape).
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+
+    /// Named state saved with the model besides the parameters.
+    fn buffers(&self) -> Vec<(&'static str, Buffer)> {
+        Vec::new()
+    }
+
+    /// Restores one buffer saved by [`Layer::buffers`].
+    fn set_buffer(&mut self, name: &str, _value: Buffer) -> Result<(), String> {
+        Err(format!("{} has no buffer named {name}", self.describe()))
+    }
+}
+
+/// What every boxed layer has besides its maths, given to each `Clone` layer by a blanket
+/// implementation: a copy, for the replicas a [`Network`](super::Network) evaluates with on other threads
+/// ([`Network::forward_each`](super::Network::forward_each)), and its concrete type, for the network's plan of stages
+/// ([`super::plan`]), which runs some sequences of layers (a convolution, a ReLU and max
+/// pooling) as one pass of their own.
+pub trait CloneLayer {
+    fn clone_layer(&self) -> Box<dyn Layer>;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Layer + Clone + 'static> CloneLayer for T {
+    fn clone_layer(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
