@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod atomic_file;
+pub mod doc;
 pub mod rng;
 pub mod simd;
 pub mod tensor;

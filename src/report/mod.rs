@@ -3,23 +3,22 @@
 //!
 //! The report reads result files only (run directories, `study.toml`, saved models) and the
 //! MNIST images it shows; the conclusions are sentences generated from the statistics in
-//! [`crate::stats::summary`].
+//! [`crate::study::summary`].
 
-pub mod doc;
 pub mod figures;
 pub mod text;
 
 use std::path::{Path, PathBuf};
 
 use crate::data::Mnist;
-use crate::stats::summary::{StudySummary, summarize};
+use crate::doc::Doc;
 use crate::stats::{Estimate, letter_groups};
 use crate::study::execute::STUDY_FILE;
+use crate::study::summary::{StudySummary, summarize};
 use crate::study::{Phase, RunSpec, StudyError, StudyFile, describe_point, finished, run_dir};
 use crate::train::metrics::{EpochMetrics, Status, Summary};
 use crate::train::run::{self, METRICS};
 use crate::train::{TrainConfig, TrainError};
-use doc::Doc;
 use figures::{
     Confusion, Curve, Curves, Digit, DigitGrid, DotPanel, DotPlot, Interval, Lines, Series, render,
 };

@@ -2,8 +2,8 @@
 //! claims set beside what was measured. Nothing here is written for a particular result; every
 //! number and every verdict comes from the summary.
 
-use crate::stats::summary::{ConfigSummary, StudySummary};
 use crate::stats::{Contrast, Estimate};
+use crate::study::summary::{ConfigSummary, StudySummary};
 
 /// A fraction as a percentage with two decimals.
 pub fn pct(v: f64) -> String {

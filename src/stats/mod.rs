@@ -1,10 +1,10 @@
 //! Statistics for comparing configurations over seeds: means with Student-t confidence
 //! intervals, Welch's t-test with Holm's correction for many pairs, and linear contrasts
 //! (main effects and interaction of a 2x2 design) with Welch–Satterthwaite degrees of freedom.
-//! [`summary`] applies them to a study's results.
+//! Pure maths: numbers in, numbers out (`crate::study::summary` applies them to a study's
+//! results).
 
 pub mod dist;
-pub mod summary;
 
 use serde::{Deserialize, Serialize};
 

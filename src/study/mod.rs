@@ -28,6 +28,7 @@
 
 pub mod claim;
 pub mod execute;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::Path;

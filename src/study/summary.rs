@@ -8,8 +8,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Contrast, Estimate, contrast, holm, welch};
-use crate::study::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
+use super::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
+use crate::doc::Doc;
+use crate::stats::{Contrast, Estimate, contrast, holm, welch};
 use crate::train::metrics::Status;
 use crate::train::run;
 
@@ -115,61 +116,16 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         )
     })?;
     let finals = study.final_runs(&chosen)?;
-    let mut missing = 0;
+    let mut missing_runs = 0;
     let mut accuracies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut configs = Vec::new();
     for c in &study.configs {
         let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
-        let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
-        let mut diverged = 0;
-        let mut runs = 0;
-        let mut done: Vec<&RunSpec> = Vec::new();
-        for spec in &specs {
-            let Some(s) = finished(dir, &spec.id)? else {
-                missing += 1;
-                continue;
-            };
-            runs += 1;
-            done.push(spec);
-            wall.push(s.wall_seconds);
-            match s.status {
-                Status::Finished => {
-                    acc.extend(s.test_accuracy);
-                    loss.extend(s.test_loss);
-                    best.extend(s.best_valid_accuracy);
-                }
-                Status::Diverged { .. } => diverged += 1,
-            }
-        }
-        let targets = study
-            .targets
-            .iter()
-            .map(|&target| {
-                let mut hits: Vec<(f64, f64)> = Vec::new();
-                for s in &done {
-                    hits.extend(to_target(dir, s, target)?);
-                }
-                Ok(TargetReach {
-                    target,
-                    reached: hits.len(),
-                    epochs: Estimate::of(&hits.iter().map(|h| h.0).collect::<Vec<_>>()),
-                    seconds: Estimate::of(&hits.iter().map(|h| h.1).collect::<Vec<_>>()),
-                })
-            })
-            .collect::<Result<_, StudyError>>()?;
-        configs.push(ConfigSummary {
-            name: c.name.clone(),
-            chosen: describe_point(chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[])),
-            runs,
-            diverged,
-            test_accuracy: Estimate::of(&acc),
-            test_loss: Estimate::of(&loss),
-            best_valid_accuracy: Estimate::of(&best),
-            targets,
-            wall_seconds: Estimate::of(&wall),
-            tied_with_best: false,
-        });
+        let point = chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
+        let (summary, acc, missing) = config_summary(study, dir, &c.name, point, &specs)?;
+        configs.push(summary);
         accuracies.insert(c.name.clone(), acc);
+        missing_runs += missing;
     }
     // The best configuration by mean test accuracy, then all pairs.
     let best = configs
@@ -178,29 +134,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(n, _)| n)
         .unwrap_or_default();
-    let mut pairs = Vec::new();
-    for (i, a) in study.configs.iter().enumerate() {
-        for b in &study.configs[i + 1..] {
-            if let Some(w) = welch(&accuracies[&a.name], &accuracies[&b.name]) {
-                let diff = mean(&accuracies[&a.name]) - mean(&accuracies[&b.name]);
-                pairs.push(Pair {
-                    a: a.name.clone(),
-                    b: b.name.clone(),
-                    difference: diff,
-                    t: w.t,
-                    df: w.df,
-                    p: w.p,
-                    p_holm: f64::NAN,
-                    significant: false,
-                });
-            }
-        }
-    }
-    let adjusted = holm(&pairs.iter().map(|p| p.p).collect::<Vec<_>>());
-    for (p, adj) in pairs.iter_mut().zip(adjusted) {
-        p.p_holm = adj;
-        p.significant = adj < 0.05;
-    }
+    let pairs = pairwise(study, &accuracies);
     for c in configs.iter_mut() {
         c.tied_with_best = c.test_accuracy.is_some()
             && (c.name == best
@@ -209,7 +143,6 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
                         && !p.significant
                 }));
     }
-    let factorial = factorial(study, &accuracies);
     let mut tuning = Vec::new();
     for spec in study.tuning_runs()? {
         let s = finished(dir, &spec.id)?;
@@ -225,13 +158,98 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     Ok(StudySummary {
         study: study.name.clone(),
         seeds: study.seeds,
+        factorial: factorial(study, &accuracies),
         configs,
         best,
         pairs,
-        factorial,
         tuning,
-        missing_runs: missing,
+        missing_runs,
     })
+}
+
+/// One configuration's statistics over its finished final runs (`specs`, tuned at `point`),
+/// with its test accuracies (for the comparisons) and the number of runs not finished yet.
+fn config_summary(
+    study: &StudyFile,
+    dir: &Path,
+    name: &str,
+    point: &[(String, f64)],
+    specs: &[&RunSpec],
+) -> Result<(ConfigSummary, Vec<f64>, usize), StudyError> {
+    let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
+    let (mut diverged, mut missing) = (0, 0);
+    let mut done: Vec<&RunSpec> = Vec::new();
+    for spec in specs {
+        let Some(s) = finished(dir, &spec.id)? else {
+            missing += 1;
+            continue;
+        };
+        done.push(spec);
+        wall.push(s.wall_seconds);
+        match s.status {
+            Status::Finished => {
+                acc.extend(s.test_accuracy);
+                loss.extend(s.test_loss);
+                best.extend(s.best_valid_accuracy);
+            }
+            Status::Diverged { .. } => diverged += 1,
+        }
+    }
+    let targets = (study.targets.iter())
+        .map(|&target| {
+            let mut hits: Vec<(f64, f64)> = Vec::new();
+            for s in &done {
+                hits.extend(to_target(dir, s, target)?);
+            }
+            Ok(TargetReach {
+                target,
+                reached: hits.len(),
+                epochs: Estimate::of(&hits.iter().map(|h| h.0).collect::<Vec<_>>()),
+                seconds: Estimate::of(&hits.iter().map(|h| h.1).collect::<Vec<_>>()),
+            })
+        })
+        .collect::<Result<_, StudyError>>()?;
+    let summary = ConfigSummary {
+        name: name.to_string(),
+        chosen: describe_point(point),
+        runs: done.len(),
+        diverged,
+        test_accuracy: Estimate::of(&acc),
+        test_loss: Estimate::of(&loss),
+        best_valid_accuracy: Estimate::of(&best),
+        targets,
+        wall_seconds: Estimate::of(&wall),
+        tied_with_best: false,
+    };
+    Ok((summary, acc, missing))
+}
+
+/// Welch's t-test of test accuracy for every pair of configurations, Holm-adjusted.
+fn pairwise(study: &StudyFile, accuracies: &BTreeMap<String, Vec<f64>>) -> Vec<Pair> {
+    let mut pairs = Vec::new();
+    for (i, a) in study.configs.iter().enumerate() {
+        for b in &study.configs[i + 1..] {
+            let (xa, xb) = (&accuracies[&a.name], &accuracies[&b.name]);
+            if let Some(w) = welch(xa, xb) {
+                pairs.push(Pair {
+                    a: a.name.clone(),
+                    b: b.name.clone(),
+                    difference: mean(xa) - mean(xb),
+                    t: w.t,
+                    df: w.df,
+                    p: w.p,
+                    p_holm: f64::NAN,
+                    significant: false,
+                });
+            }
+        }
+    }
+    let adjusted = holm(&pairs.iter().map(|p| p.p).collect::<Vec<_>>());
+    for (p, adj) in pairs.iter_mut().zip(adjusted) {
+        p.p_holm = adj;
+        p.significant = adj < 0.05;
+    }
+    pairs
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -273,151 +291,179 @@ fn num(e: &Option<Estimate>, digits: usize) -> String {
     }
 }
 
+fn yes_no(yes: bool) -> String {
+    if yes { "yes" } else { "no" }.to_string()
+}
+
 impl StudySummary {
     /// The summary as Markdown tables.
     pub fn markdown(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "# Study `{}`: summary\n", self.study);
-        let _ = writeln!(
-            s,
+        let mut doc = Doc::new(format!("Study `{}`: summary", self.study));
+        let missing = if self.missing_runs > 0 {
+            format!(
+                " **{} runs are not finished yet; statistics cover the finished ones.**",
+                self.missing_runs
+            )
+        } else {
+            String::new()
+        };
+        doc.paragraph(format!(
             "Means over seeds with 95% confidence intervals (Student t, n - 1 degrees of freedom); \
-             test accuracy of the final weights. {} seeds per configuration.{}\n",
-            self.seeds,
-            if self.missing_runs > 0 {
-                format!(
-                    " **{} runs are not finished yet; statistics cover the finished ones.**",
-                    self.missing_runs
-                )
-            } else {
-                String::new()
-            }
-        );
-        let targets: Vec<String> = self.configs.first().map_or(vec![], |c| {
-            c.targets
-                .iter()
+             test accuracy of the final weights. {} seeds per configuration.{missing}",
+            self.seeds
+        ));
+        self.configs_table(&mut doc);
+        self.pairs_section(&mut doc);
+        self.factorial_section(&mut doc);
+        self.tuning_section(&mut doc);
+        doc.markdown()
+    }
+
+    /// Every configuration, best test accuracy first.
+    fn configs_table(&self, doc: &mut Doc) {
+        let targets = self.configs.first().map_or(vec![], |c| {
+            (c.targets.iter())
                 .map(|t| format!("epochs to {:.1}% (reached)", 100.0 * t.target))
                 .collect()
         });
-        let _ = writeln!(
-            s,
-            "| configuration | tuned | runs | diverged | test accuracy | test loss | best valid accuracy | {} | seconds per run | tied with best |",
-            targets.join(" | ")
-        );
-        let _ = writeln!(
-            s,
-            "|---|---|---|---|---|---|---|{}---|---|",
-            "---|".repeat(targets.len())
-        );
+        let mut header = vec![
+            "configuration",
+            "tuned",
+            "runs",
+            "diverged",
+            "test accuracy",
+            "test loss",
+            "best valid accuracy",
+        ];
+        header.extend(targets.iter().map(String::as_str));
+        header.extend(["seconds per run", "tied with best"]);
         let mut order: Vec<&ConfigSummary> = self.configs.iter().collect();
         order.sort_by(|a, b| {
             let m = |c: &ConfigSummary| c.test_accuracy.map_or(f64::NEG_INFINITY, |e| e.mean);
             m(b).total_cmp(&m(a))
         });
-        for c in order {
-            let t: Vec<String> = c
-                .targets
-                .iter()
-                .map(|t| format!("{} ({}/{})", num(&t.epochs, 1), t.reached, c.runs))
-                .collect();
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                c.name,
-                if c.chosen.is_empty() {
-                    "–"
-                } else {
-                    &c.chosen
-                },
-                c.runs,
-                c.diverged,
+        let rows = order.into_iter().map(|c| {
+            let chosen = if c.chosen.is_empty() {
+                "–"
+            } else {
+                &c.chosen
+            };
+            let mut row = vec![
+                c.name.clone(),
+                chosen.to_string(),
+                c.runs.to_string(),
+                c.diverged.to_string(),
                 pct(&c.test_accuracy),
                 num(&c.test_loss, 4),
                 pct(&c.best_valid_accuracy),
-                t.join(" | "),
-                num(&c.wall_seconds, 1),
-                if c.tied_with_best { "yes" } else { "no" }
+            ];
+            row.extend(
+                (c.targets.iter())
+                    .map(|t| format!("{} ({}/{})", num(&t.epochs, 1), t.reached, c.runs)),
             );
+            row.push(num(&c.wall_seconds, 1));
+            row.push(yes_no(c.tied_with_best));
+            row
+        });
+        doc.table(&header, rows.collect());
+    }
+
+    fn pairs_section(&self, doc: &mut Doc) {
+        if self.pairs.is_empty() {
+            return;
         }
-        if !self.pairs.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n## Pairwise comparisons of test accuracy\n\nWelch's t-test for each pair, p-values \
-                 adjusted for {} comparisons with Holm's method; significant at 5% after adjustment.\n",
-                self.pairs.len()
-            );
-            let _ = writeln!(
-                s,
-                "| a | b | a − b (points) | t | df | p | p (Holm) | significant |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-            for p in &self.pairs {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {:+.3} | {:.2} | {:.1} | {:.4} | {:.4} | {} |",
-                    p.a,
-                    p.b,
-                    100.0 * p.difference,
-                    p.t,
-                    p.df,
-                    p.p,
-                    p.p_holm,
-                    if p.significant { "yes" } else { "no" }
-                );
-            }
-        }
-        if let Some(f) = &self.factorial {
-            let _ = writeln!(
-                s,
-                "\n## 2x2 design: effects on test accuracy\n\nEach effect is a contrast of the four \
-                 cell means; 95% CI from its standard error with Welch–Satterthwaite degrees of freedom.\n"
-            );
-            let _ = writeln!(s, "| effect | estimate (points) | 95% CI | p |");
-            let _ = writeln!(s, "|---|---|---|---|");
-            for (name, c) in [
-                (
-                    format!("main effect of {}", f.factors[0]),
-                    &f.main_effects[0],
-                ),
-                (
-                    format!("main effect of {}", f.factors[1]),
-                    &f.main_effects[1],
-                ),
-                (
-                    format!("interaction {} x {}", f.factors[0], f.factors[1]),
-                    &f.interaction,
-                ),
-            ] {
-                let _ = writeln!(
-                    s,
-                    "| {name} | {:+.3} | [{:+.3}, {:+.3}] | {:.4} |",
-                    100.0 * c.estimate,
+        doc.heading(2, "Pairwise comparisons of test accuracy");
+        doc.paragraph(format!(
+            "Welch's t-test for each pair, p-values adjusted for {} comparisons with Holm's \
+             method; significant at 5% after adjustment.",
+            self.pairs.len()
+        ));
+        let header = [
+            "a",
+            "b",
+            "a − b (points)",
+            "t",
+            "df",
+            "p",
+            "p (Holm)",
+            "significant",
+        ];
+        let rows = self.pairs.iter().map(|p| {
+            vec![
+                p.a.clone(),
+                p.b.clone(),
+                format!("{:+.3}", 100.0 * p.difference),
+                format!("{:.2}", p.t),
+                format!("{:.1}", p.df),
+                format!("{:.4}", p.p),
+                format!("{:.4}", p.p_holm),
+                yes_no(p.significant),
+            ]
+        });
+        doc.table(&header, rows.collect());
+    }
+
+    fn factorial_section(&self, doc: &mut Doc) {
+        let Some(f) = &self.factorial else { return };
+        doc.heading(2, "2x2 design: effects on test accuracy");
+        doc.paragraph(
+            "Each effect is a contrast of the four cell means; 95% CI from its standard error \
+             with Welch–Satterthwaite degrees of freedom.",
+        );
+        let effects = [
+            (
+                format!("main effect of {}", f.factors[0]),
+                &f.main_effects[0],
+            ),
+            (
+                format!("main effect of {}", f.factors[1]),
+                &f.main_effects[1],
+            ),
+            (
+                format!("interaction {} x {}", f.factors[0], f.factors[1]),
+                &f.interaction,
+            ),
+        ];
+        let rows = effects.into_iter().map(|(name, c)| {
+            vec![
+                name,
+                format!("{:+.3}", 100.0 * c.estimate),
+                format!(
+                    "[{:+.3}, {:+.3}]",
                     100.0 * (c.estimate - c.ci95),
-                    100.0 * (c.estimate + c.ci95),
-                    c.p
-                );
-            }
+                    100.0 * (c.estimate + c.ci95)
+                ),
+                format!("{:.4}", c.p),
+            ]
+        });
+        doc.table(
+            &["effect", "estimate (points)", "95% CI", "p"],
+            rows.collect(),
+        );
+    }
+
+    fn tuning_section(&self, doc: &mut Doc) {
+        if self.tuning.is_empty() {
+            return;
         }
-        if !self.tuning.is_empty() {
-            let _ = writeln!(s, "\n## Tuning on the validation split\n");
-            let _ = writeln!(
-                s,
-                "| configuration | setting | valid accuracy | valid loss | chosen |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|");
-            for t in &self.tuning {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} |",
-                    t.config,
-                    t.point,
-                    t.valid_accuracy
-                        .map_or("diverged".into(), |a| format!("{:.2}%", 100.0 * a)),
-                    t.valid_loss.map_or("–".into(), |l| format!("{l:.4}")),
-                    if t.chosen { "✓" } else { "" }
-                );
-            }
-        }
-        s
+        doc.heading(2, "Tuning on the validation split");
+        let rows = self.tuning.iter().map(|t| {
+            vec![
+                t.config.clone(),
+                t.point.clone(),
+                (t.valid_accuracy).map_or("diverged".into(), |a| format!("{:.2}%", 100.0 * a)),
+                t.valid_loss.map_or("–".into(), |l| format!("{l:.4}")),
+                if t.chosen { "✓" } else { "" }.to_string(),
+            ]
+        });
+        let header = [
+            "configuration",
+            "setting",
+            "valid accuracy",
+            "valid loss",
+            "chosen",
+        ];
+        doc.table(&header, rows.collect());
     }
 
     /// One CSV row per configuration.
