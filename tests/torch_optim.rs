@@ -9,7 +9,7 @@ mod common;
 
 use common::{assert_close, f64s, torch_fixture};
 use lenet::nn::Param;
-use lenet::optim::{Algorithm, Optimizer, WeightDecay};
+use lenet::optim::{Algorithm, Momentum, Optimizer, WeightDecay};
 use lenet::tensor::Tensor;
 use serde_json::Value;
 
@@ -24,8 +24,11 @@ fn optimizer_for(case: &Value) -> (Optimizer, f64) {
         "SGD" => Algorithm::Sgd {
             momentum: f("momentum"),
             dampening: f("dampening"),
-            nesterov: b("nesterov"),
-            classic: false,
+            kind: if b("nesterov") {
+                Momentum::Nesterov
+            } else {
+                Momentum::PyTorch
+            },
         },
         "Adagrad" => Algorithm::Adagrad {
             lr_decay: f("lr_decay"),

@@ -27,77 +27,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::hyper::{HYPERS, Hyper, Hypers};
-use super::{Algorithm, Optimizer, WeightDecay};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerName {
-    /// Full-batch gradient descent: one step per epoch on the whole training split.
-    Gd,
-    /// Stochastic gradient descent on one sample per step.
-    Sgd,
-    /// Plain SGD on mini-batches.
-    MinibatchSgd,
-    /// SGD with momentum.
-    Momentum,
-    /// SGD with Nesterov momentum.
-    Nesterov,
-    Adagrad,
-    Adadelta,
-    Rmsprop,
-    Adam,
-    /// Adam with decoupled weight decay.
-    Adamw,
-}
-
-impl OptimizerName {
-    pub const ALL: [OptimizerName; 10] = [
-        OptimizerName::Gd,
-        OptimizerName::Sgd,
-        OptimizerName::MinibatchSgd,
-        OptimizerName::Momentum,
-        OptimizerName::Nesterov,
-        OptimizerName::Adagrad,
-        OptimizerName::Adadelta,
-        OptimizerName::Rmsprop,
-        OptimizerName::Adam,
-        OptimizerName::Adamw,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OptimizerName::Gd => "gd",
-            OptimizerName::Sgd => "sgd",
-            OptimizerName::MinibatchSgd => "minibatch-sgd",
-            OptimizerName::Momentum => "momentum",
-            OptimizerName::Nesterov => "nesterov",
-            OptimizerName::Adagrad => "adagrad",
-            OptimizerName::Adadelta => "adadelta",
-            OptimizerName::Rmsprop => "rmsprop",
-            OptimizerName::Adam => "adam",
-            OptimizerName::Adamw => "adamw",
-        }
-    }
-
-    /// The batch size the name implies, if it fixes one: `sgd` is 1; `gd` is the whole split
-    /// (`None` here, resolved by the trainer).
-    pub fn fixed_batch(self) -> Option<BatchPolicy> {
-        match self {
-            OptimizerName::Gd => Some(BatchPolicy::FullBatch),
-            OptimizerName::Sgd => Some(BatchPolicy::Fixed(1)),
-            _ => None,
-        }
-    }
-}
-
-/// How many samples one optimizer step sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BatchPolicy {
-    Fixed(usize),
-    /// The whole training split, accumulated in bounded chunks.
-    FullBatch,
-}
+pub use super::name::{BatchPolicy, OptimizerName};
+use super::{Algorithm, Momentum, Optimizer, WeightDecay};
 
 /// A fully resolved optimizer: name, base learning rate, rule and weight decay.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,17 +56,15 @@ impl OptimizerConfig {
             Algorithm::Sgd {
                 momentum,
                 dampening,
-                nesterov,
-                classic,
+                kind,
             } => {
                 if momentum != 0.0 {
                     parts.push(format!("momentum={momentum}"));
                     parts.push(format!("dampening={dampening}"));
-                    if nesterov {
-                        parts.push("nesterov".into());
-                    }
-                    if classic {
-                        parts.push("classic".into());
+                    match kind {
+                        Momentum::PyTorch => {}
+                        Momentum::Nesterov => parts.push("nesterov".into()),
+                        Momentum::Classic => parts.push("classic".into()),
                     }
                 }
             }
@@ -195,32 +124,49 @@ impl OptimizerConfig {
                 .or_else(|| Hyper::lookup(h).ok()?.default_for(name))
                 .expect("a hyperparameter of this optimizer")
         };
+        let decoupled = value("decoupled_weight_decay") != 0.0;
+        if name == OptimizerName::Adamw && !decoupled {
+            return Err("adamw's weight decay is decoupled by definition; use adam for L2".into());
+        }
+        let weight_decay = match (value("weight_decay"), decoupled) {
+            (0.0, _) => WeightDecay::None,
+            (wd, true) => WeightDecay::Decoupled(wd),
+            (wd, false) => WeightDecay::L2(wd),
+        };
+        Ok(OptimizerConfig {
+            name,
+            lr: value("lr"),
+            algorithm: Self::algorithm(name, &value)?,
+            weight_decay,
+        })
+    }
+
+    /// The rule `name` stands for, with its hyperparameters' values.
+    fn algorithm(name: OptimizerName, value: &dyn Fn(&str) -> f64) -> Result<Algorithm, String> {
         let flag = |h: &str| value(h) != 0.0;
-        let algorithm = match name {
+        let sgd = |momentum, dampening, kind| Algorithm::Sgd {
+            momentum,
+            dampening,
+            kind,
+        };
+        Ok(match name {
             OptimizerName::Gd | OptimizerName::Sgd | OptimizerName::MinibatchSgd => {
-                Algorithm::Sgd {
-                    momentum: 0.0,
-                    dampening: 0.0,
-                    nesterov: false,
-                    classic: false,
-                }
+                sgd(0.0, 0.0, Momentum::PyTorch)
             }
-            OptimizerName::Momentum => Algorithm::Sgd {
-                momentum: value("momentum"),
-                dampening: value("dampening"),
-                nesterov: false,
-                classic: flag("classic_momentum"),
-            },
+            OptimizerName::Momentum => {
+                let classic = flag("classic_momentum");
+                let kind = if classic {
+                    Momentum::Classic
+                } else {
+                    Momentum::PyTorch
+                };
+                sgd(value("momentum"), value("dampening"), kind)
+            }
             OptimizerName::Nesterov => {
                 if value("momentum") == 0.0 {
                     return Err("Nesterov momentum needs a momentum above 0 (as PyTorch)".into());
                 }
-                Algorithm::Sgd {
-                    momentum: value("momentum"),
-                    dampening: 0.0,
-                    nesterov: true,
-                    classic: false,
-                }
+                sgd(value("momentum"), 0.0, Momentum::Nesterov)
             }
             OptimizerName::Adagrad => Algorithm::Adagrad {
                 lr_decay: value("lr_decay"),
@@ -243,21 +189,6 @@ impl OptimizerConfig {
                 eps: value("eps"),
                 amsgrad: flag("amsgrad"),
             },
-        };
-        let decoupled = flag("decoupled_weight_decay");
-        if name == OptimizerName::Adamw && !decoupled {
-            return Err("adamw's weight decay is decoupled by definition; use adam for L2".into());
-        }
-        let weight_decay = match (value("weight_decay"), decoupled) {
-            (0.0, _) => WeightDecay::None,
-            (wd, true) => WeightDecay::Decoupled(wd),
-            (wd, false) => WeightDecay::L2(wd),
-        };
-        Ok(OptimizerConfig {
-            name,
-            lr: value("lr"),
-            algorithm,
-            weight_decay,
         })
     }
 
@@ -279,7 +210,7 @@ impl OptimizerConfig {
                 momentum
             }
             ("dampening", Algorithm::Sgd { dampening, .. }) => dampening,
-            ("classic_momentum", Algorithm::Sgd { classic, .. }) => flag(classic),
+            ("classic_momentum", Algorithm::Sgd { kind, .. }) => flag(kind == Momentum::Classic),
             ("lr_decay", Algorithm::Adagrad { lr_decay, .. }) => lr_decay,
             (
                 "initial_accumulator_value",

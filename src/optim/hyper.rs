@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::OptimizerName;
+use super::name::OptimizerName;
 use OptimizerName::*;
 
 /// The values a hyperparameter may take.
