@@ -5,8 +5,8 @@
 
 use std::sync::Mutex;
 
-use super::rules::{self, Algorithm, Slices, Step, WeightDecay};
-use super::state::{Buf, ParamState};
+use super::rules::{self, Algorithm, State, Step, WeightDecay};
+use super::state::{BUFFERS, Buf, ParamState};
 use crate::nn::{Network, Param};
 
 /// Anything whose parameters an optimizer can visit, always in the same order.
@@ -126,23 +126,24 @@ crate::simd::avx512_variant! {
     /// [`rules::apply`], compiled for AVX-512 where the processor has it: the adaptive rules'
     /// square roots and divisions then run 16 at a time instead of 4. Element-wise IEEE
     /// arithmetic, so the results are the same.
-    fn apply_wide = apply(alg: Algorithm, step: &Step, s: Slices<'_>) -> bool
+    fn apply_wide = apply(
+        alg: Algorithm,
+        step: &Step,
+        value: &mut [f32],
+        grad: &mut [f32],
+        state: State<'_>,
+    ) -> bool
 }
 
 #[inline(always)]
-fn apply(alg: Algorithm, step: &Step, s: Slices<'_>) -> bool {
-    rules::apply(alg, step, s)
+fn apply(alg: Algorithm, step: &Step, value: &mut [f32], grad: &mut [f32], state: State) -> bool {
+    rules::apply(alg, step, value, grad, state)
 }
 
 /// Updates one range of a parameter and, with `step.zero_grad`, sets its gradient to zero.
 fn update_range(alg: Algorithm, step: &Step, s: Slices) {
     let Slices { value, grad, state } = s;
-    let s = Slices {
-        value,
-        grad: &mut *grad,
-        state,
-    };
-    if !apply_wide(alg, step, s) && step.zero_grad {
+    if !apply_wide(alg, step, value, grad, state) && step.zero_grad {
         clear(grad);
     }
 }
@@ -165,13 +166,20 @@ fn clear_runs(grad: &mut [f32]) {
     runs.into_remainder().fill(0.0);
 }
 
+/// A range of one parameter's elements: values, gradients and state buffers.
+struct Slices<'a> {
+    value: &'a mut [f32],
+    grad: &'a mut [f32],
+    state: State<'a>,
+}
+
 /// The first `mid` elements of a range and the rest.
 fn split_at(s: Slices<'_>, mid: usize) -> (Slices<'_>, Slices<'_>) {
     let Slices { value, grad, state } = s;
     let (v0, v1) = value.split_at_mut(mid);
     let (g0, g1) = grad.split_at_mut(mid);
-    let mut s0: [Option<&mut [f32]>; super::state::BUFFERS] = Default::default();
-    let mut s1: [Option<&mut [f32]>; super::state::BUFFERS] = Default::default();
+    let mut s0: [Option<&mut [f32]>; BUFFERS] = Default::default();
+    let mut s1: [Option<&mut [f32]>; BUFFERS] = Default::default();
     for (i, buffer) in state.into_iter().enumerate() {
         if let Some(b) = buffer {
             let (x, y) = b.split_at_mut(mid);

@@ -2,7 +2,7 @@
 //! computes them (`foreach=False`), and the values that choose one ([`Algorithm`],
 //! [`Momentum`], [`WeightDecay`]).
 //!
-//! Each rule updates one range of a parameter ([`Slices`]: values, gradients and the state
+//! Each rule updates one range of a parameter (its values, their gradients and the state
 //! buffers the rule asked for, [`Algorithm::buffers`]) element by element, from what the step
 //! gives ([`Step`]). Hyperparameters are float64 and every constant derived from them (1 -
 //! beta2, the bias corrections, 1 - lr wd) is computed in float64 before it meets float32
@@ -85,21 +85,15 @@ pub struct Step {
     pub zero_grad: bool,
 }
 
-/// A range of one parameter's elements: values, gradients and state buffers (in the table
-/// order of [`Buf::ALL`], `None` where the rule has none).
-pub struct Slices<'a> {
-    pub value: &'a mut [f32],
-    pub grad: &'a mut [f32],
-    pub state: [Option<&'a mut [f32]>; BUFFERS],
-}
+/// A range's state buffers, in the table order of [`Buf::ALL`] (`None` where the rule keeps
+/// none).
+pub type State<'a> = [Option<&'a mut [f32]>; BUFFERS];
 
-impl<'a> Slices<'a> {
-    /// Buffer `b`, which the rule asked for.
-    fn take(&mut self, b: Buf) -> &'a mut [f32] {
-        self.state[b as usize]
-            .take()
-            .expect("state prepared for the rule")
-    }
+/// Buffer `b` of a range's state, which the rule asked for.
+fn take<'a>(state: &mut State<'a>, b: Buf) -> &'a mut [f32] {
+    state[b as usize]
+        .take()
+        .expect("state prepared for the rule")
 }
 
 impl Algorithm {
@@ -130,13 +124,22 @@ impl Algorithm {
     }
 }
 
-/// One range's update by `alg`; returns whether it also set the gradient to zero (asked by
-/// `step.zero_grad`, done on the way by the rules that can, else left to the caller).
+/// One range's update by `alg`: its values, their gradients and its state buffers. Returns
+/// whether it also set the gradient to zero (asked by `step.zero_grad`, done on the way by the
+/// rules that can, else left to the caller). The values and gradients are separate arguments
+/// all the way down, never fields of a struct, so that the compiler knows they do not alias
+/// and vectorises the loops.
 #[inline(always)]
-pub fn apply(alg: Algorithm, step: &Step, mut s: Slices) -> bool {
+pub fn apply(
+    alg: Algorithm,
+    step: &Step,
+    value: &mut [f32],
+    grad: &mut [f32],
+    mut state: State,
+) -> bool {
     if let WeightDecay::Decoupled(wd) = step.weight_decay {
         let factor = (1.0 - step.lr * wd) as f32;
-        s.value.iter_mut().for_each(|v| *v *= factor);
+        value.iter_mut().for_each(|v| *v *= factor);
     }
     let l2 = match step.weight_decay {
         WeightDecay::L2(wd) => wd as f32,
@@ -145,24 +148,27 @@ pub fn apply(alg: Algorithm, step: &Step, mut s: Slices) -> bool {
     match alg {
         // A momentum that is 0 in float32 is plain SGD, whose buffer stays untouched.
         Algorithm::Sgd { momentum, .. } if momentum as f32 == 0.0 && l2 == 0.0 => {
-            return sgd(step, s);
+            return sgd(step, value, grad);
         }
-        Algorithm::Sgd { momentum, .. } if momentum as f32 == 0.0 => sgd_l2(step, s, l2),
+        Algorithm::Sgd { momentum, .. } if momentum as f32 == 0.0 => sgd_l2(step, value, grad, l2),
         Algorithm::Sgd {
             momentum,
             dampening,
             kind,
         } => {
-            let buf = s.take(Buf::MomentumBuffer);
-            sgd_momentum(step, s, l2, buf, (momentum, dampening, kind));
+            let buf = take(&mut state, Buf::MomentumBuffer);
+            sgd_momentum(step, (value, grad), l2, buf, (momentum, dampening, kind));
         }
         Algorithm::Adagrad { lr_decay, eps, .. } => {
-            let sum = s.take(Buf::Sum);
-            adagrad(step, s, l2, sum, (lr_decay, eps));
+            let sum = take(&mut state, Buf::Sum);
+            adagrad(step, (value, grad), l2, sum, (lr_decay, eps));
         }
         Algorithm::Adadelta { rho, eps } => {
-            let buffers = (s.take(Buf::SquareAvg), s.take(Buf::AccDelta));
-            adadelta(step, s, l2, buffers, (rho, eps));
+            let buffers = (
+                take(&mut state, Buf::SquareAvg),
+                take(&mut state, Buf::AccDelta),
+            );
+            adadelta(step, (value, grad), l2, buffers, (rho, eps));
         }
         Algorithm::Rmsprop {
             alpha,
@@ -170,11 +176,12 @@ pub fn apply(alg: Algorithm, step: &Step, mut s: Slices) -> bool {
             centered,
             momentum,
         } => {
-            let square_avg = s.take(Buf::SquareAvg);
-            let grad_avg = centered.then(|| s.take(Buf::GradAvg));
-            let momentum_buffer = (momentum as f32 > 0.0).then(|| s.take(Buf::MomentumBuffer));
+            let square_avg = take(&mut state, Buf::SquareAvg);
+            let grad_avg = centered.then(|| take(&mut state, Buf::GradAvg));
+            let momentum_buffer =
+                (momentum as f32 > 0.0).then(|| take(&mut state, Buf::MomentumBuffer));
             let buffers = (square_avg, grad_avg, momentum_buffer);
-            rmsprop(step, s, l2, buffers, (alpha, eps, momentum));
+            rmsprop(step, (value, grad), l2, buffers, (alpha, eps, momentum));
         }
         Algorithm::Adam {
             beta1,
@@ -182,11 +189,14 @@ pub fn apply(alg: Algorithm, step: &Step, mut s: Slices) -> bool {
             eps,
             amsgrad,
         } => {
-            let moments = (s.take(Buf::ExpAvg), s.take(Buf::ExpAvgSq));
-            let max_exp_avg_sq = amsgrad.then(|| s.take(Buf::MaxExpAvgSq));
+            let moments = (
+                take(&mut state, Buf::ExpAvg),
+                take(&mut state, Buf::ExpAvgSq),
+            );
+            let max_exp_avg_sq = amsgrad.then(|| take(&mut state, Buf::MaxExpAvgSq));
             adam(
                 step,
-                s,
+                (value, grad),
                 l2,
                 (moments.0, moments.1, max_exp_avg_sq),
                 (beta1, beta2, eps),
@@ -195,6 +205,9 @@ pub fn apply(alg: Algorithm, step: &Step, mut s: Slices) -> bool {
     }
     false
 }
+
+/// A range's values and their gradients (which the rules only read).
+type Range<'a> = (&'a mut [f32], &'a [f32]);
 
 /// The gradient with coupled weight decay, g + l2 p: one function so every rule sees the same
 /// arithmetic.
@@ -221,9 +234,9 @@ pub fn is_zero(values: &[f32; 16]) -> bool {
 /// gradient, are skipped without touching their values; a run that is not zero is cleared
 /// right after its use, so the gradient is read once. Returns `step.zero_grad`.
 #[inline(always)]
-fn sgd(step: &Step, s: Slices) -> bool {
+fn sgd(step: &Step, value: &mut [f32], grad: &mut [f32]) -> bool {
     let lr = step.lr as f32;
-    let (mut vs, mut gs) = (s.value.chunks_exact_mut(16), s.grad.chunks_exact_mut(16));
+    let (mut vs, mut gs) = (value.chunks_exact_mut(16), grad.chunks_exact_mut(16));
     for (v, g) in (&mut vs).zip(&mut gs) {
         let (v, g): (&mut [f32; 16], &mut [f32; 16]) =
             (v.try_into().expect("16"), g.try_into().expect("16"));
@@ -244,19 +257,24 @@ fn sgd(step: &Step, s: Slices) -> bool {
 
 /// SGD with coupled weight decay: p -= lr (g + l2 p).
 #[inline(always)]
-fn sgd_l2(step: &Step, s: Slices, l2: f32) {
-    let (lr, g) = (step.lr as f32, coupled(s.grad, l2));
-    for i in 0..s.value.len() {
-        s.value[i] -= lr * g(i, s.value);
+fn sgd_l2(step: &Step, value: &mut [f32], grad: &[f32], l2: f32) {
+    let (lr, g) = (step.lr as f32, coupled(grad, l2));
+    for i in 0..value.len() {
+        value[i] -= lr * g(i, value);
     }
 }
 
 /// SGD with momentum, of the three kinds of [`Momentum`].
 #[inline(always)]
-fn sgd_momentum(step: &Step, s: Slices, l2: f32, buf: &mut [f32], h: (f64, f64, Momentum)) {
-    let (lr, g) = (step.lr as f32, coupled(s.grad, l2));
+fn sgd_momentum(
+    step: &Step,
+    (value, grad): Range,
+    l2: f32,
+    buf: &mut [f32],
+    h: (f64, f64, Momentum),
+) {
+    let (lr, g) = (step.lr as f32, coupled(grad, l2));
     let (momentum, keep, kind) = (h.0 as f32, (1.0 - h.1) as f32, h.2);
-    let value = s.value;
     for i in 0..value.len() {
         let gi = g(i, value);
         if kind == Momentum::Classic {
@@ -284,9 +302,15 @@ fn sgd_momentum(step: &Step, s: Slices, l2: f32, buf: &mut [f32], h: (f64, f64, 
 
 /// AdaGrad: s += g^2; p -= lr / (1 + (t - 1) lr_decay) g / (sqrt(s) + eps).
 #[inline(always)]
-fn adagrad(step: &Step, s: Slices, l2: f32, sum: &mut [f32], (lr_decay, eps): (f64, f64)) {
+fn adagrad(
+    step: &Step,
+    (value, grad): Range,
+    l2: f32,
+    sum: &mut [f32],
+    (lr_decay, eps): (f64, f64),
+) {
     let clr = (step.lr / (1.0 + (step.t - 1) as f64 * lr_decay)) as f32;
-    let (eps, g, value) = (eps as f32, coupled(s.grad, l2), s.value);
+    let (eps, g, value) = (eps as f32, coupled(grad, l2), value);
     for i in 0..value.len() {
         let gi = g(i, value);
         sum[i] += gi * gi;
@@ -297,9 +321,15 @@ fn adagrad(step: &Step, s: Slices, l2: f32, sum: &mut [f32], (lr_decay, eps): (f
 /// AdaDelta: v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g;
 /// u = rho u + (1 - rho) d^2; p -= lr d.
 #[inline(always)]
-fn adadelta(step: &Step, s: Slices, l2: f32, buffers: (&mut [f32], &mut [f32]), h: (f64, f64)) {
+fn adadelta(
+    step: &Step,
+    (value, grad): Range,
+    l2: f32,
+    buffers: (&mut [f32], &mut [f32]),
+    h: (f64, f64),
+) {
     let (one_minus_rho, rho, eps) = ((1.0 - h.0) as f32, h.0 as f32, h.1 as f32);
-    let (lr, g, value) = (step.lr as f32, coupled(s.grad, l2), s.value);
+    let (lr, g, value) = (step.lr as f32, coupled(grad, l2), value);
     let (sq, acc) = buffers;
     for i in 0..value.len() {
         let gi = g(i, value);
@@ -317,10 +347,16 @@ type RmspropBuffers<'a> = (&'a mut [f32], Option<&'a mut [f32]>, Option<&'a mut 
 /// RMSprop: v = alpha v + (1 - alpha) g^2 [centered: a = alpha a + (1 - alpha) g, v - a^2 in
 /// place of v]; r = g / (sqrt(v) + eps); [momentum: b = mu b + r, p -= lr b] else p -= lr r.
 #[inline(always)]
-fn rmsprop(step: &Step, s: Slices, l2: f32, buffers: RmspropBuffers, h: (f64, f64, f64)) {
+fn rmsprop(
+    step: &Step,
+    (value, grad): Range,
+    l2: f32,
+    buffers: RmspropBuffers,
+    h: (f64, f64, f64),
+) {
     let (one_minus_alpha, alpha) = ((1.0 - h.0) as f32, h.0 as f32);
     let (eps, momentum) = (h.1 as f32, h.2 as f32);
-    let (lr, g, value) = (step.lr as f32, coupled(s.grad, l2), s.value);
+    let (lr, g, value) = (step.lr as f32, coupled(grad, l2), value);
     let (sq, mut grad_avg, mut momentum_buffer) = buffers;
     for i in 0..value.len() {
         let gi = g(i, value);
@@ -349,7 +385,7 @@ type AdamBuffers<'a> = (&'a mut [f32], &'a mut [f32], Option<&'a mut [f32]>);
 /// Adam: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2 [AMSGrad: vmax = max(vmax, v), used
 /// for v]; p -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 #[inline(always)]
-fn adam(step: &Step, s: Slices, l2: f32, buffers: AdamBuffers, h: (f64, f64, f64)) {
+fn adam(step: &Step, (value, grad): Range, l2: f32, buffers: AdamBuffers, h: (f64, f64, f64)) {
     let (beta1, beta2, eps) = h;
     let bias_correction1 = 1.0 - beta1.powi(step.t as i32);
     let bias_correction2 = 1.0 - beta2.powi(step.t as i32);
@@ -363,7 +399,6 @@ fn adam(step: &Step, s: Slices, l2: f32, buffers: AdamBuffers, h: (f64, f64, f64
         *v = beta2 * *v + one_minus_beta2 * gi * gi;
     };
     let update = |p: &mut f32, m: f32, v: f32| *p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
-    let (value, grad) = (s.value, s.grad);
     let g = coupled(grad, l2);
     // Slices zipped rather than indexed, so the loops vectorise.
     if let Some(vmax) = vmax {
