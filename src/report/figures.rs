@@ -1,715 +1,651 @@
-//! The report's figures, drawn with plotters once per backend: SVG (for the HTML page and
-//! `figures/*.svg`) and PNG (`figures/*.png`). Text is set in DejaVu Sans, embedded in the
-//! binary and rasterised by ab_glyph, so no system font library is needed.
-//!
-//! Each figure is a value holding its data (computed by the caller from result files) that
-//! implements [`Draw`]; [`render`] turns it into a [`Figure`]. Digit images are pictures:
-//! blitted into the PNG, and embedded in the SVG as a small PNG data URI.
+//! Every figure of a report: the data each shows, made from the results, and its caption;
+//! [`super::draw`] draws them.
 
-use base64::Engine as _;
-use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
-use plotters::prelude::*;
-use plotters::style::FontStyle;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
 
 use super::ReportError;
-use crate::doc::Figure;
+use super::draw::{
+    Confusion, Curve, Curves, Digit, DigitGrid, DotPanel, DotPlot, Interval, Lines, Series, render,
+};
+use super::load::{Run, predict};
+use super::text::pct;
+use crate::data::Mnist;
+use crate::doc::Doc;
+use crate::stats::{Estimate, letter_groups};
+use crate::study::summary::StudySummary;
+use crate::study::{Chosen, RunSpec, StudyFile, finished};
+use crate::train::metrics::{EpochMetrics, Status};
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
-
-/// Tableau 10: distinct, colour-blind-aware hues, one per configuration.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
-const MISTAKE: RGBColor = RGBColor(214, 39, 40);
-const INK: RGBColor = RGBColor(31, 35, 40);
-const MUTED: RGBColor = RGBColor(110, 119, 129);
-
-/// The colour of configuration `i`.
-pub fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
-
-pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
-
-/// An RGB image placed on a figure at pixel position (x, y).
-pub struct Picture {
-    pub x: i32,
-    pub y: i32,
-    pub width: u32,
-    pub height: u32,
-    pub rgb: Vec<u8>,
-}
-
-/// A figure that can draw itself on any plotters backend.
-pub trait Draw {
-    /// Width and height in pixels.
-    fn size(&self) -> (u32, u32);
-    /// Images under the drawing (digits).
-    fn pictures(&self) -> Vec<Picture> {
-        Vec::new()
-    }
-    /// Draws on a white area (the background is already there).
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
-}
-
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
-            .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType file"));
-    });
-}
-
-/// Draws `figure` as SVG and PNG.
-pub fn render(name: &str, caption: String, figure: &impl Draw) -> Result<Figure, ReportError> {
-    register_font();
-    let (w, h) = figure.size();
-    let failed = |e: String| ReportError::Figure {
+/// Mean, min and max over runs of one metric, epoch by epoch (over the epochs every run has).
+pub(crate) fn curve(
+    name: &str,
+    color: usize,
+    runs: &[&Run],
+    metric: fn(&EpochMetrics) -> f64,
+) -> Curve {
+    let epochs = runs.iter().map(|r| r.metrics.len()).min().unwrap_or(0);
+    let mut c = Curve {
         name: name.to_string(),
-        reason: e,
+        color,
+        epochs: Vec::new(),
+        mean: Vec::new(),
+        low: Vec::new(),
+        high: Vec::new(),
     };
-    let pictures = figure.pictures();
-
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        figure.draw(&root).map_err(|e| failed(e.to_string()))?;
-        root.present().map_err(|e| failed(e.to_string()))?;
+    for e in 0..epochs {
+        let values: Vec<f64> = runs.iter().map(|r| metric(&r.metrics[e])).collect();
+        c.epochs.push(runs[0].metrics[e].epoch as f64);
+        c.mean
+            .push(values.iter().sum::<f64>() / values.len() as f64);
+        c.low
+            .push(values.iter().copied().fold(f64::INFINITY, f64::min));
+        c.high
+            .push(values.iter().copied().fold(f64::NEG_INFINITY, f64::max));
     }
-    // The background and the pictures go first, under everything plotters drew.
-    let mut under = format!("<rect width=\"{w}\" height=\"{h}\" fill=\"#FFFFFF\"/>\n");
-    for p in &pictures {
-        let data = base64::engine::general_purpose::STANDARD
-            .encode(encode_png(&p.rgb, p.width, p.height)?);
-        under += &format!(
-            "<image x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" \
-             style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{data}\"/>\n",
-            p.x, p.y, p.width, p.height
+    c
+}
+
+/// Loss and accuracy figures for a set of named groups of runs. Groups whose final
+/// validation accuracy is far below the others' are left out of the accuracy axis (and named
+/// in the caption) so they do not flatten everyone else's curves.
+pub(crate) fn curve_figures(
+    groups: &[(String, usize, Vec<&Run>)],
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    // Groups with at least one finished epoch in every run (a run that diverged in its first
+    // epoch has none).
+    let groups: Vec<&(String, usize, Vec<&Run>)> = groups
+        .iter()
+        .filter(|g| !g.2.is_empty() && g.2.iter().all(|r| !r.metrics.is_empty()))
+        .collect();
+    if groups.is_empty() {
+        doc.paragraph("No epoch finished, so there are no curves to draw.");
+        return Ok(());
+    }
+    let validated = |r: &&Run| r.metrics.iter().all(|m| m.valid_loss.is_some());
+    if !groups.iter().all(|g| g.2.iter().all(validated)) {
+        doc.paragraph(
+            "These runs have no validation split (`--valid-size 0`), so there are no \
+             validation curves; metrics.csv has the training loss and accuracy per epoch.",
         );
+        return Ok(());
     }
-    let open = svg
-        .find("<svg")
-        .and_then(|s| svg[s..].find('>').map(|e| s + e + 1))
-        .ok_or_else(|| failed("plotters wrote no <svg> element".into()))?;
-    svg.insert_str(open, &format!("\n{under}"));
-
-    let mut buf = vec![255u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        for p in &pictures {
-            let element = BitMapElement::with_ref((p.x, p.y), (p.width, p.height), &p.rgb)
-                .ok_or_else(|| failed("picture buffer of the wrong size".into()))?;
-            root.draw(&element).map_err(|e| failed(e.to_string()))?;
-        }
-        figure.draw(&root).map_err(|e| failed(e.to_string()))?;
-        root.present().map_err(|e| failed(e.to_string()))?;
-    }
-    Ok(Figure {
-        name: name.to_string(),
-        caption,
-        svg,
-        png: encode_png(&buf, w, h)?,
-    })
-}
-
-/// PNG bytes of an 8-bit RGB image.
-pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ReportError> {
-    let mut out = Vec::new();
-    let err = |e: png::EncodingError| ReportError::Figure {
-        name: "png".into(),
-        reason: e.to_string(),
+    let loss = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
+        groups
+            .iter()
+            .map(|(n, c, runs)| curve(n, *c, runs, m))
+            .collect()
     };
-    {
-        let mut encoder = png::Encoder::new(&mut out, width, height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Best);
-        let mut writer = encoder.write_header().map_err(err)?;
-        writer.write_image_data(rgb).map_err(err)?;
-        writer.finish().map_err(err)?;
-    }
-    Ok(out)
-}
-
-fn font(size: u32) -> TextStyle<'static> {
-    (FAMILY, size).into_font().color(&INK)
-}
-
-fn centered(size: u32) -> TextStyle<'static> {
-    font(size).pos(Pos::new(HPos::Center, VPos::Center))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Curves over epochs
-
-/// One configuration's curve: the mean over seeds and a band (min to max over seeds).
-#[derive(Clone, Debug)]
-pub struct Curve {
-    pub name: String,
-    pub color: usize,
-    pub epochs: Vec<f64>,
-    pub mean: Vec<f64>,
-    pub low: Vec<f64>,
-    pub high: Vec<f64>,
-}
-
-/// Two panels of curves side by side (training and validation).
-pub struct Curves {
-    pub titles: [String; 2],
-    pub y_desc: String,
-    pub panels: [Vec<Curve>; 2],
-    pub y_range: (f64, f64),
-    pub log_y: bool,
-    /// Where the legend goes: near the top (falling curves) or the bottom (rising ones).
-    pub legend_low: bool,
-}
-
-impl Curves {
-    fn panel<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        title: &str,
-        curves: &[Curve],
-    ) -> DrawResult<DB> {
-        let max_epoch = curves
-            .iter()
-            .flat_map(|c| c.epochs.iter().copied())
-            .fold(1.0f64, f64::max);
-        let mut builder = ChartBuilder::on(area);
-        builder
-            .caption(title, font(18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64);
-        let (lo, hi) = self.y_range;
-        let x_range = if max_epoch > 1.0 {
-            1.0..max_epoch
-        } else {
-            0.5..1.5
-        };
-        let clamp = |v: f64| v.clamp(lo, hi);
-        macro_rules! draw_on {
-            ($chart:ident) => {{
-                $chart
-                    .configure_mesh()
-                    .x_desc("epoch")
-                    .x_label_formatter(&|v| format!("{v:.0}"))
-                    .y_labels(8)
-                    .y_label_formatter(&|v| tick(*v))
-                    .y_desc(self.y_desc.as_str())
-                    .label_style(font(13))
-                    .axis_desc_style(font(14))
-                    .light_line_style(TRANSPARENT)
-                    .bold_line_style(RGBColor(215, 220, 225))
-                    .draw()?;
-                for c in curves {
-                    let col = color(c.color);
-                    if c.epochs.len() > 1 {
-                        let mut band: Vec<(f64, f64)> = c
-                            .epochs
-                            .iter()
-                            .zip(&c.high)
-                            .map(|(&e, &v)| (e, clamp(v)))
-                            .collect();
-                        band.extend(
-                            c.epochs
-                                .iter()
-                                .zip(&c.low)
-                                .rev()
-                                .map(|(&e, &v)| (e, clamp(v))),
-                        );
-                        $chart.draw_series(std::iter::once(Polygon::new(band, col.mix(0.18))))?;
-                    }
-                    let line: Vec<(f64, f64)> = c
-                        .epochs
-                        .iter()
-                        .zip(&c.mean)
-                        .map(|(&e, &v)| (e, clamp(v)))
-                        .collect();
-                    $chart
-                        .draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))?
-                        .label(c.name.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(3))
-                        });
-                    if line.len() == 1 {
-                        $chart
-                            .draw_series(line.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
-                    }
-                }
-                $chart
-                    .configure_series_labels()
-                    .position(if self.legend_low {
-                        SeriesLabelPosition::LowerRight
-                    } else {
-                        SeriesLabelPosition::UpperRight
-                    })
-                    .label_font(font(13))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(200, 205, 210))
-                    .draw()?;
-            }};
-        }
-        if self.log_y {
-            let mut chart = builder.build_cartesian_2d(x_range, (lo..hi).log_scale())?;
-            draw_on!(chart);
-        } else {
-            let mut chart = builder.build_cartesian_2d(x_range, lo..hi)?;
-            draw_on!(chart);
-        }
-        Ok(())
-    }
-}
-
-impl Draw for Curves {
-    fn size(&self) -> (u32, u32) {
-        (1100, 460)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (left, right) = root.split_horizontally(550);
-        self.panel(&left, &self.titles[0], &self.panels[0])?;
-        self.panel(&right, &self.titles[1], &self.panels[1])
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Intervals per configuration
-
-/// One row of a dot plot: a mean with its interval.
-#[derive(Clone, Debug)]
-pub struct Interval {
-    pub name: String,
-    pub mean: f64,
-    pub low: f64,
-    pub high: f64,
-    /// Drawn in the configuration's colour (else grey): e.g. tied with the best.
-    pub highlight: bool,
-    pub color: usize,
-    /// Text right of the row, e.g. significance-group letters or "3/5 reached".
-    pub note: String,
-}
-
-pub struct DotPanel {
-    pub title: String,
-    pub x_desc: String,
-    /// Top to bottom.
-    pub rows: Vec<Interval>,
-    pub x_range: (f64, f64),
-}
-
-/// Panels of horizontal dot plots with interval bars.
-pub struct DotPlot {
-    pub panels: Vec<DotPanel>,
-}
-
-impl DotPlot {
-    fn panel<DB: DrawingBackend>(
-        area: &DrawingArea<DB, Shift>,
-        panel: &DotPanel,
-    ) -> DrawResult<DB> {
-        let n = panel.rows.len().max(1) as i32;
-        let names: Vec<String> = panel.rows.iter().map(|r| r.name.clone()).collect();
-        let (lo, hi) = panel.x_range;
-        let mut chart = ChartBuilder::on(area)
-            .caption(panel.title.as_str(), font(18))
-            .margin(12)
-            .margin_right(90)
-            .x_label_area_size(40)
-            .y_label_area_size(130)
-            .build_cartesian_2d(lo..hi, (0..n - 1).into_segmented())?;
-        // (An integer range includes its end: rows 0 ..= n - 1.)
-        // Row 0 is drawn at the top.
-        let row = |i: usize| SegmentValue::CenterOf(n - 1 - i as i32);
-        chart
-            .configure_mesh()
-            .x_desc(panel.x_desc.as_str())
-            .y_labels(n as usize)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(k) => {
-                    names.get((n - 1 - k) as usize).cloned().unwrap_or_default()
-                }
-                _ => String::new(),
-            })
-            .x_label_formatter(&|v| tick(*v))
-            .label_style(font(13))
-            .axis_desc_style(font(14))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(215, 220, 225))
-            .draw()?;
-        for (i, r) in panel.rows.iter().enumerate() {
-            let col = if r.highlight { color(r.color) } else { MUTED };
-            let y = row(i);
-            if !r.note.is_empty() {
-                // Right of the plot, in the area's own pixel coordinates.
-                let style = font(13).color(&col).pos(Pos::new(HPos::Left, VPos::Center));
-                let (xs, ys) = area.get_pixel_range();
-                let (_, py) = chart.backend_coord(&(hi, y.clone()));
-                let at = (xs.end - xs.start - 86, py - ys.start);
-                area.draw(&Text::new(r.note.clone(), at, style))?;
-            }
-            if !r.mean.is_finite() {
-                continue;
-            }
-            if r.mean < lo || r.mean > hi {
-                let x = if r.mean < lo { lo } else { hi };
-                let text = format!("off scale: {}", fmt_value(r.mean));
-                let style = font(13).color(&col).pos(Pos::new(
-                    if r.mean < lo { HPos::Left } else { HPos::Right },
-                    VPos::Center,
-                ));
-                chart.draw_series(std::iter::once(Text::new(text, (x, y.clone()), style)))?;
-                continue;
-            }
-            let (a, b) = (r.low.max(lo), r.high.min(hi));
-            chart.draw_series(std::iter::once(PathElement::new(
-                vec![(a, y.clone()), (b, y.clone())],
-                col.stroke_width(3),
-            )))?;
-            let marker = if r.highlight {
-                col.filled()
-            } else {
-                col.stroke_width(2)
-            };
-            chart.draw_series(std::iter::once(Circle::new((r.mean, y.clone()), 6, marker)))?;
-        }
-        Ok(())
-    }
-}
-
-impl Draw for DotPlot {
-    fn size(&self) -> (u32, u32) {
-        let rows = self.panels.iter().map(|p| p.rows.len()).max().unwrap_or(1) as u32;
-        let width = if self.panels.len() > 1 { 1100 } else { 900 };
-        (width, 110 + 34 * rows.max(2))
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let areas = root.split_evenly((1, self.panels.len().max(1)));
-        for (area, panel) in areas.iter().zip(&self.panels) {
-            Self::panel(area, panel)?;
-        }
-        Ok(())
-    }
-}
-
-/// An axis tick: short, without binary noise (0.3, not 0.30000000000000004).
-fn tick(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
+    // Every run has validation figures (checked above).
+    let (train_loss, valid_loss) = (
+        loss(|m| m.train_loss),
+        loss(|m| m.valid_loss.unwrap_or(f64::NAN)),
+    );
+    let all = train_loss.iter().chain(&valid_loss);
+    let lowest = all
+        .clone()
+        .flat_map(|c| c.low.iter().copied())
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let highest = all
+        .flat_map(|c| c.high.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let seeds = groups.iter().map(|g| g.2.len()).max().unwrap_or(1);
+    let band = if seeds > 1 {
+        "; bands span the lowest to the highest seed"
     } else {
-        s.to_string()
-    }
-}
+        ""
+    };
+    let loss_fig = Curves {
+        titles: ["training loss".into(), "validation loss".into()],
+        y_desc: "cross-entropy (log scale)".into(),
+        panels: [train_loss, valid_loss],
+        y_range: log_range(lowest, highest),
+        log_y: true,
+        legend_low: false,
+    };
+    doc.figure(render(
+        "loss",
+        format!(
+            "Loss per epoch: training (mean over the epoch's batches, before each update) and \
+             validation (after the epoch), mean over seeds{band}."
+        ),
+        &loss_fig,
+    )?);
 
-/// A number for a label: percentages and seconds both read well with 3 significant digits.
-fn fmt_value(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lines: learning-rate sensitivity and the 2x2 interaction plot
-
-/// A point of a line: x, y and optionally an interval (low, high) drawn as a bar.
-pub type LinePoint = (f64, f64, Option<(f64, f64)>);
-
-#[derive(Clone, Debug)]
-pub struct Series {
-    pub name: String,
-    pub color: usize,
-    pub points: Vec<LinePoint>,
-    /// A point to ring (the chosen learning rate).
-    pub marked: Option<(f64, f64)>,
-}
-
-pub struct Lines {
-    pub title: String,
-    pub x_desc: String,
-    pub y_desc: String,
-    pub series: Vec<Series>,
-    pub x_range: (f64, f64),
-    pub y_range: (f64, f64),
-    pub log_x: bool,
-    /// Names for x = 0 and x = 1 (a categorical axis), or none for a numeric one.
-    pub x_names: Option<[String; 2]>,
-}
-
-impl Draw for Lines {
-    fn size(&self) -> (u32, u32) {
-        (900, 520)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .caption(self.title.as_str(), font(18))
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(70);
-        let (x0, x1) = self.x_range;
-        let (y0, y1) = self.y_range;
-        macro_rules! draw_on {
-            ($chart:ident) => {{
-                let names = self.x_names.clone();
-                let mut mesh = $chart.configure_mesh();
-                mesh.x_desc(self.x_desc.as_str())
-                    .y_desc(self.y_desc.as_str())
-                    .label_style(font(13))
-                    .axis_desc_style(font(14))
-                    .light_line_style(TRANSPARENT)
-                    .bold_line_style(RGBColor(215, 220, 225));
-                let fmt = move |v: &f64| match &names {
-                    Some(n) if (v - 0.0).abs() < 1e-9 => n[0].clone(),
-                    Some(n) if (v - 1.0).abs() < 1e-9 => n[1].clone(),
-                    Some(_) => String::new(),
-                    None => tick(*v),
-                };
-                if self.x_names.is_some() {
-                    mesh.x_labels(3).x_label_formatter(&fmt).draw()?;
-                } else {
-                    mesh.draw()?;
-                }
-                for s in &self.series {
-                    let col = color(s.color);
-                    let line: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-                    $chart
-                        .draw_series(LineSeries::new(line.clone(), col.stroke_width(2)))?
-                        .label(s.name.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(3))
-                        });
-                    $chart.draw_series(line.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
-                    for &(x, _, ci) in &s.points {
-                        if let Some((lo, hi)) = ci {
-                            $chart.draw_series(std::iter::once(PathElement::new(
-                                vec![(x, lo), (x, hi)],
-                                col.stroke_width(2),
-                            )))?;
-                        }
-                    }
-                    if let Some(p) = s.marked {
-                        $chart.draw_series(std::iter::once(Circle::new(
-                            p,
-                            9,
-                            col.stroke_width(2),
-                        )))?;
-                    }
-                }
-                $chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::LowerRight)
-                    .label_font(font(13))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(200, 205, 210))
-                    .draw()?;
-            }};
-        }
-        if self.log_x {
-            let mut chart = builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?;
-            draw_on!(chart);
-        } else {
-            let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1)?;
-            draw_on!(chart);
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Digits
-
-/// One digit of a grid with the text under it.
-#[derive(Clone, Debug)]
-pub struct Digit {
-    /// 28 x 28 grey levels, 0 background, 255 ink.
-    pub pixels: Vec<u8>,
-    pub label: String,
-    /// Marked in red (a misclassified image).
-    pub flagged: bool,
-}
-
-/// A grid of digits, `columns` wide.
-pub struct DigitGrid {
-    pub title: String,
-    pub columns: usize,
-    pub digits: Vec<Digit>,
-}
-
-const SCALE: usize = 3;
-const SIDE: usize = 28 * SCALE;
-const CELL_W: i32 = 104;
-const CELL_H: i32 = 124;
-const TOP: i32 = 40;
-
-impl DigitGrid {
-    fn origin(&self, i: usize) -> (i32, i32) {
-        let (r, c) = (i / self.columns, i % self.columns);
-        let left = (CELL_W - SIDE as i32) / 2;
-        (12 + c as i32 * CELL_W + left, TOP + r as i32 * CELL_H)
-    }
-}
-
-impl Draw for DigitGrid {
-    fn size(&self) -> (u32, u32) {
-        let rows = self.digits.len().div_ceil(self.columns.max(1)).max(1);
-        (
-            24 + self.columns as u32 * CELL_W as u32,
-            TOP as u32 + rows as u32 * CELL_H as u32 + 8,
-        )
-    }
-
-    fn pictures(&self) -> Vec<Picture> {
-        self.digits
+    let percent = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
+        groups
             .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mut rgb = Vec::with_capacity(SIDE * SIDE * 3);
-                for y in 0..SIDE {
-                    for x in 0..SIDE {
-                        let v = d.pixels.get((y / SCALE) * 28 + x / SCALE).copied();
-                        let grey = 255 - v.unwrap_or(0);
-                        rgb.extend([grey, grey, grey]);
-                    }
+            .map(|(n, c, runs)| {
+                let mut cu = curve(n, *c, runs, m);
+                for v in cu.mean.iter_mut().chain(&mut cu.low).chain(&mut cu.high) {
+                    *v *= 100.0;
                 }
-                let (x, y) = self.origin(i);
-                Picture {
-                    x,
-                    y,
-                    width: SIDE as u32,
-                    height: SIDE as u32,
-                    rgb,
-                }
+                cu
             })
             .collect()
+    };
+    let (train_acc, valid_acc) = (
+        percent(|m| m.train_accuracy),
+        percent(|m| m.valid_accuracy.unwrap_or(f64::NAN)),
+    );
+    let finals: Vec<f64> = valid_acc
+        .iter()
+        .map(|c| c.mean.last().copied().unwrap_or(0.0))
+        .collect();
+    let mut sorted = finals.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let keep: Vec<bool> = finals.iter().map(|&f| f >= median - 10.0).collect();
+    let left_out: Vec<String> = valid_acc
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| !**k)
+        .map(|(c, _)| {
+            format!(
+                "{} ({:.1}% final validation accuracy)",
+                c.name,
+                c.mean.last().unwrap_or(&0.0)
+            )
+        })
+        .collect();
+    let pick = |curves: Vec<Curve>| -> Vec<Curve> {
+        curves
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c)
+            .collect()
+    };
+    let (train_acc, valid_acc) = (pick(train_acc), pick(valid_acc));
+    let lowest = train_acc
+        .iter()
+        .chain(&valid_acc)
+        .flat_map(|c| c.low.iter().copied())
+        .fold(100.0f64, f64::min);
+    let acc_fig = Curves {
+        titles: ["training accuracy".into(), "validation accuracy".into()],
+        y_desc: "accuracy (%)".into(),
+        panels: [train_acc, valid_acc],
+        y_range: ((lowest - 0.5).floor().max(0.0), 100.0),
+        log_y: false,
+        legend_low: true,
+    };
+    let mut caption = format!("Accuracy per epoch, mean over seeds{band}.");
+    if !left_out.is_empty() {
+        caption += &format!(" Off this scale and not drawn: {}.", left_out.join(", "));
     }
+    doc.figure(render("accuracy", caption, &acc_fig)?);
+    Ok(())
+}
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        let (w, _) = self.size();
-        root.draw(&Text::new(
-            self.title.clone(),
-            (w as i32 / 2, TOP / 2),
-            centered(18),
-        ))?;
-        for (i, d) in self.digits.iter().enumerate() {
-            let (x, y) = self.origin(i);
-            let side = SIDE as i32;
-            let frame = if d.flagged {
-                MISTAKE.stroke_width(3)
-            } else {
-                RGBColor(200, 205, 210).stroke_width(1)
-            };
-            root.draw(&Rectangle::new(
-                [(x - 1, y - 1), (x + side, y + side)],
-                frame,
-            ))?;
-            let style = if d.flagged {
-                centered(13).color(&MISTAKE)
-            } else {
-                centered(13)
-            };
-            root.draw(&Text::new(
-                d.label.clone(),
-                (x + side / 2, y + side + 16),
-                style,
-            ))?;
-        }
-        Ok(())
+/// A log-scale loss axis covering `lowest ..= highest` (finite, positive), capped at 3 (above
+/// chance level, ln 10 = 2.3, curves are off the chart anyway).
+pub(crate) fn log_range(lowest: f64, highest: f64) -> (f64, f64) {
+    let hi = if highest.is_finite() {
+        (highest * 1.25).clamp(0.05, 3.0)
+    } else {
+        3.0
+    };
+    let lo = if lowest.is_finite() {
+        (lowest * 0.8).max(1e-4)
+    } else {
+        1e-2
+    };
+    (lo.min(hi / 10.0), hi)
+}
+
+/// A softmax confidence as a percentage that never rounds up to a certainty it is not.
+pub(crate) fn confidence(p: f32) -> String {
+    if p >= 0.9995 {
+        ">99.9%".into()
+    } else {
+        format!("{:.1}%", 100.0 * p)
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Confusion matrix
+/// The predictions, confusion matrix and most confident mistakes of one saved model.
+pub(crate) fn prediction_figures(
+    doc: &mut Doc,
+    model: &Path,
+    who: &str,
+    data: &Mnist,
+) -> Result<(), ReportError> {
+    let predictions = predict(model, data)?;
+    let labels = &data.test.labels;
+    let digit = |i: usize, label: String, flagged: bool| Digit {
+        pixels: data.test.images.image(i).to_vec(),
+        label,
+        flagged,
+    };
+    let first: Vec<Digit> = (0..50.min(labels.len()))
+        .map(|i| {
+            let (p, conf) = predictions[i];
+            let wrong = p != labels[i];
+            let label = if wrong {
+                format!("{p} ({}), is {}", confidence(conf), labels[i])
+            } else {
+                format!("{p} ({})", confidence(conf))
+            };
+            digit(i, label, wrong)
+        })
+        .collect();
+    let wrong_first = first.iter().filter(|d| d.flagged).count();
+    let wrong = match wrong_first {
+        0 => "none of them is misclassified".to_string(),
+        1 => "the one misclassified image is framed in red with its true label".to_string(),
+        k => format!("the {k} misclassified ones are framed in red with their true label"),
+    };
+    doc.figure(render(
+        "predictions",
+        format!(
+            "The first 50 test images, each with the label predicted by {who} and its softmax \
+             confidence; {wrong}."
+        ),
+        &DigitGrid {
+            title: "LeNet-5 - predictions".into(),
+            columns: 10,
+            digits: first,
+        },
+    )?);
 
-pub struct Confusion {
-    pub title: String,
-    /// counts[true][predicted]
-    pub counts: [[u32; 10]; 10],
-}
-
-impl Draw for Confusion {
-    fn size(&self) -> (u32, u32) {
-        (640, 640)
+    let mut counts = [[0u32; 10]; 10];
+    for (i, &(p, _)) in predictions.iter().enumerate() {
+        counts[labels[i] as usize][p as usize] += 1;
     }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
-        const CELL: i32 = 50;
-        let (x0, y0) = (110, 80);
-        root.draw(&Text::new(self.title.clone(), (320, 24), centered(18)))?;
-        root.draw(&Text::new(
-            "predicted label",
-            (x0 + 5 * CELL, y0 - 34),
-            centered(14),
-        ))?;
-        root.draw(&Text::new(
-            "true label",
-            (x0 - 70, y0 + 5 * CELL),
-            centered(14).transform(FontTransform::Rotate270),
-        ))?;
-        let off_max = (0..10)
-            .flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p)))
-            .map(|(t, p)| self.counts[t][p])
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        for t in 0..10 {
-            root.draw(&Text::new(
-                t.to_string(),
-                (x0 - 18, y0 + t as i32 * CELL + CELL / 2),
-                centered(14),
-            ))?;
-            root.draw(&Text::new(
-                t.to_string(),
-                (x0 + t as i32 * CELL + CELL / 2, y0 - 14),
-                centered(14),
-            ))?;
-            for p in 0..10 {
-                let count = self.counts[t][p];
-                // Correct predictions in blue; mistakes in red, shaded on their own scale
-                // (they are 100 times rarer and would vanish on the diagonal's).
-                let (fill, text) = if t == p {
-                    (RGBColor(31, 119, 180).mix(0.85), WHITE)
-                } else if count == 0 {
-                    (WHITE.mix(1.0), MUTED)
-                } else {
-                    let a = 0.15 + 0.85 * (count as f64 / off_max as f64).sqrt();
-                    (MISTAKE.mix(a), if a > 0.55 { WHITE } else { INK })
-                };
-                let (x, y) = (x0 + p as i32 * CELL, y0 + t as i32 * CELL);
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + CELL, y + CELL)],
-                    fill.filled(),
-                ))?;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + CELL, y + CELL)],
-                    RGBColor(225, 228, 232).stroke_width(1),
-                ))?;
-                root.draw(&Text::new(
-                    count.to_string(),
-                    (x + CELL / 2, y + CELL / 2),
-                    centered(if count >= 1000 { 12 } else { 13 }).color(&text),
-                ))?;
+    let errors: u32 = (0..10)
+        .flat_map(|t| (0..10).map(move |p| (t, p)))
+        .filter(|(t, p)| t != p)
+        .map(|(t, p)| counts[t][p])
+        .sum();
+    let (mut top_t, mut top_p) = (0, 1);
+    for t in 0..10 {
+        for p in 0..10 {
+            if t != p && counts[t][p] > counts[top_t][top_p] {
+                (top_t, top_p) = (t, p);
             }
         }
-        Ok(())
     }
+    doc.figure(render(
+        "confusion",
+        format!(
+            "Confusion matrix of {who} on the {} test images: {errors} mistakes ({}); the most \
+             frequent is a {top_t} read as {top_p} ({} times).",
+            labels.len(),
+            pct(errors as f64 / labels.len().max(1) as f64),
+            counts[top_t][top_p]
+        ),
+        &Confusion {
+            title: "confusion matrix (test set)".into(),
+            counts,
+        },
+    )?);
+
+    let mut mistakes: Vec<usize> = (0..labels.len())
+        .filter(|&i| predictions[i].0 != labels[i])
+        .collect();
+    mistakes.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
+    mistakes.truncate(20);
+    if !mistakes.is_empty() {
+        let digits = mistakes
+            .iter()
+            .map(|&i| {
+                let (p, conf) = predictions[i];
+                digit(i, format!("{}→{p} ({})", labels[i], confidence(conf)), true)
+            })
+            .collect();
+        doc.figure(render(
+            "mistakes",
+            format!(
+                "The {} most confident mistakes of {who}: true label → predicted label \
+                 (confidence). Several are ambiguous even to a person.",
+                mistakes.len()
+            ),
+            &DigitGrid {
+                title: "most confident mistakes".into(),
+                columns: 10,
+                digits,
+            },
+        )?);
+    }
+    Ok(())
+}
+
+pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
+    let n = 50.min(data.train.len());
+    let digits = (0..n)
+        .map(|i| Digit {
+            pixels: data.train.images.image(i).to_vec(),
+            label: data.train.labels[i].to_string(),
+            flagged: false,
+        })
+        .collect();
+    doc.figure(render(
+        "samples",
+        "The first 50 MNIST training images with their labels (28 x 28 pixels, shown before \
+         padding to 32 x 32)."
+            .into(),
+        &DigitGrid {
+            title: "MNIST dataset".into(),
+            columns: 10,
+            digits,
+        },
+    )?);
+    Ok(())
+}
+
+/// An axis range for intervals, leaving out far-below outliers (drawn as "off scale").
+pub(crate) fn interval_range(rows: &[Interval]) -> (f64, f64) {
+    let mut means: Vec<f64> = rows
+        .iter()
+        .map(|r| r.mean)
+        .filter(|m| m.is_finite())
+        .collect();
+    if means.is_empty() {
+        return (0.0, 1.0);
+    }
+    means.sort_by(f64::total_cmp);
+    let median = means[means.len() / 2];
+    let spread = (means[means.len() - 1] - median).abs().max(1e-9);
+    let kept: Vec<&Interval> = rows
+        .iter()
+        .filter(|r| r.mean.is_finite() && r.mean >= median - 10.0 * spread.max(0.5))
+        .collect();
+    let lo = kept
+        .iter()
+        .map(|r| r.low.min(r.mean))
+        .fold(f64::INFINITY, f64::min);
+    let hi = kept
+        .iter()
+        .map(|r| r.high.max(r.mean))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.08).max(0.05);
+    (lo - pad, hi + pad)
+}
+
+pub(crate) fn test_accuracy_figure(
+    summary: &StudySummary,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let mut with: Vec<(&str, Estimate, bool)> = summary
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.test_accuracy?, c.tied_with_best)))
+        .collect();
+    if with.is_empty() {
+        return Ok(());
+    }
+    with.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+    let significant = |a: &str, b: &str| {
+        summary
+            .pairs
+            .iter()
+            .any(|p| ((p.a == a && p.b == b) || (p.a == b && p.b == a)) && p.significant)
+    };
+    let letters = letter_groups(with.len(), |i, j| significant(with[i].0, with[j].0));
+    let rows: Vec<Interval> = with
+        .iter()
+        .zip(&letters)
+        .map(|((name, e, tied), letters)| Interval {
+            name: name.to_string(),
+            mean: 100.0 * e.mean,
+            low: 100.0 * if e.ci95.is_finite() { e.low() } else { e.mean },
+            high: 100.0 * if e.ci95.is_finite() { e.high() } else { e.mean },
+            highlight: *tied,
+            color: color_of(name),
+            note: letters.clone(),
+        })
+        .collect();
+    let x_range = interval_range(&rows);
+    doc.figure(render(
+        "test-accuracy",
+        format!(
+            "Final test accuracy per configuration: mean over seeds with its 95% confidence \
+             interval, best on top. Filled, coloured points are statistically tied with the best \
+             ({}); configurations that share a letter are not significantly different from each \
+             other (Welch, Holm-corrected, 5%).",
+            summary.best
+        ),
+        &DotPlot {
+            panels: vec![DotPanel {
+                title: "test accuracy".into(),
+                x_desc: "test accuracy (%)".into(),
+                rows,
+                x_range,
+            }],
+        },
+    )?);
+    Ok(())
+}
+
+pub(crate) fn interaction_figure(
+    summary: &StudySummary,
+    study: &StudyFile,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let Some(f) = &summary.factorial else {
+        return Ok(());
+    };
+    let cell_estimate = |cell: [u8; 2]| {
+        let c = study.configs.iter().find(|c| c.cell == Some(cell))?;
+        summary
+            .configs
+            .iter()
+            .find(|s| s.name == c.name)?
+            .test_accuracy
+    };
+    let mut series = Vec::new();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for b in 0..2u8 {
+        let mut points = Vec::new();
+        for a in 0..2u8 {
+            if let Some(e) = cell_estimate([a, b]) {
+                let ci = e
+                    .ci95
+                    .is_finite()
+                    .then(|| (100.0 * e.low(), 100.0 * e.high()));
+                let (l, h) = ci.unwrap_or((100.0 * e.mean, 100.0 * e.mean));
+                lo = lo.min(l);
+                hi = hi.max(h);
+                points.push((a as f64, 100.0 * e.mean, ci));
+            }
+        }
+        series.push(Series {
+            name: format!(
+                "{} {}",
+                if b == 1 { "with" } else { "without" },
+                f.factors[1]
+            ),
+            color: if b == 1 { 1 } else { 0 },
+            points,
+            marked: None,
+        });
+    }
+    if !lo.is_finite() {
+        return Ok(());
+    }
+    let pad = ((hi - lo) * 0.15).max(0.05);
+    doc.figure(render(
+        "interaction",
+        format!(
+            "Interaction plot: mean test accuracy with 95% CI of each cell. Parallel lines mean \
+             the effects of {} and {} add up; crossing or diverging lines mean they interact.",
+            f.factors[0], f.factors[1]
+        ),
+        &Lines {
+            title: format!("{} x {}", f.factors[0], f.factors[1]),
+            x_desc: f.factors[0].clone(),
+            y_desc: "test accuracy (%)".into(),
+            series,
+            x_range: (-0.25, 1.25),
+            y_range: (lo - pad, hi + pad),
+            log_x: false,
+            x_names: Some([
+                format!("without {}", f.factors[0]),
+                format!("with {}", f.factors[0]),
+            ]),
+        },
+    )?);
+    Ok(())
+}
+
+pub(crate) fn lr_figure(
+    study: &StudyFile,
+    dir: &Path,
+    tuning: &[RunSpec],
+    chosen: &Chosen,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let mut series = Vec::new();
+    let mut diverged = 0;
+    for c in &study.configs {
+        // Best validation accuracy at each learning rate, over the other hyperparameters.
+        let mut by_lr: Vec<(f64, f64)> = Vec::new();
+        for spec in tuning.iter().filter(|s| s.config == c.name) {
+            let Some(lr) = spec.point.iter().find(|(k, _)| k == "lr").map(|p| p.1) else {
+                continue;
+            };
+            let Some(s) = finished(dir, &spec.id)? else {
+                continue;
+            };
+            let Some(acc) = s
+                .final_valid_accuracy
+                .filter(|_| s.status == Status::Finished)
+            else {
+                diverged += 1;
+                continue;
+            };
+            match by_lr.iter_mut().find(|(l, _)| *l == lr) {
+                Some(entry) => entry.1 = entry.1.max(100.0 * acc),
+                None => by_lr.push((lr, 100.0 * acc)),
+            }
+        }
+        if by_lr.is_empty() {
+            continue;
+        }
+        by_lr.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let marked = chosen
+            .get(&c.name)
+            .and_then(|p| p.iter().find(|(k, _)| k == "lr"))
+            .and_then(|(_, lr)| by_lr.iter().find(|(l, _)| l == lr).copied());
+        series.push(Series {
+            name: c.name.clone(),
+            color: color_of(&c.name),
+            points: by_lr.iter().map(|&(x, y)| (x, y, None)).collect(),
+            marked,
+        });
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x0, x1) = xs.fold((f64::INFINITY, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let mut ys: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    ys.sort_by(f64::total_cmp);
+    // The lower quarter of the points sets the floor, so one failed rate does not flatten
+    // the rest; lower points are drawn at the bottom edge.
+    let floor = ys[ys.len() / 4].min(ys[ys.len() - 1] - 1.0);
+    let lo = (floor - 1.0).floor().max(0.0);
+    for s in &mut series {
+        for p in &mut s.points {
+            p.1 = p.1.max(lo);
+        }
+        if let Some(m) = &mut s.marked {
+            m.1 = m.1.max(lo);
+        }
+    }
+    let note = if diverged > 0 {
+        format!(" {diverged} grid points diverged and are not drawn.")
+    } else {
+        String::new()
+    };
+    doc.figure(render(
+        "lr-sensitivity",
+        format!(
+            "Learning-rate sensitivity from the tuning runs: validation accuracy at the end of \
+             tuning against the learning rate (best over the other tuned hyperparameters), one \
+             curve per configuration; the chosen rate is ringed. Points below {lo:.0}% are drawn \
+             on the bottom edge.{note}"
+        ),
+        &Lines {
+            title: "learning-rate sensitivity (validation split)".into(),
+            x_desc: "learning rate (log scale)".into(),
+            y_desc: "validation accuracy (%)".into(),
+            series,
+            x_range: (x0 / 1.5, x1 * 1.5),
+            y_range: (lo, 100.0),
+            log_x: true,
+            x_names: None,
+        },
+    )?);
+    Ok(())
+}
+
+pub(crate) fn time_figure(
+    summary: &StudySummary,
+    color_of: &impl Fn(&str) -> usize,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let targets = summary.configs.first().map_or(0, |c| c.targets.len());
+    let mut panels = Vec::new();
+    for t in 0..targets {
+        let target = summary.configs[0].targets[t].target;
+        let mut rows: Vec<Interval> = summary
+            .configs
+            .iter()
+            .map(|c| {
+                let r = &c.targets[t];
+                let e = r.seconds;
+                Interval {
+                    name: c.name.clone(),
+                    mean: e.map_or(f64::NAN, |e| e.mean),
+                    low: e.map_or(
+                        f64::NAN,
+                        |e| if e.ci95.is_finite() { e.low() } else { e.mean },
+                    ),
+                    high: e.map_or(
+                        f64::NAN,
+                        |e| if e.ci95.is_finite() { e.high() } else { e.mean },
+                    ),
+                    highlight: r.reached > 0,
+                    color: color_of(&c.name),
+                    note: format!("{}/{}", r.reached, c.runs),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| match (a.mean.is_nan(), b.mean.is_nan()) {
+            (false, false) => a.mean.total_cmp(&b.mean),
+            (a, b) => a.cmp(&b),
+        });
+        let hi = rows
+            .iter()
+            .filter(|r| r.high.is_finite())
+            .map(|r| r.high)
+            .fold(0.0f64, f64::max);
+        panels.push(DotPanel {
+            title: format!("to {} validation accuracy", pct(target)),
+            x_desc: "seconds of training (incl. validation)".into(),
+            rows,
+            x_range: (0.0, (hi * 1.1).max(1.0)),
+        });
+    }
+    if panels.is_empty() {
+        return Ok(());
+    }
+    doc.figure(render(
+        "time-to-target",
+        "Wall seconds until the validation accuracy first reached each target: mean with 95% CI \
+         over the runs that reached it; the note gives how many runs did. Configurations that \
+         never reached a target have no point. Seconds are of this machine; the epochs are in \
+         the table above."
+            .into(),
+        &DotPlot { panels },
+    )?);
+    Ok(())
 }

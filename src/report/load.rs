@@ -1,0 +1,99 @@
+//! What a report reads: finished runs (configuration, outcome, per-epoch metrics) and the
+//! predictions of a saved model.
+
+use std::path::{Path, PathBuf};
+
+use super::ReportError;
+use super::text::pct;
+use crate::data::Mnist;
+use crate::study::summary::StudySummary;
+use crate::study::{RunSpec, StudyFile, run_dir};
+use crate::train::metrics::{EpochMetrics, Summary};
+use crate::train::run;
+
+/// A finished run: its configuration, outcome and per-epoch metrics.
+pub(crate) struct Run {
+    pub spec_seed: u64,
+    pub dir: PathBuf,
+    pub summary: Summary,
+    pub metrics: Vec<EpochMetrics>,
+}
+
+pub(crate) fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError> {
+    let Ok(summary) = run::read_summary(dir) else {
+        return Ok(None);
+    };
+    Ok(Some(Run {
+        spec_seed: seed,
+        dir: dir.to_path_buf(),
+        summary,
+        metrics: run::read_metrics(dir)?,
+    }))
+}
+
+/// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
+pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, ReportError> {
+    let (mut net, _, preprocess) = crate::train::load_model(model)?;
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    let mut out = vec![(0u8, 0.0f32); all.len()];
+    crate::train::evaluate_with(&mut net, preprocess, &data.test, &all, |first, logits| {
+        for (i, row) in logits.data.chunks_exact(10).enumerate() {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            let (best, &top) = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .expect("10 classes");
+            out[first + i] = (best as u8, 1.0 / sum * (top - max).exp());
+        }
+    });
+    Ok(out)
+}
+
+/// The best configuration's run with the median test accuracy over its seeds, as
+/// (description, model file).
+pub(crate) fn representative(
+    summary: &StudySummary,
+    runs: &[(String, usize, Vec<Run>)],
+) -> Option<(String, PathBuf)> {
+    let (_, _, best) = runs.iter().find(|(n, _, _)| *n == summary.best)?;
+    let mut ok: Vec<&Run> = best
+        .iter()
+        .filter(|r| r.summary.test_accuracy.is_some() && r.dir.join(run::MODEL).is_file())
+        .collect();
+    ok.sort_by(|a, b| {
+        a.summary
+            .test_accuracy
+            .unwrap_or(0.0)
+            .total_cmp(&b.summary.test_accuracy.unwrap_or(0.0))
+    });
+    let r = ok.get(ok.len().checked_sub(1)? / 2)?;
+    Some((
+        format!(
+            "`{}` (seed {}, the median of its seeds: {} test accuracy)",
+            summary.best,
+            r.spec_seed,
+            pct(r.summary.test_accuracy.unwrap_or(0.0))
+        ),
+        r.dir.join(run::MODEL),
+    ))
+}
+
+/// Each configuration of a study (with its colour, its place in the study file) and its
+/// final runs that have a summary.
+pub(crate) fn runs_by_config(
+    study: &StudyFile,
+    dir: &Path,
+    finals: &[RunSpec],
+) -> Result<Vec<(String, usize, Vec<Run>)>, ReportError> {
+    let mut out = Vec::new();
+    for (color, c) in study.configs.iter().enumerate() {
+        let mut runs = Vec::new();
+        for spec in finals.iter().filter(|s| s.config == c.name) {
+            runs.extend(load_run(&run_dir(dir, &spec.id), spec.train.seed)?);
+        }
+        out.push((c.name.clone(), color, runs));
+    }
+    Ok(out)
+}

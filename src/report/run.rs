@@ -1,0 +1,64 @@
+//! The report of one run directory: its result, curves, predictions and configuration.
+
+use std::path::Path;
+
+use super::figures::{curve_figures, prediction_figures, samples_figure};
+use super::load::load_run;
+use super::tables::{CONFIG_HEADER, config_row, epoch_table};
+use super::text::pct;
+use super::{ReportError, Written, write};
+use crate::data::Mnist;
+use crate::doc::Doc;
+use crate::train::metrics::Status;
+use crate::train::run;
+
+/// The report of one run directory: its curves, predictions and configuration.
+pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+    let config = run::read_config(dir)?;
+    let Some(r) = load_run(dir, config.seed)? else {
+        return Err(ReportError::Invalid(format!(
+            "{} has no summary.json: the run is not finished (`lenet train --resume` continues it)",
+            dir.display()
+        )));
+    };
+    let name = dir
+        .file_name()
+        .map_or("run".into(), |n| n.to_string_lossy().to_string());
+    let mut doc = Doc::new(format!("Run {name}"));
+    let s = &r.summary;
+    doc.heading(2, "Result");
+    let result = match (s.status, s.test_accuracy, s.test_loss) {
+        (Status::Diverged { epoch }, _, _) => {
+            format!("The run diverged in epoch {epoch} (loss not finite or above 100).")
+        }
+        (_, Some(acc), Some(loss)) => format!(
+            "Test accuracy **{}**, test loss {loss:.4}, after {} epochs ({:.1} s of training, \
+             {:.1} s in all; {} parameters). Best validation accuracy {} in epoch {}.",
+            pct(acc),
+            s.epochs,
+            s.train_seconds,
+            s.wall_seconds,
+            s.parameters,
+            s.best_valid_accuracy.map_or("-".into(), pct),
+            s.best_valid_epoch.map_or("-".into(), |e| e.to_string())
+        ),
+        _ => "The run has no test result.".into(),
+    };
+    doc.paragraph(result);
+    doc.heading(2, "Training curves");
+    curve_figures(&[(name.clone(), 0, vec![&r])], &mut doc)?;
+    if !r.metrics.is_empty() {
+        epoch_table(&r.metrics, &mut doc);
+    }
+    let model = dir.join(run::MODEL);
+    if s.status == Status::Finished && model.is_file() {
+        doc.heading(2, "Predictions");
+        prediction_figures(&mut doc, &model, "this run", data)?;
+    }
+    doc.heading(2, "Data");
+    samples_figure(&mut doc, data)?;
+    doc.heading(2, "Configuration");
+    doc.table(&CONFIG_HEADER, vec![config_row(&name, &config, &[])]);
+    doc.code(serde_json::to_string_pretty(&config).expect("serialisable"));
+    write(dir, &doc)
+}

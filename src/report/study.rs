@@ -1,0 +1,307 @@
+//! The report of a study directory, as a list of sections: the answer, how it was measured,
+//! the curves, test accuracy, the 2x2 design, tuning, time to target, the best model's
+//! predictions, the data, the original study's claims, and how to reproduce every run.
+
+use std::path::Path;
+
+use super::figures::{
+    curve_figures, interaction_figure, lr_figure, prediction_figures, samples_figure,
+    test_accuracy_figure, time_figure,
+};
+use super::load::{Run, representative, runs_by_config};
+use super::tables::{
+    CONFIG_HEADER, config_row, effects_table, pairs_table, summary_table, tuning_table,
+};
+use super::text::{self, pct, pct_ci, thousands};
+use super::{ReportError, Written, write};
+use crate::data::Mnist;
+use crate::doc::Doc;
+use crate::study::execute::STUDY_FILE;
+use crate::study::summary::{StudySummary, summarize};
+use crate::study::{Chosen, Phase, RunSpec, StudyFile, describe_point, finished};
+use crate::train::metrics::Status;
+
+/// What every section of a study's report reads.
+struct Study<'a> {
+    dir: &'a Path,
+    file: StudyFile,
+    summary: StudySummary,
+    chosen: Chosen,
+    tuning: Vec<RunSpec>,
+    finals: Vec<RunSpec>,
+    /// Each configuration's finished final runs, with its colour.
+    runs: Vec<(String, usize, Vec<Run>)>,
+    data: &'a Mnist,
+}
+
+impl Study<'_> {
+    /// A configuration's colour: its place in the study file.
+    fn color_of(&self, name: &str) -> usize {
+        self.file
+            .configs
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(0)
+    }
+}
+
+/// The report of a study directory.
+pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+    let file = StudyFile::load(&dir.join(STUDY_FILE))?;
+    let summary = summarize(&file, dir)?;
+    let chosen = crate::study::choose(&file, dir)?.unwrap_or_default();
+    let finals = file.final_runs(&chosen)?;
+    let tuning = if file.tuning.is_some() {
+        file.tuning_runs()?
+    } else {
+        Vec::new()
+    };
+    let runs = runs_by_config(&file, dir, &finals)?;
+    let s = Study {
+        dir,
+        file,
+        summary,
+        chosen,
+        tuning,
+        finals,
+        runs,
+        data,
+    };
+    let mut doc = Doc::new(format!("Study `{}`", s.file.name));
+    if !s.file.description.is_empty() {
+        doc.paragraph(s.file.description.clone());
+    }
+    answer_section(&s, &mut doc);
+    curves_section(&s, &mut doc)?;
+    test_accuracy_section(&s, &mut doc)?;
+    factorial_section(&s, &mut doc)?;
+    tuning_section(&s, &mut doc)?;
+    doc.heading(2, "Time to target");
+    time_figure(&s.summary, &|n: &str| s.color_of(n), &mut doc)?;
+    if let Some((who, model)) = representative(&s.summary, &s.runs) {
+        doc.heading(2, "Predictions of the best configuration");
+        prediction_figures(&mut doc, &model, &who, data)?;
+    }
+    doc.heading(2, "Data");
+    samples_figure(&mut doc, data)?;
+    claims_section(&s.summary, &s.file, &s.finals, &mut doc);
+    reproduce_section(&s, &mut doc)?;
+    write(dir, &doc)
+}
+
+/// The conclusions, and how they were measured.
+fn answer_section(s: &Study, doc: &mut Doc) {
+    doc.heading(2, "The answer");
+    doc.list(text::conclusions(&s.summary, &s.file.targets));
+    let tuned = if s.file.tuning.is_some() {
+        "each configuration's hyperparameters were chosen on the validation split (one short \
+         run per grid point), then "
+    } else {
+        ""
+    };
+    let Some(first) = s.finals.first() else {
+        return;
+    };
+    let valid = first.train.data.valid_size;
+    let (train, test) = (s.data.train.len(), s.data.test.len());
+    doc.paragraph(format!(
+        "How it was measured: {tuned}every configuration was trained with {} seeds on {} \
+         of the {} training images; the other {valid} (a split fixed by its own seed, the \
+         same for every run) are the validation set, and the {} test images were used only \
+         for the final numbers. Intervals are 95% Student-t confidence intervals over \
+         seeds (accuracy intervals clipped to 0-100%); comparisons are Welch's t-tests, \
+         Holm-corrected over all pairs.",
+        s.file.seeds,
+        thousands(train.saturating_sub(valid)),
+        thousands(train),
+        thousands(test),
+        valid = thousands(valid)
+    ));
+}
+
+/// Loss and accuracy curves of every configuration's finished runs.
+fn curves_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
+    doc.heading(2, "Training curves");
+    let groups: Vec<(String, usize, Vec<&Run>)> = (s.runs.iter())
+        .map(|(n, c, runs)| {
+            let ok = runs.iter().filter(|r| r.summary.status == Status::Finished);
+            (n.clone(), *c, ok.collect())
+        })
+        .collect();
+    curve_figures(&groups, doc)
+}
+
+fn test_accuracy_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
+    doc.heading(2, "Test accuracy");
+    test_accuracy_figure(&s.summary, &|n: &str| s.color_of(n), doc)?;
+    summary_table(&s.summary, &s.file, doc);
+    pairs_table(&s.summary, doc);
+    Ok(())
+}
+
+fn factorial_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
+    let Some(f) = &s.summary.factorial else {
+        return Ok(());
+    };
+    doc.heading(2, "The 2x2 design");
+    interaction_figure(&s.summary, &s.file, doc)?;
+    effects_table(f, doc);
+    Ok(())
+}
+
+fn tuning_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
+    if s.tuning.is_empty() {
+        return Ok(());
+    }
+    doc.heading(2, "Tuning");
+    let color_of = |n: &str| s.color_of(n);
+    lr_figure(&s.file, s.dir, &s.tuning, &s.chosen, &color_of, doc)?;
+    tuning_table(&s.summary, doc);
+    Ok(())
+}
+
+/// How to rerun the study, and every run with its settings and outcome.
+fn reproduce_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
+    doc.heading(2, "Reproduce");
+    doc.paragraph(format!(
+        "`lenet study run {0}` with this study file reruns every run below (a run's ID is the \
+         first 16 hex digits of the SHA-256 of its resolved configuration, so finished runs are \
+         never recomputed), then `lenet report` on the output directory. The study file:",
+        STUDY_FILE
+    ));
+    doc.code(std::fs::read_to_string(s.dir.join(STUDY_FILE)).unwrap_or_default());
+    let mut rows = Vec::new();
+    for spec in s.tuning.iter().chain(&s.finals) {
+        let outcome = match finished(s.dir, &spec.id)? {
+            None => "not finished".to_string(),
+            Some(r) => match (r.status, spec.phase) {
+                (Status::Diverged { epoch }, _) => format!("diverged (epoch {epoch})"),
+                (_, Phase::Tune) => {
+                    (r.final_valid_accuracy).map_or("-".into(), |v| format!("valid {}", pct(v)))
+                }
+                (_, Phase::Final) => {
+                    (r.test_accuracy).map_or("-".into(), |v| format!("test {}", pct(v)))
+                }
+            },
+        };
+        let phase = match spec.phase {
+            Phase::Tune => format!("tuning {}", describe_point(&spec.point)),
+            Phase::Final => "final".into(),
+        };
+        let extra = [spec.config.clone(), phase, outcome];
+        rows.push(config_row(&spec.id, &spec.train, &extra));
+    }
+    let mut header = CONFIG_HEADER.to_vec();
+    header.extend(["configuration", "phase", "result"]);
+    doc.paragraph(
+        "Every run with its resolved settings (the full configuration of each is \
+         `runs/ID/config.json`; schedule, optimizer constants and data split as in the study \
+         file's defaults):",
+    );
+    doc.table(&header, rows);
+    Ok(())
+}
+
+fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec], doc: &mut Doc) {
+    let optimizer_of = |name: &str| {
+        finals
+            .iter()
+            .find(|s| s.config == name)
+            .map(|s| s.train.optimizer.name.as_str().to_string())
+    };
+    // The optimizer claims apply to a study that compares optimizers.
+    let mut optimizers: Vec<String> = finals
+        .iter()
+        .map(|s| s.train.optimizer.name.as_str().to_string())
+        .collect();
+    optimizers.sort();
+    optimizers.dedup();
+    let (rows, ranking) = if optimizers.len() >= 2 {
+        // Full-batch gradient descent is another method than the study's "gradient descent",
+        // which took 25,000 steps of 64 images.
+        let note_of = |name: &str| {
+            let spec = finals.iter().find(|s| s.config == name)?;
+            (spec.train.batch_size == 0).then(|| {
+                format!(
+                    "`{name}` takes one step per pass over the training split, {} steps in \
+                     all; the study's 25,000 steps of 64 images are mini-batch steps, so the \
+                     two are different methods.",
+                    spec.train.epochs
+                )
+            })
+        };
+        text::optimizer_claims(summary, optimizer_of, note_of)
+    } else {
+        (Vec::new(), None)
+    };
+    let factors_match = study.factors.len() == 2
+        && study.factors.iter().any(|f| f.contains("dropout"))
+        && study.factors.iter().any(|f| f.contains("batch"));
+    let cells = if factors_match {
+        let dropout_first = study.factors[0].contains("dropout");
+        text::regularization_claims(
+            summary,
+            |name| study.configs.iter().find(|c| c.name == name)?.cell,
+            dropout_first,
+        )
+    } else {
+        Vec::new()
+    };
+    if rows.is_empty() && cells.is_empty() {
+        return;
+    }
+    doc.heading(2, "The original study's claims");
+    doc.paragraph(
+        "The original study ran each configuration once, with untuned rates, and read its \
+         numbers off that single run (for the optimizers: 25,000 iterations of batch 64; for \
+         the 2x2: Adam, lr 1e-3, batch 64, 15 epochs). Here each claim is set beside the \
+         measured mean and its 95% interval over seeds; a claim outside the interval is not \
+         what this protocol finds.",
+    );
+    let table = |rows: &[text::ClaimRow]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.original.to_string(),
+                    r.claimed.clone(),
+                    format!("`{}`", r.config),
+                    pct_ci(&r.measured),
+                ]
+            })
+            .collect()
+    };
+    let header = [
+        "the study's",
+        "it claimed",
+        "lenet's configuration",
+        "measured test accuracy",
+    ];
+    if !rows.is_empty() {
+        doc.table(&header, table(&rows));
+        doc.list(rows.iter().map(|r| r.line.clone()).collect());
+        if let Some(r) = ranking {
+            doc.paragraph(r);
+        }
+    }
+    if !cells.is_empty() {
+        doc.table(&header, table(&cells));
+        doc.list(cells.iter().map(|r| r.line.clone()).collect());
+        if let Some(best) = summary.configs.iter().find(|c| c.name == summary.best) {
+            let tied: Vec<String> = summary
+                .configs
+                .iter()
+                .filter(|c| c.tied_with_best && c.name != best.name)
+                .map(|c| format!("`{}`", c.name))
+                .collect();
+            doc.paragraph(format!(
+                "The study asked which variant is best. Measured: `{}` has the highest mean{}.",
+                best.name,
+                if tied.is_empty() {
+                    ", significantly above the others".to_string()
+                } else {
+                    format!(", statistically tied with {}", tied.join(", "))
+                }
+            ));
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The tables of a report.
+
+use super::text::{self, pct, pct_ci};
+use crate::doc::Doc;
+use crate::study::StudyFile;
+use crate::study::summary::{Factorial, StudySummary};
+use crate::train::TrainConfig;
+use crate::train::metrics::EpochMetrics;
+
+pub(crate) fn config_row(id: &str, config: &TrainConfig, extra: &[String]) -> Vec<String> {
+    let m = &config.model;
+    let mut row = vec![
+        format!("`{id}`"),
+        config.optimizer.name.as_str().to_string(),
+        format!("{}", config.optimizer.lr),
+        if config.batch_size == 0 {
+            "all".into()
+        } else {
+            config.batch_size.to_string()
+        },
+        config.epochs.to_string(),
+        config.seed.to_string(),
+        format!(
+            "{:?}, bn {:?}, dropout {}, {:?}, {:?} pool",
+            m.arch, m.batch_norm, m.dropout, m.activation, m.pooling
+        )
+        .to_lowercase(),
+    ];
+    row.extend_from_slice(extra);
+    row
+}
+
+pub(crate) const CONFIG_HEADER: [&str; 7] =
+    ["run", "optimizer", "lr", "batch", "epochs", "seed", "model"];
+
+/// The per-epoch metrics of one run as a table.
+pub(crate) fn epoch_table(metrics: &[EpochMetrics], doc: &mut Doc) {
+    doc.table(
+        &[
+            "epoch",
+            "lr",
+            "train loss",
+            "valid loss",
+            "train acc",
+            "valid acc",
+            "seconds",
+        ],
+        metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    m.epoch.to_string(),
+                    format!("{}", m.lr),
+                    format!("{:.4}", m.train_loss),
+                    m.valid_loss.map_or("n/a".into(), |l| format!("{l:.4}")),
+                    pct(m.train_accuracy),
+                    m.valid_accuracy.map_or("n/a".into(), pct),
+                    format!("{:.1}", m.seconds),
+                ]
+            })
+            .collect(),
+    );
+}
+
+pub(crate) fn summary_table(summary: &StudySummary, study: &StudyFile, doc: &mut Doc) {
+    let mut header = vec![
+        "configuration",
+        "chosen",
+        "runs",
+        "diverged",
+        "test accuracy (95% CI)",
+        "test loss",
+        "tied with best",
+        "seconds per run",
+    ];
+    let target_names: Vec<String> = study
+        .targets
+        .iter()
+        .map(|t| format!("epochs to {}", pct(*t)))
+        .collect();
+    header.extend(target_names.iter().map(String::as_str));
+    let rows = summary
+        .configs
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                format!("`{}`", c.name),
+                c.chosen.clone(),
+                c.runs.to_string(),
+                c.diverged.to_string(),
+                c.test_accuracy.map_or("-".into(), |e| pct_ci(&e)),
+                c.test_loss.map_or("-".into(), |e| format!("{:.4}", e.mean)),
+                if c.tied_with_best { "yes" } else { "no" }.into(),
+                c.wall_seconds
+                    .map_or("-".into(), |e| format!("{:.1}", e.mean)),
+            ];
+            for t in &c.targets {
+                row.push(match t.epochs {
+                    Some(e) => format!("{:.1} ({}/{} runs)", e.mean, t.reached, c.runs),
+                    None => format!("never (0/{} runs)", c.runs),
+                });
+            }
+            row
+        })
+        .collect();
+    doc.table(&header, rows);
+}
+
+pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
+    if summary.pairs.is_empty() {
+        return;
+    }
+    doc.paragraph(
+        "Every pair of configurations (difference of mean test accuracy, Welch's t-test, \
+         p-values Holm-corrected over all pairs):",
+    );
+    doc.table(
+        &["a", "b", "a - b", "t", "df", "p", "p (Holm)", "significant"],
+        summary
+            .pairs
+            .iter()
+            .map(|p| {
+                vec![
+                    p.a.clone(),
+                    p.b.clone(),
+                    format!("{:+.3} points", 100.0 * p.difference),
+                    format!("{:.2}", p.t),
+                    format!("{:.1}", p.df),
+                    text::p_cell(p.p),
+                    text::p_cell(p.p_holm),
+                    if p.significant { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect(),
+    );
+}
+
+/// The effects of a 2x2 design on test accuracy.
+pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
+    let effects = [
+        (format!("{} (main effect)", f.factors[0]), f.main_effects[0]),
+        (format!("{} (main effect)", f.factors[1]), f.main_effects[1]),
+        ("interaction".to_string(), f.interaction),
+    ];
+    let rows = effects.iter().map(|(name, c)| {
+        vec![
+            name.clone(),
+            format!("{:+.3} points", 100.0 * c.estimate),
+            format!(
+                "{:+.3} to {:+.3}",
+                100.0 * (c.estimate - c.ci95),
+                100.0 * (c.estimate + c.ci95)
+            ),
+            text::p_cell(c.p),
+        ]
+    });
+    let header = ["effect on test accuracy", "estimate", "95% CI", "p"];
+    doc.table(&header, rows.collect());
+}
+
+/// Every tuning run's validation accuracy, and which grid point each configuration chose.
+pub(crate) fn tuning_table(summary: &StudySummary, doc: &mut Doc) {
+    let rows = summary.tuning.iter().map(|t| {
+        vec![
+            t.config.clone(),
+            t.point.clone(),
+            t.valid_accuracy.map_or("diverged".into(), pct),
+            if t.chosen { "yes" } else { "" }.to_string(),
+        ]
+    });
+    let header = [
+        "configuration",
+        "grid point",
+        "validation accuracy",
+        "chosen",
+    ];
+    doc.table(&header, rows.collect());
+}
