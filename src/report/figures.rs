@@ -10,7 +10,7 @@ use super::draw::{
 use super::load::{Run, predict};
 use super::text::pct;
 use crate::data::Mnist;
-use crate::doc::Doc;
+use crate::doc::{Doc, Figure};
 use crate::stats::{Estimate, letter_groups};
 use crate::study::summary::StudySummary;
 use crate::study::{Chosen, RunSpec, StudyFile, finished};
@@ -70,20 +70,33 @@ pub(crate) fn curve_figures(
         );
         return Ok(());
     }
+    let seeds = groups.iter().map(|g| g.2.len()).max().unwrap_or(1);
+    let band = if seeds > 1 {
+        "; bands span the lowest to the highest seed"
+    } else {
+        ""
+    };
+    doc.figure(loss_figure(&groups, band)?);
+    doc.figure(accuracy_figure(&groups, band)?);
+    Ok(())
+}
+
+type Group<'a> = (String, usize, Vec<&'a Run>);
+
+/// Training and validation loss per epoch, on a log scale.
+fn loss_figure(groups: &[&Group], band: &str) -> Result<Figure, ReportError> {
     let loss = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
-        groups
-            .iter()
+        (groups.iter())
             .map(|(n, c, runs)| curve(n, *c, runs, m))
             .collect()
     };
-    // Every run has validation figures (checked above).
+    // Every run has validation figures (checked by the caller).
     let (train_loss, valid_loss) = (
         loss(|m| m.train_loss),
         loss(|m| m.valid_loss.unwrap_or(f64::NAN)),
     );
     let all = train_loss.iter().chain(&valid_loss);
-    let lowest = all
-        .clone()
+    let lowest = (all.clone())
         .flat_map(|c| c.low.iter().copied())
         .filter(|v| *v > 0.0)
         .fold(f64::INFINITY, f64::min);
@@ -91,12 +104,6 @@ pub(crate) fn curve_figures(
         .flat_map(|c| c.high.iter().copied())
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let seeds = groups.iter().map(|g| g.2.len()).max().unwrap_or(1);
-    let band = if seeds > 1 {
-        "; bands span the lowest to the highest seed"
-    } else {
-        ""
-    };
     let loss_fig = Curves {
         titles: ["training loss".into(), "validation loss".into()],
         y_desc: "cross-entropy (log scale)".into(),
@@ -105,18 +112,21 @@ pub(crate) fn curve_figures(
         log_y: true,
         legend_low: false,
     };
-    doc.figure(render(
+    render(
         "loss",
         format!(
             "Loss per epoch: training (mean over the epoch's batches, before each update) and \
              validation (after the epoch), mean over seeds{band}."
         ),
         &loss_fig,
-    )?);
+    )
+}
 
+/// Training and validation accuracy per epoch. Groups whose final validation accuracy is
+/// more than 10 points below the median group's are left out (and named in the caption).
+fn accuracy_figure(groups: &[&Group], band: &str) -> Result<Figure, ReportError> {
     let percent = |m: fn(&EpochMetrics) -> f64| -> Vec<Curve> {
-        groups
-            .iter()
+        (groups.iter())
             .map(|(n, c, runs)| {
                 let mut cu = curve(n, *c, runs, m);
                 for v in cu.mean.iter_mut().chain(&mut cu.low).chain(&mut cu.high) {
@@ -130,38 +140,28 @@ pub(crate) fn curve_figures(
         percent(|m| m.train_accuracy),
         percent(|m| m.valid_accuracy.unwrap_or(f64::NAN)),
     );
-    let finals: Vec<f64> = valid_acc
-        .iter()
+    let finals: Vec<f64> = (valid_acc.iter())
         .map(|c| c.mean.last().copied().unwrap_or(0.0))
         .collect();
     let mut sorted = finals.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let keep: Vec<bool> = finals.iter().map(|&f| f >= median - 10.0).collect();
-    let left_out: Vec<String> = valid_acc
-        .iter()
-        .zip(&keep)
+    let left_out: Vec<String> = (valid_acc.iter().zip(&keep))
         .filter(|(_, k)| !**k)
         .map(|(c, _)| {
-            format!(
-                "{} ({:.1}% final validation accuracy)",
-                c.name,
-                c.mean.last().unwrap_or(&0.0)
-            )
+            let last = c.mean.last().unwrap_or(&0.0);
+            format!("{} ({last:.1}% final validation accuracy)", c.name)
         })
         .collect();
     let pick = |curves: Vec<Curve>| -> Vec<Curve> {
-        curves
-            .into_iter()
-            .zip(&keep)
+        (curves.into_iter().zip(&keep))
             .filter(|(_, k)| **k)
             .map(|(c, _)| c)
             .collect()
     };
     let (train_acc, valid_acc) = (pick(train_acc), pick(valid_acc));
-    let lowest = train_acc
-        .iter()
-        .chain(&valid_acc)
+    let lowest = (train_acc.iter().chain(&valid_acc))
         .flat_map(|c| c.low.iter().copied())
         .fold(100.0f64, f64::min);
     let acc_fig = Curves {
@@ -176,8 +176,7 @@ pub(crate) fn curve_figures(
     if !left_out.is_empty() {
         caption += &format!(" Off this scale and not drawn: {}.", left_out.join(", "));
     }
-    doc.figure(render("accuracy", caption, &acc_fig)?);
-    Ok(())
+    render("accuracy", caption, &acc_fig)
 }
 
 /// A log-scale loss axis covering `lowest ..= highest` (finite, positive), capped at 3 (above
@@ -213,12 +212,30 @@ pub(crate) fn prediction_figures(
     data: &Mnist,
 ) -> Result<(), ReportError> {
     let predictions = predict(model, data)?;
-    let labels = &data.test.labels;
-    let digit = |i: usize, label: String, flagged: bool| Digit {
+    doc.figure(first_predictions(&predictions, who, data)?);
+    doc.figure(confusion_figure(&predictions, who, &data.test.labels)?);
+    if let Some(mistakes) = mistakes_figure(&predictions, who, data)? {
+        doc.figure(mistakes);
+    }
+    Ok(())
+}
+
+/// Test image `i` with a label under it, framed in red when `flagged`.
+fn test_digit(data: &Mnist, i: usize, label: String, flagged: bool) -> Digit {
+    Digit {
         pixels: data.test.images.image(i).to_vec(),
         label,
         flagged,
-    };
+    }
+}
+
+/// The first 50 test images with their predicted labels.
+fn first_predictions(
+    predictions: &[(u8, f32)],
+    who: &str,
+    data: &Mnist,
+) -> Result<Figure, ReportError> {
+    let labels = &data.test.labels;
     let first: Vec<Digit> = (0..50.min(labels.len()))
         .map(|i| {
             let (p, conf) = predictions[i];
@@ -228,16 +245,15 @@ pub(crate) fn prediction_figures(
             } else {
                 format!("{p} ({})", confidence(conf))
             };
-            digit(i, label, wrong)
+            test_digit(data, i, label, wrong)
         })
         .collect();
-    let wrong_first = first.iter().filter(|d| d.flagged).count();
-    let wrong = match wrong_first {
+    let wrong = match first.iter().filter(|d| d.flagged).count() {
         0 => "none of them is misclassified".to_string(),
         1 => "the one misclassified image is framed in red with its true label".to_string(),
         k => format!("the {k} misclassified ones are framed in red with their true label"),
     };
-    doc.figure(render(
+    render(
         "predictions",
         format!(
             "The first 50 test images, each with the label predicted by {who} and its softmax \
@@ -248,8 +264,15 @@ pub(crate) fn prediction_figures(
             columns: 10,
             digits: first,
         },
-    )?);
+    )
+}
 
+/// The confusion matrix of the test set, with the most frequent mistake in the caption.
+fn confusion_figure(
+    predictions: &[(u8, f32)],
+    who: &str,
+    labels: &[u8],
+) -> Result<Figure, ReportError> {
     let mut counts = [[0u32; 10]; 10];
     for (i, &(p, _)) in predictions.iter().enumerate() {
         counts[labels[i] as usize][p as usize] += 1;
@@ -267,7 +290,7 @@ pub(crate) fn prediction_figures(
             }
         }
     }
-    doc.figure(render(
+    render(
         "confusion",
         format!(
             "Confusion matrix of {who} on the {} test images: {errors} mistakes ({}); the most \
@@ -280,36 +303,45 @@ pub(crate) fn prediction_figures(
             title: "confusion matrix (test set)".into(),
             counts,
         },
-    )?);
+    )
+}
 
+/// The 20 most confident mistakes, if there is any.
+fn mistakes_figure(
+    predictions: &[(u8, f32)],
+    who: &str,
+    data: &Mnist,
+) -> Result<Option<Figure>, ReportError> {
+    let labels = &data.test.labels;
     let mut mistakes: Vec<usize> = (0..labels.len())
         .filter(|&i| predictions[i].0 != labels[i])
         .collect();
     mistakes.sort_by(|&a, &b| predictions[b].1.total_cmp(&predictions[a].1));
     mistakes.truncate(20);
-    if !mistakes.is_empty() {
-        let digits = mistakes
-            .iter()
-            .map(|&i| {
-                let (p, conf) = predictions[i];
-                digit(i, format!("{}→{p} ({})", labels[i], confidence(conf)), true)
-            })
-            .collect();
-        doc.figure(render(
-            "mistakes",
-            format!(
-                "The {} most confident mistakes of {who}: true label → predicted label \
-                 (confidence). Several are ambiguous even to a person.",
-                mistakes.len()
-            ),
-            &DigitGrid {
-                title: "most confident mistakes".into(),
-                columns: 10,
-                digits,
-            },
-        )?);
+    if mistakes.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let digits = (mistakes.iter())
+        .map(|&i| {
+            let (p, conf) = predictions[i];
+            let label = format!("{}→{p} ({})", labels[i], confidence(conf));
+            test_digit(data, i, label, true)
+        })
+        .collect();
+    let figure = render(
+        "mistakes",
+        format!(
+            "The {} most confident mistakes of {who}: true label → predicted label \
+             (confidence). Several are ambiguous even to a person.",
+            mistakes.len()
+        ),
+        &DigitGrid {
+            title: "most confident mistakes".into(),
+            columns: 10,
+            digits,
+        },
+    )?;
+    Ok(Some(figure))
 }
 
 pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
@@ -502,27 +534,8 @@ pub(crate) fn lr_figure(
     let mut series = Vec::new();
     let mut diverged = 0;
     for c in &study.configs {
-        // Best validation accuracy at each learning rate, over the other hyperparameters.
-        let mut by_lr: Vec<(f64, f64)> = Vec::new();
-        for spec in tuning.iter().filter(|s| s.config == c.name) {
-            let Some(lr) = spec.point.iter().find(|(k, _)| k == "lr").map(|p| p.1) else {
-                continue;
-            };
-            let Some(s) = finished(dir, &spec.id)? else {
-                continue;
-            };
-            let Some(acc) = s
-                .final_valid_accuracy
-                .filter(|_| s.status == Status::Finished)
-            else {
-                diverged += 1;
-                continue;
-            };
-            match by_lr.iter_mut().find(|(l, _)| *l == lr) {
-                Some(entry) => entry.1 = entry.1.max(100.0 * acc),
-                None => by_lr.push((lr, 100.0 * acc)),
-            }
-        }
+        let (mut by_lr, failed) = lr_points(dir, tuning, &c.name)?;
+        diverged += failed;
         if by_lr.is_empty() {
             continue;
         }
@@ -585,6 +598,33 @@ pub(crate) fn lr_figure(
         },
     )?);
     Ok(())
+}
+
+/// A configuration's best validation accuracy (%) at each tuned learning rate, over the other
+/// hyperparameters, and how many of its tuning runs diverged.
+fn lr_points(
+    dir: &Path,
+    tuning: &[RunSpec],
+    config: &str,
+) -> Result<(Vec<(f64, f64)>, usize), ReportError> {
+    let (mut by_lr, mut diverged): (Vec<(f64, f64)>, usize) = (Vec::new(), 0);
+    for spec in tuning.iter().filter(|s| s.config == config) {
+        let Some(lr) = spec.point.iter().find(|(k, _)| k == "lr").map(|p| p.1) else {
+            continue;
+        };
+        let Some(s) = finished(dir, &spec.id)? else {
+            continue;
+        };
+        let Some(acc) = (s.final_valid_accuracy).filter(|_| s.status == Status::Finished) else {
+            diverged += 1;
+            continue;
+        };
+        match by_lr.iter_mut().find(|(l, _)| *l == lr) {
+            Some(entry) => entry.1 = entry.1.max(100.0 * acc),
+            None => by_lr.push((lr, 100.0 * acc)),
+        }
+    }
+    Ok((by_lr, diverged))
 }
 
 pub(crate) fn time_figure(

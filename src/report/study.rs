@@ -203,50 +203,8 @@ fn reproduce_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
 }
 
 fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec], doc: &mut Doc) {
-    let optimizer_of = |name: &str| {
-        finals
-            .iter()
-            .find(|s| s.config == name)
-            .map(|s| s.train.optimizer.name.as_str().to_string())
-    };
-    // The optimizer claims apply to a study that compares optimizers.
-    let mut optimizers: Vec<String> = finals
-        .iter()
-        .map(|s| s.train.optimizer.name.as_str().to_string())
-        .collect();
-    optimizers.sort();
-    optimizers.dedup();
-    let (rows, ranking) = if optimizers.len() >= 2 {
-        // Full-batch gradient descent is another method than the study's "gradient descent",
-        // which took 25,000 steps of 64 images.
-        let note_of = |name: &str| {
-            let spec = finals.iter().find(|s| s.config == name)?;
-            (spec.train.batch_size == 0).then(|| {
-                format!(
-                    "`{name}` takes one step per pass over the training split, {} steps in \
-                     all; the study's 25,000 steps of 64 images are mini-batch steps, so the \
-                     two are different methods.",
-                    spec.train.epochs
-                )
-            })
-        };
-        text::optimizer_claims(summary, optimizer_of, note_of)
-    } else {
-        (Vec::new(), None)
-    };
-    let factors_match = study.factors.len() == 2
-        && study.factors.iter().any(|f| f.contains("dropout"))
-        && study.factors.iter().any(|f| f.contains("batch"));
-    let cells = if factors_match {
-        let dropout_first = study.factors[0].contains("dropout");
-        text::regularization_claims(
-            summary,
-            |name| study.configs.iter().find(|c| c.name == name)?.cell,
-            dropout_first,
-        )
-    } else {
-        Vec::new()
-    };
+    let (rows, ranking) = optimizer_claims(summary, finals);
+    let cells = regularization_claims(summary, study);
     if rows.is_empty() && cells.is_empty() {
         return;
     }
@@ -258,50 +216,101 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
          measured mean and its 95% interval over seeds; a claim outside the interval is not \
          what this protocol finds.",
     );
-    let table = |rows: &[text::ClaimRow]| -> Vec<Vec<String>> {
-        rows.iter()
-            .map(|r| {
-                vec![
-                    r.original.to_string(),
-                    r.claimed.clone(),
-                    format!("`{}`", r.config),
-                    pct_ci(&r.measured),
-                ]
-            })
-            .collect()
+    if !rows.is_empty() {
+        claims_table(&rows, doc);
+        if let Some(r) = ranking {
+            doc.paragraph(r);
+        }
+    }
+    if !cells.is_empty() {
+        claims_table(&cells, doc);
+        if let Some(answer) = best_variant(summary) {
+            doc.paragraph(answer);
+        }
+    }
+}
+
+/// The study's claims about the optimizers, where this study compares two or more, and the
+/// ranking sentence.
+fn optimizer_claims(
+    summary: &StudySummary,
+    finals: &[RunSpec],
+) -> (Vec<text::ClaimRow>, Option<String>) {
+    let optimizer_of = |name: &str| {
+        (finals.iter().find(|s| s.config == name))
+            .map(|s| s.train.optimizer.name.as_str().to_string())
     };
+    let mut optimizers: Vec<String> = (finals.iter())
+        .map(|s| s.train.optimizer.name.as_str().to_string())
+        .collect();
+    optimizers.sort();
+    optimizers.dedup();
+    if optimizers.len() < 2 {
+        return (Vec::new(), None);
+    }
+    // Full-batch gradient descent is another method than the study's "gradient descent",
+    // which took 25,000 steps of 64 images.
+    let note_of = |name: &str| {
+        let spec = finals.iter().find(|s| s.config == name)?;
+        (spec.train.batch_size == 0).then(|| {
+            format!(
+                "`{name}` takes one step per pass over the training split, {} steps in \
+                 all; the study's 25,000 steps of 64 images are mini-batch steps, so the \
+                 two are different methods.",
+                spec.train.epochs
+            )
+        })
+    };
+    text::optimizer_claims(summary, optimizer_of, note_of)
+}
+
+/// The study's claims about dropout and batch normalization, where this study is their 2x2.
+fn regularization_claims(summary: &StudySummary, study: &StudyFile) -> Vec<text::ClaimRow> {
+    let factors_match = study.factors.len() == 2
+        && study.factors.iter().any(|f| f.contains("dropout"))
+        && study.factors.iter().any(|f| f.contains("batch"));
+    if !factors_match {
+        return Vec::new();
+    }
+    let dropout_first = study.factors[0].contains("dropout");
+    let cell_of = |name: &str| study.configs.iter().find(|c| c.name == name)?.cell;
+    text::regularization_claims(summary, cell_of, dropout_first)
+}
+
+/// Claims beside their measurements, and a sentence each.
+fn claims_table(rows: &[text::ClaimRow], doc: &mut Doc) {
     let header = [
         "the study's",
         "it claimed",
         "lenet's configuration",
         "measured test accuracy",
     ];
-    if !rows.is_empty() {
-        doc.table(&header, table(&rows));
-        doc.list(rows.iter().map(|r| r.line.clone()).collect());
-        if let Some(r) = ranking {
-            doc.paragraph(r);
+    let cells = rows.iter().map(|r| {
+        vec![
+            r.original.to_string(),
+            r.claimed.clone(),
+            format!("`{}`", r.config),
+            pct_ci(&r.measured),
+        ]
+    });
+    doc.table(&header, cells.collect());
+    doc.list(rows.iter().map(|r| r.line.clone()).collect());
+}
+
+/// The measured answer to the study's question which variant is best.
+fn best_variant(summary: &StudySummary) -> Option<String> {
+    let best = summary.configs.iter().find(|c| c.name == summary.best)?;
+    let tied: Vec<String> = (summary.configs.iter())
+        .filter(|c| c.tied_with_best && c.name != best.name)
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    Some(format!(
+        "The study asked which variant is best. Measured: `{}` has the highest mean{}.",
+        best.name,
+        if tied.is_empty() {
+            ", significantly above the others".to_string()
+        } else {
+            format!(", statistically tied with {}", tied.join(", "))
         }
-    }
-    if !cells.is_empty() {
-        doc.table(&header, table(&cells));
-        doc.list(cells.iter().map(|r| r.line.clone()).collect());
-        if let Some(best) = summary.configs.iter().find(|c| c.name == summary.best) {
-            let tied: Vec<String> = summary
-                .configs
-                .iter()
-                .filter(|c| c.tied_with_best && c.name != best.name)
-                .map(|c| format!("`{}`", c.name))
-                .collect();
-            doc.paragraph(format!(
-                "The study asked which variant is best. Measured: `{}` has the highest mean{}.",
-                best.name,
-                if tied.is_empty() {
-                    ", significantly above the others".to_string()
-                } else {
-                    format!(", statistically tied with {}", tied.join(", "))
-                }
-            ));
-        }
-    }
+    ))
 }

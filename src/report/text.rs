@@ -3,7 +3,7 @@
 //! number and every verdict comes from the summary.
 
 use crate::stats::{Contrast, Estimate};
-use crate::study::summary::{ConfigSummary, StudySummary};
+use crate::study::summary::{ConfigSummary, Factorial, StudySummary};
 
 /// A fraction as a percentage with two decimals.
 pub fn pct(v: f64) -> String {
@@ -95,6 +95,34 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
         );
         return out;
     };
+    ranking(s, best, &mut out);
+    for c in s.configs.iter().filter(|c| c.diverged > 0) {
+        out.push(format!(
+            "{} diverged in {} of its {} runs (loss not finite or above 100); its statistics cover \
+             the {} that finished.",
+            code(&c.name),
+            c.diverged,
+            c.runs,
+            c.runs - c.diverged
+        ));
+    }
+    if let Some(f) = &s.factorial {
+        effects(f, &mut out);
+    }
+    for (t, &target) in targets.iter().enumerate() {
+        out.extend(fastest_to(s, t, target));
+    }
+    if s.missing_runs > 0 {
+        out.push(format!(
+            "{} runs are not finished yet; everything above covers the finished ones.",
+            s.missing_runs
+        ));
+    }
+    out
+}
+
+/// The best configuration, those tied with it and those significantly below it.
+fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
     let best_acc = best.test_accuracy.expect("the best has an accuracy");
     out.push(format!(
         "{} has the highest mean test accuracy: {}.",
@@ -143,88 +171,77 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
             .collect();
         out.push(format!("Significantly below it: {}.", join(&list)));
     }
-    for c in s.configs.iter().filter(|c| c.diverged > 0) {
+}
+
+/// The main effects and the interaction of a 2x2 design.
+fn effects(f: &Factorial, out: &mut Vec<String>) {
+    for (factor, effect) in f.factors.iter().zip(&f.main_effects) {
         out.push(format!(
-            "{} diverged in {} of its {} runs (loss not finite or above 100); its statistics cover \
-             the {} that finished.",
+            "{}: {} of test accuracy on average over the levels of the other factor (95% CI \
+             {} to {}): {}.",
+            capitalize(factor),
+            points(effect.estimate),
+            points(effect.estimate - effect.ci95),
+            points(effect.estimate + effect.ci95),
+            verdict(effect, "it helps", "it hurts")
+        ));
+    }
+    let i = &f.interaction;
+    out.push(format!(
+        "Interaction (the effect of {} with {} minus its effect without): {} (95% CI {} to \
+         {}): {}.",
+        f.factors[1],
+        f.factors[0],
+        points(i.estimate),
+        points(i.estimate - i.ci95),
+        points(i.estimate + i.ci95),
+        verdict(
+            i,
+            "the two help more together than their separate effects add up to",
+            "together they give less than their separate effects add up to"
+        )
+    ));
+}
+
+/// Which configuration reached validation-accuracy target `t` (`target`) first in every run.
+fn fastest_to(s: &StudySummary, t: usize, target: f64) -> Option<String> {
+    let reached: Vec<(&ConfigSummary, Estimate)> = s
+        .configs
+        .iter()
+        .filter_map(|c| {
+            let r = c.targets.get(t)?;
+            (r.reached == c.runs && c.runs > 0).then_some((c, r.seconds?))
+        })
+        .collect();
+    let never: Vec<String> = s
+        .configs
+        .iter()
+        .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
+        .map(|c| code(&c.name))
+        .collect();
+    if let Some((c, e)) = reached.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
+        let epochs = c.targets[t]
+            .epochs
+            .map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
+        let mut line = format!(
+            "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
+             machine{epochs}.",
+            pct(target),
             code(&c.name),
-            c.diverged,
-            c.runs,
-            c.runs - c.diverged
-        ));
-    }
-    if let Some(f) = &s.factorial {
-        for (factor, effect) in f.factors.iter().zip(&f.main_effects) {
-            out.push(format!(
-                "{}: {} of test accuracy on average over the levels of the other factor (95% CI \
-                 {} to {}): {}.",
-                capitalize(factor),
-                points(effect.estimate),
-                points(effect.estimate - effect.ci95),
-                points(effect.estimate + effect.ci95),
-                verdict(effect, "it helps", "it hurts")
-            ));
+            e.mean
+        );
+        if !never.is_empty() {
+            line += &format!(" Never reached it: {}.", join(&never));
         }
-        let i = &f.interaction;
-        out.push(format!(
-            "Interaction (the effect of {} with {} minus its effect without): {} (95% CI {} to \
-             {}): {}.",
-            f.factors[1],
-            f.factors[0],
-            points(i.estimate),
-            points(i.estimate - i.ci95),
-            points(i.estimate + i.ci95),
-            verdict(
-                i,
-                "the two help more together than their separate effects add up to",
-                "together they give less than their separate effects add up to"
-            )
-        ));
+        Some(line)
+    } else if !s.configs.is_empty() {
+        Some(format!(
+            "No configuration reached {} validation accuracy in every run.",
+            pct(target)
+        ))
+    } else {
+        None
     }
-    for (t, &target) in targets.iter().enumerate() {
-        let reached: Vec<(&ConfigSummary, Estimate)> = s
-            .configs
-            .iter()
-            .filter_map(|c| {
-                let r = c.targets.get(t)?;
-                (r.reached == c.runs && c.runs > 0).then_some((c, r.seconds?))
-            })
-            .collect();
-        let never: Vec<String> = s
-            .configs
-            .iter()
-            .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
-            .map(|c| code(&c.name))
-            .collect();
-        if let Some((c, e)) = reached.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
-            let epochs = c.targets[t]
-                .epochs
-                .map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
-            let mut line = format!(
-                "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
-                 machine{epochs}.",
-                pct(target),
-                code(&c.name),
-                e.mean
-            );
-            if !never.is_empty() {
-                line += &format!(" Never reached it: {}.", join(&never));
-            }
-            out.push(line);
-        } else if !s.configs.is_empty() {
-            out.push(format!(
-                "No configuration reached {} validation accuracy in every run.",
-                pct(target)
-            ));
-        }
-    }
-    if s.missing_runs > 0 {
-        out.push(format!(
-            "{} runs are not finished yet; everything above covers the finished ones.",
-            s.missing_runs
-        ));
-    }
-    out
 }
 
 fn capitalize(s: &str) -> String {
