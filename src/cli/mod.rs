@@ -858,6 +858,22 @@ fn check_plan_size(study: &StudyFile, max_runs: u64) -> Result<()> {
     )
 }
 
+/// The command that continues this study run, for the message on an interruption.
+fn resume_command(args: &StudyRunArgs, dir: &Path) -> String {
+    let resume = match &args.file {
+        Some(file) => format!(
+            "lenet study run {} --out {}",
+            shell_word(file),
+            shell_word(dir)
+        ),
+        None => format!("lenet study run --out {}", shell_word(dir)),
+    };
+    match args.shard {
+        Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
+        None => resume,
+    }
+}
+
 fn study_run(args: &StudyRunArgs) -> Result<()> {
     let (text, origin) = match &args.file {
         Some(path) => (
@@ -900,18 +916,7 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
             opts.threads
         );
     }
-    let resume = match &args.file {
-        Some(file) => format!(
-            "lenet study run {} --out {}",
-            shell_word(file),
-            shell_word(&dir)
-        ),
-        None => format!("lenet study run --out {}", shell_word(&dir)),
-    };
-    let resume = match args.shard {
-        Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
-        None => resume,
-    };
+    let resume = resume_command(args, &dir);
     // This shard's share of the plan (the executor says how many were already finished).
     let planned = study.run_count().map_err(anyhow::Error::msg)?;
     let terminal = progress::StudyTerminal::new(

@@ -216,6 +216,14 @@ impl StudyFile {
         if self.tuning.as_ref().is_some_and(|t| t.epochs == 0) {
             return Err("[tuning] epochs must be at least 1".into());
         }
+        self.validate_design()?;
+        self.run_count()?;
+        self.validate_grids()
+    }
+
+    /// A 2x2 design names two factors and gives each of its four configurations a distinct
+    /// cell; a study without factors has no cells.
+    fn validate_design(&self) -> Result<(), String> {
         if self.factors.is_empty() {
             if let Some(c) = self.configs.iter().find(|c| c.cell.is_some()) {
                 return Err(format!(
@@ -245,11 +253,14 @@ impl StudyFile {
                 return Err("a 2x2 design has exactly four configurations".into());
             }
         }
-        self.run_count()?;
-        // Every configuration must resolve for its final runs, and every grid value on its
-        // own for tuning; two values of one grid that resolve to the same run are an error
-        // (distinct values per key make distinct points of the product). The product itself
-        // is not made here: it may be far larger than a study is allowed to be.
+        Ok(())
+    }
+
+    /// Every configuration must resolve for its final runs, and every grid value on its own
+    /// for tuning; two values of one grid that resolve to the same run are an error (distinct
+    /// values per key make distinct points of the product). The product itself is not made
+    /// here: it may be far larger than a study is allowed to be.
+    fn validate_grids(&self) -> Result<(), String> {
         for c in &self.configs {
             let here = |e: String| format!("config '{}': {e}", c.name);
             self.resolve(c, &[], Phase::Final, 0).map_err(here)?;

@@ -6,8 +6,8 @@
 //! kernel covers the shape (or the processor lacks AVX-512); the layer then takes im2col and
 //! GEMM. Off x86-64 this module is `portable.rs`, where no entry point ever applies.
 
-use super::{Conv2d, conv2d_backward_direct};
-use crate::nn::kernels::{self, gemm};
+use super::{Conv2d, ConvGeometry, conv2d_backward_direct};
+use crate::nn::kernels::{self, gemm, sparse};
 use crate::nn::pool::PooledGrad;
 use crate::nn::{SharedMut, for_each_chunk};
 use crate::tensor::Tensor;
@@ -309,6 +309,18 @@ impl Conv2d {
         true
     }
 
+    /// Writes the weight laid out `[O, K, K, C]` into `weight_t`, for the input-gradient
+    /// kernels of the narrow path (broadcasts on the dense path, kernel rows on the sparse one).
+    fn transpose_weight_channel_last(&mut self) {
+        let g = self.geometry;
+        let rows = g.col_rows();
+        self.weight_t.resize(self.weight.value.len(), 0.0);
+        let weight = self.weight.value.data.chunks_exact(rows);
+        for (wo, wto) in weight.zip(self.weight_t.chunks_exact_mut(rows)) {
+            transpose(wo, g.c_in, g.kernel * g.kernel, wto);
+        }
+    }
+
     /// Backward of the narrow direct path. A chunk whose output gradient is mostly zeros (as
     /// behind ReLU and max pooling) goes to the sparse kernels, which visit the nonzero values
     /// only ([`kernels::sparse`]). Otherwise the weight gradient takes the chunk's output
@@ -318,7 +330,6 @@ impl Conv2d {
     /// None of them writes a column matrix. Which path a chunk takes depends on its values
     /// only, never on the thread count.
     fn narrow_backward(&mut self, x: &Tensor, dy: &OutputGrad, dx: Option<&mut Tensor>) {
-        use kernels::sparse;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         let g = self.geometry;
         let k = g.kernel;
@@ -339,17 +350,7 @@ impl Conv2d {
                 .resize(crate::parallel::threads() * sparse_len, 0.0);
         }
         if dx.is_some() {
-            // The weight laid out [O, K, K, C] for the input-gradient kernels (broadcasts on the
-            // dense path, kernel rows on the sparse one).
-            let wv = &self.weight.value.data;
-            self.weight_t.resize(w_len, 0.0);
-            let rows = g.col_rows();
-            for (wo, wto) in wv
-                .chunks_exact(rows)
-                .zip(self.weight_t.chunks_exact_mut(rows))
-            {
-                transpose(wo, g.c_in, k * k, wto);
-            }
+            self.transpose_weight_channel_last();
         }
         // One scratch slab per worker thread: the chunk's output gradient channel-last.
         let threads = crate::parallel::threads();
@@ -375,23 +376,9 @@ impl Conv2d {
                 if sparse_ok && sparse::count_nonzero(dy) * 3 <= dy.len() {
                     let slab = crate::parallel::thread_index() % threads;
                     let scratch = sparse_scratch.range(slab * sparse_len, sparse_len);
-                    let (xt, rest) = scratch.split_at_mut(DIRECT_CHUNK * in_len);
-                    let (dyt, rest) = rest.split_at_mut(positions * 16);
-                    let (dxt, dwt) = rest.split_at_mut(in_len);
-                    let plane = h * w;
-                    sparse::channel_last(x, samples, g.c_in, plane, xt);
-                    sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db);
-                    sparse::add_weight_grad(dwt, g, dw);
-                    if let Some(dx_buf) = dx_buf.as_ref() {
-                        let dx = dx_buf.range(first * in_len, samples * in_len);
-                        for s in 0..samples {
-                            let dys = &dy[s * out_len..][..out_len];
-                            sparse::channel_last_16(dys, g.c_out, positions, dyt);
-                            sparse::input_grad(dyt, (h, w), g, wt, dxt);
-                            sparse::channel_first(dxt, g.c_in, plane, &mut dx[s * in_len..]);
-                        }
-                    }
-                    return;
+                    let dx = (dx_buf.as_ref()).map(|d| d.range(first * in_len, samples * in_len));
+                    let grads = (dw, db, dx);
+                    return sparse_chunk(x, dy, samples, (h, w), g, wt, scratch, grads);
                 }
                 if channel_last {
                     let slab = crate::parallel::thread_index() % threads;
@@ -430,6 +417,46 @@ impl Conv2d {
             }
         });
         self.add_partials(chunks);
+    }
+}
+
+/// One chunk of the narrow backward pass on the sparse kernels: the weight and bias
+/// gradients of `samples` images (`x`, and their output gradient `dy`) into `dw` and `db`,
+/// and with `dx` their input gradient, through the weight laid out `[O, K, K, C]` (`wt`).
+/// `scratch` holds the chunk's images channel-last, one output and one input gradient
+/// channel-last, and the weight gradient's scratch.
+///
+/// # Safety
+/// AVX-512F is present, and the sparse kernels apply to the shape ([`sparse::applies`]).
+#[allow(clippy::too_many_arguments)]
+unsafe fn sparse_chunk(
+    x: &[f32],
+    dy: &[f32],
+    samples: usize,
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+    wt: &[f32],
+    scratch: &mut [f32],
+    (dw, db, dx): (&mut [f32], &mut [f32], Option<&mut [f32]>),
+) {
+    let (oh, ow) = (g.out_side(h), g.out_side(w));
+    let (plane, positions) = (h * w, oh * ow);
+    let (in_len, out_len) = (g.c_in * plane, g.c_out * positions);
+    let (xt, rest) = scratch.split_at_mut(DIRECT_CHUNK * in_len);
+    let (dyt, rest) = rest.split_at_mut(positions * 16);
+    let (dxt, dwt) = rest.split_at_mut(in_len);
+    // SAFETY: the caller's promise; the scratch parts have the kernels' sizes.
+    unsafe {
+        sparse::channel_last(x, samples, g.c_in, plane, xt);
+        sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db);
+        sparse::add_weight_grad(dwt, g, dw);
+        let Some(dx) = dx else { return };
+        for s in 0..samples {
+            let dys = &dy[s * out_len..][..out_len];
+            sparse::channel_last_16(dys, g.c_out, positions, dyt);
+            sparse::input_grad(dyt, (h, w), g, wt, dxt);
+            sparse::channel_first(dxt, g.c_in, plane, &mut dx[s * in_len..]);
+        }
     }
 }
 
