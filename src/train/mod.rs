@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, LabelledImages, Mnist, Preprocess, Split};
 use crate::nn::loss::{BatchLoss, cross_entropy};
-use crate::nn::{Buffer, Context, FlushDenormals, Mode, ModelConfig, Network};
+use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
 use crate::parallel;
 use crate::rng::{Purpose, Rng};
 use crate::tensor::Tensor;
-use checkpoint::TensorFile;
+pub use checkpoint::{load_model, model_file};
 pub use metrics::{EpochMetrics, Evaluation, Summary};
 
 #[derive(Debug, thiserror::Error)]
@@ -351,124 +351,4 @@ impl Trainer {
         observer.epoch_done(&m);
         Ok(m)
     }
-
-    /// The model file: parameters and buffers, with the model configuration in the metadata.
-    pub fn model_file(&self) -> TensorFile {
-        model_file(&self.net, &self.config)
-    }
-
-    /// The optimizer file: state tensors, and the counters and random streams of the trainer.
-    pub fn optimizer_file(&self, wall_seconds: f64) -> TensorFile {
-        let params = self.net.params();
-        let mut tensors = Vec::new();
-        for ((name, p), st) in params.iter().zip(&self.optimizer.state) {
-            for (b, values) in st.buffers() {
-                tensors.push((
-                    format!("{name}.{b}"),
-                    Buffer::F32(Tensor::from_vec(&p.value.shape, values.to_vec())),
-                ));
-            }
-        }
-        let meta = TrainerMeta {
-            optimizer: self.config.optimizer,
-            steps: self.optimizer.steps,
-            epoch: self.epoch,
-            shuffle_rng: self.shuffle_rng.state(),
-            dropout_rng: self.dropout_rng.state(),
-            wall_seconds,
-        };
-        TensorFile::new(tensors, &meta)
-    }
-
-    /// Restores the model, optimizer and trainer state saved by [`Trainer::model_file`] and
-    /// [`Trainer::optimizer_file`] (read from `model_path` and `path`, which errors name);
-    /// returns the wall seconds spent so far.
-    pub fn restore(
-        &mut self,
-        (model, model_path): (TensorFile, &Path),
-        optimizer: TensorFile,
-        path: &Path,
-    ) -> Result<f64, TrainError> {
-        let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
-        (self.net.load_state_dict(model.tensors)).map_err(|what| {
-            TrainError::Checkpoint(format!(
-                "{}: {what} (the model is not the one config.json describes)",
-                model_path.display()
-            ))
-        })?;
-        let meta: TrainerMeta = optimizer.meta(path)?;
-        if meta.optimizer != self.config.optimizer {
-            return Err(bad("the optimizer differs from config.json".into()));
-        }
-        self.shuffle_rng = Rng::from_state(meta.shuffle_rng);
-        self.dropout_rng = Rng::from_state(meta.dropout_rng);
-        self.epoch = meta.epoch;
-        self.optimizer = self.config.optimizer.build();
-        self.optimizer.steps = meta.steps;
-        let names: Vec<String> = self.net.params().into_iter().map(|(n, _)| n).collect();
-        if meta.steps > 0 {
-            self.optimizer.state = vec![Default::default(); names.len()];
-        }
-        for (key, value) in optimizer.tensors {
-            let Buffer::F32(t) = value else {
-                return Err(bad(format!("{key}: expected float32")));
-            };
-            let (param, buffer) = names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| {
-                    key.starts_with(n.as_str()) && key.as_bytes().get(n.len()) == Some(&b'.')
-                })
-                .max_by_key(|(_, n)| n.len())
-                .map(|(i, n)| (i, &key[n.len() + 1..]))
-                .ok_or_else(|| bad(format!("optimizer state {key} names no parameter")))?;
-            let st = self
-                .optimizer
-                .state
-                .get_mut(param)
-                .ok_or_else(|| bad(format!("optimizer state {key} before any step")))?;
-            st.set_buffer(buffer, t.data).map_err(bad)?;
-        }
-        Ok(meta.wall_seconds)
-    }
-}
-
-/// What `optimizer.safetensors` records besides the state tensors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct TrainerMeta {
-    optimizer: OptimizerConfig,
-    steps: u64,
-    /// Epochs finished.
-    epoch: usize,
-    shuffle_rng: [u64; 4],
-    dropout_rng: [u64; 4],
-    /// Wall seconds spent on the run so far, over all sessions.
-    wall_seconds: f64,
-}
-
-/// What `model.safetensors` records besides the tensors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct ModelMeta {
-    model: ModelConfig,
-    preprocess: Preprocess,
-}
-
-/// The model file of `net` built from `config`.
-pub fn model_file(net: &Network, config: &TrainConfig) -> TensorFile {
-    let meta = ModelMeta {
-        model: config.model.clone(),
-        preprocess: config.data.preprocess,
-    };
-    TensorFile::new(net.state_dict(), &meta)
-}
-
-/// Loads a model saved by lenet: the network and how its inputs are preprocessed.
-pub fn load_model(path: &Path) -> Result<(Network, ModelConfig, Preprocess), TrainError> {
-    let file = TensorFile::load(path)?;
-    let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
-    let meta: ModelMeta = file.meta(path)?;
-    meta.model.validate().map_err(bad)?;
-    let mut net = meta.model.build(&mut Rng::new(0));
-    net.load_state_dict(file.tensors).map_err(bad)?;
-    Ok((net, meta.model, meta.preprocess))
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::checkpoint::TensorFile;
+use super::checkpoint::{self, CheckpointFiles};
 use super::metrics::{self, Status, Summary};
 use super::{Observer, TrainConfig, TrainError, Trainer, evaluate, write_atomically};
 use crate::data::{Mnist, Split};
@@ -78,10 +78,7 @@ pub fn verify(dir: &Path) -> Result<Summary, TrainError> {
         return Ok(summary);
     }
     let mut trainer = Trainer::new(config)?;
-    let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
-    let model = TensorFile::load(&model_path)?;
-    let optimizer = TensorFile::load(&optim_path)?;
-    trainer.restore((model, &model_path), optimizer, &optim_path)?;
+    checkpoint::restore(&mut trainer, &checkpoint_files(dir))?;
     if trainer.epoch != summary.epochs {
         return Err(bad(
             OPTIMIZER,
@@ -142,13 +139,11 @@ pub fn resume(
         return Ok(Outcome::Finished(summary));
     }
     let mut trainer = Trainer::new(config)?;
-    commit_checkpoint(dir)?;
-    let (model_path, optim_path) = (dir.join(MODEL), dir.join(OPTIMIZER));
+    let files = checkpoint_files(dir);
+    checkpoint::commit(&files)?;
     let mut wall = 0.0;
-    if model_path.exists() && optim_path.exists() {
-        let model = TensorFile::load(&model_path)?;
-        let optimizer = TensorFile::load(&optim_path)?;
-        wall = trainer.restore((model, &model_path), optimizer, &optim_path)?;
+    if files.model.exists() && files.optimizer.exists() {
+        wall = checkpoint::restore(&mut trainer, &files)?;
         let mut rows = read_metrics(dir)?;
         if rows.len() < trainer.epoch {
             return Err(TrainError::Checkpoint(format!(
@@ -164,42 +159,13 @@ pub fn resume(
     drive(trainer, data, dir, observer, wall, stop_after)
 }
 
-/// Where a checkpoint file waits while its set is being written: `model.safetensors.next`.
-fn pending(dir: &Path, name: &str) -> std::path::PathBuf {
-    dir.join(format!("{name}.next"))
-}
-
-/// Writes the checkpoint of a finished epoch (optimizer, metrics, model) so that a process
-/// killed at any moment leaves the previous checkpoint or this one, never the model of one
-/// epoch with the optimizer state of another: the three files are written under pending
-/// names, the model last (its pending file says the set is whole), then moved into place.
-fn save_checkpoint(trainer: &Trainer, dir: &Path, wall_seconds: f64) -> Result<(), TrainError> {
-    trainer
-        .optimizer_file(wall_seconds)
-        .save(&pending(dir, OPTIMIZER))?;
-    let csv = metrics::to_csv(&trainer.history);
-    write_atomically(&pending(dir, METRICS), csv.as_bytes())?;
-    trainer.model_file().save(&pending(dir, MODEL))?;
-    commit_checkpoint(dir)
-}
-
-/// Finishes what [`save_checkpoint`] left: a whole set (its pending model is there) takes
-/// its place, the model last; the files of a set that was not all written are removed.
-fn commit_checkpoint(dir: &Path) -> Result<(), TrainError> {
-    let whole = pending(dir, MODEL).exists();
-    for name in [OPTIMIZER, METRICS, MODEL] {
-        let from = pending(dir, name);
-        let done = if whole {
-            std::fs::rename(&from, dir.join(name))
-        } else {
-            std::fs::remove_file(&from)
-        };
-        match done {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&from)(e)),
-            _ => {}
-        }
+/// The checkpoint set of the run in `dir`.
+fn checkpoint_files(dir: &Path) -> CheckpointFiles {
+    CheckpointFiles {
+        model: dir.join(MODEL),
+        optimizer: dir.join(OPTIMIZER),
+        metrics: dir.join(METRICS),
     }
-    Ok(())
 }
 
 /// Trains to the configured number of epochs, checkpointing after each, then tests.
@@ -233,7 +199,8 @@ fn drive(
             }
             Err(e) => return Err(e),
         }
-        save_checkpoint(&trainer, dir, wall_before + start.elapsed().as_secs_f64())?;
+        let wall = wall_before + start.elapsed().as_secs_f64();
+        checkpoint::save(&trainer, &checkpoint_files(dir), wall)?;
         if stop_after.is_some_and(|s| trainer.epoch >= s) && trainer.epoch < trainer.config.epochs {
             return Ok(Outcome::Paused {
                 epoch: trainer.epoch,
