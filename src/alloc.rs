@@ -3,10 +3,8 @@
 //! The kernels load 64 bytes (16 floats) at a time. A row that starts on a cache line is read
 //! one line per load; one that starts anywhere else splits every load across two lines, and
 //! the load ports, not the multipliers, set the pace. The system allocator aligns to 16
-//! bytes, so where a tensor started, and how fast the kernels ran, changed from run to run:
-//! the products of LeNet's conv3 forward for one epoch (a micro-benchmark on one thread,
-//! 3,752 products of 16 x 400 by 400 x 120) took 0.076 s with both matrices on a cache line
-//! and 0.104 s with them 16 or 32 bytes off, in each of three alternated runs.
+//! bytes, so where a tensor started, and how fast the kernels ran, changed from run to run
+//! (BENCHMARKS.md has the micro-benchmark of conv3's products that showed it).
 //!
 //! [`CacheAligned`] asks the system allocator for 64-byte alignment for every allocation of
 //! [`LARGE`] bytes or more (a `Vec<f32>` of 256 values or more), and passes smaller ones

@@ -4,12 +4,11 @@
 //! A training step of LeNet-5 at batch 64 opens a dozen parallel regions (each layer in each
 //! direction, the batch, the optimizer), most of them tens of microseconds of work
 //! (evaluation opens one: each thread runs whole batches, see
-//! [`crate::nn::Network::forward_each`]). Handed to rayon, a region of 16 chunks cost about 4 us
-//! more than its work on the development machine, and 8 to 10 us when 20 us of serial work
-//! came before it (the idle worker has meanwhile gone to sleep and must be woken). Inside
-//! [`with_team`], the pool's other threads are held by a helper job that spins between
-//! regions instead: about 2 us, with or without serial work before (a micro-benchmark of
-//! 20,000 regions). The calling thread, the team's leader, works on the chunks too, taking
+//! [`crate::nn::Network::forward_each`]). Handed to rayon, a region costs more than its work
+//! when serial work came before it, since the idle worker has meanwhile gone to sleep and must
+//! be woken. Inside [`with_team`], the pool's other threads are held by a helper job that
+//! spins between regions instead, so a region costs the same with or without serial work
+//! before it (BENCHMARKS.md has the micro-benchmark). The calling thread, the team's leader, works on the chunks too, taking
 //! them from the first while the helpers take them from the last, so that with two threads
 //! each sample's activations mostly stay on one processor from layer to layer. A helper
 //! that waits long (one-sample steps open no region) goes to sleep instead, and the next

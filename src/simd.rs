@@ -2,7 +2,7 @@
 //! machinery that compiles plain code for them.
 //!
 //! The hand-written kernels ([`crate::nn::kernels`]) and the loops compiled wide
-//! ([`avx512_variant!`]) run where the processor has AVX-512F; everywhere else, and with
+//! (`avx512_variant!`) run where the processor has AVX-512F; everywhere else, and with
 //! `LENET_SIMD=portable`, the portable loops run. Both give the same bits: every kernel sums
 //! in the order its portable loop does.
 

@@ -135,9 +135,9 @@ struct StudyRunArgs {
     /// jobs, or several machines). Shards may share one directory or be merged afterwards.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
-    /// Runs at a time [default: one per core, each on one thread: on 2 cores, 2 runs of one
-    /// thread finished 4 one-epoch runs 18% sooner than 1 run of two threads]. Results do not
-    /// depend on it.
+    /// Runs at a time [default: one per core, each on one thread: runs share nothing, so they
+    /// keep every core busy without the waits of one run's threads for each other]. Results
+    /// do not depend on it.
     #[arg(long)]
     jobs: Option<usize>,
     /// Threads per run [default: all cores divided by --jobs]

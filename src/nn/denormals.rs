@@ -3,8 +3,8 @@
 //! Adam's first moment decays by a factor 0.9 per step wherever a gradient is exactly zero (a
 //! unit that never fires), and within a few hundred steps it passes through the subnormal
 //! range, below 1.2e-38, on its way to zero. Intel processors compute with subnormal numbers
-//! through a microcode assist of about a hundred cycles per instruction: measured here, the
-//! optimizer's step took 0.19 s per epoch with them and 0.07 s without. So training and
+//! through a microcode assist of about a hundred cycles per instruction, which made Adam's
+//! step much slower (BENCHMARKS.md). So training and
 //! evaluation run with the processor's flush-to-zero and denormals-are-zero modes on, as
 //! TensorFlow does by default and PyTorch does after `torch.set_flush_denormal(True)`.
 //!

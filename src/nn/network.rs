@@ -146,9 +146,10 @@ impl Network {
     /// other's last chunk), and a batch's activations stay in one processor's caches from
     /// layer to layer. A replica holds a batch's activations, so their number is bounded by
     /// the work and by a constant, never by the thread count alone. No backward pass follows,
-    /// so the layers that pool in their own pass skip the argmax
-    /// ([`Layer::forward_relu_maxpool`]). With one thread or one batch, the batches run on one
-    /// replica, each layer spread over the threads as usual. Every output is the same bits
+    /// so the convolutions that pool in their own pass skip the argmax
+    /// ([`Conv2d::forward_relu_maxpool`](super::conv2d::Conv2d::forward_relu_maxpool)). With
+    /// one thread or one batch, the batches run on one replica, each layer spread over the
+    /// threads as usual. Every output is the same bits
     /// as [`Network::forward`] in evaluation mode gives: a layer's results never depend on
     /// which thread computes them. The replicas' passes are not in the layer profile
     /// ([`Network::set_profiling`]).

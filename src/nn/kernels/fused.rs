@@ -4,8 +4,8 @@
 //! Each kernel computes two output rows of the convolution at a time, in registers, and
 //! pools them there: the convolution's output is never written to memory, and the pooling
 //! reads nothing back. The convolution sums in the same order as its unfused kernel
-//! ([`super::conv1ch_forward`], [`super::conv_forward_channels_in_lanes`]) and the pooling
-//! picks its maximum by the same rule (`window_pick`, as [`super::maxpool2x2_forward`]), so
+//! ([`super::conv_single_channel::conv1ch_forward`], [`super::conv_narrow::conv_forward_channels_in_lanes`]) and the pooling
+//! picks its maximum by the same rule (`window_pick`, as [`super::pool_relu::maxpool2x2_forward`]), so
 //! the pooled values and their argmax indices are the same bits as the three layers run one
 //! after the other; the pooling layer's backward pass then runs unchanged on the argmax
 //! written here.
@@ -34,12 +34,11 @@ pub fn channels_in_lanes_applies(g: ConvGeometry, (oh, ow): (usize, usize)) -> b
         && [8, 10, 12].contains(&ow)
 }
 
-/// `relu(maxpool2x2(conv(x)))` of one single-channel image, as [`super::conv1ch_forward`]
-/// followed by [`super::maxpool2x2_forward`] with the ReLU folded: `y` gets `[O, OH/2, OW/2]`
+/// `relu(maxpool2x2(conv(x)))` of one single-channel image, as [`super::conv_single_channel::conv1ch_forward`]
+/// followed by [`super::pool_relu::maxpool2x2_forward`] with the ReLU folded: `y` gets `[O, OH/2, OW/2]`
 /// values, `argmax` (when given) the flat index within the `OH x OW` convolution plane of
 /// each window's maximum. Without `argmax` (no backward pass to follow), the windows take
-/// plain `max` instructions where no value is NaN: the same values, and the whole kernel
-/// quicker (one thread, 10,000 images: 0.0218 s against 0.0248 s).
+/// plain `max` instructions where no value is NaN: the same values, fewer instructions.
 ///
 /// # Safety
 /// AVX-512F must be available; the shape passes [`single_channel_applies`]; `x` holds `h * w`
@@ -87,9 +86,8 @@ pub unsafe fn conv1ch_forward_pooled(
 /// the two shifted input rows once and broadcasts each channel's weight once for four
 /// multiply-adds. The shifted rows' loads mostly straddle two cache lines, so the more
 /// channels share them the better: with B = 6 (24 accumulators) a tap takes 4 row loads and
-/// 6 broadcasts for 24 multiply-adds, where B = 3 took 4 and 3 for 12 and waited on its
-/// loads (one thread, conv1's forward for an epoch: 0.156 s against 0.177 s at best, 12
-/// alternated runs each).
+/// 6 broadcasts for 24 multiply-adds, where B = 3 takes 4 and 3 for 12 and waits on its
+/// loads (BENCHMARKS.md).
 ///
 /// # Safety
 /// As [`conv1ch_forward_pooled`], after its checks.
@@ -169,7 +167,7 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
 }
 
 /// `relu(maxpool2x2(conv(x)))` of `samples` images, as
-/// [`super::conv_forward_channels_in_lanes`] followed by [`super::maxpool2x2_forward`] with
+/// [`super::conv_narrow::conv_forward_channels_in_lanes`] followed by [`super::pool_relu::maxpool2x2_forward`] with
 /// the ReLU folded: `y` gets `[O, OH/2, OW/2]` values per image, `argmax` (when given) the
 /// flat index within the `OH x OW` convolution plane of each window's maximum. Without
 /// `argmax` (no backward pass to follow), the windows take plain `max` instructions where

@@ -205,7 +205,7 @@ pub unsafe fn maxpool2x2_forward(
 ///
 /// `dx` is laid out `(ld, plane)`: row r of plane p starts at `p * plane + r * ld`, with
 /// `w <= ld <= 32` and `h * ld <= plane`. The `ld - w` values past each row and the values
-/// past the last row are written zero ([`conv1ch_weight_grad`] takes its output gradient as
+/// past the last row are written zero ([`super::conv_single_channel::conv1ch_weight_grad`] takes its output gradient as
 /// wide as its input; `(w, h * w)` is the plain layout).
 ///
 /// # Safety

@@ -139,7 +139,7 @@ fn fold_planes(
 /// The float64 sums with AVX-512 intrinsics: the eight partial sums of [`sum64_of`] are the
 /// eight lanes of one register, each value converted and added in the same order as the
 /// plain loops, so the results are the same bits. (Compiled for AVX-512 from the plain
-/// loops, the compiler split the conversions into 128-bit pieces, 4x slower.)
+/// loops, the compiler splits the conversions into 128-bit pieces, which is slower.)
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use std::arch::x86_64::*;
