@@ -248,3 +248,70 @@ impl OptimizerConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::hyper::Range;
+
+    /// A value in `range` other than `default`.
+    fn another(range: Range, default: f64) -> f64 {
+        match range {
+            Range::Flag => 1.0 - default,
+            Range::Decay | Range::Fraction if default == 0.5 => 0.25,
+            Range::Decay | Range::Fraction => 0.5,
+            Range::Positive => default * 2.0,
+            Range::NonNegative => default + 0.25,
+        }
+    }
+
+    /// For every optimizer and every hyperparameter the table says it takes, a value other
+    /// than the default given to `resolve` is the value `value` reads back from the rule it
+    /// made: the two functions that map the table to the rules' fields agree, and a
+    /// hyperparameter declared in the table but not wired into a rule fails here. (Whether
+    /// weight decay is decoupled is read with a weight decay to decouple.)
+    #[test]
+    fn every_declared_hyperparameter_reaches_its_rule() {
+        for name in OptimizerName::ALL {
+            for h in HYPERS {
+                let Some(default) = h.default_for(name) else {
+                    assert_eq!(OptimizerConfig::defaults(name).value(h.name), None);
+                    continue;
+                };
+                assert_eq!(
+                    OptimizerConfig::defaults(name).value(h.name),
+                    Some(default),
+                    "{} of {}",
+                    h.name,
+                    name.as_str()
+                );
+                let v = another(h.range, default);
+                let mut given = Hypers::default();
+                given.set(h.name, v).unwrap();
+                if h.name == "decoupled_weight_decay" {
+                    // Without weight decay there is nothing to decouple: the flag is moot.
+                    given.set("weight_decay", 0.01).unwrap();
+                }
+                match OptimizerConfig::resolve(name, &given) {
+                    Ok(config) => {
+                        assert_eq!(
+                            config.value(h.name),
+                            Some(v),
+                            "{} of {}",
+                            h.name,
+                            name.as_str()
+                        );
+                        config.validate().unwrap();
+                    }
+                    // The one value the table allows that a rule refuses by definition.
+                    Err(e) => assert!(
+                        name == OptimizerName::Adamw && h.name == "decoupled_weight_decay",
+                        "{} = {v} for {}: {e}",
+                        h.name,
+                        name.as_str()
+                    ),
+                }
+            }
+        }
+    }
+}
