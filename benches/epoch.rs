@@ -14,7 +14,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use lenet::data::{Mnist, Split, fetch};
+use lenet::data::{Dataset, Split, fetch};
 use lenet::nn::{BatchNormAt, ModelConfig};
 use lenet::optim::{OptimizerConfig, OptimizerName, ScheduleConfig};
 use lenet::train::{DataConfig, Silent, TrainConfig, Trainer, evaluate};
@@ -58,12 +58,7 @@ fn main() {
     let no_torch = args.iter().any(|a| a == "--no-torch");
 
     let dir = fetch::default_data_dir();
-    let mirrors: Vec<String> = fetch::DEFAULT_MIRRORS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    fetch::ensure(&dir, &mirrors, true).expect("MNIST available");
-    let data = Mnist::load(&dir).expect("MNIST loads");
+    let data = fetch::load(&dir, Dataset::Mnist, true).expect("MNIST loads");
     // The whole training set, as in the PyTorch baseline: 60,000 images per epoch.
     let split = Split {
         train: (0..data.train.len() as u32).collect(),

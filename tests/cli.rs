@@ -591,3 +591,52 @@ fn a_foreign_model_file_is_named_on_resume() {
         "{line}"
     );
 }
+
+/// `--dataset fashion-mnist` trains on Fashion-MNIST's files (under `fashion-mnist/` in the
+/// data directory): the run's config.json and model file name the dataset, `lenet eval`
+/// evaluates on it by default (the summary's accuracy) and on MNIST when asked (another
+/// accuracy), and the report labels its figures with the class names.
+#[test]
+fn a_fashion_mnist_run_remembers_its_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let d = subset_dir();
+    let mut args = train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2");
+    args.extend(["--dataset", "fashion-mnist"]);
+    lenet().args(&args).assert().success();
+    let config: serde_json::Value = serde_json::from_str(&read(&run.join("config.json"))).unwrap();
+    assert_eq!(config["data"]["dataset"], "fashion-mnist");
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&run.join("summary.json"))).unwrap();
+    let acc = summary["test_accuracy"].as_f64().unwrap();
+    let eval = |extra: &[&str]| {
+        let out = lenet()
+            .args(["eval", "--checkpoint"])
+            .arg(run.join("model.safetensors"))
+            .arg("--data-dir")
+            .arg(&d)
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    let own = format!("test accuracy {:.2}%", 100.0 * acc);
+    assert!(eval(&[]).contains(&own), "{} vs {own}", eval(&[]));
+    assert!(!eval(&["--dataset", "mnist"]).contains(&own));
+    lenet()
+        .args(["report"])
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(&d)
+        .assert()
+        .success();
+    let report = read(&run.join("report.md"));
+    assert!(
+        report.contains("Labels: 0 T-shirt/top, 1 Trouser")
+            && report.contains("Fashion-MNIST training images"),
+        "{report}"
+    );
+}

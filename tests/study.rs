@@ -279,6 +279,8 @@ fn shipped_studies_parse() {
         "regularization.toml",
         "optimizers.toml",
         "optimizers-defaults.toml",
+        "regularization-fashion.toml",
+        "optimizers-fashion.toml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("studies")
@@ -428,4 +430,75 @@ fn an_inconsistent_run_is_named_set_aside_and_trained_again() {
     assert!(warnings[0].contains(&id) && warnings[0].contains("trained again"));
     assert_eq!(std::fs::read_dir(dir.join("invalid")).unwrap().count(), 1);
     assert_eq!(results(&dir), expected);
+}
+
+/// A study whose configurations train on different datasets reads each from its place under
+/// the data directory (Fashion-MNIST from `fashion-mnist/`): each run's config.json names its
+/// dataset (an MNIST run's does not, so MNIST runs keep the IDs they had), the two runs see
+/// different images (different losses), and the report shows each dataset's images, under
+/// its own name, with Fashion-MNIST's class names.
+#[test]
+fn configurations_on_different_datasets_each_read_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("datasets");
+    run_study(&study_file("datasets.toml"), &out, &["-q"]);
+    let mut datasets = Vec::new();
+    for entry in std::fs::read_dir(out.join("runs")).unwrap() {
+        let run = entry.unwrap().path();
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
+                .unwrap();
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
+                .unwrap();
+        datasets.push((
+            config["data"]["dataset"].clone(),
+            summary["test_loss"].as_f64().unwrap(),
+        ));
+    }
+    datasets.sort_by_key(|d| d.0.to_string());
+    assert_eq!(datasets.len(), 2, "{datasets:?}");
+    assert_eq!(datasets[0].0, Value::String("fashion-mnist".into()));
+    assert_eq!(
+        datasets[1].0,
+        Value::Null,
+        "an MNIST run's config names no dataset"
+    );
+    assert_ne!(datasets[0].1, datasets[1].1);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for needle in [
+        "figures/samples-mnist.svg",
+        "figures/samples-fashion-mnist.svg",
+        "Fashion-MNIST training images",
+    ] {
+        assert!(report.contains(needle), "{needle} not in the report");
+    }
+    assert!(out.join("figures/samples-fashion-mnist.png").is_file());
+}
+
+/// A dataset lenet does not know is an error that lists the ones it does.
+#[test]
+fn an_unknown_dataset_is_an_error_that_lists_the_known_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "name = \"x\"\nseeds = 1\n[[config]]\nname = \"a\"\noptions = { dataset = \"cifar\" }\n",
+    )
+    .unwrap();
+    let output = lenet()
+        .args(["study", "run"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .arg("--data-dir")
+        .arg(subset_dir())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("cifar") && err.contains("mnist") && err.contains("fashion-mnist"),
+        "{err}"
+    );
 }

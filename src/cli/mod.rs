@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::data::{self, Mnist, Preprocess, fetch};
+use crate::data::{self, Dataset, Library, Mnist, Preprocess, fetch};
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
@@ -158,11 +158,15 @@ struct StudyRunArgs {
 
 #[derive(Subcommand, Debug)]
 enum DataCommand {
-    /// Download the four MNIST files into the data directory and verify their SHA-256; files
-    /// already there are verified too (once, then again only when they change).
+    /// Download a dataset's four files into the data directory and verify their SHA-256;
+    /// files already there are verified too (once, then again only when they change).
+    /// Fashion-MNIST is read from Debian's package where it is installed
+    /// (`apt-get install dataset-fashion-mnist`).
     Fetch {
         #[command(flatten)]
         data: DataDirArgs,
+        #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+        dataset: Dataset,
         /// Mirror to try instead of the defaults (repeatable, tried in order): the base
         /// address of the four .gz files, or the address of a .tar.gz archive holding them.
         #[arg(long = "mirror", value_name = "URL")]
@@ -172,6 +176,8 @@ enum DataCommand {
     Subset {
         #[command(flatten)]
         data: DataDirArgs,
+        #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+        dataset: Dataset,
         #[arg(long, default_value_t = 2000)]
         train: usize,
         #[arg(long, default_value_t = 500)]
@@ -184,9 +190,9 @@ enum DataCommand {
 
 #[derive(Args, Debug, Clone)]
 struct DataDirArgs {
-    /// Where MNIST lives: the four IDX files under their usual names, raw or .gz. Missing
-    /// files are downloaded there. [default: $LENET_DATA, else the platform's cache
-    /// directory, e.g. ~/.cache/lenet]
+    /// Where the data lives: MNIST's four IDX files under their usual names, raw or .gz, in
+    /// DIR itself, Fashion-MNIST's in DIR/fashion-mnist. Missing files are downloaded there.
+    /// [default: $LENET_DATA, else the platform's cache directory, e.g. ~/.cache/lenet]
     #[arg(long, value_name = "DIR", env = "LENET_DATA")]
     data_dir: Option<PathBuf>,
     /// Print nothing but results and errors.
@@ -201,17 +207,14 @@ impl DataDirArgs {
             .unwrap_or_else(fetch::default_data_dir)
     }
 
-    /// Loads MNIST, fetching it first when files are missing.
-    fn load(&self) -> Result<Mnist> {
-        let dir = self.dir();
-        if !data::is_complete(&dir) {
-            let mirrors: Vec<String> = fetch::DEFAULT_MIRRORS
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            fetch::ensure(&dir, &mirrors, self.quiet)?;
-        }
-        Ok(Mnist::load(&dir)?)
+    /// Loads `dataset`, fetching it first when files are missing.
+    fn load(&self, dataset: Dataset) -> Result<Mnist> {
+        Ok(fetch::load(&self.dir(), dataset, self.quiet)?)
+    }
+
+    /// The datasets of the data directory, each loaded when first needed.
+    fn library(&self) -> Library {
+        Library::new(&self.dir(), self.quiet)
     }
 }
 
@@ -304,6 +307,9 @@ struct TrainArgs {
     /// (background -0.1, ink 1.175).
     #[arg(long, value_enum)]
     preprocess: Option<Preprocess>,
+    /// What to train on: mnist (digits) or fashion-mnist (Zalando's articles, same shape).
+    #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+    dataset: Dataset,
     /// Run directory [default: runs/<optimizer>-seed<seed>-<unix time>]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -327,6 +333,9 @@ struct EvalArgs {
     /// A model.safetensors written by `lenet train`.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// The test set to evaluate on [default: the one the model was trained on].
+    #[arg(long, value_enum)]
+    dataset: Option<Dataset>,
     /// Worker threads [default: all cores, at most 16]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -344,21 +353,23 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     progress::exit_on_signals();
     match cli.command {
-        Command::Data(DataCommand::Fetch { data, mirrors }) => {
+        Command::Data(DataCommand::Fetch {
+            data,
+            dataset,
+            mirrors,
+        }) => {
             let mirrors = if mirrors.is_empty() {
-                fetch::DEFAULT_MIRRORS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
+                fetch::mirrors_of(dataset)
             } else {
                 mirrors
             };
-            let dir = data.dir();
-            fetch::verify_present(&dir)?;
-            fetch::ensure(&dir, &mirrors, data.quiet)?;
-            let m = Mnist::load(&dir)?;
+            let dir = fetch::locate(&data.dir(), dataset);
+            fetch::verify_present(&dir, dataset)?;
+            fetch::ensure(&dir, dataset, &mirrors, data.quiet)?;
+            let m = Mnist::load_as(&dir, dataset)?;
             say!(
-                "MNIST in {}: {} training and {} test images",
+                "{} in {}: {} training and {} test images",
+                dataset.title(),
                 dir.display(),
                 m.train.len(),
                 m.test.len()
@@ -367,11 +378,12 @@ pub fn run() -> Result<()> {
         }
         Command::Data(DataCommand::Subset {
             data,
+            dataset,
             train,
             test,
             out,
         }) => {
-            let m = data.load()?;
+            let m = data.load(dataset)?;
             data::write_subset(&m, train, test, &out)?;
             say!(
                 "wrote {train} training and {test} test images to {}",
@@ -388,14 +400,13 @@ pub fn run() -> Result<()> {
         Command::Eval(args) => with_threads(args.threads, || eval(&args)),
         Command::Study(command) => study(command),
         Command::Report(args) => with_threads(args.threads, || {
-            let data = args.data.load()?;
-            write_report(&args.dir, &data)
+            write_report(&args.dir, &args.data.library())
         }),
     }
 }
 
 /// Writes the report of a study or run directory and says where it is.
-fn write_report(dir: &Path, data: &Mnist) -> Result<()> {
+fn write_report(dir: &Path, data: &Library) -> Result<()> {
     let start = std::time::Instant::now();
     let written = if report::is_study_dir(dir) {
         report::study_report(dir, data)?
@@ -612,6 +623,7 @@ impl TrainArgs {
             valid_size: Some(self.valid_size),
             split_seed: Some(self.split_seed),
             preprocess: self.preprocess,
+            dataset: Some(self.dataset),
         };
         options.resolve().map_err(anyhow::Error::msg)
     }
@@ -644,7 +656,7 @@ fn train(args: TrainArgs) -> Result<()> {
             (config, dir)
         }
     };
-    let data = args.data.load()?;
+    let data = args.data.load(config.data.dataset)?;
     if !quiet {
         eprintln!(
             "training {} with {} ({}), batch {}, {} epochs, seed {}, {} threads -> {}",
@@ -728,8 +740,8 @@ fn default_run_dir(config: &TrainConfig) -> PathBuf {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    let (mut net, model, preprocess) = crate::train::load_model(&args.checkpoint)?;
-    let data = args.data.load()?;
+    let (mut net, model, preprocess, trained_on) = crate::train::load_model(&args.checkpoint)?;
+    let data = args.data.load(args.dataset.unwrap_or(trained_on))?;
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let e = evaluate(&mut net, preprocess, &data.test, &all);
     say!(
@@ -903,7 +915,13 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
         claim_timeout: std::time::Duration::from_secs(args.claim_timeout),
     };
     execute::prepare(&dir, &text)?;
-    let data = args.data.load()?;
+    let data = args.data.library();
+    // Every dataset the study trains on, loaded (or fetched) before any run starts.
+    for c in &study.configs {
+        let config =
+            (study.resolve(c, &[], crate::study::Phase::Final, 0)).map_err(anyhow::Error::msg)?;
+        data.get(config.data.dataset)?;
+    }
     if !args.data.quiet {
         eprintln!(
             "study {} ({}) -> {}; shard {}/{}, {} run(s) at a time with {} thread(s) each",

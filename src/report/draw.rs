@@ -622,10 +622,13 @@ impl Draw for DigitGrid {
                 [(x - 1, y - 1), (x + side, y + side)],
                 frame,
             ))?;
+            // Labels longer than MNIST's longest ("7 (>99.9%), is 1") in a smaller size, to
+            // fit their cell.
+            let size = if d.label.chars().count() > 16 { 10 } else { 13 };
             let style = if d.flagged {
-                centered(13).color(&MISTAKE)
+                centered(size).color(&MISTAKE)
             } else {
-                centered(13)
+                centered(size)
             };
             root.draw(&Text::new(
                 d.label.clone(),

@@ -213,7 +213,7 @@ pub(crate) fn prediction_figures(
 ) -> Result<(), ReportError> {
     let predictions = predict(model, data)?;
     doc.figure(first_predictions(&predictions, who, data)?);
-    doc.figure(confusion_figure(&predictions, who, &data.test.labels)?);
+    doc.figure(confusion_figure(&predictions, who, data)?);
     if let Some(mistakes) = mistakes_figure(&predictions, who, data)? {
         doc.figure(mistakes);
     }
@@ -236,14 +236,19 @@ fn first_predictions(
     data: &Mnist,
 ) -> Result<Figure, ReportError> {
     let labels = &data.test.labels;
+    let names = data.dataset.short_names();
     let first: Vec<Digit> = (0..50.min(labels.len()))
         .map(|i| {
             let (p, conf) = predictions[i];
             let wrong = p != labels[i];
-            let label = if wrong {
-                format!("{p} ({}), is {}", confidence(conf), labels[i])
+            let (p_name, true_name) = (names[p as usize], names[labels[i] as usize]);
+            let label = if wrong && !data.dataset.is_mnist() {
+                // Class names are long: the confidence is left to the correct ones.
+                format!("{p_name}, is {true_name}")
+            } else if wrong {
+                format!("{p_name} ({}), is {true_name}", confidence(conf))
             } else {
-                format!("{p} ({})", confidence(conf))
+                format!("{p_name} ({})", confidence(conf))
             };
             test_digit(data, i, label, wrong)
         })
@@ -271,8 +276,10 @@ fn first_predictions(
 fn confusion_figure(
     predictions: &[(u8, f32)],
     who: &str,
-    labels: &[u8],
+    data: &Mnist,
 ) -> Result<Figure, ReportError> {
+    let labels = &data.test.labels;
+    let names = data.dataset.class_names();
     let mut counts = [[0u32; 10]; 10];
     for (i, &(p, _)) in predictions.iter().enumerate() {
         counts[labels[i] as usize][p as usize] += 1;
@@ -290,15 +297,24 @@ fn confusion_figure(
             }
         }
     }
+    let mut caption = format!(
+        "Confusion matrix of {who} on the {} test images: {errors} mistakes ({}); the most \
+         frequent is a {} read as {} ({} times).",
+        labels.len(),
+        pct(errors as f64 / labels.len().max(1) as f64),
+        names[top_t],
+        names[top_p],
+        counts[top_t][top_p]
+    );
+    if !data.dataset.is_mnist() {
+        let legend: Vec<String> = (names.iter().enumerate())
+            .map(|(i, n)| format!("{i} {n}"))
+            .collect();
+        caption += &format!(" Labels: {}.", legend.join(", "));
+    }
     render(
         "confusion",
-        format!(
-            "Confusion matrix of {who} on the {} test images: {errors} mistakes ({}); the most \
-             frequent is a {top_t} read as {top_p} ({} times).",
-            labels.len(),
-            pct(errors as f64 / labels.len().max(1) as f64),
-            counts[top_t][top_p]
-        ),
+        caption,
         &Confusion {
             title: "confusion matrix (test set)".into(),
             counts,
@@ -313,6 +329,7 @@ fn mistakes_figure(
     data: &Mnist,
 ) -> Result<Option<Figure>, ReportError> {
     let labels = &data.test.labels;
+    let names = data.dataset.short_names();
     let mut mistakes: Vec<usize> = (0..labels.len())
         .filter(|&i| predictions[i].0 != labels[i])
         .collect();
@@ -324,7 +341,8 @@ fn mistakes_figure(
     let digits = (mistakes.iter())
         .map(|&i| {
             let (p, conf) = predictions[i];
-            let label = format!("{}→{p} ({})", labels[i], confidence(conf));
+            let (t_name, p_name) = (names[labels[i] as usize], names[p as usize]);
+            let label = format!("{t_name}→{p_name} ({})", confidence(conf));
             test_digit(data, i, label, true)
         })
         .collect();
@@ -344,22 +362,32 @@ fn mistakes_figure(
     Ok(Some(figure))
 }
 
-pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
+/// The first 50 training images of `data` with their labels; `named` gives the figure the
+/// dataset's name (a study over several datasets shows each).
+pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist, named: bool) -> Result<(), ReportError> {
     let n = 50.min(data.train.len());
+    let names = data.dataset.short_names();
     let digits = (0..n)
         .map(|i| Digit {
             pixels: data.train.images.image(i).to_vec(),
-            label: data.train.labels[i].to_string(),
+            label: names[data.train.labels[i] as usize].to_string(),
             flagged: false,
         })
         .collect();
+    let title = data.dataset.title();
+    let file = if named {
+        format!("samples-{}", data.dataset)
+    } else {
+        "samples".to_string()
+    };
     doc.figure(render(
-        "samples",
-        "The first 50 MNIST training images with their labels (28 x 28 pixels, shown before \
-         padding to 32 x 32)."
-            .into(),
+        &file,
+        format!(
+            "The first 50 {title} training images with their labels (28 x 28 pixels, shown \
+             before padding to 32 x 32)."
+        ),
         &DigitGrid {
-            title: "MNIST dataset".into(),
+            title: format!("{title} dataset"),
             columns: 10,
             digits,
         },

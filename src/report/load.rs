@@ -33,7 +33,7 @@ pub(crate) fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError
 
 /// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
 pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, ReportError> {
-    let (mut net, _, preprocess) = crate::train::load_model(model)?;
+    let (mut net, _, preprocess, _) = crate::train::load_model(model)?;
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let mut out = vec![(0u8, 0.0f32); all.len()];
     crate::train::evaluate_with(&mut net, preprocess, &data.test, &all, |first, logits| {

@@ -7,14 +7,15 @@ use super::load::load_run;
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
 use super::text::pct;
 use super::{ReportError, Written, write};
-use crate::data::Mnist;
+use crate::data::Library;
 use crate::doc::Doc;
 use crate::train::metrics::Status;
-use crate::train::run;
+use crate::train::{TrainError, run};
 
 /// The report of one run directory: its curves, predictions and configuration.
-pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     let config = run::read_config(dir)?;
+    let data = data.get(config.data.dataset).map_err(TrainError::from)?;
     let Some(r) = load_run(dir, config.seed)? else {
         return Err(ReportError::Invalid(format!(
             "{} has no summary.json: the run is not finished (`lenet train --resume` continues it)",
@@ -56,7 +57,7 @@ pub fn run_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
         prediction_figures(&mut doc, &model, "this run", data)?;
     }
     doc.heading(2, "Data");
-    samples_figure(&mut doc, data)?;
+    samples_figure(&mut doc, data, false)?;
     doc.heading(2, "Configuration");
     doc.table(&CONFIG_HEADER, vec![config_row(&name, &config, &[])]);
     doc.code(serde_json::to_string_pretty(&config).expect("serialisable"));

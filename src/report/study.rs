@@ -14,11 +14,12 @@ use super::tables::{
 };
 use super::text::{self, pct, pct_ci, thousands};
 use super::{ReportError, Written, write};
-use crate::data::Mnist;
+use crate::data::{Dataset, Library, Mnist};
 use crate::doc::Doc;
 use crate::study::execute::STUDY_FILE;
 use crate::study::summary::{StudySummary, summarize};
 use crate::study::{Chosen, Phase, RunSpec, StudyFile, describe_point, finished};
+use crate::train::TrainError;
 use crate::train::metrics::Status;
 
 /// What every section of a study's report reads.
@@ -46,7 +47,7 @@ impl Study<'_> {
 }
 
 /// The report of a study directory.
-pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
+pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportError> {
     let file = StudyFile::load(&dir.join(STUDY_FILE))?;
     let summary = summarize(&file, dir)?;
     let chosen = crate::study::choose(&file, dir)?.unwrap_or_default();
@@ -57,6 +58,11 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
         Vec::new()
     };
     let runs = runs_by_config(&file, dir, &finals)?;
+    let mut datasets: Vec<Dataset> = finals.iter().map(|f| f.train.data.dataset).collect();
+    datasets.sort();
+    datasets.dedup();
+    let get = |d: Dataset| library.get(d).map_err(TrainError::from);
+    let data = get(datasets.first().copied().unwrap_or_default())?;
     let s = Study {
         dir,
         file,
@@ -79,11 +85,18 @@ pub fn study_report(dir: &Path, data: &Mnist) -> Result<Written, ReportError> {
     doc.heading(2, "Time to target");
     time_figure(&s.summary, &|n: &str| s.color_of(n), &mut doc)?;
     if let Some((who, model)) = representative(&s.summary, &s.runs) {
+        let best = s.finals.iter().find(|f| f.config == s.summary.best);
+        let dataset = best.map_or(data.dataset, |f| f.train.data.dataset);
         doc.heading(2, "Predictions of the best configuration");
-        prediction_figures(&mut doc, &model, &who, data)?;
+        prediction_figures(&mut doc, &model, &who, get(dataset)?)?;
     }
     doc.heading(2, "Data");
-    samples_figure(&mut doc, data)?;
+    for &d in &datasets {
+        samples_figure(&mut doc, get(d)?, datasets.len() > 1)?;
+    }
+    if datasets.is_empty() {
+        samples_figure(&mut doc, data, false)?;
+    }
     claims_section(&s.summary, &s.file, &s.finals, &mut doc);
     reproduce_section(&s, &mut doc)?;
     write(dir, &doc)

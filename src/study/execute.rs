@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::claim::{self, Attempt};
 use super::{Phase, RunSpec, StudyError, StudyFile, check_run_dir, choose, finished, run_dir};
-use crate::data::Mnist;
+use crate::data::Library;
 use crate::train::metrics::Summary;
 use crate::train::run::{self, Outcome};
 use crate::train::{EpochMetrics, Observer, TrainError};
@@ -118,7 +118,7 @@ pub fn prepare(dir: &Path, text: &str) -> Result<(), StudyError> {
 /// Runs this shard's runs of the study in `dir`, telling `observer` what happens.
 pub fn run_study(
     study: &StudyFile,
-    data: &Mnist,
+    data: &Library,
     dir: &Path,
     opts: ExecOptions,
     observer: &dyn StudyObserver,
@@ -176,7 +176,7 @@ fn is_finished(dir: &Path, spec: &RunSpec) -> Result<bool, StudyError> {
 /// their claims go stale and it takes them over).
 fn execute(
     specs: &[RunSpec],
-    data: &Mnist,
+    data: &Library,
     dir: &Path,
     opts: ExecOptions,
     observer: &dyn StudyObserver,
@@ -308,13 +308,16 @@ impl Observer for RunEpochs<'_> {
 /// Runs (or resumes) one run to its end; a diverged run is an ending too.
 fn run_one(
     spec: &RunSpec,
-    data: &Mnist,
+    data: &Library,
     dir: &Path,
     observer: &dyn StudyObserver,
 ) -> Result<Summary, StudyError> {
     let rdir = run_dir(dir, &spec.id);
     check_run_dir(&rdir, spec)?;
     let epochs = &mut RunEpochs { spec, observer };
+    let data = data
+        .get(spec.train.data.dataset)
+        .map_err(crate::train::TrainError::from)?;
     let outcome = if rdir.join(run::CONFIG).exists() {
         run::resume(data, &rdir, epochs, None)
     } else {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{TrainConfig, TrainError, Trainer, metrics, write_atomically};
-use crate::data::Preprocess;
+use crate::data::{Dataset, Preprocess};
 use crate::nn::{Buffer, ModelConfig, Network};
 use crate::optim::OptimizerConfig;
 use crate::rng::Rng;
@@ -242,6 +242,10 @@ struct TrainerMeta {
 struct ModelMeta {
     model: ModelConfig,
     preprocess: Preprocess,
+    /// What the model was trained on; left out for MNIST, so that an MNIST model's file is
+    /// what it was before there was a choice.
+    #[serde(default, skip_serializing_if = "Dataset::is_mnist")]
+    dataset: Dataset,
 }
 
 /// The model file of `net` built from `config`.
@@ -249,19 +253,21 @@ pub fn model_file(net: &Network, config: &TrainConfig) -> TensorFile {
     let meta = ModelMeta {
         model: config.model.clone(),
         preprocess: config.data.preprocess,
+        dataset: config.data.dataset,
     };
     TensorFile::new(net.state_dict(), &meta)
 }
 
-/// Loads a model saved by lenet: the network and how its inputs are preprocessed.
-pub fn load_model(path: &Path) -> Result<(Network, ModelConfig, Preprocess), TrainError> {
+/// Loads a model saved by lenet: the network, how its inputs are preprocessed, and what it
+/// was trained on.
+pub fn load_model(path: &Path) -> Result<(Network, ModelConfig, Preprocess, Dataset), TrainError> {
     let file = TensorFile::load(path)?;
     let bad = |what: String| TrainError::Checkpoint(format!("{}: {what}", path.display()));
     let meta: ModelMeta = file.meta(path)?;
     meta.model.validate().map_err(bad)?;
     let mut net = meta.model.build(&mut Rng::new(0));
     net.load_state_dict(file.tensors).map_err(bad)?;
-    Ok((net, meta.model, meta.preprocess))
+    Ok((net, meta.model, meta.preprocess, meta.dataset))
 }
 
 /// The files of one checkpoint set, and the metrics that go with them.

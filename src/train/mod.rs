@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataError, LabelledImages, Mnist, Preprocess, Split};
+use crate::data::{DataError, Dataset, LabelledImages, Mnist, Preprocess, Split};
 use crate::nn::loss::{BatchLoss, cross_entropy};
 use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
@@ -56,6 +56,10 @@ pub struct DataConfig {
     /// Seed of the validation split, fixed across the runs of a study.
     pub split_seed: u64,
     pub preprocess: Preprocess,
+    /// What the run trains on. Left out of `config.json` for MNIST, so that a run's file (and
+    /// its ID) is what it was before there was a choice.
+    #[serde(default, skip_serializing_if = "Dataset::is_mnist")]
+    pub dataset: Dataset,
 }
 
 impl Default for DataConfig {
@@ -64,6 +68,7 @@ impl Default for DataConfig {
             valid_size: 5_000,
             split_seed: 0,
             preprocess: Preprocess::Unit,
+            dataset: Dataset::Mnist,
         }
     }
 }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DataConfig, TrainConfig};
-use crate::data::Preprocess;
+use crate::data::{Dataset, Preprocess};
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
@@ -34,6 +34,7 @@ pub struct Options {
     pub valid_size: Option<usize>,
     pub split_seed: Option<u64>,
     pub preprocess: Option<Preprocess>,
+    pub dataset: Option<Dataset>,
 }
 
 /// Options as a study file writes them: every key of [`Options`], and the hyperparameters
@@ -118,7 +119,7 @@ pub mod file {
 }
 
 /// The keys of [`Options`] other than the hyperparameters.
-const OPTION_KEYS: [&str; 14] = [
+const OPTION_KEYS: [&str; 15] = [
     "arch",
     "batch_norm",
     "dropout",
@@ -133,6 +134,7 @@ const OPTION_KEYS: [&str; 14] = [
     "valid_size",
     "split_seed",
     "preprocess",
+    "dataset",
 ];
 
 macro_rules! merge {
@@ -169,6 +171,7 @@ impl Options {
             valid_size,
             split_seed,
             preprocess,
+            dataset,
         )
     }
 
@@ -215,6 +218,7 @@ impl Options {
                 valid_size: self.valid_size.unwrap_or(DataConfig::default().valid_size),
                 split_seed: self.split_seed.unwrap_or(0),
                 preprocess,
+                dataset: self.dataset.unwrap_or_default(),
             },
         };
         config.validate().map_err(|e| e.to_string())?;
