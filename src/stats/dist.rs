@@ -2,7 +2,9 @@
 //!
 //! The t distribution's CDF is F(t; v) = 1 - I_x(v/2, 1/2) / 2 for t > 0, with x = v/(v + t^2);
 //! I is evaluated by its continued fraction (Lentz's method), as in Numerical Recipes §6.4.
-//! Quantiles invert the CDF by bisection, to 1e-12.
+//! Two-sided p-values are that tail itself, I_x(v/2, 1/2) ([`t_two_sided_p`]), never
+//! 1 - CDF, so they stay exact far into the tail instead of rounding to 0 below 1e-16.
+//! Quantiles invert the CDF by bisection, to 1e-12. `tests/stats.rs` holds all of it to SciPy.
 
 /// ln Γ(x) for x > 0 (Lanczos approximation, g = 7, n = 9; relative error below 1e-15).
 pub fn ln_gamma(x: f64) -> f64 {
@@ -84,8 +86,58 @@ pub fn t_cdf(t: f64, df: f64) -> f64 {
     if t.is_nan() || df.is_nan() || df <= 0.0 {
         return f64::NAN;
     }
+    let y = t * t / (df + t * t);
+    if y < 0.5 {
+        // Near the centre, through the complement: 1 - x = y would round away (x = df/(df +
+        // t^2) is 1 to double precision for |t| < 1e-8), and F - 1/2 with it.
+        let half_mass = 0.5 * inc_beta(0.5, df / 2.0, y);
+        return if t > 0.0 {
+            0.5 + half_mass
+        } else {
+            0.5 - half_mass
+        };
+    }
     let tail = 0.5 * inc_beta(df / 2.0, 0.5, df / (df + t * t));
     if t > 0.0 { 1.0 - tail } else { tail }
+}
+
+/// P(|T| >= |t|) for Student's t with `df` degrees of freedom: the two-sided p-value of `t`,
+/// computed as the tail itself.
+pub fn t_two_sided_p(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if t.is_infinite() {
+        return 0.0;
+    }
+    inc_beta(df / 2.0, 0.5, df / (df + t * t))
+}
+
+/// ln P(X <= k) for X binomial with `n` trials of probability 1/2, summed in log space so
+/// that tails far below 1e-300 stay finite.
+fn ln_binomial_half_cdf(k: u64, n: u64) -> f64 {
+    let ln_choose = |i: u64| {
+        ln_gamma(n as f64 + 1.0) - ln_gamma(i as f64 + 1.0) - ln_gamma((n - i) as f64 + 1.0)
+    };
+    let terms: Vec<f64> = (0..=k.min(n)).map(ln_choose).collect();
+    let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = terms.iter().map(|t| (t - top).exp()).sum();
+    top + sum.ln() - n as f64 * std::f64::consts::LN_2
+}
+
+/// The exact two-sided binomial test of `k` successes in `n` trials against probability 1/2
+/// (as McNemar's exact test uses it): 2 P(X <= min(k, n - k)), at most 1.
+pub fn binomial_half_two_sided_p(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let low = k.min(n - k);
+    if 2 * low == n {
+        return 1.0;
+    }
+    (std::f64::consts::LN_2 + ln_binomial_half_cdf(low, n))
+        .exp()
+        .min(1.0)
 }
 
 /// The `p`-quantile of Student's t with `df` degrees of freedom.

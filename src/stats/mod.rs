@@ -8,7 +8,7 @@ pub mod dist;
 
 use serde::{Deserialize, Serialize};
 
-use dist::{t_cdf, t_quantile};
+use dist::{binomial_half_two_sided_p, t_quantile, t_two_sided_p};
 
 /// Mean, standard deviation and 95% confidence interval of a sample.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,8 +104,11 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     }
     let t = (ea.mean - eb.mean) / se2.sqrt();
     let df = se2.powi(2) / (va.powi(2) / (ea.n - 1) as f64 + vb.powi(2) / (eb.n - 1) as f64);
-    let p = 2.0 * (1.0 - t_cdf(t.abs(), df));
-    Some(Welch { t, df, p })
+    Some(Welch {
+        t,
+        df,
+        p: t_two_sided_p(t, df),
+    })
 }
 
 /// Holm's step-down adjustment of p-values (controls the family-wise error rate).
@@ -159,7 +162,7 @@ pub fn contrast(groups: &[(&[f64], f64)]) -> Option<Contrast> {
     }
     let df = var * var / denom;
     let ci95 = t_quantile(0.975, df) * se;
-    let p = 2.0 * (1.0 - t_cdf((estimate / se).abs(), df));
+    let p = t_two_sided_p(estimate / se, df);
     Some(Contrast {
         estimate,
         se,
@@ -167,6 +170,90 @@ pub fn contrast(groups: &[(&[f64], f64)]) -> Option<Contrast> {
         ci95,
         p,
     })
+}
+
+/// The paired t-test of two samples measured on the same units (here: the same seeds), as
+/// SciPy's `ttest_rel`: the differences' mean, its 95% interval, and the test of mean 0.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Paired {
+    pub n: usize,
+    /// Mean of a - b.
+    pub mean: f64,
+    /// Half-width of the 95% interval of the mean difference.
+    pub ci95: f64,
+    pub t: f64,
+    /// Degrees of freedom, n - 1.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+}
+
+/// [`Paired`] for `a[i]` against `b[i]`; None for unequal lengths or fewer than two pairs.
+pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let e = Estimate::of(&d)?;
+    if e.n < 2 {
+        return None;
+    }
+    let df = (e.n - 1) as f64;
+    let se = e.sd / (e.n as f64).sqrt();
+    let (t, p) = if se == 0.0 {
+        let p = if e.mean == 0.0 { 1.0 } else { 0.0 };
+        (
+            if p == 1.0 {
+                0.0
+            } else {
+                f64::INFINITY.copysign(e.mean)
+            },
+            p,
+        )
+    } else {
+        let t = e.mean / se;
+        (t, t_two_sided_p(t, df))
+    };
+    Some(Paired {
+        n: e.n,
+        mean: e.mean,
+        ci95: e.ci95,
+        t,
+        df,
+        p,
+    })
+}
+
+/// The 95% prediction interval of one more value drawn like `values`: mean ± t(0.975, n - 1)
+/// s sqrt(1 + 1/n). The interval to set a single run against (not the interval of the mean,
+/// which narrows with every seed); None for fewer than two values.
+pub fn prediction_interval(values: &[f64]) -> Option<(f64, f64)> {
+    let e = Estimate::of(values)?;
+    if e.n < 2 {
+        return None;
+    }
+    let half = t_quantile(0.975, (e.n - 1) as f64) * e.sd * (1.0 + 1.0 / e.n as f64).sqrt();
+    Some((e.mean - half, e.mean + half))
+}
+
+/// McNemar's exact test of two classifiers on the same items: `only_a` items only the first
+/// got right, `only_b` only the second; the two-sided binomial p-value of that split against
+/// an even one (statsmodels' `mcnemar(exact=True)`).
+pub fn mcnemar(only_a: u64, only_b: u64) -> f64 {
+    binomial_half_two_sided_p(only_a, only_a + only_b)
+}
+
+/// Wilson's 95% score interval of a proportion, `correct` of `n` (statsmodels'
+/// `proportion_confint(method="wilson")`): the test set's own sampling error of an accuracy.
+pub fn wilson_interval(correct: u64, n: u64) -> Option<(f64, f64)> {
+    if n == 0 || correct > n {
+        return None;
+    }
+    let z = 1.959_963_984_540_054; // the 0.975 quantile of the standard normal
+    let (n, p) = (n as f64, correct as f64 / n as f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    Some((centre - half, centre + half))
 }
 
 #[cfg(test)]
