@@ -463,9 +463,10 @@ pub(crate) fn test_accuracy_figure(
         "test-accuracy",
         format!(
             "Final test accuracy per configuration: mean over seeds with its 95% confidence \
-             interval, best on top. Filled, coloured points are statistically tied with the best \
-             ({}); configurations that share a letter are not significantly different from each \
-             other (Welch, Holm-corrected, 5%).",
+             interval, best on top. Filled, coloured points are not shown different from the best \
+             ({}: the comparisons with the best, paired over shared seeds, Holm-corrected, 5%); \
+             configurations that share a letter are not significantly different from each other \
+             (Welch, Holm-corrected over all pairs, 5%).",
             summary.best
         ),
         &DotPlot {

@@ -121,7 +121,8 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
     out
 }
 
-/// The best configuration, those tied with it and those significantly below it.
+/// The best configuration, those not shown different from it and those shown below it (the
+/// k - 1 comparisons with the best, paired over shared seeds, Holm-corrected).
 fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
     let best_acc = best.test_accuracy.expect("the best has an accuracy");
     out.push(format!(
@@ -140,18 +141,22 @@ fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
         .map(|c| code(&c.name))
         .collect();
     let worse: Vec<&&ConfigSummary> = with_acc.iter().filter(|c| !c.tied_with_best).collect();
+    let family = format!(
+        "the {} comparisons with the best, paired t-tests over the seeds they share, \
+         Holm-corrected, 5%",
+        with_acc.len()
+    );
     if !with_acc.is_empty() && worse.is_empty() {
         out.push(format!(
-            "No other configuration is significantly worse (Welch's t-test, Holm-corrected over \
-             all {} pairs, 5%): {} {} statistically tied with it, so these runs cannot rank them.",
-            s.pairs.len(),
+            "No other configuration is shown to be worse ({family}): {} {} not shown different \
+             from it, so these runs cannot rank them.",
             join(&tied),
             if tied.len() == 1 { "is" } else { "are" }
         ));
     } else if !with_acc.is_empty() {
         if !tied.is_empty() {
             out.push(format!(
-                "Statistically tied with it (Welch's t-test, Holm-corrected, 5%): {}.",
+                "Not shown different from it ({family}): {}.",
                 join(&tied)
             ));
         }
@@ -159,17 +164,12 @@ fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
             .iter()
             .map(|c| {
                 let e = c.test_accuracy.expect("filtered");
-                let p = s
-                    .pairs
-                    .iter()
-                    .find(|p| {
-                        (p.a == c.name && p.b == best.name) || (p.b == c.name && p.a == best.name)
-                    })
-                    .map_or(String::new(), |p| format!(", Holm p {}", p_value(p.p_holm)));
+                let p = (c.vs_best.as_ref())
+                    .map_or(String::new(), |v| format!(", Holm p {}", p_value(v.p_holm)));
                 format!("{} ({}{p})", code(&c.name), points(e.mean - best_acc.mean))
             })
             .collect();
-        out.push(format!("Significantly below it: {}.", join(&list)));
+        out.push(format!("Shown below it: {}.", join(&list)));
     }
 }
 
@@ -282,16 +282,29 @@ pub const REGULARIZATION_CLAIMS: [([u8; 2], &str, f64, f64); 4] = [
     ([1, 1], "both", 0.9885, 0.983),
 ];
 
+/// Where one run's number (`claim`: the original study ran each configuration once) lies
+/// against the 95% prediction interval of one run, mean ± t s sqrt(1 + 1/n), which is what a
+/// single run is expected to fall in; the interval of the mean, which narrows with every
+/// seed, is not.
 fn position(claim: f64, e: &Estimate) -> String {
     let diff = points(claim - e.mean);
-    if !e.ci95.is_finite() {
-        format!("{diff} from the single measured run")
-    } else if claim < e.low() {
-        format!("below the measured interval ({diff})")
-    } else if claim > e.high() {
-        format!("above the measured interval ({diff})")
-    } else {
-        format!("inside the measured interval ({diff})")
+    match e.prediction() {
+        None => format!("{diff} from the single measured run"),
+        Some((low, _)) if claim < low => {
+            format!("below the interval a single run falls in ({diff} from the mean)")
+        }
+        Some((_, high)) if claim > high => {
+            format!("above the interval a single run falls in ({diff} from the mean)")
+        }
+        Some(_) => format!("inside the interval a single run falls in ({diff} from the mean)"),
+    }
+}
+
+/// A 95% prediction interval of one run, as percentages.
+pub fn pct_prediction(e: &Estimate) -> String {
+    match e.prediction() {
+        Some((low, high)) => format!("{} to {}", pct(low.max(0.0)), pct(high.min(1.0))),
+        None => "-".into(),
     }
 }
 
@@ -338,7 +351,7 @@ pub fn optimizer_claims(
         .iter()
         .map(|r| {
             let mark = if tied(&r.config) {
-                " (tied with the best)"
+                " (not shown different from the best)"
             } else {
                 ""
             };
@@ -347,7 +360,8 @@ pub fn optimizer_claims(
         .collect();
     let ranking = format!(
         "The study ranked the optimizers {OPTIMIZER_RANKING}. Measured, by mean test accuracy: \
-         {}. Where configurations are tied with the best, their order is within the noise.",
+         {}. Where configurations are not shown different from the best, their order is within \
+         the noise.",
         order.join(" > ")
     );
     (rows, Some(ranking))
@@ -423,9 +437,11 @@ mod tests {
     #[test]
     fn a_claim_is_placed_against_the_interval() {
         let e = estimate(0.99, 0.001);
-        assert!(position(0.98, &e).starts_with("below"));
-        assert!(position(0.995, &e).starts_with("above"));
-        assert!(position(0.9905, &e).starts_with("inside"));
+        // The prediction interval of one run: 0.99 ± 2.776 x 0.001 x sqrt(1.2) = ± 0.0030.
+        assert!(position(0.986, &e).starts_with("below"));
+        assert!(position(0.994, &e).starts_with("above"));
+        // Outside the interval of the mean (± 0.001) but where a single run falls.
+        assert!(position(0.9925, &e).starts_with("inside"));
         assert_eq!(points(0.0123), "+1.23 points");
     }
 

@@ -42,6 +42,17 @@ impl Estimate {
         Some(Estimate { n, mean, sd, ci95 })
     }
 
+    /// The 95% prediction interval of one more value ([`prediction_interval`]); None for
+    /// fewer than two values.
+    pub fn prediction(&self) -> Option<(f64, f64)> {
+        if self.n < 2 {
+            return None;
+        }
+        let t = t_quantile(0.975, (self.n - 1) as f64);
+        let half = t * self.sd * (1.0 + 1.0 / self.n as f64).sqrt();
+        Some((self.mean - half, self.mean + half))
+    }
+
     pub fn low(&self) -> f64 {
         self.mean - self.ci95
     }

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
 use crate::doc::Doc;
-use crate::stats::{Contrast, Estimate, contrast, holm, welch};
+use crate::stats::dist::t_quantile;
+use crate::stats::{Contrast, Estimate, Paired, contrast, holm, paired, welch};
 use crate::train::metrics::Status;
 use crate::train::run;
 
@@ -38,11 +39,29 @@ pub struct ConfigSummary {
     pub best_valid_accuracy: Option<Estimate>,
     pub targets: Vec<TargetReach>,
     pub wall_seconds: Option<Estimate>,
-    /// Not significantly different from the best configuration's test accuracy (Holm, 5%).
+    /// Not shown different from the best configuration's test accuracy: its comparison with
+    /// the best is not significant at 5% after Holm's adjustment over the k - 1 comparisons
+    /// with the best (the best itself is). The file's name for it is historical.
     pub tied_with_best: bool,
+    /// The comparison with the best configuration (None for the best itself).
+    #[serde(default)]
+    pub vs_best: Option<VsBest>,
 }
 
-/// A Welch test between two configurations' test accuracies.
+/// One configuration against the best: the test the comparison used (paired over the seeds
+/// both ran, where they share at least two; else Welch's), Holm-adjusted over the k - 1
+/// comparisons with the best.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VsBest {
+    /// Mean test accuracy of this configuration minus the best's.
+    pub difference: f64,
+    pub p: f64,
+    pub p_holm: f64,
+    pub paired: bool,
+}
+
+/// A comparison of two configurations' test accuracies: Welch's test over their seeds, and the
+/// paired test over the seeds they share.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pair {
     pub a: String,
@@ -54,6 +73,14 @@ pub struct Pair {
     pub p: f64,
     pub p_holm: f64,
     pub significant: bool,
+    /// Half-width of Welch's 95% interval of the difference.
+    #[serde(default)]
+    pub welch_ci95: f64,
+    /// The paired t-test over the seeds both configurations ran (configurations that share a
+    /// seed start from the same weights, where their layers are the same, and see the same
+    /// data order), where they share at least two.
+    #[serde(default)]
+    pub paired: Option<Paired>,
 }
 
 /// Main effects and interaction of a 2x2 design on test accuracy.
@@ -64,6 +91,11 @@ pub struct Factorial {
     pub main_effects: [Contrast; 2],
     /// (b1 - b0 at a1) - (b1 - b0 at a0).
     pub interaction: Contrast,
+    /// The same three contrasts computed seed by seed over the seeds all four cells ran (the
+    /// paired analysis: each seed's contrast, then a t-interval over seeds); the first two
+    /// are the main effects.
+    #[serde(default)]
+    pub paired: Option<[Paired; 3]>,
 }
 
 /// One tuning run's result.
@@ -118,13 +150,15 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     let finals = study.final_runs(&chosen)?;
     let mut missing_runs = 0;
     let mut accuracies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut by_seed: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
     let mut configs = Vec::new();
     for c in &study.configs {
         let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
         let point = chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
-        let (summary, acc, missing) = config_summary(study, dir, &c.name, point, &specs)?;
+        let (summary, seeds, missing) = config_summary(study, dir, &c.name, point, &specs)?;
         configs.push(summary);
-        accuracies.insert(c.name.clone(), acc);
+        accuracies.insert(c.name.clone(), seeds.values().copied().collect());
+        by_seed.insert(c.name.clone(), seeds);
         missing_runs += missing;
     }
     // The best configuration by mean test accuracy, then all pairs.
@@ -134,15 +168,8 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(n, _)| n)
         .unwrap_or_default();
-    let pairs = pairwise(study, &accuracies);
-    for c in configs.iter_mut() {
-        c.tied_with_best = c.test_accuracy.is_some()
-            && (c.name == best
-                || pairs.iter().any(|p| {
-                    ((p.a == best && p.b == c.name) || (p.b == best && p.a == c.name))
-                        && !p.significant
-                }));
-    }
+    let pairs = pairwise(study, &by_seed);
+    compare_with_best(&mut configs, &best, &pairs);
     let mut tuning = Vec::new();
     for spec in study.tuning_runs()? {
         let s = finished(dir, &spec.id)?;
@@ -158,7 +185,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     Ok(StudySummary {
         study: study.name.clone(),
         seeds: study.seeds,
-        factorial: factorial(study, &accuracies),
+        factorial: factorial(study, &accuracies, &by_seed),
         configs,
         best,
         pairs,
@@ -175,8 +202,9 @@ fn config_summary(
     name: &str,
     point: &[(String, f64)],
     specs: &[&RunSpec],
-) -> Result<(ConfigSummary, Vec<f64>, usize), StudyError> {
+) -> Result<(ConfigSummary, BTreeMap<u64, f64>, usize), StudyError> {
     let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
+    let mut seeds = BTreeMap::new();
     let (mut diverged, mut missing) = (0, 0);
     let mut done: Vec<&RunSpec> = Vec::new();
     for spec in specs {
@@ -189,6 +217,9 @@ fn config_summary(
         match s.status {
             Status::Finished => {
                 acc.extend(s.test_accuracy);
+                if let Some(a) = s.test_accuracy {
+                    seeds.insert(spec.train.seed, a);
+                }
                 loss.extend(s.test_loss);
                 best.extend(s.best_valid_accuracy);
             }
@@ -220,28 +251,44 @@ fn config_summary(
         targets,
         wall_seconds: Estimate::of(&wall),
         tied_with_best: false,
+        vs_best: None,
     };
-    Ok((summary, acc, missing))
+    Ok((summary, seeds, missing))
 }
 
-/// Welch's t-test of test accuracy for every pair of configurations, Holm-adjusted.
-fn pairwise(study: &StudyFile, accuracies: &BTreeMap<String, Vec<f64>>) -> Vec<Pair> {
+/// Every pair of configurations: Welch's t-test of test accuracy (Holm-adjusted over all
+/// pairs), and the paired t-test over the seeds both ran (accuracies by seed).
+fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for (i, a) in study.configs.iter().enumerate() {
         for b in &study.configs[i + 1..] {
-            let (xa, xb) = (&accuracies[&a.name], &accuracies[&b.name]);
-            if let Some(w) = welch(xa, xb) {
-                pairs.push(Pair {
-                    a: a.name.clone(),
-                    b: b.name.clone(),
-                    difference: mean(xa) - mean(xb),
-                    t: w.t,
-                    df: w.df,
-                    p: w.p,
-                    p_holm: f64::NAN,
-                    significant: false,
-                });
-            }
+            let (sa, sb) = (&by_seed[&a.name], &by_seed[&b.name]);
+            let (xa, xb): (Vec<f64>, Vec<f64>) = (
+                sa.values().copied().collect(),
+                sb.values().copied().collect(),
+            );
+            let Some(w) = welch(&xa, &xb) else { continue };
+            let shared: Vec<(f64, f64)> = (sa.iter())
+                .filter_map(|(seed, &va)| Some((va, *sb.get(seed)?)))
+                .collect();
+            let (pa, pb): (Vec<f64>, Vec<f64>) = shared.into_iter().unzip();
+            let se = ((variance(&xa) / xa.len() as f64) + (variance(&xb) / xb.len() as f64)).sqrt();
+            pairs.push(Pair {
+                a: a.name.clone(),
+                b: b.name.clone(),
+                difference: mean(&xa) - mean(&xb),
+                t: w.t,
+                df: w.df,
+                p: w.p,
+                p_holm: f64::NAN,
+                significant: false,
+                welch_ci95: if w.df.is_nan() {
+                    0.0
+                } else {
+                    t_quantile(0.975, w.df) * se
+                },
+                paired: paired(&pa, &pb),
+            });
         }
     }
     let adjusted = holm(&pairs.iter().map(|p| p.p).collect::<Vec<_>>());
@@ -252,19 +299,66 @@ fn pairwise(study: &StudyFile, accuracies: &BTreeMap<String, Vec<f64>>) -> Vec<P
     pairs
 }
 
+/// The comparison of every configuration with the best (`best`): the paired test where the
+/// two share seeds, else Welch's, Holm-adjusted over these k - 1 comparisons; a
+/// configuration is not shown different from the best when that is not significant at 5%.
+fn compare_with_best(configs: &mut [ConfigSummary], best: &str, pairs: &[Pair]) {
+    let mut family: Vec<(usize, VsBest)> = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let Some(p) = (pairs.iter())
+            .find(|p| (p.a == best && p.b == c.name) || (p.b == best && p.a == c.name))
+        else {
+            continue;
+        };
+        let sign = if p.a == best { -1.0 } else { 1.0 };
+        let (p_value, is_paired) = match p.paired {
+            Some(t) => (t.p, true),
+            None => (p.p, false),
+        };
+        let vs = VsBest {
+            difference: sign * p.difference,
+            p: p_value,
+            p_holm: f64::NAN,
+            paired: is_paired,
+        };
+        family.push((i, vs));
+    }
+    let adjusted = holm(&family.iter().map(|(_, v)| v.p).collect::<Vec<_>>());
+    for ((i, mut vs), adj) in family.into_iter().zip(adjusted) {
+        vs.p_holm = adj;
+        configs[i].tied_with_best = adj >= 0.05;
+        configs[i].vs_best = Some(vs);
+    }
+    for c in configs.iter_mut().filter(|c| c.name == best) {
+        c.tied_with_best = c.test_accuracy.is_some();
+    }
+}
+
+/// The sample variance (n - 1 in the denominator).
+fn variance(v: &[f64]) -> f64 {
+    let m = mean(v);
+    v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-fn factorial(study: &StudyFile, acc: &BTreeMap<String, Vec<f64>>) -> Option<Factorial> {
+fn factorial(
+    study: &StudyFile,
+    acc: &BTreeMap<String, Vec<f64>>,
+    by_seed: &BTreeMap<String, BTreeMap<u64, f64>>,
+) -> Option<Factorial> {
     if study.factors.len() != 2 {
         return None;
     }
-    let cell = |a: u8, b: u8| -> Option<&[f64]> {
+    let name = |a: u8, b: u8| -> Option<&str> {
         let c = study.configs.iter().find(|c| c.cell == Some([a, b]))?;
-        acc.get(&c.name).map(Vec::as_slice)
+        Some(c.name.as_str())
     };
-    let (c00, c01, c10, c11) = (cell(0, 0)?, cell(0, 1)?, cell(1, 0)?, cell(1, 1)?);
+    let names = [name(0, 0)?, name(0, 1)?, name(1, 0)?, name(1, 1)?];
+    let [c00, c01, c10, c11] = names.map(|n| acc.get(n).map(Vec::as_slice));
+    let (c00, c01, c10, c11) = (c00?, c01?, c10?, c11?);
     let main_a = contrast(&[(c10, 0.5), (c11, 0.5), (c00, -0.5), (c01, -0.5)])?;
     let main_b = contrast(&[(c01, 0.5), (c11, 0.5), (c00, -0.5), (c10, -0.5)])?;
     let interaction = contrast(&[(c11, 1.0), (c10, -1.0), (c01, -1.0), (c00, 1.0)])?;
@@ -272,7 +366,40 @@ fn factorial(study: &StudyFile, acc: &BTreeMap<String, Vec<f64>>) -> Option<Fact
         factors: [study.factors[0].clone(), study.factors[1].clone()],
         main_effects: [main_a, main_b],
         interaction,
+        paired: paired_contrasts(names, by_seed),
     })
+}
+
+/// The 2x2 contrasts seed by seed (cells in the order 00, 01, 10, 11), over the seeds all
+/// four ran, each with its t-interval over seeds: main effect of a, of b, the interaction.
+fn paired_contrasts(
+    cells: [&str; 4],
+    by_seed: &BTreeMap<String, BTreeMap<u64, f64>>,
+) -> Option<[Paired; 3]> {
+    let maps = cells.map(|c| by_seed.get(c));
+    let first = maps[0]?;
+    let rows: Vec<[f64; 4]> = (first.keys())
+        .filter_map(|seed| {
+            let v = maps.map(|m| m.and_then(|m| m.get(seed)).copied());
+            Some([v[0]?, v[1]?, v[2]?, v[3]?])
+        })
+        .collect();
+    let weights: [[f64; 4]; 3] = [
+        [-0.5, -0.5, 0.5, 0.5],
+        [-0.5, 0.5, -0.5, 0.5],
+        [1.0, -1.0, -1.0, 1.0],
+    ];
+    let zeros = vec![0.0; rows.len()];
+    let per_seed = |w: [f64; 4]| -> Vec<f64> {
+        (rows.iter())
+            .map(|r| r.iter().zip(w).map(|(v, c)| v * c).sum())
+            .collect()
+    };
+    Some([
+        paired(&per_seed(weights[0]), &zeros)?,
+        paired(&per_seed(weights[1]), &zeros)?,
+        paired(&per_seed(weights[2]), &zeros)?,
+    ])
 }
 
 fn pct(e: &Option<Estimate>) -> String {
@@ -309,8 +436,12 @@ impl StudySummary {
         };
         doc.paragraph(format!(
             "Means over seeds with 95% confidence intervals (Student t, n - 1 degrees of freedom); \
-             test accuracy of the final weights. {} seeds per configuration.{missing}",
-            self.seeds
+             test accuracy of the final weights. {} seeds per configuration.{missing} \
+             \"Not shown different from best\": the comparison with the best configuration \
+             (the paired t-test over shared seeds, else Welch's) is not significant at 5% after \
+             Holm's adjustment over the {} comparisons with the best.",
+            self.seeds,
+            self.configs.len().saturating_sub(1)
         ));
         self.configs_table(&mut doc);
         self.pairs_section(&mut doc);
@@ -336,7 +467,7 @@ impl StudySummary {
             "best valid accuracy",
         ];
         header.extend(targets.iter().map(String::as_str));
-        header.extend(["seconds per run", "tied with best"]);
+        header.extend(["seconds per run", "not shown different from best"]);
         let mut order: Vec<&ConfigSummary> = self.configs.iter().collect();
         order.sort_by(|a, b| {
             let m = |c: &ConfigSummary| c.test_accuracy.map_or(f64::NEG_INFINITY, |e| e.mean);
@@ -375,29 +506,43 @@ impl StudySummary {
         doc.heading(2, "Pairwise comparisons of test accuracy");
         doc.paragraph(format!(
             "Welch's t-test for each pair, p-values adjusted for {} comparisons with Holm's \
-             method; significant at 5% after adjustment.",
+             method; significant at 5% after adjustment. Beside it, the paired t-test over the \
+             seeds both ran (runs of one seed start from the same weights and see the same data \
+             order) and the width of its 95% interval against Welch's.",
             self.pairs.len()
         ));
         let header = [
             "a",
             "b",
             "a − b (points)",
-            "t",
-            "df",
+            "Welch 95% CI",
             "p",
             "p (Holm)",
             "significant",
+            "paired 95% CI",
+            "paired p",
+            "width paired/Welch",
         ];
         let rows = self.pairs.iter().map(|p| {
+            let (paired_ci, paired_p, ratio) = match p.paired {
+                Some(t) => (
+                    format!("±{:.3}", 100.0 * t.ci95),
+                    format!("{:.4}", t.p),
+                    format!("{:.2}", t.ci95 / p.welch_ci95),
+                ),
+                None => ("–".into(), "–".into(), "–".into()),
+            };
             vec![
                 p.a.clone(),
                 p.b.clone(),
                 format!("{:+.3}", 100.0 * p.difference),
-                format!("{:.2}", p.t),
-                format!("{:.1}", p.df),
+                format!("±{:.3}", 100.0 * p.welch_ci95),
                 format!("{:.4}", p.p),
                 format!("{:.4}", p.p_holm),
                 yes_no(p.significant),
+                paired_ci,
+                paired_p,
+                ratio,
             ]
         });
         doc.table(&header, rows.collect());
@@ -408,7 +553,9 @@ impl StudySummary {
         doc.heading(2, "2x2 design: effects on test accuracy");
         doc.paragraph(
             "Each effect is a contrast of the four cell means; 95% CI from its standard error \
-             with Welch–Satterthwaite degrees of freedom.",
+             with Welch–Satterthwaite degrees of freedom. Paired: the same contrast seed by \
+             seed (the four cells of a seed start from the same weights), with a t-interval \
+             over the seeds.",
         );
         let effects = [
             (
@@ -424,22 +571,35 @@ impl StudySummary {
                 &f.interaction,
             ),
         ];
-        let rows = effects.into_iter().map(|(name, c)| {
+        let interval = |mean: f64, half: f64| {
+            format!(
+                "[{:+.3}, {:+.3}]",
+                100.0 * (mean - half),
+                100.0 * (mean + half)
+            )
+        };
+        let rows = effects.into_iter().enumerate().map(|(i, (name, c))| {
+            let paired = f.paired.map(|p| p[i]);
             vec![
                 name,
                 format!("{:+.3}", 100.0 * c.estimate),
-                format!(
-                    "[{:+.3}, {:+.3}]",
-                    100.0 * (c.estimate - c.ci95),
-                    100.0 * (c.estimate + c.ci95)
-                ),
+                interval(c.estimate, c.ci95),
                 format!("{:.4}", c.p),
+                paired.map_or("–".into(), |p| interval(p.mean, p.ci95)),
+                paired.map_or("–".into(), |p| format!("{:.4}", p.p)),
+                paired.map_or("–".into(), |p| format!("{:.2}", p.ci95 / c.ci95)),
             ]
         });
-        doc.table(
-            &["effect", "estimate (points)", "95% CI", "p"],
-            rows.collect(),
-        );
+        let header = [
+            "effect",
+            "estimate (points)",
+            "95% CI",
+            "p",
+            "paired 95% CI",
+            "paired p",
+            "width paired/unpaired",
+        ];
+        doc.table(&header, rows.collect());
     }
 
     fn tuning_section(&self, doc: &mut Doc) {
