@@ -16,6 +16,7 @@ import scipy
 import statsmodels
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.power import TTestPower
 from statsmodels.stats.proportion import proportion_confint
 
 
@@ -73,6 +74,15 @@ def main():
                        (1, 3)]:
         low, high = proportion_confint(correct, n, alpha=0.05, method="wilson")
         wilson.append({"correct": correct, "n": n, "low": low, "high": high})
+    power = []
+    for n in [3, 5, 10, 20, 40, 80]:
+        es = TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
+        power.append({"seeds": n, "detectable_in_sd": es})
+    seeds = []
+    for d in [0.2, 0.3, 0.5, 1.0, 2.0]:
+        n = TTestPower().solve_power(effect_size=d, alpha=0.05, power=0.8,
+                                     alternative="two-sided")
+        seeds.append({"effect_in_sd": d, "seeds": n})
     json.dump({
         "made_by": "scripts/scipy_reference.py",
         "python": sys.version.split()[0],
@@ -86,6 +96,8 @@ def main():
         "prediction": predict,
         "mcnemar": mc,
         "wilson": wilson,
+        "power_detectable": power,
+        "power_seeds": seeds,
     }, sys.stdout, indent=1)
     print()
 

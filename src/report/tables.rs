@@ -3,7 +3,7 @@
 use super::text::{self, pct, pct_ci};
 use crate::doc::Doc;
 use crate::study::StudyFile;
-use crate::study::summary::{Factorial, StudySummary};
+use crate::study::summary::{Factorial, Power, StudySummary, power_cells};
 use crate::train::TrainConfig;
 use crate::train::metrics::EpochMetrics;
 
@@ -127,6 +127,8 @@ pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
         "paired 95% CI",
         "paired p",
         "paired/Welch width",
+        "detectable at 80% power",
+        "seeds to detect 0.1 points",
     ];
     let rows = summary.pairs.iter().map(|p| {
         let paired = p.paired;
@@ -141,6 +143,8 @@ pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
             paired.map_or("-".into(), |t| format!("±{:.3}", 100.0 * t.ci95)),
             paired.map_or("-".into(), |t| text::p_cell(t.p)),
             paired.map_or("-".into(), |t| format!("{:.2}", t.ci95 / p.welch_ci95)),
+            power_cells(p.power).0,
+            power_cells(p.power).1,
         ]
     });
     doc.table(&header, rows.collect());
@@ -169,6 +173,8 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
             text::p_cell(c.p),
             paired.map_or("-".into(), |p| interval(p.mean, p.ci95)),
             paired.map_or("-".into(), |p| text::p_cell(p.p)),
+            power_cells(paired.as_ref().and_then(Power::of_paired)).0,
+            power_cells(paired.as_ref().and_then(Power::of_paired)).1,
         ]
     });
     let header = [
@@ -178,6 +184,8 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
         "p",
         "paired 95% CI (per-seed contrasts)",
         "paired p",
+        "detectable at 80% power",
+        "seeds to detect 0.1 points",
     ];
     doc.table(&header, rows.collect());
 }

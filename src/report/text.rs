@@ -3,7 +3,7 @@
 //! number and every verdict comes from the summary.
 
 use crate::stats::{Contrast, Estimate};
-use crate::study::summary::{ConfigSummary, Factorial, StudySummary};
+use crate::study::summary::{ConfigSummary, Factorial, Power, StudySummary};
 
 /// A fraction as a percentage with two decimals.
 pub fn pct(v: f64) -> String {
@@ -175,6 +175,37 @@ fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
 
 /// The main effects and the interaction of a 2x2 design.
 fn effects(f: &Factorial, out: &mut Vec<String>) {
+    effect_sentences(f, out);
+    if let Some(paired) = f.paired {
+        let names = [
+            capitalize(&f.factors[0]),
+            capitalize(&f.factors[1]),
+            "The interaction".to_string(),
+        ];
+        let costs: Vec<String> = (names.iter().zip(paired))
+            .filter_map(|(name, p)| {
+                let power = Power::of_paired(&p)?;
+                let seeds = power
+                    .seeds_needed
+                    .map_or("over 100,000".to_string(), |n| n.to_string());
+                Some(format!(
+                    "{name}: {} at 80% power with these {} seeds; 0.1 points would take {seeds}",
+                    points(power.detectable).trim_start_matches('+'),
+                    p.n
+                ))
+            })
+            .collect();
+        if !costs.is_empty() {
+            out.push(format!(
+                "The smallest effects these runs detect (paired over seeds, 5%): {}.",
+                costs.join("; ")
+            ));
+        }
+    }
+}
+
+/// The main effects' and the interaction's sentences.
+fn effect_sentences(f: &Factorial, out: &mut Vec<String>) {
     for (factor, effect) in f.factors.iter().zip(&f.main_effects) {
         out.push(format!(
             "{}: {} of test accuracy on average over the levels of the other factor (95% CI \

@@ -247,6 +247,43 @@ pub fn prediction_interval(values: &[f64]) -> Option<(f64, f64)> {
     Some((e.mean - half, e.mean + half))
 }
 
+/// The smallest true difference that a two-sided t-test at 5% detects with 80% power, for
+/// an estimate with standard error `se` and `df` degrees of freedom: (t(0.975, df) +
+/// t(0.80, df)) se. This is the usual approximation of the noncentral t; against statsmodels'
+/// exact `TTestPower` it is within 5.2% at 3 seeds, 1.2% at 5 and 0.2% from 10 on
+/// (`tests/stats.rs`).
+pub fn min_detectable(se: f64, df: f64) -> f64 {
+    (t_quantile(0.975, df) + t_quantile(0.8, df)) * se
+}
+
+/// The seeds a paired comparison needs to detect a true difference `delta` with 80% power at
+/// 5% (two-sided), when its per-seed differences have standard deviation `sd`: the smallest
+/// n >= 2 with [`min_detectable`](sd / sqrt(n), n - 1) <= `delta`. None when it takes more
+/// than 100,000, or `sd` is not a finite number.
+pub fn seeds_needed(sd: f64, delta: f64) -> Option<usize> {
+    if !sd.is_finite() || delta.is_nan() || delta <= 0.0 {
+        return None;
+    }
+    let enough = |n: usize| min_detectable(sd / (n as f64).sqrt(), (n - 1) as f64) <= delta;
+    // Doubling, then bisection: the detectable difference falls as n grows.
+    let mut hi = 2;
+    while !enough(hi) {
+        hi *= 2;
+        if hi > 100_000 {
+            return None;
+        }
+    }
+    let mut lo = hi / 2;
+    if lo < 2 {
+        return Some(2);
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if enough(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
 /// McNemar's exact test of two classifiers on the same items: `only_a` items only the first
 /// got right, `only_b` only the second; the two-sided binomial p-value of that split against
 /// an even one (statsmodels' `mcnemar(exact=True)`).

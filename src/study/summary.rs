@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
-use crate::stats::{Contrast, Estimate, Paired, contrast, holm, paired, welch};
+use crate::stats::{
+    Contrast, Estimate, Paired, contrast, holm, min_detectable, paired, seeds_needed, welch,
+};
 use crate::train::metrics::Status;
 use crate::train::run;
 
@@ -81,6 +83,51 @@ pub struct Pair {
     /// data order), where they share at least two.
     #[serde(default)]
     pub paired: Option<Paired>,
+    /// Power: the smallest true difference the comparison (paired where it is, else Welch's)
+    /// detects with 80% power at 5% with the seeds run, and the seeds (per configuration) it
+    /// would need to detect a difference of [`DETECT`], from the variance measured.
+    #[serde(default)]
+    pub power: Option<Power>,
+}
+
+/// The difference the power figures are stated for: 0.1 points of accuracy.
+pub const DETECT: f64 = 0.001;
+
+/// What a comparison can detect: see [`Pair::power`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Power {
+    /// The smallest difference detected with 80% power at 5% with the seeds run.
+    pub detectable: f64,
+    /// Seeds needed to detect [`DETECT`] (None: more than 100,000).
+    pub seeds_needed: Option<usize>,
+}
+
+impl Power {
+    /// For a paired comparison or contrast over seeds.
+    pub fn of_paired(p: &Paired) -> Option<Power> {
+        if p.n < 2 || !p.ci95.is_finite() {
+            return None;
+        }
+        let n = p.n as f64;
+        let sd = p.ci95 * n.sqrt() / t_quantile(0.975, p.df);
+        Some(Power {
+            detectable: min_detectable(sd / n.sqrt(), p.df),
+            seeds_needed: seeds_needed(sd, DETECT),
+        })
+    }
+
+    /// For Welch's comparison of two samples (the seeds needed: per configuration, with the
+    /// variance of one difference the two samples' variances added).
+    fn of_welch(a: &[f64], b: &[f64], se: f64, df: f64) -> Option<Power> {
+        if a.len() < 2 || b.len() < 2 || !df.is_finite() {
+            return None;
+        }
+        let sd = (variance(a) + variance(b)).sqrt();
+        Some(Power {
+            detectable: min_detectable(se, df),
+            seeds_needed: seeds_needed(sd, DETECT),
+        })
+    }
 }
 
 /// Main effects and interaction of a 2x2 design on test accuracy.
@@ -287,6 +334,10 @@ fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -
                 } else {
                     t_quantile(0.975, w.df) * se
                 },
+                power: match paired(&pa, &pb) {
+                    Some(p) => Power::of_paired(&p),
+                    None => Power::of_welch(&xa, &xb, se, w.df),
+                },
                 paired: paired(&pa, &pb),
             });
         }
@@ -418,6 +469,18 @@ fn num(e: &Option<Estimate>, digits: usize) -> String {
     }
 }
 
+/// A power figure's two cells: the detectable difference in points, and the seeds needed.
+pub fn power_cells(power: Option<Power>) -> (String, String) {
+    match power {
+        Some(p) => (
+            format!("{:.3} points", 100.0 * p.detectable),
+            p.seeds_needed
+                .map_or("over 100,000".into(), |n| n.to_string()),
+        ),
+        None => ("–".into(), "–".into()),
+    }
+}
+
 fn yes_no(yes: bool) -> String {
     if yes { "yes" } else { "no" }.to_string()
 }
@@ -522,6 +585,8 @@ impl StudySummary {
             "paired 95% CI",
             "paired p",
             "width paired/Welch",
+            "detectable at 80% power",
+            "seeds to detect 0.1 points",
         ];
         let rows = self.pairs.iter().map(|p| {
             let (paired_ci, paired_p, ratio) = match p.paired {
@@ -543,6 +608,8 @@ impl StudySummary {
                 paired_ci,
                 paired_p,
                 ratio,
+                power_cells(p.power).0,
+                power_cells(p.power).1,
             ]
         });
         doc.table(&header, rows.collect());
@@ -588,6 +655,8 @@ impl StudySummary {
                 paired.map_or("–".into(), |p| interval(p.mean, p.ci95)),
                 paired.map_or("–".into(), |p| format!("{:.4}", p.p)),
                 paired.map_or("–".into(), |p| format!("{:.2}", p.ci95 / c.ci95)),
+                power_cells(paired.as_ref().and_then(Power::of_paired)).0,
+                power_cells(paired.as_ref().and_then(Power::of_paired)).1,
             ]
         });
         let header = [
@@ -598,6 +667,8 @@ impl StudySummary {
             "paired 95% CI",
             "paired p",
             "width paired/unpaired",
+            "detectable at 80% power",
+            "seeds to detect 0.1 points",
         ];
         doc.table(&header, rows.collect());
     }
