@@ -124,6 +124,15 @@ fn study_report_has_every_section_and_figure() {
     assert!(md.contains(&format!("`{best}` has the highest mean test accuracy")));
     assert!(md.contains("Dropout: ") && md.contains("Batch normalization: "));
     assert!(md.contains("Interaction (the effect of batch normalization with dropout"));
+    // Every pair and effect with its paired analysis and its power; the family of the
+    // comparisons with the best; the test set's own sampling error; single-run claims set
+    // against where one run falls.
+    assert!(md.contains("| paired 95% CI |") && md.contains("| seeds to detect 0.1 points |"));
+    assert!(md.contains("paired 95% CI (per-seed contrasts)"));
+    assert!(md.contains("The smallest effects these runs detect (paired over seeds, 5%)"));
+    assert!(md.contains("comparisons with the best, paired t-tests over the seeds they share"));
+    assert!(md.contains("on 500 images has a 95% Wilson interval of"));
+    assert!(md.contains("| where one run falls (95%) |"));
     // The original 2x2 claims, with the copied log called out.
     assert!(md.contains("its text claims 78.00%"));
     assert!(md.contains("a copy of the dropout log"));

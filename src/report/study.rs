@@ -130,6 +130,24 @@ fn answer_section(s: &Study, doc: &mut Doc) {
         thousands(test),
         valid = thousands(valid)
     ));
+    let best = s.summary.configs.iter().find(|c| c.name == s.summary.best);
+    if let Some(e) = best.and_then(|c| c.test_accuracy) {
+        let correct = (e.mean * test as f64).round() as u64;
+        if let Some((low, high)) = crate::stats::wilson_interval(correct, test as u64) {
+            doc.paragraph(format!(
+                "The intervals over seeds hold the {} test images fixed. The test set's own \
+                 sampling error is another source of noise: an accuracy of {} on {} images has \
+                 a 95% Wilson interval of {} to {} ({} to {}), whatever the seeds.",
+                thousands(test),
+                pct(e.mean),
+                thousands(test),
+                pct(low),
+                pct(high),
+                text::points(low - e.mean),
+                text::points(high - e.mean)
+            ));
+        }
+    }
 }
 
 /// Loss and accuracy curves of every configuration's finished runs.

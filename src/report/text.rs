@@ -27,7 +27,7 @@ pub fn pct_ci(e: &Estimate) -> String {
 }
 
 /// A difference of fractions in percentage points, signed.
-fn points(v: f64) -> String {
+pub fn points(v: f64) -> String {
     format!("{:+.2} points", 100.0 * v)
 }
 
@@ -112,6 +112,41 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
     for (t, &target) in targets.iter().enumerate() {
         out.extend(fastest_to(s, t, target));
     }
+    for c in s.configs.iter().filter(|c| !c.collapsed.is_empty()) {
+        let is_bad = |seed: &u64| c.collapsed.contains(seed);
+        let bad: Vec<String> = (c.per_seed.iter())
+            .filter(|(seed, _)| is_bad(seed))
+            .map(|(seed, a)| format!("seed {seed} ended at {}", pct(*a)))
+            .collect();
+        let good: Vec<f64> = (c.per_seed.iter())
+            .filter(|(seed, _)| !is_bad(seed))
+            .map(|(_, a)| *a)
+            .collect();
+        let (lo, hi) = (good.iter()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), a| {
+            (l.min(*a), h.max(*a))
+        });
+        out.push(format!(
+            "{} is unstable: {}, the other {} seeds at {} to {}. Its mean and interval describe \
+             neither kind of run, so it is not compared with the best.",
+            code(&c.name),
+            join(&bad),
+            good.len(),
+            pct(lo),
+            pct(hi)
+        ));
+    }
+    for c in s.configs.iter().filter(|c| !c.grid_edges.is_empty()) {
+        out.push(format!(
+            "{}'s tuned {} at the edge of its grid: a better value may lie beyond it, so its \
+             result is a lower bound of what tuning could give.",
+            code(&c.name),
+            if c.grid_edges.len() == 1 {
+                format!("{} is", c.grid_edges[0])
+            } else {
+                format!("{} are", join(&c.grid_edges))
+            }
+        ));
+    }
     if s.missing_runs > 0 {
         out.push(format!(
             "{} runs are not finished yet; everything above covers the finished ones.",
@@ -133,7 +168,7 @@ fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
     let with_acc: Vec<&ConfigSummary> = s
         .configs
         .iter()
-        .filter(|c| c.name != best.name && c.test_accuracy.is_some())
+        .filter(|c| c.name != best.name && c.test_accuracy.is_some() && c.collapsed.is_empty())
         .collect();
     let tied: Vec<String> = with_acc
         .iter()
@@ -234,45 +269,71 @@ fn effect_sentences(f: &Factorial, out: &mut Vec<String>) {
     ));
 }
 
-/// Which configuration reached validation-accuracy target `t` (`target`) first in every run.
+/// Which configuration reached validation-accuracy target `t` (`target`) first in every run,
+/// when Welch's test of its seconds against the next fastest's says so (5%); otherwise that
+/// the two are not distinguishable.
 fn fastest_to(s: &StudySummary, t: usize, target: f64) -> Option<String> {
-    let reached: Vec<(&ConfigSummary, Estimate)> = s
-        .configs
-        .iter()
+    let mut reached: Vec<(&ConfigSummary, Estimate)> = (s.configs.iter())
         .filter_map(|c| {
             let r = c.targets.get(t)?;
             (r.reached == c.runs && c.runs > 0).then_some((c, r.seconds?))
         })
         .collect();
-    let never: Vec<String> = s
-        .configs
-        .iter()
+    reached.sort_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
+    let never: Vec<String> = (s.configs.iter())
         .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
         .map(|c| code(&c.name))
         .collect();
-    if let Some((c, e)) = reached.iter().min_by(|a, b| a.1.mean.total_cmp(&b.1.mean)) {
-        let epochs = c.targets[t]
-            .epochs
-            .map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
-        let mut line = format!(
-            "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
-             machine{epochs}.",
+    let never = if never.is_empty() {
+        String::new()
+    } else {
+        format!(" Never reached it: {}.", join(&never))
+    };
+    let Some(&(c, e)) = reached.first() else {
+        return (!s.configs.is_empty()).then(|| {
+            format!(
+                "No configuration reached {} validation accuracy in every run.",
+                pct(target)
+            )
+        });
+    };
+    let epochs = (c.targets[t].epochs).map_or(String::new(), |e| format!(", {:.1} epochs", e.mean));
+    let test = reached
+        .get(1)
+        .map(|&(d, f)| (d, f, crate::stats::welch_of(&e, &f)));
+    Some(match test {
+        Some((d, f, Some(w))) if w.p >= 0.05 => format!(
+            "To {} validation accuracy, {} ({:.1} s on average on this machine{epochs}) and {} \
+             ({:.1} s) are not distinguishable (Welch's t-test, p {}).{never}",
             pct(target),
             code(&c.name),
-            e.mean
-        );
-        if !never.is_empty() {
-            line += &format!(" Never reached it: {}.", join(&never));
-        }
-        Some(line)
-    } else if !s.configs.is_empty() {
-        Some(format!(
-            "No configuration reached {} validation accuracy in every run.",
-            pct(target)
-        ))
-    } else {
-        None
-    }
+            e.mean,
+            code(&d.name),
+            f.mean,
+            p_value(w.p)
+        ),
+        Some((d, _, Some(w))) => format!(
+            "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
+             machine{epochs}, faster than the next, {} (Welch's t-test, p {}).{never}",
+            pct(target),
+            code(&c.name),
+            e.mean,
+            code(&d.name),
+            p_value(w.p)
+        ),
+        other => format!(
+            "Fastest to {} validation accuracy in every run: {}, {:.1} s on average on this \
+             machine{epochs} ({}).{never}",
+            pct(target),
+            code(&c.name),
+            e.mean,
+            if other.is_none() {
+                "no other configuration reached it in every run"
+            } else {
+                "too few runs to test it against the next"
+            }
+        ),
+    })
 }
 
 fn capitalize(s: &str) -> String {

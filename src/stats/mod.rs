@@ -97,7 +97,12 @@ pub struct Welch {
 }
 
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
-    let (ea, eb) = (Estimate::of(a)?, Estimate::of(b)?);
+    welch_of(&Estimate::of(a)?, &Estimate::of(b)?)
+}
+
+/// [`welch`] from the two samples' estimates (size, mean and standard deviation).
+pub fn welch_of(ea: &Estimate, eb: &Estimate) -> Option<Welch> {
+    let (ea, eb) = (*ea, *eb);
     if ea.n < 2 || eb.n < 2 {
         return None;
     }

@@ -48,7 +48,23 @@ pub struct ConfigSummary {
     /// The comparison with the best configuration (None for the best itself).
     #[serde(default)]
     pub vs_best: Option<VsBest>,
+    /// Tuned values at an edge of their grid, e.g. `lr = 0.003 (the largest tried)`: the
+    /// best value may lie beyond it.
+    #[serde(default)]
+    pub grid_edges: Vec<String>,
+    /// Each finished seed's test accuracy, by seed.
+    #[serde(default)]
+    pub per_seed: Vec<(u64, f64)>,
+    /// Seeds whose test accuracy collapsed: more than [`COLLAPSE`] below the median of the
+    /// configuration's seeds. A configuration with one is unstable: its mean and interval
+    /// describe neither kind of run, and it is not compared with the best.
+    #[serde(default)]
+    pub collapsed: Vec<u64>,
 }
+
+/// How far below the median of its seeds a seed's test accuracy must fall to count as
+/// collapsed: 10 points.
+pub const COLLAPSE: f64 = 0.10;
 
 /// One configuration against the best: the test the comparison used (paired over the seeds
 /// both ran, where they share at least two; else Welch's), Holm-adjusted over the k - 1
@@ -202,7 +218,10 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     for c in &study.configs {
         let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
         let point = chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
-        let (summary, seeds, missing) = config_summary(study, dir, &c.name, point, &specs)?;
+        let (mut summary, seeds, missing) = config_summary(study, dir, &c.name, point, &specs)?;
+        summary.grid_edges = grid_edges(&c.grid, point);
+        summary.per_seed = seeds.iter().map(|(&s, &a)| (s, a)).collect();
+        summary.collapsed = collapsed(&seeds);
         configs.push(summary);
         accuracies.insert(c.name.clone(), seeds.values().copied().collect());
         by_seed.insert(c.name.clone(), seeds);
@@ -299,6 +318,9 @@ fn config_summary(
         wall_seconds: Estimate::of(&wall),
         tied_with_best: false,
         vs_best: None,
+        grid_edges: Vec::new(),
+        per_seed: Vec::new(),
+        collapsed: Vec::new(),
     };
     Ok((summary, seeds, missing))
 }
@@ -377,12 +399,46 @@ fn compare_with_best(configs: &mut [ConfigSummary], best: &str, pairs: &[Pair]) 
     let adjusted = holm(&family.iter().map(|(_, v)| v.p).collect::<Vec<_>>());
     for ((i, mut vs), adj) in family.into_iter().zip(adjusted) {
         vs.p_holm = adj;
-        configs[i].tied_with_best = adj >= 0.05;
+        // An unstable configuration is reported with its seeds, never as like the best.
+        configs[i].tied_with_best = adj >= 0.05 && configs[i].collapsed.is_empty();
         configs[i].vs_best = Some(vs);
     }
     for c in configs.iter_mut().filter(|c| c.name == best) {
         c.tied_with_best = c.test_accuracy.is_some();
     }
+}
+
+/// The seeds whose accuracy lies more than [`COLLAPSE`] below the median of all seeds.
+fn collapsed(seeds: &BTreeMap<u64, f64>) -> Vec<u64> {
+    let mut values: Vec<f64> = seeds.values().copied().collect();
+    if values.len() < 3 {
+        return Vec::new();
+    }
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    (seeds.iter())
+        .filter(|(_, a)| **a < median - COLLAPSE)
+        .map(|(s, _)| *s)
+        .collect()
+}
+
+/// The tuned values of `point` that lie at an edge of their `grid`, for grids of three values
+/// or more (of two, every choice is an edge, and the flag would say nothing).
+fn grid_edges(grid: &BTreeMap<String, Vec<f64>>, point: &[(String, f64)]) -> Vec<String> {
+    let mut edges = Vec::new();
+    for (key, value) in point {
+        let Some(values) = grid.get(key).filter(|v| v.len() >= 3) else {
+            continue;
+        };
+        let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let highest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if *value == highest {
+            edges.push(format!("{key} = {value} (the largest tried)"));
+        } else if *value == lowest {
+            edges.push(format!("{key} = {value} (the smallest tried)"));
+        }
+    }
+    edges
 }
 
 /// The sample variance (n - 1 in the denominator).
@@ -537,14 +593,17 @@ impl StudySummary {
             m(b).total_cmp(&m(a))
         });
         let rows = order.into_iter().map(|c| {
-            let chosen = if c.chosen.is_empty() {
-                "–"
+            let mut chosen = if c.chosen.is_empty() {
+                "–".to_string()
             } else {
-                &c.chosen
+                c.chosen.clone()
             };
+            if !c.grid_edges.is_empty() {
+                chosen += " (at its grid's edge)";
+            }
             let mut row = vec![
                 c.name.clone(),
-                chosen.to_string(),
+                chosen,
                 c.runs.to_string(),
                 c.diverged.to_string(),
                 pct(&c.test_accuracy),
@@ -556,7 +615,11 @@ impl StudySummary {
                     .map(|t| format!("{} ({}/{})", num(&t.epochs, 1), t.reached, c.runs)),
             );
             row.push(num(&c.wall_seconds, 1));
-            row.push(yes_no(c.tied_with_best));
+            row.push(if c.collapsed.is_empty() {
+                yes_no(c.tied_with_best)
+            } else {
+                "unstable".into()
+            });
             row
         });
         doc.table(&header, rows.collect());
@@ -749,5 +812,39 @@ impl StudySummary {
             serde_json::to_string_pretty(self).expect("serialisable") + "\n",
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tuned value at either end of a grid of three or more is flagged, an interior one is
+    /// not, and a grid of two flags nothing (every choice is an end).
+    #[test]
+    fn tuned_values_at_a_grids_edge_are_flagged() {
+        let grid = BTreeMap::from([
+            ("lr".to_string(), vec![0.001, 0.003, 0.01]),
+            ("momentum".to_string(), vec![0.9, 0.95]),
+        ]);
+        let at = |lr: f64| grid_edges(&grid, &[("lr".into(), lr), ("momentum".into(), 0.95)]);
+        assert_eq!(at(0.01), ["lr = 0.01 (the largest tried)"]);
+        assert_eq!(at(0.001), ["lr = 0.001 (the smallest tried)"]);
+        assert!(at(0.003).is_empty());
+    }
+
+    /// A seed more than 10 points below the median of its configuration's seeds collapsed
+    /// (RMSprop at chance among seeds near 98%); spread within that is not a collapse.
+    #[test]
+    fn a_seed_far_below_the_others_collapsed() {
+        let seeds = |v: &[f64]| -> BTreeMap<u64, f64> {
+            v.iter().enumerate().map(|(i, &a)| (i as u64, a)).collect()
+        };
+        assert_eq!(collapsed(&seeds(&[0.981, 0.979, 0.098, 0.983, 0.98])), [2]);
+        assert!(collapsed(&seeds(&[0.981, 0.95, 0.97, 0.983, 0.98])).is_empty());
+        assert!(
+            collapsed(&seeds(&[0.98, 0.1])).is_empty(),
+            "too few seeds to say"
+        );
     }
 }
