@@ -502,3 +502,42 @@ fn an_unknown_dataset_is_an_error_that_lists_the_known_ones() {
         "{err}"
     );
 }
+
+/// `lenet study plan` says what a study file plans without running anything, and, given the
+/// directory of its finished runs, the power of every comparison from their variance.
+#[test]
+fn study_plan_prints_the_runs_and_the_power_of_finished_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny2x2");
+    let plan = |extra: &[&std::ffi::OsStr]| {
+        let output = lenet()
+            .args(["study", "plan"])
+            .arg(study_file("tiny2x2.toml"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let before = plan(&["--out".as_ref(), out.as_os_str()]);
+    assert!(
+        before.contains("runs: 12 (0 tuning, 12 final: 4 configurations x 3 seeds)"),
+        "{before}"
+    );
+    assert!(
+        before.contains("power: needs the variance of finished final runs"),
+        "{before}"
+    );
+    assert!(!out.exists(), "planning runs nothing");
+    run_study(&study_file("tiny2x2.toml"), &out, &["-q"]);
+    let after = plan(&["--out".as_ref(), out.as_os_str()]);
+    assert!(after.contains("time: none left"), "{after}");
+    assert!(
+        after.contains("neither vs bn: detects") && after.contains("interaction: detects"),
+        "{after}"
+    );
+}

@@ -103,6 +103,17 @@ enum StudyCommand {
     /// Run a study, or this machine's shard of it. Finished runs are skipped and interrupted
     /// ones resume from their last epoch, so running the same command again continues.
     Run(StudyRunArgs),
+    /// Print what a study file plans, without running anything: its runs and epochs, the
+    /// time and disk they take, and, when a study directory with finished runs is given, the
+    /// power of its comparisons (what the seeds run detect, and the seeds 0.1 points needs).
+    Plan {
+        /// The study file.
+        file: PathBuf,
+        /// A study directory of this study with finished runs, to estimate time and power
+        /// from [default: studies-out/<study name>, when it exists]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show finished, started and remaining runs, and an estimate of the time left.
     Status {
         /// The study directory.
@@ -772,6 +783,7 @@ fn load_study_dir(dir: &Path) -> Result<StudyFile> {
 fn study(command: StudyCommand) -> Result<()> {
     match command {
         StudyCommand::Run(args) => study_run(&args),
+        StudyCommand::Plan { file, out } => study_plan(&file, out),
         StudyCommand::Status { dir } => {
             let study = load_study_dir(&dir)?;
             let s = execute::status(&study, &dir)?;
@@ -818,6 +830,85 @@ fn study(command: StudyCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `lenet study plan`: what the study file plans and what it would cost, and the power of
+/// its comparisons from the runs already finished, if any.
+fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
+    let study = StudyFile::load(file)?;
+    let runs = study.run_count().map_err(anyhow::Error::msg)?;
+    let epochs = study.epoch_count();
+    let tuning = study.tuning_runs()?.len();
+    say!("study {} ({})", study.name, file.display());
+    say!(
+        "  runs: {} ({tuning} tuning, {} final: {} configurations x {} seeds), {} epochs",
+        report::text::thousands(runs as usize),
+        study.configs.len() * study.seeds,
+        study.configs.len(),
+        study.seeds,
+        report::text::thousands(epochs as usize)
+    );
+    let dir = out.unwrap_or_else(|| Path::new("studies-out").join(&study.name));
+    let status = (dir.join(STUDY_FILE).is_file())
+        .then(|| execute::status(&study, &dir))
+        .transpose()?;
+    match status.as_ref().and_then(|s| s.seconds_left(&study)) {
+        Some(left) if left <= 0.0 => say!(
+            "  time: none left (every run in {} is finished)",
+            dir.display()
+        ),
+        Some(left) => say!(
+            "  time: about {} left at one run at a time (from the finished runs in {})",
+            human_seconds(left),
+            dir.display()
+        ),
+        None => say!(
+            "  time: about {} at one run at a time ({EPOCH_SECONDS_ESTIMATE} s per 60,000-image \
+             epoch, this machine's order; `lenet study status` refines it once runs finish)",
+            human_seconds(epochs as f64 * EPOCH_SECONDS_ESTIMATE)
+        ),
+    }
+    say!(
+        "  disk: about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
+        runs as f64 * RUN_MEGABYTES_ESTIMATE
+    );
+    let summary = status
+        .filter(|s| s.final_done > 0)
+        .and_then(|_| summarize(&study, &dir).ok());
+    let Some(summary) = summary else {
+        say!(
+            "  power: needs the variance of finished final runs (give --out a study directory \
+             with some)"
+        );
+        return Ok(());
+    };
+    say!(
+        "  power, from the finished runs in {} (80% at 5%):",
+        dir.display()
+    );
+    for p in &summary.pairs {
+        let (detectable, seeds) = crate::study::summary::power_cells(p.power);
+        say!(
+            "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
+            p.a,
+            p.b
+        );
+    }
+    if let Some(f) = &summary.factorial {
+        let names = [
+            f.factors[0].clone(),
+            f.factors[1].clone(),
+            "interaction".into(),
+        ];
+        for (name, p) in names.iter().zip(f.paired.iter().flatten()) {
+            let power = crate::study::summary::Power::of_paired(p);
+            let (detectable, seeds) = crate::study::summary::power_cells(power);
+            say!(
+                "    {name}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Computes a study's statistics, prints them and writes the summary files.
