@@ -510,18 +510,12 @@ fn study_plan_prints_the_runs_and_the_power_of_finished_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tiny2x2");
     let plan = |extra: &[&std::ffi::OsStr]| {
-        let output = lenet()
+        let mut command = lenet();
+        command
             .args(["study", "plan"])
             .arg(study_file("tiny2x2.toml"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+            .args(extra);
+        String::from_utf8(common::succeeded(&mut command).stdout).unwrap()
     };
     let before = plan(&["--out".as_ref(), out.as_os_str()]);
     assert!(

@@ -89,16 +89,22 @@ pub fn study_file(name: &str) -> PathBuf {
 /// Runs `lenet study run FILE --out OUT` on the subset (plus `extra` arguments), asserts that
 /// it succeeded and returns its output.
 pub fn run_study_output(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let output = lenet()
+    let mut output = lenet();
+    output
         .args(["study", "run"])
         .arg(file)
         .arg("--out")
         .arg(out)
         .arg("--data-dir")
         .arg(subset_dir())
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(extra);
+    succeeded(&mut output)
+}
+
+/// Runs `command`, asserts that it succeeded (showing its standard error if not) and returns
+/// its output.
+pub fn succeeded(command: &mut assert_cmd::Command) -> std::process::Output {
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
         "{}",
