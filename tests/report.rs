@@ -133,6 +133,7 @@ fn study_report_has_every_section_and_figure() {
     assert!(md.contains("comparisons with the best, paired t-tests over the seeds they share"));
     assert!(md.contains("on 500 images has a 95% Wilson interval of"));
     assert!(md.contains("| where one run falls (95%) |"));
+    assert!(md.contains("with McNemar's exact test of the images only one of the two gets right"));
     // The original 2x2 claims, with the copied log called out.
     assert!(md.contains("its text claims 78.00%"));
     assert!(md.contains("a copy of the dropout log"));

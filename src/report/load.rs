@@ -57,18 +57,7 @@ pub(crate) fn representative(
     summary: &StudySummary,
     runs: &[(String, usize, Vec<Run>)],
 ) -> Option<(String, PathBuf)> {
-    let (_, _, best) = runs.iter().find(|(n, _, _)| *n == summary.best)?;
-    let mut ok: Vec<&Run> = best
-        .iter()
-        .filter(|r| r.summary.test_accuracy.is_some() && r.dir.join(run::MODEL).is_file())
-        .collect();
-    ok.sort_by(|a, b| {
-        a.summary
-            .test_accuracy
-            .unwrap_or(0.0)
-            .total_cmp(&b.summary.test_accuracy.unwrap_or(0.0))
-    });
-    let r = ok.get(ok.len().checked_sub(1)? / 2)?;
+    let r = median_run(runs, &summary.best)?;
     Some((
         format!(
             "`{}` (seed {}, the median of its seeds: {} test accuracy)",
@@ -96,4 +85,30 @@ pub(crate) fn runs_by_config(
         out.push((c.name.clone(), color, runs));
     }
     Ok(out)
+}
+
+/// The run of configuration `name` with the median test accuracy over its seeds (of those
+/// with a saved model).
+pub(crate) fn median_run<'a>(runs: &'a [(String, usize, Vec<Run>)], name: &str) -> Option<&'a Run> {
+    let (_, _, of) = runs.iter().find(|(n, _, _)| n == name)?;
+    let mut ok: Vec<&Run> = (of.iter())
+        .filter(|r| r.summary.test_accuracy.is_some() && r.dir.join(run::MODEL).is_file())
+        .collect();
+    ok.sort_by(|a, b| {
+        let acc = |r: &Run| r.summary.test_accuracy.unwrap_or(0.0);
+        acc(a).total_cmp(&acc(b))
+    });
+    ok.get(ok.len().checked_sub(1)? / 2).copied()
+}
+
+/// The run of configuration `name` with seed `seed` and a saved model, if it finished.
+pub(crate) fn run_with_seed<'a>(
+    runs: &'a [(String, usize, Vec<Run>)],
+    name: &str,
+    seed: u64,
+) -> Option<&'a Run> {
+    let (_, _, of) = runs.iter().find(|(n, _, _)| n == name)?;
+    (of.iter()).find(|r| {
+        r.spec_seed == seed && r.summary.test_accuracy.is_some() && r.dir.join(run::MODEL).is_file()
+    })
 }

@@ -8,7 +8,7 @@ use super::figures::{
     curve_figures, interaction_figure, lr_figure, prediction_figures, samples_figure,
     test_accuracy_figure, time_figure,
 };
-use super::load::{Run, representative, runs_by_config};
+use super::load::{Run, median_run, predict, representative, run_with_seed, runs_by_config};
 use super::tables::{
     CONFIG_HEADER, config_row, effects_table, pairs_table, summary_table, tuning_table,
 };
@@ -89,6 +89,7 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
         let dataset = best.map_or(data.dataset, |f| f.train.data.dataset);
         doc.heading(2, "Predictions of the best configuration");
         prediction_figures(&mut doc, &model, &who, get(dataset)?)?;
+        images_section(&s, dataset, get(dataset)?, &mut doc)?;
     }
     doc.heading(2, "Data");
     for &d in &datasets {
@@ -188,6 +189,77 @@ fn tuning_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
     let color_of = |n: &str| s.color_of(n);
     lr_figure(&s.file, s.dir, &s.tuning, &s.chosen, &color_of, doc)?;
     tuning_table(&s.summary, doc);
+    Ok(())
+}
+
+/// The best configuration's median-seed model against each other configuration's model of
+/// the same seed, over the same test images: McNemar's exact test of the images only one of
+/// the two gets right. It compares two models, a second source of noise beside the seeds'.
+fn images_section(
+    s: &Study,
+    dataset: Dataset,
+    data: &Mnist,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let Some(best) = median_run(&s.runs, &s.summary.best) else {
+        return Ok(());
+    };
+    let seed = best.spec_seed;
+    let same_data =
+        |name: &str| (s.finals.iter()).any(|f| f.config == name && f.train.data.dataset == dataset);
+    let labels = &data.test.labels;
+    let right = |model: &Path| -> Result<Vec<bool>, ReportError> {
+        let predictions = predict(model, data)?;
+        Ok(predictions
+            .iter()
+            .zip(labels)
+            .map(|((p, _), l)| p == l)
+            .collect())
+    };
+    let best_right = right(&best.dir.join(crate::train::run::MODEL))?;
+    let mut rows = Vec::new();
+    for c in s
+        .summary
+        .configs
+        .iter()
+        .filter(|c| c.name != s.summary.best)
+    {
+        let Some(other) = run_with_seed(&s.runs, &c.name, seed).filter(|_| same_data(&c.name))
+        else {
+            continue;
+        };
+        let other_right = right(&other.dir.join(crate::train::run::MODEL))?;
+        let pairs = best_right.iter().zip(&other_right);
+        let only_best = pairs.clone().filter(|(b, o)| **b && !**o).count() as u64;
+        let only_other = pairs.filter(|(b, o)| !**b && **o).count() as u64;
+        rows.push(vec![
+            format!("`{}`", c.name),
+            pct(other.summary.test_accuracy.unwrap_or(0.0)),
+            only_best.to_string(),
+            only_other.to_string(),
+            text::p_cell(crate::stats::mcnemar(only_best, only_other)),
+        ]);
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    doc.paragraph(format!(
+        "The same test images, model against model: `{}`'s run of seed {seed} ({} test \
+         accuracy) against each configuration's run of the same seed, with McNemar's exact test \
+         of the images only one of the two gets right. This compares two trained models on \
+         these {} images (the tests over seeds above compare the configurations):",
+        s.summary.best,
+        pct(best.summary.test_accuracy.unwrap_or(0.0)),
+        thousands(labels.len())
+    ));
+    let header = [
+        "configuration (same seed)",
+        "its test accuracy",
+        "images only the best gets right",
+        "images only it gets right",
+        "McNemar p",
+    ];
+    doc.table(&header, rows);
     Ok(())
 }
 
