@@ -86,6 +86,7 @@ fn main() {
         epochs,
         seed: 0,
         data: DataConfig::default(),
+        vary: None,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

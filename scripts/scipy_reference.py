@@ -83,6 +83,10 @@ def main():
         n = TTestPower().solve_power(effect_size=d, alpha=0.05, power=0.8,
                                      alternative="two-sided")
         seeds.append({"effect_in_sd": d, "seeds": n})
+    chi2 = []
+    for k in [1, 2, 4, 9, 19, 39, 99]:
+        for q in [0.025, 0.5, 0.975]:
+            chi2.append({"q": q, "k": k, "x": stats.chi2.ppf(q, k)})
     json.dump({
         "made_by": "scripts/scipy_reference.py",
         "python": sys.version.split()[0],
@@ -98,6 +102,7 @@ def main():
         "wilson": wilson,
         "power_detectable": power,
         "power_seeds": seeds,
+        "chi2_quantile": chi2,
     }, sys.stdout, indent=1)
     print()
 

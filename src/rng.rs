@@ -29,6 +29,39 @@ pub enum Purpose {
     Split,
 }
 
+/// One of a run's random streams that a study can vary alone ([`Purpose`]'s training ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stream {
+    /// The initial weights.
+    Init,
+    /// The order of the training images.
+    Order,
+    /// Dropout's masks.
+    Dropout,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::Init, Stream::Order, Stream::Dropout];
+
+    /// The purpose whose generator this stream is.
+    pub fn purpose(self) -> Purpose {
+        match self {
+            Stream::Init => Purpose::Init,
+            Stream::Order => Purpose::Shuffle,
+            Stream::Dropout => Purpose::Dropout,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Init => "init",
+            Stream::Order => "order",
+            Stream::Dropout => "dropout",
+        }
+    }
+}
+
 impl Purpose {
     fn tag(self) -> u64 {
         match self {

@@ -159,3 +159,19 @@ fn power_figures_match_statsmodels() {
         );
     }
 }
+
+/// Chi-square quantiles (for the intervals of a standard deviation) against SciPy, to 1e-9
+/// relative, from 1 to 99 degrees of freedom and both tails.
+#[test]
+fn chi_square_quantiles_match() {
+    let r = reference();
+    for c in r["chi2_quantile"].as_array().unwrap() {
+        let (q, k, x) = (f(&c["q"]), f(&c["k"]), f(&c["x"]));
+        close(
+            &format!("chi2({q}, {k})"),
+            lenet::stats::dist::chi2_quantile(q, k),
+            x,
+            1e-9,
+        );
+    }
+}

@@ -281,6 +281,7 @@ fn shipped_studies_parse() {
         "optimizers-defaults.toml",
         "regularization-fashion.toml",
         "optimizers-fashion.toml",
+        "variance.toml",
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("studies")
@@ -432,6 +433,22 @@ fn an_inconsistent_run_is_named_set_aside_and_trained_again() {
     assert_eq!(results(&dir), expected);
 }
 
+/// Every run of a study directory: its config.json and summary.json.
+fn finished_runs(dir: &Path) -> Vec<(Value, Value)> {
+    let read = |path: PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    (std::fs::read_dir(dir.join("runs")).unwrap())
+        .map(|entry| {
+            let run = entry.unwrap().path();
+            (
+                read(run.join("config.json")),
+                read(run.join("summary.json")),
+            )
+        })
+        .collect()
+}
+
 /// A study whose configurations train on different datasets reads each from its place under
 /// the data directory (Fashion-MNIST from `fashion-mnist/`): each run's config.json names its
 /// dataset (an MNIST run's does not, so MNIST runs keep the IDs they had), the two runs see
@@ -443,14 +460,7 @@ fn configurations_on_different_datasets_each_read_theirs() {
     let out = tmp.path().join("datasets");
     run_study(&study_file("datasets.toml"), &out, &["-q"]);
     let mut datasets = Vec::new();
-    for entry in std::fs::read_dir(out.join("runs")).unwrap() {
-        let run = entry.unwrap().path();
-        let config: Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
-                .unwrap();
-        let summary: Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap())
-                .unwrap();
+    for (config, summary) in finished_runs(&out) {
         datasets.push((
             config["data"]["dataset"].clone(),
             summary["test_loss"].as_f64().unwrap(),
@@ -533,5 +543,46 @@ fn study_plan_prints_the_runs_and_the_power_of_finished_ones() {
     assert!(
         after.contains("neither vs bn: detects") && after.contains("interaction: detects"),
         "{after}"
+    );
+}
+
+/// A configuration that varies one random stream holds the others at seed 0: its runs of
+/// different seeds differ (the stream varied) but every run's config.json names the stream,
+/// an ordinary run's names none, seed 0 of `init` is the same training as seed 0 of `order`
+/// (every stream at 0), and the summary and report say where the variance comes from.
+#[test]
+fn configurations_that_vary_one_stream_say_where_the_variance_comes_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("streams");
+    run_study(&study_file("streams.toml"), &out, &["-q"]);
+    let summary = results(&out);
+    let streams = summary["streams"].as_array().unwrap();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|r| r["config"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["init", "order", "all"]);
+    let shares: f64 = streams.iter().filter_map(|r| r["share"].as_f64()).sum();
+    assert!((shares - 1.0).abs() < 1e-12, "{streams:?}");
+    assert!(
+        streams[2]["share"].is_null(),
+        "the all-streams row is for comparison"
+    );
+    // Seed 0 of init and of order: every stream at seed 0, the same training.
+    let mut losses = std::collections::BTreeMap::new();
+    for (config, summary) in finished_runs(&out) {
+        let key = (
+            config["vary"].as_str().unwrap_or("none").to_string(),
+            config["seed"].as_u64().unwrap(),
+        );
+        losses.insert(key, summary["test_loss"].as_f64().unwrap());
+    }
+    assert_eq!(losses[&("init".into(), 0)], losses[&("order".into(), 0)]);
+    assert_eq!(losses[&("init".into(), 0)], losses[&("none".into(), 0)]);
+    assert_ne!(losses[&("init".into(), 1)], losses[&("order".into(), 1)]);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Where the variance comes from"),
+        "{report}"
     );
 }

@@ -28,6 +28,7 @@ fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
             valid_size: 500,
             ..Default::default()
         },
+        vary: None,
     }
 }
 

@@ -635,6 +635,7 @@ impl TrainArgs {
             split_seed: Some(self.split_seed),
             preprocess: self.preprocess,
             dataset: Some(self.dataset),
+            vary: None,
         };
         options.resolve().map_err(anyhow::Error::msg)
     }

@@ -208,3 +208,28 @@ pub(crate) fn tuning_table(summary: &StudySummary, doc: &mut Doc) {
     ];
     doc.table(&header, rows.collect());
 }
+
+/// Each random stream varied alone: its spread of test accuracy and share of the variance.
+pub(crate) fn streams_table(summary: &StudySummary, doc: &mut Doc) {
+    let header = [
+        "configuration",
+        "stream varied",
+        "seeds",
+        "sd of test accuracy",
+        "95% CI",
+        "share of the variance",
+    ];
+    let rows = summary.streams.iter().map(|r| {
+        vec![
+            format!("`{}`", r.config),
+            r.stream
+                .clone()
+                .unwrap_or_else(|| "all (for comparison)".into()),
+            r.seeds.to_string(),
+            format!("{:.3} points", 100.0 * r.sd),
+            format!("{:.3} to {:.3}", 100.0 * r.sd_low, 100.0 * r.sd_high),
+            r.share.map_or("-".into(), |s| format!("{:.0}%", 100.0 * s)),
+        ]
+    });
+    doc.table(&header, rows.collect());
+}

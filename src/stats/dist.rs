@@ -140,6 +140,64 @@ pub fn binomial_half_two_sided_p(k: u64, n: u64) -> f64 {
         .min(1.0)
 }
 
+/// The regularised lower incomplete gamma function P(a, x): its series below x = a + 1, the
+/// continued fraction of its complement above (Numerical Recipes §6.2).
+pub fn inc_gamma(a: f64, x: f64) -> f64 {
+    if x <= 0.0 || a <= 0.0 {
+        return 0.0;
+    }
+    let ln_front = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        let (mut term, mut sum, mut n) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..1000 {
+            n += 1.0;
+            term *= x / n;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-16 {
+                break;
+            }
+        }
+        return sum * ln_front.exp();
+    }
+    let mut b = x + 1.0 - a;
+    let mut c = 1.0 / 1e-300;
+    let mut d = 1.0 / not_tiny(b);
+    let mut h = d;
+    for i in 1..=1000 {
+        let an = -(i as f64) * (i as f64 - a);
+        b += 2.0;
+        d = 1.0 / not_tiny(an * d + b);
+        c = not_tiny(b + an / c);
+        let del = d * c;
+        h *= del;
+        if (del - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    1.0 - ln_front.exp() * h
+}
+
+/// The `p`-quantile of the chi-square distribution with `k` degrees of freedom (its CDF is
+/// P(k/2, x/2)), by bisection to 1e-12 relative.
+pub fn chi2_quantile(p: f64, k: f64) -> f64 {
+    if !(0.0..1.0).contains(&p) || k.is_nan() || k <= 0.0 {
+        return f64::NAN;
+    }
+    let (mut lo, mut hi) = (0.0, k + 100.0 * k.sqrt() + 100.0);
+    for _ in 0..300 {
+        let mid = 0.5 * (lo + hi);
+        if inc_gamma(k / 2.0, mid / 2.0) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-12 * hi {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The `p`-quantile of Student's t with `df` degrees of freedom.
 pub fn t_quantile(p: f64, df: f64) -> f64 {
     if !(0.0..=1.0).contains(&p) || df.is_nan() || df <= 0.0 {

@@ -289,6 +289,19 @@ pub fn seeds_needed(sd: f64, delta: f64) -> Option<usize> {
     Some(hi)
 }
 
+/// The 95% interval of a standard deviation `sd` measured from `n` values of a normal
+/// distribution: sqrt((n - 1) s^2 / chi2(0.975, n - 1)) to sqrt((n - 1) s^2 / chi2(0.025,
+/// n - 1)). None for fewer than two values.
+pub fn sd_interval(sd: f64, n: usize) -> Option<(f64, f64)> {
+    if n < 2 || !sd.is_finite() {
+        return None;
+    }
+    let k = (n - 1) as f64;
+    let ss = k * sd * sd;
+    let (upper, lower) = (dist::chi2_quantile(0.975, k), dist::chi2_quantile(0.025, k));
+    Some(((ss / upper).sqrt(), (ss / lower).sqrt()))
+}
+
 /// McNemar's exact test of two classifiers on the same items: `only_a` items only the first
 /// got right, `only_b` only the second; the two-sided binomial p-value of that split against
 /// an even one (statsmodels' `mcnemar(exact=True)`).

@@ -161,6 +161,24 @@ pub struct Factorial {
     pub paired: Option<[Paired; 3]>,
 }
 
+/// One random stream varied alone (a configuration with `vary`): how much its seeds spread the
+/// test accuracy, and its share of the streams' summed variance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamShare {
+    pub config: String,
+    /// The stream varied: `init`, `order` or `dropout`; None for a configuration that varies
+    /// every stream (shown beside them for comparison).
+    pub stream: Option<String>,
+    pub seeds: usize,
+    /// Standard deviation of test accuracy over the seeds, with its 95% interval (chi-square).
+    pub sd: f64,
+    pub sd_low: f64,
+    pub sd_high: f64,
+    /// This stream's variance over the sum of the varied streams' variances (None for the
+    /// every-stream configuration).
+    pub share: Option<f64>,
+}
+
 /// One tuning run's result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TuningRow {
@@ -182,6 +200,9 @@ pub struct StudySummary {
     pub tuning: Vec<TuningRow>,
     /// Configurations and runs still missing; statistics cover what is finished.
     pub missing_runs: usize,
+    /// Where the variance comes from, when configurations vary one random stream each.
+    #[serde(default)]
+    pub streams: Vec<StreamShare>,
 }
 
 /// The epoch and seconds at which a finished run first reached `target` validation
@@ -248,7 +269,9 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
             chosen: chosen.get(&spec.config) == Some(&spec.point),
         });
     }
+    let streams = stream_shares(&configs, &finals);
     Ok(StudySummary {
+        streams,
         study: study.name.clone(),
         seeds: study.seeds,
         factorial: factorial(study, &accuracies, &by_seed),
@@ -406,6 +429,45 @@ fn compare_with_best(configs: &mut [ConfigSummary], best: &str, pairs: &[Pair]) 
     for c in configs.iter_mut().filter(|c| c.name == best) {
         c.tied_with_best = c.test_accuracy.is_some();
     }
+}
+
+/// The spread of each configuration that varies one random stream alone (and of one that
+/// varies them all, beside them), when the study has such configurations.
+fn stream_shares(configs: &[ConfigSummary], finals: &[RunSpec]) -> Vec<StreamShare> {
+    let vary_of = |name: &str| {
+        finals
+            .iter()
+            .find(|f| f.config == name)
+            .map(|f| f.train.vary)
+    };
+    if !configs.iter().any(|c| vary_of(&c.name).flatten().is_some()) {
+        return Vec::new();
+    }
+    let mut rows: Vec<StreamShare> = Vec::new();
+    for c in configs {
+        let (Some(vary), Some(e)) = (vary_of(&c.name), c.test_accuracy) else {
+            continue;
+        };
+        let Some((sd_low, sd_high)) = crate::stats::sd_interval(e.sd, e.n) else {
+            continue;
+        };
+        rows.push(StreamShare {
+            config: c.name.clone(),
+            stream: vary.map(|v| v.as_str().to_string()),
+            seeds: e.n,
+            sd: e.sd,
+            sd_low,
+            sd_high,
+            share: None,
+        });
+    }
+    let total: f64 = (rows.iter().filter(|r| r.stream.is_some()))
+        .map(|r| r.sd * r.sd)
+        .sum();
+    for r in rows.iter_mut().filter(|r| r.stream.is_some()) {
+        r.share = (total > 0.0).then(|| r.sd * r.sd / total);
+    }
+    rows
 }
 
 /// The seeds whose accuracy lies more than [`COLLAPSE`] below the median of all seeds.
@@ -566,6 +628,7 @@ impl StudySummary {
         self.pairs_section(&mut doc);
         self.factorial_section(&mut doc);
         self.tuning_section(&mut doc);
+        self.streams_section(&mut doc);
         doc.markdown()
     }
 
@@ -733,6 +796,38 @@ impl StudySummary {
             "detectable at 80% power",
             "seeds to detect 0.1 points",
         ];
+        doc.table(&header, rows.collect());
+    }
+
+    fn streams_section(&self, doc: &mut Doc) {
+        if self.streams.is_empty() {
+            return;
+        }
+        doc.heading(2, "Where the variance comes from");
+        doc.paragraph(
+            "Each configuration varies one random stream with its seed and holds the others \
+             fixed; its spread of test accuracy over seeds is that source's. 95% intervals of \
+             the standard deviation from the chi-square distribution; shares are of the varied \
+             streams' summed variance.",
+        );
+        let header = [
+            "configuration",
+            "stream varied",
+            "seeds",
+            "sd (points)",
+            "95% CI",
+            "share",
+        ];
+        let rows = self.streams.iter().map(|r| {
+            vec![
+                r.config.clone(),
+                r.stream.clone().unwrap_or_else(|| "all".into()),
+                r.seeds.to_string(),
+                format!("{:.3}", 100.0 * r.sd),
+                format!("{:.3} to {:.3}", 100.0 * r.sd_low, 100.0 * r.sd_high),
+                r.share.map_or("–".into(), |s| format!("{:.0}%", 100.0 * s)),
+            ]
+        });
         doc.table(&header, rows.collect());
     }
 

@@ -23,7 +23,7 @@ use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
 use crate::parallel;
-use crate::rng::{Purpose, Rng};
+use crate::rng::{Purpose, Rng, Stream};
 use crate::tensor::Tensor;
 pub use checkpoint::{load_model, model_file};
 pub use metrics::{EpochMetrics, Evaluation, Summary};
@@ -84,6 +84,25 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub seed: u64,
     pub data: DataConfig,
+    /// Vary only this random stream with `seed`; the other training streams take seed
+    /// [`FIXED_STREAM_SEED`], so that runs of different seeds differ by that one source of
+    /// randomness. Left out of `config.json` when not set, so other runs keep their IDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vary: Option<Stream>,
+}
+
+/// The seed of the streams a run with [`TrainConfig::vary`] holds fixed.
+pub const FIXED_STREAM_SEED: u64 = 0;
+
+impl TrainConfig {
+    /// The seed of the stream for `purpose`: the run's seed, unless the run varies another
+    /// stream alone.
+    pub fn stream_seed(&self, purpose: Purpose) -> u64 {
+        match self.vary {
+            Some(v) if v.purpose() != purpose && purpose != Purpose::Split => FIXED_STREAM_SEED,
+            _ => self.seed,
+        }
+    }
 }
 
 /// A run has diverged when its loss is NaN or infinite, or when an epoch's mean training or
@@ -221,14 +240,15 @@ pub struct Trainer {
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
-        let net = config
-            .model
-            .build(&mut Rng::stream(config.seed, Purpose::Init));
+        let net = config.model.build(&mut Rng::stream(
+            config.stream_seed(Purpose::Init),
+            Purpose::Init,
+        ));
         Ok(Trainer {
             optimizer: config.optimizer.build(),
             net,
-            shuffle_rng: Rng::stream(config.seed, Purpose::Shuffle),
-            dropout_rng: Rng::stream(config.seed, Purpose::Dropout),
+            shuffle_rng: Rng::stream(config.stream_seed(Purpose::Shuffle), Purpose::Shuffle),
+            dropout_rng: Rng::stream(config.stream_seed(Purpose::Dropout), Purpose::Dropout),
             epoch: 0,
             history: Vec::new(),
             labels: Vec::with_capacity(MAX_CHUNK),

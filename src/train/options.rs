@@ -12,6 +12,7 @@ use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::hyper::{HYPERS, Hyper, Hypers};
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
+use crate::rng::Stream;
 
 /// Options for one training run; `None` means the default. Optimizer hyperparameters are
 /// the names of [`crate::optim::hyper::HYPERS`], in `hypers`.
@@ -35,6 +36,7 @@ pub struct Options {
     pub split_seed: Option<u64>,
     pub preprocess: Option<Preprocess>,
     pub dataset: Option<Dataset>,
+    pub vary: Option<Stream>,
 }
 
 /// Options as a study file writes them: every key of [`Options`], and the hyperparameters
@@ -119,7 +121,7 @@ pub mod file {
 }
 
 /// The keys of [`Options`] other than the hyperparameters.
-const OPTION_KEYS: [&str; 15] = [
+const OPTION_KEYS: [&str; 16] = [
     "arch",
     "batch_norm",
     "dropout",
@@ -135,6 +137,7 @@ const OPTION_KEYS: [&str; 15] = [
     "split_seed",
     "preprocess",
     "dataset",
+    "vary",
 ];
 
 macro_rules! merge {
@@ -172,6 +175,7 @@ impl Options {
             split_seed,
             preprocess,
             dataset,
+            vary,
         )
     }
 
@@ -220,6 +224,7 @@ impl Options {
                 preprocess,
                 dataset: self.dataset.unwrap_or_default(),
             },
+            vary: self.vary,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
