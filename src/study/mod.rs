@@ -10,6 +10,7 @@
 //! [defaults]                 # training options shared by every configuration
 //! epochs = 15
 //! batch_size = 64
+//! dataset = "mnist"          # or "fashion-mnist"; a configuration's options may differ
 //!
 //! [tuning]                   # how grid points are compared: a short budget, one seed
 //! epochs = 2
@@ -19,7 +20,15 @@
 //! name = "momentum"
 //! options = { optimizer = "momentum" }
 //! grid = { lr = [0.003, 0.01, 0.03, 0.1], momentum = [0.9, 0.99] }
+//!
+//! [[config]]
+//! name = "init-only"
+//! options = { vary = "init" }   # vary one random stream alone (init, order or dropout)
 //! ```
+//!
+//! The options are those of `lenet train` by their field names (`batch_norm`, `dropout`,
+//! `optimizer`, `valid_size`, `dataset`, `vary`, ...) and the optimizers' hyperparameters by
+//! their declared names (`lr`, `momentum`, `amsgrad`, ...).
 //!
 //! Every run has an ID derived from its fully resolved configuration (the first 16 hex digits
 //! of the SHA-256 of its JSON), so the same run is never computed twice, and a run directory
