@@ -125,8 +125,10 @@ fn answer_section(s: &Study, doc: &mut Doc) {
          of the {} training images; the other {valid} (a split fixed by its own seed, the \
          same for every run) are the validation set, and the {} test images were used only \
          for the final numbers. Intervals are 95% Student-t confidence intervals over \
-         seeds (accuracy intervals clipped to 0-100%); comparisons are Welch's t-tests, \
-         Holm-corrected over all pairs.",
+         seeds (accuracy intervals clipped to 0-100%); each configuration is compared with \
+         the best by a paired t-test over the seeds both ran (runs of one seed start from the \
+         same weights), Holm-corrected over those comparisons, and every pair also by Welch's \
+         t-test, Holm-corrected over all pairs.",
         s.file.seeds,
         thousands(train.saturating_sub(valid)),
         thousands(train),
