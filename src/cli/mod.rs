@@ -888,7 +888,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         dir.display()
     );
     for p in &summary.pairs {
-        let (detectable, seeds) = crate::study::summary::power_cells(p.power);
+        let [detectable, seeds] = crate::study::summary::power_cells(p.power);
         say!(
             "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
             p.a,
@@ -903,7 +903,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         ];
         for (name, p) in names.iter().zip(f.paired.iter().flatten()) {
             let power = crate::study::summary::Power::of_paired(p);
-            let (detectable, seeds) = crate::study::summary::power_cells(power);
+            let [detectable, seeds] = crate::study::summary::power_cells(power);
             say!(
                 "    {name}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds"
             );

@@ -132,7 +132,7 @@ pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
     ];
     let rows = summary.pairs.iter().map(|p| {
         let paired = p.paired;
-        vec![
+        let mut row = vec![
             p.a.clone(),
             p.b.clone(),
             format!("{:+.3} points", 100.0 * p.difference),
@@ -143,9 +143,9 @@ pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
             paired.map_or("-".into(), |t| format!("±{:.3}", 100.0 * t.ci95)),
             paired.map_or("-".into(), |t| text::p_cell(t.p)),
             paired.map_or("-".into(), |t| format!("{:.2}", t.ci95 / p.welch_ci95)),
-            power_cells(p.power).0,
-            power_cells(p.power).1,
-        ]
+        ];
+        row.extend(power_cells(p.power));
+        row
     });
     doc.table(&header, rows.collect());
 }
@@ -166,16 +166,16 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
     };
     let rows = effects.iter().enumerate().map(|(i, (name, c))| {
         let paired = f.paired.map(|p| p[i]);
-        vec![
+        let mut row = vec![
             name.clone(),
             format!("{:+.3} points", 100.0 * c.estimate),
             interval(c.estimate, c.ci95),
             text::p_cell(c.p),
             paired.map_or("-".into(), |p| interval(p.mean, p.ci95)),
             paired.map_or("-".into(), |p| text::p_cell(p.p)),
-            power_cells(paired.as_ref().and_then(Power::of_paired)).0,
-            power_cells(paired.as_ref().and_then(Power::of_paired)).1,
-        ]
+        ];
+        row.extend(power_cells(paired.as_ref().and_then(Power::of_paired)));
+        row
     });
     let header = [
         "effect on test accuracy",

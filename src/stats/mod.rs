@@ -94,6 +94,9 @@ pub struct Welch {
     pub df: f64,
     /// Two-sided p-value.
     pub p: f64,
+    /// Standard error of the difference of means, sqrt(s_a^2/n_a + s_b^2/n_b).
+    #[serde(default)]
+    pub se: f64,
 }
 
 pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
@@ -116,7 +119,12 @@ pub fn welch_of(ea: &Estimate, eb: &Estimate) -> Option<Welch> {
         } else {
             f64::INFINITY.copysign(ea.mean - eb.mean)
         };
-        return Some(Welch { t, df: f64::NAN, p });
+        return Some(Welch {
+            t,
+            df: f64::NAN,
+            p,
+            se: 0.0,
+        });
     }
     let t = (ea.mean - eb.mean) / se2.sqrt();
     let df = se2.powi(2) / (va.powi(2) / (ea.n - 1) as f64 + vb.powi(2) / (eb.n - 1) as f64);
@@ -124,6 +132,7 @@ pub fn welch_of(ea: &Estimate, eb: &Estimate) -> Option<Welch> {
         t,
         df,
         p: t_two_sided_p(t, df),
+        se: se2.sqrt(),
     })
 }
 
@@ -202,6 +211,9 @@ pub struct Paired {
     pub df: f64,
     /// Two-sided p-value.
     pub p: f64,
+    /// Standard deviation of the differences.
+    #[serde(default)]
+    pub sd: f64,
 }
 
 /// [`Paired`] for `a[i]` against `b[i]`; None for unequal lengths or fewer than two pairs.
@@ -237,6 +249,7 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
         t,
         df,
         p,
+        sd: e.sd,
     })
 }
 
@@ -244,12 +257,7 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
 /// s sqrt(1 + 1/n). The interval to set a single run against (not the interval of the mean,
 /// which narrows with every seed); None for fewer than two values.
 pub fn prediction_interval(values: &[f64]) -> Option<(f64, f64)> {
-    let e = Estimate::of(values)?;
-    if e.n < 2 {
-        return None;
-    }
-    let half = t_quantile(0.975, (e.n - 1) as f64) * e.sd * (1.0 + 1.0 / e.n as f64).sqrt();
-    Some((e.mean - half, e.mean + half))
+    Estimate::of(values)?.prediction()
 }
 
 /// The smallest true difference that a two-sided t-test at 5% detects with 80% power, for

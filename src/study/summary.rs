@@ -12,7 +12,7 @@ use super::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, ru
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
 use crate::stats::{
-    Contrast, Estimate, Paired, contrast, holm, min_detectable, paired, seeds_needed, welch,
+    Contrast, Estimate, Paired, Welch, contrast, holm, min_detectable, paired, seeds_needed, welch,
 };
 use crate::train::metrics::Status;
 use crate::train::run;
@@ -121,26 +121,25 @@ pub struct Power {
 impl Power {
     /// For a paired comparison or contrast over seeds.
     pub fn of_paired(p: &Paired) -> Option<Power> {
-        if p.n < 2 || !p.ci95.is_finite() {
+        if p.n < 2 || !p.sd.is_finite() {
             return None;
         }
-        let n = p.n as f64;
-        let sd = p.ci95 * n.sqrt() / t_quantile(0.975, p.df);
         Some(Power {
-            detectable: min_detectable(sd / n.sqrt(), p.df),
-            seeds_needed: seeds_needed(sd, DETECT),
+            detectable: min_detectable(p.sd / (p.n as f64).sqrt(), p.df),
+            seeds_needed: seeds_needed(p.sd, DETECT),
         })
     }
 
     /// For Welch's comparison of two samples (the seeds needed: per configuration, with the
     /// variance of one difference the two samples' variances added).
-    fn of_welch(a: &[f64], b: &[f64], se: f64, df: f64) -> Option<Power> {
-        if a.len() < 2 || b.len() < 2 || !df.is_finite() {
+    fn of_welch(a: &[f64], b: &[f64], w: &Welch) -> Option<Power> {
+        if a.len() < 2 || b.len() < 2 || !w.df.is_finite() {
             return None;
         }
-        let sd = (variance(a) + variance(b)).sqrt();
+        let (ea, eb) = (Estimate::of(a)?, Estimate::of(b)?);
+        let sd = (ea.sd.powi(2) + eb.sd.powi(2)).sqrt();
         Some(Power {
-            detectable: min_detectable(se, df),
+            detectable: min_detectable(w.se, w.df),
             seeds_needed: seeds_needed(sd, DETECT),
         })
     }
@@ -364,7 +363,7 @@ fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -
                 .filter_map(|(seed, &va)| Some((va, *sb.get(seed)?)))
                 .collect();
             let (pa, pb): (Vec<f64>, Vec<f64>) = shared.into_iter().unzip();
-            let se = ((variance(&xa) / xa.len() as f64) + (variance(&xb) / xb.len() as f64)).sqrt();
+            let by_seed = paired(&pa, &pb);
             pairs.push(Pair {
                 a: a.name.clone(),
                 b: b.name.clone(),
@@ -377,13 +376,13 @@ fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -
                 welch_ci95: if w.df.is_nan() {
                     0.0
                 } else {
-                    t_quantile(0.975, w.df) * se
+                    t_quantile(0.975, w.df) * w.se
                 },
-                power: match paired(&pa, &pb) {
-                    Some(p) => Power::of_paired(&p),
-                    None => Power::of_welch(&xa, &xb, se, w.df),
+                power: match &by_seed {
+                    Some(p) => Power::of_paired(p),
+                    None => Power::of_welch(&xa, &xb, &w),
                 },
-                paired: paired(&pa, &pb),
+                paired: by_seed,
             });
         }
     }
@@ -503,12 +502,6 @@ fn grid_edges(grid: &BTreeMap<String, Vec<f64>>, point: &[(String, f64)]) -> Vec
     edges
 }
 
-/// The sample variance (n - 1 in the denominator).
-fn variance(v: &[f64]) -> f64 {
-    let m = mean(v);
-    v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() as f64 - 1.0)
-}
-
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
@@ -588,14 +581,14 @@ fn num(e: &Option<Estimate>, digits: usize) -> String {
 }
 
 /// A power figure's two cells: the detectable difference in points, and the seeds needed.
-pub fn power_cells(power: Option<Power>) -> (String, String) {
+pub fn power_cells(power: Option<Power>) -> [String; 2] {
     match power {
-        Some(p) => (
+        Some(p) => [
             format!("{:.3} points", 100.0 * p.detectable),
             p.seeds_needed
                 .map_or("over 100,000".into(), |n| n.to_string()),
-        ),
-        None => ("–".into(), "–".into()),
+        ],
+        None => ["–".into(), "–".into()],
     }
 }
 
@@ -723,7 +716,7 @@ impl StudySummary {
                 ),
                 None => ("–".into(), "–".into(), "–".into()),
             };
-            vec![
+            let mut row = vec![
                 p.a.clone(),
                 p.b.clone(),
                 format!("{:+.3}", 100.0 * p.difference),
@@ -734,9 +727,9 @@ impl StudySummary {
                 paired_ci,
                 paired_p,
                 ratio,
-                power_cells(p.power).0,
-                power_cells(p.power).1,
-            ]
+            ];
+            row.extend(power_cells(p.power));
+            row
         });
         doc.table(&header, rows.collect());
     }
@@ -773,7 +766,7 @@ impl StudySummary {
         };
         let rows = effects.into_iter().enumerate().map(|(i, (name, c))| {
             let paired = f.paired.map(|p| p[i]);
-            vec![
+            let mut row = vec![
                 name,
                 format!("{:+.3}", 100.0 * c.estimate),
                 interval(c.estimate, c.ci95),
@@ -781,9 +774,9 @@ impl StudySummary {
                 paired.map_or("–".into(), |p| interval(p.mean, p.ci95)),
                 paired.map_or("–".into(), |p| format!("{:.4}", p.p)),
                 paired.map_or("–".into(), |p| format!("{:.2}", p.ci95 / c.ci95)),
-                power_cells(paired.as_ref().and_then(Power::of_paired)).0,
-                power_cells(paired.as_ref().and_then(Power::of_paired)).1,
-            ]
+            ];
+            row.extend(power_cells(paired.as_ref().and_then(Power::of_paired)));
+            row
         });
         let header = [
             "effect",
