@@ -234,14 +234,6 @@ impl Library {
         }
     }
 
-    /// A library holding one dataset already loaded.
-    pub fn of(data: Mnist) -> Self {
-        let library = Library::new(Path::new(""), true);
-        let slot = Dataset::ALL.iter().position(|d| *d == data.dataset);
-        let _ = library.loaded[slot.expect("a known dataset")].set(Ok(data));
-        library
-    }
-
     /// `dataset`, loaded on first use.
     pub fn get(&self, dataset: Dataset) -> Result<&Mnist, DataError> {
         let slot = Dataset::ALL.iter().position(|d| *d == dataset);

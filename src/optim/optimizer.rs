@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use super::rules::{self, Algorithm, State, Step, WeightDecay};
+use super::rules::{self, Algorithm, State, Step, WeightDecay, apply};
 use super::state::{BUFFERS, Buf, ParamState};
 use crate::nn::{Network, Param};
 
@@ -133,11 +133,6 @@ crate::simd::avx512_variant! {
         grad: &mut [f32],
         state: State<'_>,
     ) -> bool
-}
-
-#[inline(always)]
-fn apply(alg: Algorithm, step: &Step, value: &mut [f32], grad: &mut [f32], state: State) -> bool {
-    rules::apply(alg, step, value, grad, state)
 }
 
 /// Updates one range of a parameter and, with `step.zero_grad`, sets its gradient to zero.

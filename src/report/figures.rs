@@ -7,7 +7,7 @@ use super::ReportError;
 use super::draw::{
     Confusion, Curve, Curves, Digit, DigitGrid, DotPanel, DotPlot, Interval, Lines, Series, render,
 };
-use super::load::{Run, predict};
+use super::load::Run;
 use super::text::pct;
 use crate::data::Mnist;
 use crate::doc::{Doc, Figure};
@@ -204,17 +204,17 @@ pub(crate) fn confidence(p: f32) -> String {
     }
 }
 
-/// The predictions, confusion matrix and most confident mistakes of one saved model.
+/// The predictions, confusion matrix and most confident mistakes of one saved model, from its
+/// `predictions` on the test set ([`super::load::predict`]).
 pub(crate) fn prediction_figures(
     doc: &mut Doc,
-    model: &Path,
+    predictions: &[(u8, f32)],
     who: &str,
     data: &Mnist,
 ) -> Result<(), ReportError> {
-    let predictions = predict(model, data)?;
-    doc.figure(first_predictions(&predictions, who, data)?);
-    doc.figure(confusion_figure(&predictions, who, data)?);
-    if let Some(mistakes) = mistakes_figure(&predictions, who, data)? {
+    doc.figure(first_predictions(predictions, who, data)?);
+    doc.figure(confusion_figure(predictions, who, data)?);
+    if let Some(mistakes) = mistakes_figure(predictions, who, data)? {
         doc.figure(mistakes);
     }
     Ok(())

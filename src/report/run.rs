@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::figures::{curve_figures, prediction_figures, samples_figure};
-use super::load::load_run;
+use super::load::{load_run, predict};
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
 use super::text::pct;
 use super::{ReportError, Written, write};
@@ -54,7 +54,8 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     let model = dir.join(run::MODEL);
     if s.status == Status::Finished && model.is_file() {
         doc.heading(2, "Predictions");
-        prediction_figures(&mut doc, &model, "this run", data)?;
+        let predictions = predict(&model, data)?;
+        prediction_figures(&mut doc, &predictions, "this run", data)?;
     }
     doc.heading(2, "Data");
     samples_figure(&mut doc, data, false)?;

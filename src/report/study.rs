@@ -89,9 +89,11 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
     if let Some((who, model)) = representative(&s.summary, &s.runs) {
         let best = s.finals.iter().find(|f| f.config == s.summary.best);
         let dataset = best.map_or(data.dataset, |f| f.train.data.dataset);
+        let data = get(dataset)?;
+        let predictions = predict(&model, data)?;
         doc.heading(2, "Predictions of the best configuration");
-        prediction_figures(&mut doc, &model, &who, get(dataset)?)?;
-        images_section(&s, dataset, get(dataset)?, &mut doc)?;
+        prediction_figures(&mut doc, &predictions, &who, data)?;
+        images_section(&s, dataset, data, &predictions, &mut doc)?;
     }
     doc.heading(2, "Data");
     for &d in &datasets {
@@ -225,13 +227,15 @@ fn tuning_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// The best configuration's median-seed model against each other configuration's model of
-/// the same seed, over the same test images: McNemar's exact test of the images only one of
-/// the two gets right. It compares two models, a second source of noise beside the seeds'.
+/// The best configuration's median-seed model (its `predictions`, as [`representative`]
+/// picks it) against each other configuration's model of the same seed, over the same test
+/// images: McNemar's exact test of the images only one of the two gets right. It compares two
+/// models, a second source of noise beside the seeds'.
 fn images_section(
     s: &Study,
     dataset: Dataset,
     data: &Mnist,
+    predictions: &[(u8, f32)],
     doc: &mut Doc,
 ) -> Result<(), ReportError> {
     let Some(best) = median_run(&s.runs, &s.summary.best) else {
@@ -241,15 +245,12 @@ fn images_section(
     let same_data =
         |name: &str| (s.finals.iter()).any(|f| f.config == name && f.train.data.dataset == dataset);
     let labels = &data.test.labels;
-    let right = |model: &Path| -> Result<Vec<bool>, ReportError> {
-        let predictions = predict(model, data)?;
-        Ok(predictions
-            .iter()
-            .zip(labels)
+    let correct = |predictions: &[(u8, f32)]| -> Vec<bool> {
+        (predictions.iter().zip(labels))
             .map(|((p, _), l)| p == l)
-            .collect())
+            .collect()
     };
-    let best_right = right(&best.dir.join(crate::train::run::MODEL))?;
+    let best_right = correct(predictions);
     let mut rows = Vec::new();
     for c in s
         .summary
@@ -261,7 +262,7 @@ fn images_section(
         else {
             continue;
         };
-        let other_right = right(&other.dir.join(crate::train::run::MODEL))?;
+        let other_right = correct(&predict(&other.dir.join(crate::train::run::MODEL), data)?);
         let pairs = best_right.iter().zip(&other_right);
         let only_best = pairs.clone().filter(|(b, o)| **b && !**o).count() as u64;
         let only_other = pairs.filter(|(b, o)| !**b && **o).count() as u64;
