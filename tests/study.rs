@@ -586,3 +586,59 @@ fn configurations_that_vary_one_stream_say_where_the_variance_comes_from() {
         "{report}"
     );
 }
+
+/// An adaptive study runs its first stage, decides from its spread, and runs the rest: with
+/// an `until` no spread meets, up to its maximum; with one the first stage meets, no more. Its
+/// summary gives each contrast's Stein interval; shards sharing a directory wait for the
+/// whole first stage before deciding, and end with the same results.
+#[test]
+fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("adaptive");
+    run_study(&study_file("adaptive.toml"), &out, &["-q"]);
+    let runs = |dir: &Path| std::fs::read_dir(dir.join("runs")).unwrap().count();
+    assert_eq!(runs(&out), 4 * 5, "the maximum of 5 seeds");
+    let summary = results(&out);
+    let adaptive = &summary["adaptive"];
+    assert_eq!(summary["seeds"], 5);
+    assert_eq!(adaptive["decision"]["stopped"], "max");
+    let intervals = adaptive["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), 3, "{adaptive}");
+    for (i, m) in intervals
+        .iter()
+        .zip(adaptive["decision"]["comparisons"].as_array().unwrap())
+    {
+        assert_eq!(i["seeds"], 5);
+        let sd = m["first_sd"].as_f64().unwrap();
+        let want = lenet::stats::dist::t_quantile(0.975, 2.0) * sd / 5f64.sqrt();
+        assert!((i["half_width"].as_f64().unwrap() - want).abs() < 1e-15);
+    }
+    let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(report.contains("Stein's two-stage rule"), "{report}");
+
+    // A generous half-width: the first stage is enough.
+    let text = std::fs::read_to_string(study_file("adaptive.toml")).unwrap();
+    let generous = tmp.path().join("generous.toml");
+    std::fs::write(&generous, text.replace("until = 0.001", "until = 90")).unwrap();
+    let out = tmp.path().join("generous");
+    run_study(&generous, &out, &["-q"]);
+    assert_eq!(runs(&out), 4 * 3);
+    let summary = results(&out);
+    assert_eq!(summary["adaptive"]["decision"]["stopped"], "until");
+
+    // Two shards in one directory: the first waits for the other's first-stage runs.
+    let shared = tmp.path().join("shared");
+    let first = run_study(&study_file("adaptive.toml"), &shared, &["--shard", "1/2"]);
+    assert!(
+        first.contains("runs of the adaptive first stage are finished; 6/12"),
+        "{first}"
+    );
+    for k in [2, 1] {
+        run_study(
+            &study_file("adaptive.toml"),
+            &shared,
+            &["--shard", &format!("{k}/2")],
+        );
+    }
+    assert_eq!(results(&tmp.path().join("adaptive")), results(&shared));
+}

@@ -796,9 +796,16 @@ fn study(command: StudyCommand) -> Result<()> {
             );
             match s.final_total {
                 Some(total) => say!("  final runs:  {}/{} finished", s.final_done, total),
-                None => say!(
-                    "  final runs:  planned once tuning is finished ({} configurations x {} seeds)",
+                None if s.tuning_done < s.tuning_total => say!(
+                    "  final runs:  planned once tuning is finished ({} configurations x {})",
                     study.configs.len(),
+                    study.seeds
+                ),
+                None => say!(
+                    "  final runs:  {}/{} of the adaptive first stage finished; the seeds are \
+                     decided then ({})",
+                    s.final_done,
+                    study.configs.len() * study.seeds.first(),
                     study.seeds
                 ),
             }
@@ -841,10 +848,15 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
     let epochs = study.epoch_count();
     let tuning = study.tuning_runs()?.len();
     say!("study {} ({})", study.name, file.display());
+    let most = if matches!(study.seeds, crate::study::seeds::Seeds::Adaptive(_)) {
+        "at most "
+    } else {
+        ""
+    };
     say!(
-        "  runs: {} ({tuning} tuning, {} final: {} configurations x {} seeds), {} epochs",
+        "  runs: {most}{} ({tuning} tuning, {most}{} final: {} configurations x {}), {most}{} epochs",
         report::text::thousands(runs as usize),
-        study.configs.len() * study.seeds,
+        study.configs.len() * study.seeds.most(),
         study.configs.len(),
         study.seeds,
         report::text::thousands(epochs as usize)
@@ -870,7 +882,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         ),
     }
     say!(
-        "  disk: about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
+        "  disk: {most}about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
         runs as f64 * RUN_MEGABYTES_ESTIMATE
     );
     let summary = status
@@ -1054,6 +1066,11 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
             "this shard's tuning runs are finished; {done}/{total} tuning runs of the study are. \
              Run this command again when the other shards' tuning is done (or after merging) to \
              plan and run the final runs."
+        ),
+        StudyOutcome::WaitingForSeeds { done, total } => say!(
+            "this shard's runs of the adaptive first stage are finished; {done}/{total} of the \
+             study's are. Run this command again when the other shards' are (or after merging): \
+             the first stage's spread decides how many seeds the rest runs."
         ),
     }
     Ok(())

@@ -52,7 +52,7 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
     let file = StudyFile::load(&dir.join(STUDY_FILE))?;
     let summary = summarize(&file, dir)?;
     let chosen = crate::study::choose(&file, dir)?.unwrap_or_default();
-    let finals = file.final_runs(&chosen)?;
+    let finals = file.final_runs(&chosen, summary.seeds)?;
     let tuning = if file.tuning.is_some() {
         file.tuning_runs()?
     } else {
@@ -110,7 +110,17 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
 /// The conclusions, and how they were measured.
 fn answer_section(s: &Study, doc: &mut Doc) {
     doc.heading(2, "The answer");
+    let dataset = s
+        .finals
+        .first()
+        .map_or(Dataset::default(), |f| f.train.data.dataset);
+    if let Some(line) = text::headline(&s.summary, dataset.title()) {
+        doc.paragraph(format!("**{line}**"));
+    }
     doc.list(text::conclusions(&s.summary, &s.file.targets));
+    if let Some(a) = &s.summary.adaptive {
+        a.write(doc);
+    }
     let tuned = if s.file.tuning.is_some() {
         "each configuration's hyperparameters were chosen on the validation split (one short \
          run per grid point), then "
@@ -131,7 +141,7 @@ fn answer_section(s: &Study, doc: &mut Doc) {
          the best by a paired t-test over the seeds both ran (runs of one seed start from the \
          same weights), Holm-corrected over those comparisons, and every pair also by Welch's \
          t-test, Holm-corrected over all pairs.",
-        s.file.seeds,
+        s.summary.seeds,
         thousands(train.saturating_sub(valid)),
         thousands(train),
         thousands(test),

@@ -5,6 +5,7 @@
 //! results).
 
 pub mod dist;
+pub mod stein;
 
 use serde::{Deserialize, Serialize};
 

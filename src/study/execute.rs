@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::claim::{self, Attempt};
-use super::{Phase, RunSpec, StudyError, StudyFile, check_run_dir, choose, finished, run_dir};
+use super::{
+    Phase, RunSpec, StudyError, StudyFile, check_run_dir, choose, final_seeds, finished, run_dir,
+};
 use crate::data::Library;
 use crate::train::metrics::Summary;
 use crate::train::run::{self, Outcome};
@@ -95,6 +97,18 @@ pub enum StudyOutcome {
     Complete,
     /// This shard's tuning runs are done, but others' are not, so final runs cannot be planned.
     WaitingForTuning { done: usize, total: usize },
+    /// This shard's runs of an adaptive study's first stage are done, but others' are not, so
+    /// the number of seeds cannot be decided.
+    WaitingForSeeds { done: usize, total: usize },
+}
+
+/// How many of `specs` are finished.
+fn finished_count(dir: &Path, specs: &[RunSpec]) -> Result<usize, StudyError> {
+    let mut n = 0;
+    for s in specs {
+        n += usize::from(finished(dir, &s.id)?.is_some());
+    }
+    Ok(n)
 }
 
 /// Writes the study file into `dir`, or checks that the one there is the same study.
@@ -127,16 +141,22 @@ pub fn run_study(
     execute(&select(&tuning, opts.shard), data, dir, opts, observer)?;
     let Some(chosen) = choose(study, dir)? else {
         let all = select(&tuning, Shard::ALL);
-        let mut finished_count = 0;
-        for s in &all {
-            finished_count += usize::from(finished(dir, &s.id)?.is_some());
-        }
         return Ok(StudyOutcome::WaitingForTuning {
-            done: finished_count,
+            done: finished_count(dir, &all)?,
             total: all.len(),
         });
     };
-    let finals = study.final_runs(&chosen)?;
+    // An adaptive study's first stage (a fixed study's every seed), then the rest.
+    let first = study.final_runs(&chosen, study.seeds.first())?;
+    execute(&select(&first, opts.shard), data, dir, opts, observer)?;
+    let Some((seeds, _)) = final_seeds(study, dir, &chosen)? else {
+        let all = select(&first, Shard::ALL);
+        return Ok(StudyOutcome::WaitingForSeeds {
+            done: finished_count(dir, &all)?,
+            total: all.len(),
+        });
+    };
+    let finals = study.final_runs(&chosen, seeds)?;
     execute(&select(&finals, opts.shard), data, dir, opts, observer)?;
     Ok(StudyOutcome::Complete)
 }
@@ -336,7 +356,8 @@ fn run_one(
 pub struct StudyStatus {
     pub tuning_total: usize,
     pub tuning_done: usize,
-    /// Known once tuning is complete.
+    /// Known once tuning (and an adaptive study's first stage) is complete; until then the
+    /// final runs counted are the first stage's.
     pub final_total: Option<usize>,
     pub final_done: usize,
     /// Runs with a checkpoint but no result: running now, or interrupted.
@@ -362,9 +383,10 @@ impl StudyStatus {
                 .unwrap_or(crate::train::options::DEFAULT_EPOCHS);
             Some(self.mean_tuning_seconds? * epochs as f64 / t.epochs as f64)
         })?;
+        // Before an adaptive study decides, its most seeds: an upper bound.
         let final_total = self
             .final_total
-            .unwrap_or(study.configs.len() * study.seeds);
+            .unwrap_or(study.configs.len() * study.seeds.most());
         Some(tune_left * tune_mean + (final_total - self.final_done) as f64 * final_mean)
     }
 }
@@ -405,8 +427,11 @@ pub fn status(study: &StudyFile, dir: &Path) -> Result<StudyStatus, StudyError> 
     };
     count(&tuning, Phase::Tune, &mut s)?;
     if let Some(chosen) = choose(study, dir)? {
-        let finals = select(&study.final_runs(&chosen)?, Shard::ALL);
-        s.final_total = Some(finals.len());
+        let seeds = final_seeds(study, dir, &chosen)?;
+        let finals =
+            study.final_runs(&chosen, seeds.as_ref().map_or(study.seeds.first(), |s| s.0))?;
+        let finals = select(&finals, Shard::ALL);
+        s.final_total = seeds.map(|_| finals.len());
         count(&finals, Phase::Final, &mut s)?;
     }
     Ok(s)

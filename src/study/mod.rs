@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! name = "optimizers"
-//! seeds = 5                  # final runs use seeds 0..5
+//! seeds = 5                  # final runs use seeds 0..5; or adaptive, see `seeds`:
+//!                            # seeds = { min = 10, max = 40, until = 0.05 }
 //! targets = [0.985, 0.99]    # validation-accuracy targets for time-to-target
 //! factors = ["dropout", "batch normalization"]   # optional: a 2x2 design (see `cell`)
 //!
@@ -37,6 +38,7 @@
 
 pub mod claim;
 pub mod execute;
+pub mod seeds;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -50,6 +52,7 @@ use crate::train::TrainConfig;
 use crate::train::metrics::{Status, Summary};
 use crate::train::options::Options;
 use crate::train::run;
+use seeds::{Comparison, Decision, Seeds};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
@@ -79,8 +82,9 @@ pub struct StudyFile {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    /// Final runs per configuration, with seeds 0, 1, …
-    pub seeds: usize,
+    /// Final runs per configuration, with seeds 0, 1, …: a number, or adaptive
+    /// ([`seeds`]).
+    pub seeds: Seeds,
     /// Validation-accuracy targets for time-to-target statistics.
     #[serde(default = "default_targets")]
     pub targets: Vec<f64>,
@@ -120,6 +124,9 @@ pub struct ConfigEntry {
 
 /// A grid point: hyperparameter names and values.
 pub type Point = Vec<(String, f64)>;
+
+/// Test accuracies by configuration name and seed.
+pub type BySeed = BTreeMap<String, BTreeMap<u64, f64>>;
 
 /// The chosen point of each tuned configuration, by configuration name.
 pub type Chosen = BTreeMap<String, Point>;
@@ -203,9 +210,7 @@ impl StudyFile {
                 self.name
             ));
         }
-        if self.seeds == 0 {
-            return Err("seeds must be at least 1".into());
-        }
+        self.seeds.validate()?;
         if let Some(t) = self.targets.iter().find(|t| !(**t > 0.0 && **t <= 1.0)) {
             return Err(format!(
                 "target {t} is not an accuracy: expected targets in (0, 1], e.g. 0.99"
@@ -302,7 +307,7 @@ impl StudyFile {
     }
 
     /// How many runs the study plans: every grid point of every tuned configuration, and
-    /// every configuration's seeds. Counted with checked arithmetic, so a plan too large to
+    /// every configuration's seeds (an adaptive study's most). Counted with checked arithmetic, so a plan too large to
     /// count is an error rather than an overflow.
     pub fn run_count(&self) -> Result<u64, String> {
         let too_many = || "the study plans more runs than can be counted (2^64)".to_string();
@@ -312,12 +317,13 @@ impl StudyFile {
             total = total.checked_add(points).ok_or_else(too_many)?;
         }
         (self.configs.len() as u64)
-            .checked_mul(self.seeds as u64)
+            .checked_mul(self.seeds.most() as u64)
             .and_then(|finals| total.checked_add(finals))
             .ok_or_else(too_many)
     }
 
-    /// Training epochs the study's runs add up to (tuning and final), for estimates.
+    /// Training epochs the study's runs add up to (tuning and final, an adaptive study's most
+    /// seeds), for estimates.
     pub fn epoch_count(&self) -> u64 {
         let epochs = |c: &ConfigEntry| {
             (self.defaults.overridden_by(&c.options).epochs)
@@ -328,7 +334,8 @@ impl StudyFile {
             .iter()
             .map(|c| {
                 let points = tuning_points(c).unwrap_or(u64::MAX);
-                points.saturating_mul(tune_epochs) + (self.seeds as u64).saturating_mul(epochs(c))
+                points.saturating_mul(tune_epochs)
+                    + (self.seeds.most() as u64).saturating_mul(epochs(c))
             })
             .fold(0u64, u64::saturating_add)
     }
@@ -397,12 +404,12 @@ impl StudyFile {
         Ok(runs)
     }
 
-    /// Every final run, given each tuned configuration's chosen point.
-    pub fn final_runs(&self, chosen: &Chosen) -> Result<Vec<RunSpec>, StudyError> {
+    /// Every final run of seeds `0..seeds`, given each tuned configuration's chosen point.
+    pub fn final_runs(&self, chosen: &Chosen, seeds: usize) -> Result<Vec<RunSpec>, StudyError> {
         let mut runs = Vec::new();
         for c in &self.configs {
             let point = chosen.get(&c.name).cloned().unwrap_or_default();
-            for seed in 0..self.seeds as u64 {
+            for seed in 0..seeds as u64 {
                 let train = self
                     .resolve(c, &point, Phase::Final, seed)
                     .map_err(StudyError::Invalid)?;
@@ -416,6 +423,77 @@ impl StudyFile {
             }
         }
         Ok(runs)
+    }
+}
+
+impl StudyFile {
+    /// The comparisons the study makes, seed by seed, from each configuration's test
+    /// accuracies by seed: a 2x2 design's two main effects and interaction, otherwise every
+    /// pair's difference (first minus second, in file order).
+    pub fn comparisons(&self, by_seed: &BySeed) -> Vec<Comparison> {
+        let empty = BTreeMap::new();
+        let of = |name: &str| by_seed.get(name).unwrap_or(&empty);
+        if let [a, b] = self.factors.as_slice() {
+            let cell = |l: [u8; 2]| {
+                (self.configs.iter())
+                    .find(|c| c.cell == Some(l))
+                    .map_or(&empty, |c| of(&c.name))
+            };
+            let values = seeds::contrasts([cell([0, 0]), cell([0, 1]), cell([1, 0]), cell([1, 1])]);
+            return (seeds::contrast_names(a, b).into_iter().zip(values))
+                .map(|(name, by_seed)| Comparison { name, by_seed })
+                .collect();
+        }
+        let mut out = Vec::new();
+        for (i, a) in self.configs.iter().enumerate() {
+            for b in &self.configs[i + 1..] {
+                out.push(Comparison {
+                    name: format!("{} − {}", a.name, b.name),
+                    by_seed: seeds::difference(of(&a.name), of(&b.name)),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The test accuracy of every finished final run of seeds `0..seeds`, by configuration and
+/// seed (a diverged run has none), or None while one of them is unfinished.
+pub fn accuracies_by_seed(
+    study: &StudyFile,
+    dir: &Path,
+    chosen: &Chosen,
+    seeds: usize,
+) -> Result<Option<BySeed>, StudyError> {
+    let mut out = BySeed::new();
+    for spec in study.final_runs(chosen, seeds)? {
+        let Some(summary) = finished(dir, &spec.id)? else {
+            return Ok(None);
+        };
+        let entry = out.entry(spec.config.clone()).or_default();
+        if let (Status::Finished, Some(a)) = (&summary.status, summary.test_accuracy) {
+            entry.insert(spec.train.seed, a);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// How many seeds the final runs use: a fixed study's number, or an adaptive study's decision
+/// from its first stage once every first-stage run is finished (None before).
+pub fn final_seeds(
+    study: &StudyFile,
+    dir: &Path,
+    chosen: &Chosen,
+) -> Result<Option<(usize, Option<Decision>)>, StudyError> {
+    match study.seeds {
+        Seeds::Fixed(n) => Ok(Some((n, None))),
+        Seeds::Adaptive(rule) => {
+            let Some(first) = accuracies_by_seed(study, dir, chosen, rule.min)? else {
+                return Ok(None);
+            };
+            let decision = seeds::decide(rule, &study.comparisons(&first));
+            Ok(Some((decision.seeds, Some(decision))))
+        }
     }
 }
 

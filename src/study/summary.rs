@@ -8,7 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunSpec, StudyError, StudyFile, choose, describe_point, finished, run_dir};
+use super::seeds::{self, Decision, SteinInterval};
+use super::{
+    RunSpec, StudyError, StudyFile, choose, describe_point, final_seeds, finished, run_dir,
+};
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
 use crate::stats::{
@@ -188,10 +191,60 @@ pub struct TuningRow {
     pub chosen: bool,
 }
 
+/// An adaptive study's seeds: the first stage's decision, and each comparison it monitored
+/// with Stein's interval over every seed run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveSummary {
+    pub decision: Decision,
+    pub intervals: Vec<SteinInterval>,
+}
+
+impl AdaptiveSummary {
+    /// The rule and its decision in words, and each monitored comparison's interval.
+    pub fn write(&self, doc: &mut Doc) {
+        doc.paragraph(self.decision.describe());
+        let header = [
+            "comparison",
+            "first-stage sd (points)",
+            "seeds needed",
+            "seeds run",
+            "estimate (points)",
+            "Stein 95% CI",
+            "answer",
+        ];
+        let rows = (self.intervals.iter())
+            .map(|i| {
+                let sd = (self.decision.comparisons.iter())
+                    .find(|m| m.name == i.name)
+                    .map_or(f64::NAN, |m| m.first_sd);
+                vec![
+                    i.name.clone(),
+                    format!("{:.3}", 100.0 * sd),
+                    i.needed.map_or("uncountable".into(), |n| n.to_string()),
+                    i.seeds.to_string(),
+                    format!("{:+.3}", 100.0 * i.mean),
+                    format!(
+                        "[{:+.3}, {:+.3}]",
+                        100.0 * (i.mean - i.half_width),
+                        100.0 * (i.mean + i.half_width)
+                    ),
+                    i.answer(self.decision.rule.until),
+                ]
+            })
+            .collect();
+        doc.table(&header, rows);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StudySummary {
     pub study: String,
+    /// Seeds per configuration: the study's number, or its adaptive decision (the first
+    /// stage's seeds while that is unfinished).
     pub seeds: usize,
+    /// For an adaptive study whose first stage is finished.
+    #[serde(default)]
+    pub adaptive: Option<AdaptiveSummary>,
     pub configs: Vec<ConfigSummary>,
     pub best: String,
     pub pairs: Vec<Pair>,
@@ -230,7 +283,9 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
             "tuning is not finished; run `lenet study run` (all shards) first".into(),
         )
     })?;
-    let finals = study.final_runs(&chosen)?;
+    let decided = final_seeds(study, dir, &chosen)?;
+    let seed_count = decided.as_ref().map_or(study.seeds.first(), |d| d.0);
+    let finals = study.final_runs(&chosen, seed_count)?;
     let mut missing_runs = 0;
     let mut accuracies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut by_seed: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
@@ -269,10 +324,24 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         });
     }
     let streams = stream_shares(&configs, &finals);
+    let adaptive = decided.and_then(|(_, d)| d).map(|decision| {
+        let comparisons = study.comparisons(&by_seed);
+        let intervals = (decision.comparisons.iter())
+            .filter_map(|m| {
+                let c = comparisons.iter().find(|c| c.name == m.name)?;
+                SteinInterval::of(m, &c.by_seed)
+            })
+            .collect();
+        AdaptiveSummary {
+            decision,
+            intervals,
+        }
+    });
     Ok(StudySummary {
         streams,
+        adaptive,
         study: study.name.clone(),
-        seeds: study.seeds,
+        seeds: seed_count,
         factorial: factorial(study, &accuracies, &by_seed),
         configs,
         best,
@@ -539,29 +608,12 @@ fn paired_contrasts(
     by_seed: &BTreeMap<String, BTreeMap<u64, f64>>,
 ) -> Option<[Paired; 3]> {
     let maps = cells.map(|c| by_seed.get(c));
-    let first = maps[0]?;
-    let rows: Vec<[f64; 4]> = (first.keys())
-        .filter_map(|seed| {
-            let v = maps.map(|m| m.and_then(|m| m.get(seed)).copied());
-            Some([v[0]?, v[1]?, v[2]?, v[3]?])
-        })
-        .collect();
-    let weights: [[f64; 4]; 3] = [
-        [-0.5, -0.5, 0.5, 0.5],
-        [-0.5, 0.5, -0.5, 0.5],
-        [1.0, -1.0, -1.0, 1.0],
-    ];
-    let zeros = vec![0.0; rows.len()];
-    let per_seed = |w: [f64; 4]| -> Vec<f64> {
-        (rows.iter())
-            .map(|r| r.iter().zip(w).map(|(v, c)| v * c).sum())
-            .collect()
+    let [a, b, ab] = seeds::contrasts([maps[0]?, maps[1]?, maps[2]?, maps[3]?]);
+    let test = |c: BTreeMap<u64, f64>| {
+        let values: Vec<f64> = c.into_values().collect();
+        paired(&values, &vec![0.0; values.len()])
     };
-    Some([
-        paired(&per_seed(weights[0]), &zeros)?,
-        paired(&per_seed(weights[1]), &zeros)?,
-        paired(&per_seed(weights[2]), &zeros)?,
-    ])
+    Some([test(a)?, test(b)?, test(ab)?])
 }
 
 fn pct(e: &Option<Estimate>) -> String {
@@ -610,14 +662,20 @@ impl StudySummary {
         };
         doc.paragraph(format!(
             "Means over seeds with 95% confidence intervals (Student t, n - 1 degrees of freedom); \
-             test accuracy of the final weights. {} seeds per configuration.{missing} \
+             test accuracy of the final weights. {} seeds per configuration{}.{missing} \
              \"Not shown different from best\": the comparison with the best configuration \
              (the paired t-test over shared seeds, else Welch's) is not significant at 5% after \
              Holm's adjustment over the {} comparisons with the best.",
             self.seeds,
+            if self.adaptive.is_some() {
+                " (adaptive: see below)"
+            } else {
+                ""
+            },
             self.configs.len().saturating_sub(1)
         ));
         self.configs_table(&mut doc);
+        self.adaptive_section(&mut doc);
         self.pairs_section(&mut doc);
         self.factorial_section(&mut doc);
         self.tuning_section(&mut doc);
@@ -679,6 +737,13 @@ impl StudySummary {
             row
         });
         doc.table(&header, rows.collect());
+    }
+
+    /// An adaptive study's decision, and each monitored comparison's Stein interval.
+    fn adaptive_section(&self, doc: &mut Doc) {
+        let Some(a) = &self.adaptive else { return };
+        doc.heading(2, "Adaptive seeds");
+        a.write(doc);
     }
 
     fn pairs_section(&self, doc: &mut Doc) {
