@@ -642,3 +642,42 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     }
     assert_eq!(results(&tmp.path().join("adaptive")), results(&shared));
 }
+
+/// `extend = 2`: a choice at its grid's edge gets runs further out (geometric steps for a
+/// learning rate, steps in 1 - v for momentum), at most two per hyperparameter, and the
+/// summary says where the extension ended; shards sharing a directory plan the same
+/// extensions and end with the same results.
+#[test]
+fn grids_extend_outward_while_the_choice_sits_at_their_edge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("extend");
+    run_study(&study_file("extend.toml"), &out, &["-q"]);
+    let summary = results(&out);
+    let points: Vec<&str> = summary["tuning"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["point"].as_str().unwrap())
+        .collect();
+    for extended in ["lr=0.0009", "lr=0.0027", "momentum=0.9667"] {
+        assert!(points.contains(&extended), "{points:?}");
+    }
+    assert_eq!(points.len(), 3 + 3 + 4, "two steps each at most");
+    let adam = &summary["configs"][0];
+    assert_eq!(adam["chosen"], "lr=0.0027");
+    assert_eq!(
+        adam["grid_edges"][0],
+        "lr = 0.0027 (the largest tried, after 2 extensions of its grid, the most asked for)"
+    );
+    let shared = tmp.path().join("shared");
+    for _ in 0..3 {
+        for k in 1..=2 {
+            run_study(
+                &study_file("extend.toml"),
+                &shared,
+                &["-q", "--shard", &format!("{k}/2")],
+            );
+        }
+    }
+    assert_eq!(results(&out), results(&shared));
+}

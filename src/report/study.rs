@@ -51,13 +51,10 @@ impl Study<'_> {
 pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportError> {
     let file = StudyFile::load(&dir.join(STUDY_FILE))?;
     let summary = summarize(&file, dir)?;
-    let chosen = crate::study::choose(&file, dir)?.unwrap_or_default();
+    let plan = crate::study::tune::tuning_plan(&file, dir)?;
+    let chosen = plan.chosen.unwrap_or_default();
     let finals = file.final_runs(&chosen, summary.seeds)?;
-    let tuning = if file.tuning.is_some() {
-        file.tuning_runs()?
-    } else {
-        Vec::new()
-    };
+    let tuning = plan.runs;
     let runs = runs_by_config(&file, dir, &finals)?;
     let mut datasets: Vec<Dataset> = finals.iter().map(|f| f.train.data.dataset).collect();
     datasets.sort();

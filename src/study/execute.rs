@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::claim::{self, Attempt};
-use super::{
-    Phase, RunSpec, StudyError, StudyFile, check_run_dir, choose, final_seeds, finished, run_dir,
-};
+use super::tune::tuning_plan;
+use super::{Phase, RunSpec, StudyError, StudyFile, check_run_dir, final_seeds, finished, run_dir};
 use crate::data::Library;
 use crate::train::metrics::Summary;
 use crate::train::run::{self, Outcome};
@@ -137,14 +136,24 @@ pub fn run_study(
     opts: ExecOptions,
     observer: &dyn StudyObserver,
 ) -> Result<StudyOutcome, StudyError> {
-    let tuning = study.tuning_runs()?;
-    execute(&select(&tuning, opts.shard), data, dir, opts, observer)?;
-    let Some(chosen) = choose(study, dir)? else {
-        let all = select(&tuning, Shard::ALL);
-        return Ok(StudyOutcome::WaitingForTuning {
-            done: finished_count(dir, &all)?,
-            total: all.len(),
-        });
+    // Tuning, and its extensions as the finished runs call for them: each pass runs this
+    // shard's share of what is planned so far.
+    let mut plan = tuning_plan(study, dir)?;
+    let chosen = loop {
+        if let Some(chosen) = plan.chosen.take() {
+            break chosen;
+        }
+        execute(&select(&plan.runs, opts.shard), data, dir, opts, observer)?;
+        let next = tuning_plan(study, dir)?;
+        if next.chosen.is_none() && next.runs.len() == plan.runs.len() {
+            // Nothing new to plan: what is left belongs to other shards.
+            let all = select(&next.runs, Shard::ALL);
+            return Ok(StudyOutcome::WaitingForTuning {
+                done: finished_count(dir, &all)?,
+                total: all.len(),
+            });
+        }
+        plan = next;
     };
     // An adaptive study's first stage (a fixed study's every seed), then the rest.
     let first = study.final_runs(&chosen, study.seeds.first())?;
@@ -392,7 +401,8 @@ impl StudyStatus {
 }
 
 pub fn status(study: &StudyFile, dir: &Path) -> Result<StudyStatus, StudyError> {
-    let tuning = select(&study.tuning_runs()?, Shard::ALL);
+    let plan = tuning_plan(study, dir)?;
+    let tuning = select(&plan.runs, Shard::ALL);
     let mut s = StudyStatus {
         tuning_total: tuning.len(),
         tuning_done: 0,
@@ -426,7 +436,7 @@ pub fn status(study: &StudyFile, dir: &Path) -> Result<StudyStatus, StudyError> 
         Ok(())
     };
     count(&tuning, Phase::Tune, &mut s)?;
-    if let Some(chosen) = choose(study, dir)? {
+    if let Some(chosen) = plan.chosen {
         let seeds = final_seeds(study, dir, &chosen)?;
         let finals =
             study.final_runs(&chosen, seeds.as_ref().map_or(study.seeds.first(), |s| s.0))?;

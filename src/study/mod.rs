@@ -16,6 +16,8 @@
 //! [tuning]                   # how grid points are compared: a short budget, one seed
 //! epochs = 2
 //! seed = 1000
+//! extend = 2                 # optional: a choice at its grid's edge gets up to 2 steps
+//!                            # further out (see `tune`)
 //!
 //! [[config]]
 //! name = "momentum"
@@ -34,12 +36,16 @@
 //! Every run has an ID derived from its fully resolved configuration (the first 16 hex digits
 //! of the SHA-256 of its JSON), so the same run is never computed twice, and a run directory
 //! can be checked against its ID. Tuning picks, per configuration, the grid point with the
-//! highest final validation accuracy (ties: the lower validation loss; diverged runs last).
+//! highest final validation accuracy (ties: the lower validation loss; diverged runs last),
+//! extending a grid outward when asked to while its choice sits at an edge ([`tune`]).
 
 pub mod claim;
 pub mod execute;
 pub mod seeds;
 pub mod summary;
+pub mod tune;
+
+pub use tune::choose;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,6 +112,10 @@ pub struct Tuning {
     pub epochs: usize,
     /// The seed of every tuning run (distinct from the final runs' seeds).
     pub seed: u64,
+    /// Steps outward a grid may take while its choice sits at its edge ([`tune`]); 0, the
+    /// default, flags such a choice only.
+    #[serde(default)]
+    pub extend: usize,
 }
 
 /// One configuration of a study.
@@ -543,35 +553,6 @@ pub fn finished(study_dir: &Path, id: &str) -> Result<Option<Summary>, StudyErro
     run::verify(&dir)
         .map(Some)
         .map_err(|e| invalid(e.to_string()))
-}
-
-/// Ranks tuning results: higher final validation accuracy first, then lower validation loss;
-/// diverged or missing runs last. Returns, per tuned configuration, the chosen point, or
-/// `None` while some tuning run is unfinished.
-pub fn choose(study: &StudyFile, study_dir: &Path) -> Result<Option<Chosen>, StudyError> {
-    let mut best: BTreeMap<String, (Point, f64, f64)> = BTreeMap::new();
-    for spec in study.tuning_runs()? {
-        let Some(summary) = finished(study_dir, &spec.id)? else {
-            return Ok(None);
-        };
-        let (acc, loss) = match summary.status {
-            Status::Finished => (
-                summary.final_valid_accuracy.unwrap_or(f64::NEG_INFINITY),
-                summary.final_valid_loss.unwrap_or(f64::INFINITY),
-            ),
-            Status::Diverged { .. } => (f64::NEG_INFINITY, f64::INFINITY),
-        };
-        let better = match best.get(&spec.config) {
-            None => true,
-            Some((_, a, l)) => acc > *a || (acc == *a && loss < *l),
-        };
-        if better {
-            best.insert(spec.config.clone(), (spec.point.clone(), acc, loss));
-        }
-    }
-    Ok(Some(
-        best.into_iter().map(|(k, (p, _, _))| (k, p)).collect(),
-    ))
 }
 
 /// `name=value` pairs as text.

@@ -9,9 +9,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::seeds::{self, Decision, SteinInterval};
-use super::{
-    RunSpec, StudyError, StudyFile, choose, describe_point, final_seeds, finished, run_dir,
-};
+use super::tune::tuning_plan;
+use super::{RunSpec, StudyError, StudyFile, describe_point, final_seeds, finished, run_dir};
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
 use crate::stats::{
@@ -278,7 +277,8 @@ fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Result<Option<(f64, f64
 
 /// Computes the summary of the study in `dir` from its run directories.
 pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyError> {
-    let chosen = choose(study, dir)?.ok_or_else(|| {
+    let plan = tuning_plan(study, dir)?;
+    let chosen = plan.chosen.clone().ok_or_else(|| {
         StudyError::Invalid(
             "tuning is not finished; run `lenet study run` (all shards) first".into(),
         )
@@ -294,7 +294,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
         let point = chosen.get(&c.name).map(Vec::as_slice).unwrap_or(&[]);
         let (mut summary, seeds, missing) = config_summary(study, dir, &c.name, point, &specs)?;
-        summary.grid_edges = grid_edges(&c.grid, point);
+        summary.grid_edges = plan.edges.get(&c.name).cloned().unwrap_or_default();
         summary.per_seed = seeds.iter().map(|(&s, &a)| (s, a)).collect();
         summary.collapsed = collapsed(&seeds);
         configs.push(summary);
@@ -312,7 +312,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     let pairs = pairwise(study, &by_seed);
     compare_with_best(&mut configs, &best, &pairs);
     let mut tuning = Vec::new();
-    for spec in study.tuning_runs()? {
+    for spec in &plan.runs {
         let s = finished(dir, &spec.id)?;
         let ok = s.as_ref().filter(|s| s.status == Status::Finished);
         tuning.push(TuningRow {
@@ -550,25 +550,6 @@ fn collapsed(seeds: &BTreeMap<u64, f64>) -> Vec<u64> {
         .filter(|(_, a)| **a < median - COLLAPSE)
         .map(|(s, _)| *s)
         .collect()
-}
-
-/// The tuned values of `point` that lie at an edge of their `grid`, for grids of three values
-/// or more (of two, every choice is an edge, and the flag would say nothing).
-fn grid_edges(grid: &BTreeMap<String, Vec<f64>>, point: &[(String, f64)]) -> Vec<String> {
-    let mut edges = Vec::new();
-    for (key, value) in point {
-        let Some(values) = grid.get(key).filter(|v| v.len() >= 3) else {
-            continue;
-        };
-        let lowest = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let highest = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if *value == highest {
-            edges.push(format!("{key} = {value} (the largest tried)"));
-        } else if *value == lowest {
-            edges.push(format!("{key} = {value} (the smallest tried)"));
-        }
-    }
-    edges
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -971,20 +952,6 @@ impl StudySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A tuned value at either end of a grid of three or more is flagged, an interior one is
-    /// not, and a grid of two flags nothing (every choice is an end).
-    #[test]
-    fn tuned_values_at_a_grids_edge_are_flagged() {
-        let grid = BTreeMap::from([
-            ("lr".to_string(), vec![0.001, 0.003, 0.01]),
-            ("momentum".to_string(), vec![0.9, 0.95]),
-        ]);
-        let at = |lr: f64| grid_edges(&grid, &[("lr".into(), lr), ("momentum".into(), 0.95)]);
-        assert_eq!(at(0.01), ["lr = 0.01 (the largest tried)"]);
-        assert_eq!(at(0.001), ["lr = 0.001 (the smallest tried)"]);
-        assert!(at(0.003).is_empty());
-    }
 
     /// A seed more than 10 points below the median of its configuration's seeds collapsed
     /// (RMSprop at chance among seeds near 98%); spread within that is not a collapse.
