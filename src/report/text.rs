@@ -2,7 +2,7 @@
 //! claims set beside what was measured. Nothing here is written for a particular result; every
 //! number and every verdict comes from the summary.
 
-use crate::stats::{Contrast, Estimate};
+use crate::stats::Estimate;
 use crate::study::summary::{ConfigSummary, Factorial, Power, StudySummary};
 
 /// A fraction as a percentage with two decimals.
@@ -73,13 +73,13 @@ fn code(name: &str) -> String {
     format!("`{name}`")
 }
 
-/// Where zero lies relative to a contrast's interval.
-fn verdict(c: &Contrast, up: &str, down: &str) -> String {
-    if !c.ci95.is_finite() {
+/// Where zero lies relative to an effect's interval, `estimate` ± `half`.
+fn verdict(estimate: f64, half: f64, up: &str, down: &str) -> String {
+    if !half.is_finite() {
         "too few seeds to say".into()
-    } else if c.estimate - c.ci95 > 0.0 {
+    } else if estimate - half > 0.0 {
         up.into()
-    } else if c.estimate + c.ci95 < 0.0 {
+    } else if estimate + half < 0.0 {
         down.into()
     } else {
         "not distinguishable from no effect at this number of seeds".into()
@@ -107,7 +107,7 @@ pub fn conclusions(s: &StudySummary, targets: &[f64]) -> Vec<String> {
         ));
     }
     if let Some(f) = &s.factorial {
-        effects(f, &mut out);
+        effects(s, f, &mut out);
     }
     for (t, &target) in targets.iter().enumerate() {
         out.extend(fastest_to(s, t, target));
@@ -334,8 +334,8 @@ fn ranking(s: &StudySummary, best: &ConfigSummary, out: &mut Vec<String>) {
 }
 
 /// The main effects and the interaction of a 2x2 design.
-fn effects(f: &Factorial, out: &mut Vec<String>) {
-    effect_sentences(f, out);
+fn effects(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
+    effect_sentences(s, f, out);
     if let Some(paired) = f.paired {
         let names = [
             capitalize(&f.factors[0]),
@@ -364,30 +364,51 @@ fn effects(f: &Factorial, out: &mut Vec<String>) {
     }
 }
 
-/// The main effects' and the interaction's sentences.
-fn effect_sentences(f: &Factorial, out: &mut Vec<String>) {
-    for (factor, effect) in f.factors.iter().zip(&f.main_effects) {
+/// The main effects' and the interaction's sentences, each with the interval the design
+/// supports best: Stein's for an adaptive study, else the paired one over seeds, else the
+/// contrast of cell means (Welch–Satterthwaite).
+fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
+    let contrasts = [&f.main_effects[0], &f.main_effects[1], &f.interaction];
+    // (estimate, half-width, what the interval is) of each effect.
+    let intervals: Vec<(f64, f64, String)> = (0..3)
+        .map(|k| {
+            if let Some(i) = s.adaptive.as_ref().and_then(|a| a.intervals.get(k)) {
+                (
+                    i.mean,
+                    i.half_width,
+                    format!("Stein 95% CI over {} seeds", i.seeds),
+                )
+            } else if let Some(p) = f.paired.as_ref().map(|p| p[k]) {
+                (p.mean, p.ci95, format!("95% CI paired over {} seeds", p.n))
+            } else {
+                let c = contrasts[k];
+                (c.estimate, c.ci95, "95% CI".to_string())
+            }
+        })
+        .collect();
+    let range = |&(e, h, _): &(f64, f64, String)| format!("{} to {}", points(e - h), points(e + h));
+    for (factor, effect) in f.factors.iter().zip(&intervals) {
         out.push(format!(
-            "{}: {} of test accuracy on average over the levels of the other factor (95% CI \
-             {} to {}): {}.",
+            "{}: {} of test accuracy on average over the levels of the other factor ({}: {}): \
+             {}.",
             capitalize(factor),
-            points(effect.estimate),
-            points(effect.estimate - effect.ci95),
-            points(effect.estimate + effect.ci95),
-            verdict(effect, "it helps", "it hurts")
+            points(effect.0),
+            effect.2,
+            range(effect),
+            verdict(effect.0, effect.1, "it helps", "it hurts")
         ));
     }
-    let i = &f.interaction;
+    let i = &intervals[2];
     out.push(format!(
-        "Interaction (the effect of {} with {} minus its effect without): {} (95% CI {} to \
-         {}): {}.",
+        "Interaction (the effect of {} with {} minus its effect without): {} ({}: {}): {}.",
         f.factors[1],
         f.factors[0],
-        points(i.estimate),
-        points(i.estimate - i.ci95),
-        points(i.estimate + i.ci95),
+        points(i.0),
+        i.2,
+        range(i),
         verdict(
-            i,
+            i.0,
+            i.1,
             "the two help more together than their separate effects add up to",
             "together they give less than their separate effects add up to"
         )
