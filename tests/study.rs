@@ -615,6 +615,17 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     }
     let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(report.contains("Stein's two-stage rule"), "{report}");
+    let mut plan = lenet();
+    plan.args(["study", "plan"])
+        .arg(study_file("adaptive.toml"))
+        .arg("--out")
+        .arg(&out);
+    let plan = String::from_utf8(common::succeeded(&mut plan).stdout).unwrap();
+    assert!(
+        plan.contains("runs: at most 20")
+            && plan.contains("decided from the first stage: 5 per configuration (the maximum"),
+        "{plan}"
+    );
 
     // A generous half-width: the first stage is enough.
     let text = std::fs::read_to_string(study_file("adaptive.toml")).unwrap();

@@ -921,6 +921,26 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
             );
         }
     }
+    if let Some(a) = &summary.adaptive {
+        let d = &a.decision;
+        say!(
+            "  adaptive seeds, decided from the first stage: {} per configuration ({})",
+            d.seeds,
+            match d.stopped {
+                crate::study::seeds::Stop::Until => "every comparison reaches the half-width asked",
+                crate::study::seeds::Stop::Max => "the maximum; some comparison needs more",
+            }
+        );
+        for m in &d.comparisons {
+            say!(
+                "    {}: first-stage sd {:.3} points, needs {} seeds",
+                m.name,
+                100.0 * m.first_sd,
+                m.needed
+                    .map_or("more than can be counted".into(), report::text::thousands)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -688,6 +688,9 @@ mod tests {
         assert_eq!(verdict(0.01, 0.005, "up", "down"), "up");
         assert_eq!(verdict(-0.01, 0.005, "up", "down"), "down");
         assert!(verdict(0.01, 0.02, "up", "down").starts_with("not distinguishable"));
-        assert_eq!(verdict(0.01, f64::NAN, "up", "down"), "too few seeds to say");
+        assert_eq!(
+            verdict(0.01, f64::NAN, "up", "down"),
+            "too few seeds to say"
+        );
     }
 }
