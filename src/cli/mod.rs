@@ -49,7 +49,7 @@ numbers. MNIST is downloaded on first use.",
 lenet train --optimizer momentum --lr 0.01 --batch-norm first --dropout 0.4\n  \
 lenet model --arch lecun1998            print LeCun's 1998 LeNet-5 layer by layer\n  \
 lenet optimizers                        list every optimizer with its defaults\n  \
-lenet study run                         run the shipped dropout x batch-norm study (5 seeds)\n  \
+lenet study run                         run the shipped dropout x batch-norm study (10-40 seeds)\n  \
 lenet study run studies/optimizers.toml --shard 1/4    one quarter of the optimizer study\n  \
 lenet study summary studies-out/regularization         its statistics tables"
 )]
@@ -103,9 +103,11 @@ enum StudyCommand {
     /// Run a study, or this machine's shard of it. Finished runs are skipped and interrupted
     /// ones resume from their last epoch, so running the same command again continues.
     Run(StudyRunArgs),
-    /// Print what a study file plans, without running anything: its runs and epochs, the
-    /// time and disk they take, and, when a study directory with finished runs is given, the
-    /// power of its comparisons (what the seeds run detect, and the seeds 0.1 points needs).
+    /// Print what a study file plans, without running anything: its runs and epochs (an
+    /// adaptive study's most), the time and disk they take, and, when a study directory with
+    /// finished runs is given, the power of its comparisons (what the seeds run detect, and
+    /// the seeds 0.1 points needs) and an adaptive study's decision once its first stage is
+    /// finished.
     Plan {
         /// The study file.
         file: PathBuf,
