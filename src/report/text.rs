@@ -31,6 +31,13 @@ pub fn points(v: f64) -> String {
     format!("{:+.2} points", 100.0 * v)
 }
 
+/// [`points`] with three decimals where an interval's half-width `half` is below 0.1 points,
+/// so that narrow intervals keep their digits.
+fn points_within(v: f64, half: f64) -> String {
+    let digits = if half < 0.001 { 3 } else { 2 };
+    format!("{:+.*} points", digits, 100.0 * v)
+}
+
 /// 55000 as "55,000".
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
@@ -191,8 +198,8 @@ impl Effect {
             Some((needed, until)) => format!(
                 "{} is not decided (between {} and {}; ±{until} points would take {} seeds)",
                 self.name,
-                points(low),
-                points(high),
+                points_within(low, self.half),
+                points_within(high, self.half),
                 needed.map_or("more than can be counted".into(), thousands)
             ),
             None => format!(
@@ -386,16 +393,27 @@ fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
             }
         })
         .collect();
-    let range = |&(e, h, _): &(f64, f64, String)| format!("{} to {}", points(e - h), points(e + h));
+    let range = |&(e, h, _): &(f64, f64, String)| {
+        format!("{} to {}", points_within(e - h, h), points_within(e + h, h))
+    };
+    // An adaptive study's precision: an interval that reaches it and holds 0 bounds the effect.
+    let until = s.adaptive.as_ref().map(|a| a.decision.rule.until);
+    let judge = |&(e, h, _): &(f64, f64, String), up: &str, down: &str| match until {
+        Some(u) if (e - h) <= 0.0 && (e + h) >= 0.0 && 100.0 * h <= u + 1e-12 => format!(
+            "smaller than {:.3} points either way, within the ±{u} points the study asked for",
+            100.0 * (e.abs() + h)
+        ),
+        _ => verdict(e, h, up, down),
+    };
     for (factor, effect) in f.factors.iter().zip(&intervals) {
         out.push(format!(
             "{}: {} of test accuracy on average over the levels of the other factor ({}: {}): \
              {}.",
             capitalize(factor),
-            points(effect.0),
+            points_within(effect.0, effect.1),
             effect.2,
             range(effect),
-            verdict(effect.0, effect.1, "it helps", "it hurts")
+            judge(effect, "it helps", "it hurts")
         ));
     }
     let i = &intervals[2];
@@ -403,12 +421,11 @@ fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
         "Interaction (the effect of {} with {} minus its effect without): {} ({}: {}): {}.",
         f.factors[1],
         f.factors[0],
-        points(i.0),
+        points_within(i.0, i.1),
         i.2,
         range(i),
-        verdict(
-            i.0,
-            i.1,
+        judge(
+            i,
             "the two help more together than their separate effects add up to",
             "together they give less than their separate effects add up to"
         )
