@@ -81,7 +81,10 @@ fn study_model_has_61706_parameters() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    assert!(text.contains("total parameters: 61,706"), "{text}");
+    assert!(
+        text.contains("total: 61,706 trainable parameters"),
+        "{text}"
+    );
     assert!(
         text.contains("6x28x28") && text.contains("120x1x1"),
         "{text}"
@@ -89,7 +92,7 @@ fn study_model_has_61706_parameters() {
 }
 
 #[test]
-fn lecun1998_layers_have_the_papers_parameter_counts() {
+fn lecun1998_layers_have_the_papers_parameter_and_connection_counts() {
     let out = lenet()
         .args(["model", "--arch", "lecun1998"])
         .assert()
@@ -98,19 +101,50 @@ fn lecun1998_layers_have_the_papers_parameter_counts() {
         .stdout
         .clone();
     let text = String::from_utf8(out).unwrap();
-    for (layer, count) in [
-        ("c1 ", "156"),
-        ("s2 ", "12"),
-        ("c3 ", "1,516"),
-        ("s4 ", "32"),
-        ("c5 ", "48,120"),
-        ("f6 ", "10,164"),
+    // LeCun et al. (1998), section II-B: each layer's trainable parameters and connections.
+    for (layer, params, connections) in [
+        ("c1 ", "156", "122,304"),
+        ("s2 ", "12", "5,880"),
+        ("c3 ", "1,516", "151,600"),
+        ("s4 ", "32", "2,000"),
+        ("c5 ", "48,120", "48,120"),
+        ("f6 ", "10,164", "10,164"),
+        ("output ", "0", "840"),
     ] {
         let line = text
             .lines()
             .find(|l| l.starts_with(layer))
             .unwrap_or_else(|| panic!("no {layer} in\n{text}"));
-        assert!(line.trim_end().ends_with(count), "{layer}: {line}");
+        let cells: Vec<&str> = line.split_whitespace().rev().take(2).collect();
+        assert_eq!(cells, [connections, params], "{layer}: {line}");
+    }
+    assert!(
+        text.contains("total: 60,000 trainable parameters, 340,908 connections"),
+        "{text}"
+    );
+    // The prototypes it prints, side by side, are the bitmaps of src/nn/prototypes.txt.
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nn/prototypes.txt"),
+    )
+    .unwrap();
+    let blocks: Vec<Vec<&str>> = file
+        .lines()
+        .filter(|l| !l.starts_with("# "))
+        .collect::<Vec<_>>()
+        .chunks(13)
+        .map(|b| b[1..].to_vec())
+        .collect();
+    assert_eq!(blocks.len(), 10);
+    let printed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("fixed prototypes"))
+        .skip(1)
+        .collect();
+    assert_eq!(printed.len(), 12, "{text}");
+    for (row, line) in printed.iter().enumerate() {
+        let cells: Vec<&str> = line.split("  ").collect();
+        let want: Vec<&str> = blocks.iter().map(|b| b[row]).collect();
+        assert_eq!(cells, want, "row {row}");
     }
 }
 

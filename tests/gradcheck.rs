@@ -1,6 +1,6 @@
 //! Centred finite-difference checks of every layer's backward pass, including the 1998
 //! model's layers that PyTorch has no module for (trainable subsampling, the sparse C3
-//! connection table, the scaled tanh).
+//! connection table, the scaled tanh, the Euclidean RBF output) and its MAP criterion.
 //!
 //! For a random upstream gradient dout, the loss is L = sum(out * dout) (cs231n's
 //! `gradient_check.py`), so dL/dx is exactly what backward computes. Each checked entry must
@@ -12,9 +12,10 @@ use lenet::nn::batchnorm::BatchNorm;
 use lenet::nn::conv2d::{Conv2d, ConvGeometry, conv2d_backward_direct, conv2d_forward_direct};
 use lenet::nn::dropout::Dropout;
 use lenet::nn::linear::Linear;
-use lenet::nn::loss::cross_entropy;
+use lenet::nn::loss::{Criterion, MAP_J};
 use lenet::nn::model::C3_TABLE;
 use lenet::nn::pool::{Pool2d, PoolKind};
+use lenet::nn::rbf::Rbf;
 use lenet::nn::subsample::Subsample;
 use lenet::nn::{Arch, Context, Layer, Mode, ModelConfig};
 use lenet::rng::Rng;
@@ -418,15 +419,65 @@ fn dropout_gradients_and_expectation() {
 }
 
 #[test]
+fn rbf_output_gradients() {
+    let mut rng = Rng::new(12);
+    // Inputs in the squashing function's range, around the prototypes' ±1.
+    let x = Tensor::from_vec(
+        &[3, 84],
+        (0..3 * 84).map(|_| rng.uniform_range(-1.7, 1.7)).collect(),
+    );
+    gradcheck("rbf", &mut Rbf::lenet5(), x, Mode::Train);
+}
+
+/// The MAP criterion's gradient with respect to the scores, by centred differences, and its
+/// value against the paper's formula y_D + log(e^-j + sum_i e^-y_i) computed in float64.
+#[test]
+fn map_criterion_gradient_and_value() {
+    let mut rng = Rng::new(13);
+    // Scores are minus squared distances: 0 to about -40 here.
+    let scores = Tensor::from_vec(
+        &[4, 10],
+        (0..40)
+            .map(|_| -20.0 * (1.0 + rng.uniform_range(-1.0, 1.0)))
+            .collect(),
+    );
+    let labels = [0u8, 3, 9, 5];
+    let map = Criterion::Map { j: MAP_J };
+    let mut grad = Tensor::zeros(&scores.shape);
+    let total = map.apply(&scores, &labels, Some((&mut grad, 1.0))).loss_sum;
+    let paper: f64 = (scores.data.chunks_exact(10).zip(labels))
+        .map(|(z, d)| {
+            let y = |i: usize| -z[i] as f64;
+            let sum: f64 = (0..10).map(|i| (-y(i)).exp()).sum();
+            y(d as usize) + ((-MAP_J as f64).exp() + sum).ln()
+        })
+        .sum();
+    assert!(
+        (total - paper).abs() < 1e-4 * paper.abs(),
+        "{total} vs {paper}"
+    );
+    for i in 0..scores.len() {
+        let at = |delta: f32| {
+            let mut s = scores.clone();
+            s.data[i] += delta;
+            map.apply(&s, &labels, None).loss_sum
+        };
+        let numeric = (at(H) - at(-H)) / (2.0 * H as f64);
+        assert_grad(&format!("map dscore[{i}]"), grad.data[i], numeric);
+    }
+}
+
+#[test]
 fn whole_networks_input_gradient() {
-    // The input gradient of both architectures through the cross-entropy loss.
-    for arch in [Arch::Lenet5, Arch::Lecun1998] {
+    // The input gradient of every architecture through its own criterion.
+    for arch in [Arch::Lenet5, Arch::Lecun1998, Arch::Lecun1998Softmax] {
         let config = ModelConfig {
             arch,
             ..Default::default()
         };
         let mut rng = Rng::new(10);
         let mut net = config.build(&mut rng);
+        let criterion = net.criterion();
         let x = random(&[2, 1, 32, 32], &mut rng);
         let labels = [3u8, 7];
         let eval_loss = |net: &mut lenet::nn::Network, x: &Tensor| {
@@ -435,7 +486,7 @@ fn whole_networks_input_gradient() {
                 mode: Mode::Train,
                 rng: &mut Rng::new(0),
             });
-            cross_entropy(logits, &labels, None).loss_sum
+            criterion.apply(logits, &labels, None).loss_sum
         };
         *net.input_mut() = x.clone();
         net.forward(&mut Context {
@@ -443,7 +494,7 @@ fn whole_networks_input_gradient() {
             rng: &mut Rng::new(0),
         });
         let (logits, dlogits) = net.output_and_grad_mut();
-        cross_entropy(logits, &labels, Some((dlogits, 1.0)));
+        criterion.apply(logits, &labels, Some((dlogits, 1.0)));
         net.backward(true);
         let dx = net.input_grad().clone();
         for i in (0..x.len()).step_by(37) {

@@ -45,6 +45,34 @@ fn adam_reaches_90_percent_on_the_subset() {
     assert!(test.accuracy >= 0.90, "test accuracy {:.3}", test.accuracy);
 }
 
+/// LeCun's 1998 network with its RBF output and MAP criterion learns: per-sample SGD at
+/// lr 1e-3, two passes over the subset's 1,500 training images, its nearest-prototype
+/// predictions well above chance on the test images.
+#[test]
+fn the_1998_network_learns_through_its_rbf_output() {
+    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let split = Split::new(data.train.len(), 500, 0).unwrap();
+    let mut c = config(OptimizerName::Sgd, 1e-3, 2);
+    c.model.arch = lenet::nn::Arch::Lecun1998;
+    c.data.preprocess = lenet::data::Preprocess::Lecun;
+    let mut trainer = Trainer::new(c).unwrap();
+    assert!(matches!(
+        trainer.net.criterion(),
+        lenet::nn::loss::Criterion::Map { .. }
+    ));
+    for _ in 0..2 {
+        trainer.run_epoch(&data, &split, &mut Silent).unwrap();
+    }
+    let all: Vec<u32> = (0..data.test.len() as u32).collect();
+    let test = evaluate(
+        &mut trainer.net,
+        lenet::data::Preprocess::Lecun,
+        &data.test,
+        &all,
+    );
+    assert!(test.accuracy >= 0.7, "test accuracy {:.3}", test.accuracy);
+}
+
 #[test]
 fn every_optimizer_lowers_the_training_loss() {
     let data = Mnist::load(&common::subset_dir()).unwrap();

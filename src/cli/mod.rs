@@ -234,7 +234,9 @@ impl DataDirArgs {
 #[derive(Args, Debug, Clone)]
 struct ModelArgs {
     /// lenet5: the study's model (ReLU, max pooling, 61,706 parameters). lecun1998: LeCun et
-    /// al.'s original (scaled tanh, trainable subsampling, sparse C3).
+    /// al.'s original (scaled tanh, trainable subsampling, sparse C3, Euclidean RBF output
+    /// against fixed 7x12 digit prototypes, the MAP criterion; 60,000 parameters).
+    /// lecun1998-softmax: the same with a linear output and softmax cross-entropy.
     #[arg(long, value_enum, default_value_t = Arch::Lenet5)]
     arch: Arch,
     /// Batch normalization in the study's model: none, after the first conv block (as the
@@ -466,35 +468,45 @@ fn print_model(config: &ModelConfig) -> Result<()> {
     let rows = net.summary();
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(5);
     let layer_w = rows.iter().map(|r| r.layer.len()).max().unwrap_or(5).max(5);
-    say!(
-        "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
-        "name",
-        "layer",
-        "output",
-        "parameters"
-    );
+    let line = |name: &str, layer: &str, shape: &str, params: &str, connections: &str| {
+        say!("{name:name_w$}  {layer:layer_w$}  {shape:>14}  {params:>10}  {connections:>11}")
+    };
+    line("name", "layer", "output", "parameters", "connections");
     let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
-    say!(
-        "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
-        "input",
-        "",
-        input.join("x"),
-        ""
-    );
+    line("input", "", &input.join("x"), "", "");
+    let thousands = report::text::thousands;
     for r in &rows {
         let shape: Vec<String> = r.output_shape.iter().map(|d| d.to_string()).collect();
-        say!(
-            "{:name_w$}  {:layer_w$}  {:>14}  {:>10}",
-            r.name,
-            r.layer,
-            shape.join("x"),
-            report::text::thousands(r.params)
+        line(
+            &r.name,
+            &r.layer,
+            &shape.join("x"),
+            &thousands(r.params),
+            &thousands(r.connections),
         );
     }
     say!(
-        "total parameters: {}",
-        report::text::thousands(net.param_count())
+        "total: {} trainable parameters, {} connections (per image, as LeCun et al. 1998 count \
+         them: products with a weight or a bias)",
+        thousands(net.param_count()),
+        thousands(rows.iter().map(|r| r.connections).sum())
     );
+    if config.arch == crate::nn::Arch::Lecun1998 {
+        say!("\nthe output's fixed prototypes, digits 0 to 9 (7x12 bitmaps: # = +1, . = -1):");
+        let p = crate::nn::rbf::prototypes();
+        let (w, h) = (crate::nn::rbf::WIDTH, crate::nn::rbf::HEIGHT);
+        for row in 0..h {
+            let cells: Vec<String> = (0..10)
+                .map(|d| {
+                    let bits = &p.data[(d * h + row) * w..][..w];
+                    bits.iter()
+                        .map(|&v| if v > 0.0 { '#' } else { '.' })
+                        .collect()
+                })
+                .collect();
+            say!("{}", cells.join("  "));
+        }
+    }
     Ok(())
 }
 

@@ -216,6 +216,11 @@ impl Layer for BatchNorm {
         input.to_vec()
     }
 
+    /// Every output: its input times the scale, and the shift.
+    fn connections(&self, input: &[usize]) -> usize {
+        input[1..].iter().product::<usize>() * 2
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context) {
         let (n, c, hw) = self.dims(x);
         let m = n * hw;

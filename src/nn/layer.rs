@@ -68,6 +68,13 @@ pub trait Layer: Send + CloneLayer + Any {
     /// Shape of the output for an input of shape `input` (batch axis included).
     fn output_shape(&self, input: &[usize]) -> Vec<usize>;
 
+    /// Connections per sample for an input of shape `input`, as LeCun et al. (1998) count
+    /// them: every product of an input with a trainable weight, fixed prototype or bias that an
+    /// output sums (a shared weight counts once per use). Layers without weights have none.
+    fn connections(&self, _input: &[usize]) -> usize {
+        0
+    }
+
     /// Computes `y` from `x`; `y` has already been resized to [`Layer::output_shape`].
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut Context);
 

@@ -213,6 +213,11 @@ impl Layer for Linear {
         vec![input[0], self.out_features]
     }
 
+    /// Every weight and bias once.
+    fn connections(&self, _input: &[usize]) -> usize {
+        self.params().iter().map(|p| p.trainable_len()).sum()
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
         assert_eq!(
             x.item_len(),

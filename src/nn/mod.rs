@@ -33,6 +33,7 @@ pub mod model;
 pub mod network;
 pub mod plan;
 pub mod pool;
+pub mod rbf;
 pub mod subsample;
 
 pub use denormals::FlushDenormals;

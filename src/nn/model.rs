@@ -19,8 +19,11 @@
 //! LeCun et al. (1998): C1 conv 1→6 5x5 (156), S2 subsampling (12), C3 conv 6→16 5x5 through
 //! the paper's sparse connection table (1,516), S4 subsampling (32), C5 conv 16→120 5x5
 //! (48,120), F6 linear 120→84 (10,164), each followed by the scaled tanh 1.7159 tanh(2a/3),
-//! and a linear 84→10 output read through softmax (the paper's fixed-prototype Euclidean RBF
-//! output is not implemented). Weights start uniform in ±2.4/fan_in, as the paper's appendix.
+//! and the output: ten Euclidean RBF units against fixed 7x12 prototypes ([`super::rbf`]),
+//! trained by the paper's MAP criterion — 60,000 trainable parameters and 340,908 connections,
+//! the paper's counts. `lecun1998-softmax` is the same network with a trainable linear 84→10
+//! output read through softmax cross-entropy instead (60,850 parameters). Weights start
+//! uniform in ±2.4/fan_in, as the paper's appendix.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +34,10 @@ use super::conv2d::{Conv2d, ConvGeometry};
 use super::dropout::Dropout;
 use super::init;
 use super::linear::Linear;
+use super::loss::{Criterion, MAP_J};
 use super::network::Network;
 use super::pool::{Pool2d, PoolKind};
+use super::rbf::Rbf;
 use super::subsample::Subsample;
 use crate::rng::Rng;
 
@@ -41,17 +46,27 @@ use crate::rng::Rng;
 pub enum Arch {
     /// The study's LeNet-5: ReLU, max pooling, conv3 as a 5x5 convolution, 61,706 parameters.
     Lenet5,
-    /// LeCun et al. (1998): scaled tanh, trainable subsampling, sparse C3.
+    /// LeCun et al. (1998): scaled tanh, trainable subsampling, sparse C3, Euclidean RBF
+    /// output against fixed digit prototypes, MAP criterion; 60,000 parameters.
     Lecun1998,
+    /// The same with a linear output and softmax cross-entropy (60,850 parameters).
+    Lecun1998Softmax,
 }
 
 impl Arch {
-    /// The name the command line and study files use: `lenet5`, `lecun1998`.
+    /// The name the command line and study files use: `lenet5`, `lecun1998`,
+    /// `lecun1998-softmax`.
     pub fn as_str(self) -> &'static str {
         match self {
             Arch::Lenet5 => "lenet5",
             Arch::Lecun1998 => "lecun1998",
+            Arch::Lecun1998Softmax => "lecun1998-softmax",
         }
+    }
+
+    /// Whether this is one of the 1998 networks.
+    pub fn is_lecun1998(self) -> bool {
+        matches!(self, Arch::Lecun1998 | Arch::Lecun1998Softmax)
     }
 }
 
@@ -130,7 +145,7 @@ impl ModelConfig {
                 self.dropout
             ));
         }
-        if self.arch == Arch::Lecun1998 {
+        if self.arch.is_lecun1998() {
             let study_only = self.batch_norm != BatchNormAt::None
                 || self.dropout != 0.0
                 || self.activation != ActivationKind::Relu
@@ -153,7 +168,8 @@ impl ModelConfig {
     pub fn build(&self, rng: &mut Rng) -> Network {
         match self.arch {
             Arch::Lenet5 => self.build_study(rng),
-            Arch::Lecun1998 => build_lecun1998(rng),
+            Arch::Lecun1998 => build_lecun1998(rng, true),
+            Arch::Lecun1998Softmax => build_lecun1998(rng, false),
         }
     }
 
@@ -206,7 +222,9 @@ impl ModelConfig {
     }
 }
 
-fn build_lecun1998(rng: &mut Rng) -> Network {
+/// The 1998 network; `rbf`: the paper's RBF output and MAP criterion, else a linear output
+/// and softmax cross-entropy.
+fn build_lecun1998(rng: &mut Rng, rbf: bool) -> Network {
     let squash = || -> Box<dyn Layer> {
         Box::new(ActLayer {
             kind: ActivationKind::ScaledTanh,
@@ -240,13 +258,15 @@ fn build_lecun1998(rng: &mut Rng) -> Network {
         ("c5_squash", squash()),
         ("f6", Box::new(linear(120, 84, rng))),
         ("f6_squash", squash()),
-        ("output", Box::new(linear(84, 10, rng))),
     ];
-    Network::new(
-        &[1, 32, 32],
-        layers
-            .into_iter()
-            .map(|(n, l)| (n.to_string(), l))
-            .collect(),
-    )
+    let (output, criterion): (Box<dyn Layer>, Criterion) = if rbf {
+        (Box::new(Rbf::lenet5()), Criterion::Map { j: MAP_J })
+    } else {
+        (Box::new(linear(84, 10, rng)), Criterion::CrossEntropy)
+    };
+    let layers = (layers.into_iter())
+        .chain([("output", output)])
+        .map(|(n, l)| (n.to_string(), l))
+        .collect();
+    Network::new(&[1, 32, 32], layers).with_criterion(criterion)
 }

@@ -10,6 +10,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::loss::Criterion;
 use super::plan::{Stage, plan};
 use super::{Buffer, Context, Layer, Mode, Param};
 use crate::parallel;
@@ -44,6 +45,8 @@ pub struct Network {
     /// Whether no backward pass ever follows a forward pass (the replicas): a layer that
     /// pools in its own pass then keeps no argmax, and the outputs it skips stay empty.
     inference: bool,
+    /// What its outputs are trained and judged by.
+    criterion: Criterion,
 }
 
 /// One row of [`Network::summary`].
@@ -54,6 +57,8 @@ pub struct LayerSummary {
     /// Output shape of one sample.
     pub output_shape: Vec<usize>,
     pub params: usize,
+    /// Connections per sample ([`Layer::connections`]).
+    pub connections: usize,
 }
 
 impl Network {
@@ -78,7 +83,19 @@ impl Network {
             fold_relu: true,
             replicas: Vec::new(),
             inference: false,
+            criterion: Criterion::CrossEntropy,
         }
+    }
+
+    /// The network with outputs trained and judged by `criterion` (cross-entropy by default).
+    pub fn with_criterion(mut self, criterion: Criterion) -> Self {
+        self.criterion = criterion;
+        self
+    }
+
+    /// What the outputs are trained and judged by.
+    pub fn criterion(&self) -> Criterion {
+        self.criterion
     }
 
     /// Whether a ReLU runs folded into a following layer that can take it, and a layer with
@@ -303,12 +320,14 @@ impl Network {
             .collect();
         let mut rows = Vec::new();
         for (name, layer) in self.names.iter().zip(&self.layers) {
+            let connections = layer.connections(&shape);
             shape = layer.output_shape(&shape);
             rows.push(LayerSummary {
                 name: name.clone(),
                 layer: layer.describe(),
                 output_shape: shape[1..].to_vec(),
                 params: layer.params().iter().map(|p| p.trainable_len()).sum(),
+                connections,
             });
         }
         rows

@@ -47,6 +47,11 @@ impl Layer for Subsample {
         vec![input[0], input[1], input[2] / 2, input[3] / 2]
     }
 
+    /// Each output: four inputs times the coefficient, and the bias.
+    fn connections(&self, input: &[usize]) -> usize {
+        self.output_shape(input)[1..].iter().product::<usize>() * 5
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let (oh, ow) = (h / 2, w / 2);

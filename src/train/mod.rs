@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, Dataset, LabelledImages, Mnist, Preprocess, Split};
-use crate::nn::loss::{BatchLoss, cross_entropy};
+use crate::nn::loss::BatchLoss;
 use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
 use crate::optim::{Optimizer, OptimizerConfig, ScheduleConfig};
@@ -105,11 +105,6 @@ impl TrainConfig {
     }
 }
 
-/// A run has diverged when its loss is NaN or infinite, or when an epoch's mean training or
-/// validation loss exceeds this: 43 times the loss of a uniform guess over 10 classes
-/// (ln 10 = 2.3), which no learning run reaches.
-pub const DIVERGENCE_LOSS: f64 = 100.0;
-
 /// Largest number of samples that go through the network at once; bigger batches (full-batch
 /// gradient descent) accumulate their gradient over chunks of this size, so memory is bounded.
 pub const MAX_CHUNK: usize = 256;
@@ -192,6 +187,7 @@ pub fn evaluate_with(
     mut visit: impl FnMut(usize, &crate::tensor::Tensor),
 ) -> Evaluation {
     let _flush = FlushDenormals::new();
+    let criterion = net.criterion();
     let chunks: Vec<&[u32]> = indices.chunks(MAX_CHUNK).collect();
     // Each chunk's loss and logits, from whichever thread ran it; added up in chunk order
     // below, so the sums never depend on the threads.
@@ -202,7 +198,7 @@ pub fn evaluate_with(
         |c, input| preprocess.fill_batch(&set.images, chunks[c], input),
         |c, logits| {
             let labels: Vec<u8> = chunks[c].iter().map(|&i| set.labels[i as usize]).collect();
-            let loss = cross_entropy(logits, &labels, None);
+            let loss = criterion.apply(logits, &labels, None);
             assert!(
                 results[c].set((loss, logits.clone())).is_ok(),
                 "chunk {c} ran twice"
@@ -298,8 +294,9 @@ impl Trainer {
                     mode: Mode::Train,
                     rng: &mut self.dropout_rng,
                 });
+                let criterion = self.net.criterion();
                 let (logits, dlogits) = self.net.output_and_grad_mut();
-                let r = cross_entropy(logits, &self.labels, Some((dlogits, scale)));
+                let r = criterion.apply(logits, &self.labels, Some((dlogits, scale)));
                 self.net.backward(false);
                 loss_sum += r.loss_sum;
                 correct += r.correct;
@@ -362,7 +359,9 @@ impl Trainer {
         };
         let valid_loss = valid.map_or(train.loss, |v| v.loss);
         let worst = train.loss.max(valid_loss);
-        if worst.is_nan() || worst > DIVERGENCE_LOSS {
+        // A run has diverged when its loss is NaN or infinite, or when an epoch's mean
+        // training or validation loss is one no learning run reaches.
+        if worst.is_nan() || worst > self.net.criterion().divergence_loss() {
             return Err(TrainError::Diverged {
                 epoch: self.epoch,
                 loss: if valid_loss.is_nan() {

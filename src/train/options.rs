@@ -205,7 +205,7 @@ impl Options {
         };
         model.validate()?;
         let preprocess = self.preprocess.unwrap_or(match model.arch {
-            Arch::Lecun1998 => Preprocess::Lecun,
+            Arch::Lecun1998 | Arch::Lecun1998Softmax => Preprocess::Lecun,
             Arch::Lenet5 => Preprocess::Unit,
         });
         let config = TrainConfig {

@@ -302,6 +302,13 @@ impl Layer for Conv2d {
         ]
     }
 
+    /// Every output position uses each trainable weight of its map once, and its bias.
+    fn connections(&self, input: &[usize]) -> usize {
+        let out = self.output_shape(input);
+        let per_position: usize = self.params().iter().map(|p| p.trainable_len()).sum();
+        out[2] * out[3] * per_position
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);

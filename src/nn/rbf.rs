@@ -1,0 +1,157 @@
+//! LeNet-5's output layer (LeCun et al. 1998, section II-B): ten Euclidean radial basis
+//! function units, one per class, each comparing F6's 84 outputs with a fixed prototype, a
+//! stylised 7 x 12 bitmap of its digit with entries -1 (white) and +1 (black):
+//!
+//! y[n, i] = sum_j (x[n, j] - w[i, j])^2
+//!
+//! The prototypes are not trained (the paper keeps them fixed), so the layer has no
+//! parameters; `prototypes.txt` beside this file holds them as readable bitmaps. The layer
+//! writes the scores -y, so that, as for logits, the largest score is the prediction (the
+//! nearest prototype) and the paper's MAP criterion is a cross-entropy over the scores and one
+//! constant ([`super::loss::Criterion::Map`]).
+//!
+//! Backward: dx[n, j] = sum_i dscore[n, i] * -2 (x[n, j] - w[i, j]).
+//!
+//! Shapes: x [N, 84], scores [N, 10].
+
+use super::{Context, Layer};
+use crate::tensor::Tensor;
+
+/// The prototypes as text: comment lines, then ten blocks, each a line with its digit and 12
+/// rows of 7 characters.
+const PROTOTYPES: &str = include_str!("prototypes.txt");
+
+/// Bitmap width and height of a prototype.
+pub const WIDTH: usize = 7;
+pub const HEIGHT: usize = 12;
+
+/// The ten prototypes, `[10, 84]`, row-major bitmaps of +1 (black) and -1 (white).
+pub fn prototypes() -> Tensor {
+    // Comment lines start with "# "; a bitmap row has no space.
+    let mut rows = PROTOTYPES.lines().filter(|l| !l.starts_with("# "));
+    let mut data = Vec::with_capacity(10 * WIDTH * HEIGHT);
+    for digit in 0..10 {
+        let head = rows.next().expect("prototypes.txt has ten blocks");
+        assert_eq!(
+            head.trim(),
+            digit.to_string(),
+            "block {digit} is headed by its digit"
+        );
+        for _ in 0..HEIGHT {
+            let row = rows.next().expect("12 rows per prototype");
+            assert_eq!(row.len(), WIDTH, "7 characters per row: {row:?}");
+            data.extend(row.chars().map(|c| match c {
+                '#' => 1.0,
+                '.' => -1.0,
+                other => panic!("prototype characters are '#' and '.', not {other:?}"),
+            }));
+        }
+    }
+    Tensor::from_vec(&[10, WIDTH * HEIGHT], data)
+}
+
+#[derive(Clone)]
+pub struct Rbf {
+    /// `[classes, inputs]`.
+    pub prototypes: Tensor,
+}
+
+impl Rbf {
+    /// The paper's output layer: F6's 84 units against the ten prototypes.
+    pub fn lenet5() -> Self {
+        Rbf {
+            prototypes: prototypes(),
+        }
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        (self.prototypes.shape[0], self.prototypes.shape[1])
+    }
+}
+
+impl Layer for Rbf {
+    fn describe(&self) -> String {
+        let (classes, inputs) = self.dims();
+        format!("EuclideanRBF({inputs}, {classes}, fixed 7x12 prototypes; scores -y)")
+    }
+
+    fn output_shape(&self, input: &[usize]) -> Vec<usize> {
+        vec![input[0], self.dims().0]
+    }
+
+    fn connections(&self, _input: &[usize]) -> usize {
+        self.prototypes.len()
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        let (classes, inputs) = self.dims();
+        for (xs, ys) in x
+            .data
+            .chunks_exact(inputs)
+            .zip(y.data.chunks_exact_mut(classes))
+        {
+            for (score, w) in ys.iter_mut().zip(self.prototypes.data.chunks_exact(inputs)) {
+                *score = -xs
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum::<f32>();
+            }
+        }
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        let (classes, inputs) = self.dims();
+        let rows = x
+            .data
+            .chunks_exact(inputs)
+            .zip(dy.data.chunks_exact(classes));
+        for ((xs, ds), dxs) in rows.zip(dx.data.chunks_exact_mut(inputs)) {
+            dxs.fill(0.0);
+            for (&d, w) in ds.iter().zip(self.prototypes.data.chunks_exact(inputs)) {
+                for ((g, &a), &b) in dxs.iter_mut().zip(xs).zip(w) {
+                    *g += -2.0 * d * (a - b);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prototypes_are_ten_distinct_bitmaps_of_plus_and_minus_one() {
+        let p = prototypes();
+        assert_eq!(p.shape, [10, 84]);
+        assert!(p.data.iter().all(|&v| v == 1.0 || v == -1.0));
+        let rows: Vec<&[f32]> = p.data.chunks_exact(84).collect();
+        for i in 0..10 {
+            for j in i + 1..10 {
+                let differ = rows[i].iter().zip(rows[j]).filter(|(a, b)| a != b).count();
+                assert!(
+                    differ >= 8,
+                    "digits {i} and {j} differ in {differ} pixels only"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_prototype_is_at_distance_zero_from_itself() {
+        let mut rbf = Rbf::lenet5();
+        let x = Tensor::from_vec(&[1, 84], rbf.prototypes.data[3 * 84..4 * 84].to_vec());
+        let mut y = Tensor::zeros(&[1, 10]);
+        let mut rng = crate::rng::Rng::new(0);
+        let mut ctx = Context {
+            mode: super::super::Mode::Eval,
+            rng: &mut rng,
+        };
+        rbf.forward(&x, &mut y, &mut ctx);
+        assert_eq!(y.data[3], 0.0);
+        let best = (0..10).max_by(|&a, &b| y.data[a].total_cmp(&y.data[b]));
+        assert_eq!(best, Some(3));
+    }
+}
