@@ -170,11 +170,13 @@ struct Effect {
     mean: f64,
     half: f64,
     needed: Option<(Option<usize>, f64)>,
+    /// The interaction (a difference of effects), not a factor's effect on accuracy.
+    interaction: bool,
 }
 
 impl Effect {
-    /// "dropout raises test accuracy by 0.010 to 0.090 points", "... changes it by less than
-    /// 0.040 points", or the interval with the cost of deciding it.
+    /// "dropout raises test accuracy, by 0.010 to 0.090 points", "... changes test accuracy
+    /// by less than 0.040 points", or the interval with the cost of deciding it.
     fn phrase(&self) -> String {
         let (low, high) = (self.mean - self.half, self.mean + self.half);
         let bound = low.abs().max(high.abs());
@@ -183,17 +185,31 @@ impl Effect {
             return format!("{} cannot be measured with one seed", self.name);
         }
         if low > 0.0 || high < 0.0 {
-            let verb = if low > 0.0 { "raises" } else { "lowers" };
-            return format!(
-                "{} {verb} test accuracy, by {} to {} points",
-                self.name,
-                p(low.abs().min(high.abs())),
-                p(bound)
-            );
+            let sign = if low > 0.0 { "positive" } else { "negative" };
+            let (near, far) = (p(low.abs().min(high.abs())), p(bound));
+            return if self.interaction {
+                format!(
+                    "{} is {sign}, {near} to {far} points (together the two factors give {} \
+                     than their separate effects add up to)",
+                    self.name,
+                    if low > 0.0 { "more" } else { "less" }
+                )
+            } else {
+                let verb = if low > 0.0 { "raises" } else { "lowers" };
+                format!(
+                    "{} {verb} test accuracy, by {near} to {far} points",
+                    self.name
+                )
+            };
         }
         match self.needed {
             Some((_, until)) if 100.0 * self.half <= until + 1e-12 => {
-                format!("{} changes it by less than {} points", self.name, p(bound))
+                let what = if self.interaction {
+                    "is smaller than"
+                } else {
+                    "changes test accuracy by less than"
+                };
+                format!("{} {what} {} points", self.name, p(bound))
             }
             Some((needed, until)) => format!(
                 "{} is not decided (between {} and {}; ±{until} points would take {} seeds)",
@@ -225,19 +241,23 @@ pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
         ];
         let effects: Vec<Effect> = match &s.adaptive {
             Some(a) => (names.iter().zip(&a.intervals))
-                .map(|(name, i)| Effect {
+                .enumerate()
+                .map(|(k, (name, i))| Effect {
                     name: name.clone(),
                     mean: i.mean,
                     half: i.half_width,
                     needed: Some((i.needed, a.decision.rule.until)),
+                    interaction: k == 2,
                 })
                 .collect(),
             None => (names.iter().zip(f.paired.iter().flatten()))
-                .map(|(name, p)| Effect {
+                .enumerate()
+                .map(|(k, (name, p))| Effect {
                     name: name.clone(),
                     mean: p.mean,
                     half: p.ci95,
                     needed: None,
+                    interaction: k == 2,
                 })
                 .collect(),
         };
@@ -698,6 +718,38 @@ mod tests {
         // Outside the interval of the mean (± 0.001) but where a single run falls.
         assert!(position(0.9925, &e).starts_with("inside"));
         assert_eq!(points(0.0123), "+1.23 points");
+    }
+
+    /// The headline's phrases: a sign when the interval excludes 0, a bound when it reached
+    /// the precision asked, else the cost of deciding; an interaction is a difference of
+    /// effects, not a change of accuracy.
+    #[test]
+    fn headline_phrases_follow_the_interval_and_the_precision_asked() {
+        let effect = |mean, half, interaction| Effect {
+            name: "x".into(),
+            mean,
+            half,
+            needed: Some((Some(86), 0.05)),
+            interaction,
+        };
+        assert_eq!(
+            effect(0.0006, 0.00045, false).phrase(),
+            "x raises test accuracy, by 0.015 to 0.105 points"
+        );
+        assert_eq!(
+            effect(0.00025, 0.00028, false).phrase(),
+            "x changes test accuracy by less than 0.053 points"
+        );
+        assert_eq!(
+            effect(-0.0006, 0.00073, true).phrase(),
+            "x is not decided (between -0.133 points and +0.013 points; ±0.05 points would take \
+             86 seeds)"
+        );
+        assert!(
+            effect(0.002, 0.0016, true)
+                .phrase()
+                .starts_with("x is positive, 0.040 to 0.360 points (together")
+        );
     }
 
     #[test]
