@@ -228,11 +228,41 @@ impl Effect {
     }
 }
 
-/// The study's answer in one sentence (on `dataset`): for a 2x2 design what each factor and
-/// their interaction do to test accuracy, from the Stein intervals of an adaptive study or
-/// else the paired intervals over seeds; otherwise the best configuration, those not shown
-/// different from it and those shown below it.
+/// The study's answer in one sentence (on `dataset`): for a study of the random streams,
+/// each stream's share of the variance; for a 2x2 design what each factor and their
+/// interaction do to test accuracy, from the Stein intervals of an adaptive study or else the
+/// paired intervals over seeds; otherwise the best configuration, those not shown different
+/// from it and those shown below it.
 pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
+    if s.streams.iter().any(|r| r.share.is_some()) {
+        let mut rows: Vec<_> = s.streams.iter().filter(|r| r.share.is_some()).collect();
+        rows.sort_by(|a, b| b.share.unwrap_or(0.0).total_cmp(&a.share.unwrap_or(0.0)));
+        let name = |stream: &str| -> String {
+            match stream {
+                "init" => "the initial weights".into(),
+                "order" => "the order of the training images".into(),
+                "dropout" => "dropout's masks".into(),
+                other => other.into(),
+            }
+        };
+        let parts: Vec<String> = (rows.iter())
+            .map(|r| {
+                format!(
+                    "{} {:.0}% (sd {:.3} points, 95% CI {:.3} to {:.3})",
+                    name(r.stream.as_deref().unwrap_or_default()),
+                    100.0 * r.share.unwrap_or_default(),
+                    100.0 * r.sd,
+                    100.0 * r.sd_low,
+                    100.0 * r.sd_high
+                )
+            })
+            .collect();
+        return Some(format!(
+            "On {dataset}, of the seed-to-seed variance of test accuracy from the random streams \
+             varied one at a time, {}.",
+            join(&parts)
+        ));
+    }
     if let Some(f) = &s.factorial {
         let names = [
             f.factors[0].clone(),
