@@ -1,7 +1,8 @@
 //! A small, seedable random number generator: xoshiro256++ seeded through SplitMix64.
 //!
 //! lenet draws from one independent stream per purpose (initialisation, shuffling, dropout,
-//! the validation split), so that changing how one of them is used never shifts the others.
+//! the validation split, the distortions), so that changing how one of them is used never
+//! shifts the others.
 //! Streams are derived from the run's seed and a purpose label with [`Rng::stream`].
 //!
 //! reference: Blackman & Vigna, "Scrambled linear pseudorandom number generators" (2021).
@@ -12,7 +13,9 @@ pub struct Rng {
     s: [u64; 4],
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
+/// One step of SplitMix64: advances `state` and returns a well-mixed 64-bit value (the
+/// seeding generator of xoshiro's authors).
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -27,6 +30,8 @@ pub enum Purpose {
     Shuffle,
     Dropout,
     Split,
+    /// The training images' distortions (`--distort`).
+    Distort,
 }
 
 /// One of a run's random streams that a study can vary alone ([`Purpose`]'s training ones).
@@ -69,6 +74,7 @@ impl Purpose {
             Purpose::Shuffle => 0x5F0F,
             Purpose::Dropout => 0xD809,
             Purpose::Split => 0x5B17,
+            Purpose::Distort => 0xD157,
         }
     }
 }

@@ -465,28 +465,61 @@ fn train_writes_a_complete_run_directory_and_eval_reads_it() {
 fn thread_count_does_not_change_results() {
     let tmp = tempfile::tempdir().unwrap();
     let d = subset_dir();
-    let mut dirs = Vec::new();
-    for threads in ["1", "2"] {
-        let run = tmp.path().join(format!("t{threads}"));
-        let mut args = train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2");
-        args.extend([
-            "--threads",
-            threads,
-            "--batch-norm",
-            "first",
-            "--dropout",
-            "0.4",
-        ]);
-        lenet().args(&args).assert().success();
-        dirs.push(run);
+    // With and without the paper's distortions (their own stream, drawn per image and pass).
+    for distort in [false, true] {
+        let mut dirs = Vec::new();
+        for threads in ["1", "2"] {
+            let run = tmp.path().join(format!("t{threads}-{distort}"));
+            let mut args = train_args(d.to_str().unwrap(), run.to_str().unwrap(), "2");
+            args.extend([
+                "--threads",
+                threads,
+                "--batch-norm",
+                "first",
+                "--dropout",
+                "0.4",
+            ]);
+            if distort {
+                args.push("--distort");
+            }
+            lenet().args(&args).assert().success();
+            dirs.push(run);
+        }
+        assert_eq!(
+            metrics_without_seconds(&dirs[0]),
+            metrics_without_seconds(&dirs[1])
+        );
+        let a = std::fs::read(dirs[0].join("model.safetensors")).unwrap();
+        let b = std::fs::read(dirs[1].join("model.safetensors")).unwrap();
+        assert!(
+            a == b,
+            "weights differ between 1 and 2 threads (distort {distort})"
+        );
     }
-    assert_eq!(
-        metrics_without_seconds(&dirs[0]),
-        metrics_without_seconds(&dirs[1])
+    let weights = |name: &str| std::fs::read(tmp.path().join(name).join("model.safetensors"));
+    assert!(
+        weights("t1-false").unwrap() != weights("t1-true").unwrap(),
+        "distortions change the training"
     );
-    let a = std::fs::read(dirs[0].join("model.safetensors")).unwrap();
-    let b = std::fs::read(dirs[1].join("model.safetensors")).unwrap();
-    assert!(a == b, "weights differ between 1 and 2 threads");
+    // A distorted run's report shows the distortions.
+    let run = tmp.path().join("t1-true");
+    lenet()
+        .arg("report")
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(&d)
+        .assert()
+        .success();
+    assert!(run.join("figures/distortions.svg").is_file());
+    let plain = tmp.path().join("t1-false");
+    lenet()
+        .arg("report")
+        .arg(&plain)
+        .arg("--data-dir")
+        .arg(&d)
+        .assert()
+        .success();
+    assert!(!plain.join("figures/distortions.svg").exists());
 }
 
 #[test]
@@ -496,7 +529,7 @@ fn paused_and_resumed_run_is_bit_identical_to_a_straight_run() {
     let d = d.to_str().unwrap();
     let straight = tmp.path().join("straight");
     let paused = tmp.path().join("paused");
-    let extra = ["--dropout", "0.4", "--schedule", "cosine"];
+    let extra = ["--dropout", "0.4", "--schedule", "cosine", "--distort"];
     let mut args = train_args(d, straight.to_str().unwrap(), "3");
     args.extend(extra);
     lenet().args(&args).assert().success();

@@ -325,6 +325,11 @@ struct TrainArgs {
     /// What to train on: mnist (digits) or fashion-mnist (Zalando's articles, same shape).
     #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
     dataset: Dataset,
+    /// Distort every training image anew at every pass, as LeCun et al. (1998): a random
+    /// translation (up to 2 pixels), scaling and squeezing (0.9 to 1.1) and horizontal shear
+    /// (up to 0.15), from the run's own distortion stream.
+    #[arg(long)]
+    distort: bool,
     /// Run directory [default: runs/<optimizer>-seed<seed>-<unix time>]
     #[arg(long)]
     out: Option<PathBuf>,
@@ -650,6 +655,7 @@ impl TrainArgs {
             preprocess: self.preprocess,
             dataset: Some(self.dataset),
             vary: None,
+            distort: Some(self.distort),
         };
         options.resolve().map_err(anyhow::Error::msg)
     }

@@ -5,6 +5,7 @@
 //! one batch at a time by [`Preprocess::fill_batch`].
 
 pub mod dataset;
+pub mod distort;
 pub mod fetch;
 pub mod idx;
 
@@ -305,15 +306,46 @@ impl Preprocess {
     /// Fills `out` with the images `indices` of `images` as a `[n, 1, 32, 32]` batch (images
     /// in parallel; each value is computed alone, so the thread count changes nothing).
     pub fn fill_batch(self, images: &Images, indices: &[u32], out: &mut Tensor) {
+        self.fill(images, indices, None, out);
+    }
+
+    /// [`Preprocess::fill_batch`] with each image distorted as pass `epoch` of a run whose
+    /// distortion seed is `seed` draws it ([`distort::Distortion::draw`]).
+    pub fn fill_distorted(
+        self,
+        images: &Images,
+        indices: &[u32],
+        (seed, epoch): (u64, usize),
+        out: &mut Tensor,
+    ) {
+        self.fill(images, indices, Some((seed, epoch)), out);
+    }
+
+    fn fill(
+        self,
+        images: &Images,
+        indices: &[u32],
+        distort: Option<(u64, usize)>,
+        out: &mut Tensor,
+    ) {
         let (scale, offset) = self.affine();
         let side = INPUT_SIDE;
         out.resize(&[indices.len(), 1, side, side]);
         let pad_r = (side - images.rows.min(side)) / 2;
         let pad_c = (side - images.cols.min(side)) / 2;
         let (rows, cols) = (images.rows.min(side), images.cols.min(side));
-        let fill = |(dst, &i): (&mut [f32], &u32)| {
+        let fill = |(dst, &i): (&mut [f32], &u32), warped: &mut Vec<f32>| {
             // Each value written once: the border at the background value, the image inside.
             let src = images.image(i as usize);
+            if let Some((seed, epoch)) = distort {
+                warped.resize(images.rows * images.cols, 0.0);
+                distort::Distortion::draw(seed, epoch, i as usize).apply(
+                    src,
+                    images.rows,
+                    images.cols,
+                    warped,
+                );
+            }
             let (top, rest) = dst.split_at_mut(pad_r * side);
             top.fill(offset);
             let (middle, bottom) = rest.split_at_mut(rows * side);
@@ -323,9 +355,16 @@ impl Preprocess {
                 let (d, right) = rest.split_at_mut(cols);
                 left.fill(offset);
                 right.fill(offset);
-                let row = &src[r * images.cols..][..cols];
-                for (d, &p) in d.iter_mut().zip(row) {
-                    *d = scale * p as f32 + offset;
+                if distort.is_some() {
+                    let row = &warped[r * images.cols..][..cols];
+                    for (d, &p) in d.iter_mut().zip(row) {
+                        *d = scale * p + offset;
+                    }
+                } else {
+                    let row = &src[r * images.cols..][..cols];
+                    for (d, &p) in d.iter_mut().zip(row) {
+                        *d = scale * p as f32 + offset;
+                    }
                 }
             }
         };
@@ -338,11 +377,12 @@ impl Preprocess {
             // SAFETY: each task writes its own images.
             let dst = unsafe { dst.range(first * image_len, count * image_len) };
             let task = &indices[first..first + count];
+            let mut warped = Vec::new();
             for (k, (dst, i)) in dst.chunks_exact_mut(image_len).zip(task).enumerate() {
                 if let Some(&next) = task.get(k + 1) {
                     prefetch(images.image(next as usize));
                 }
-                fill((dst, i));
+                fill((dst, i), &mut warped);
             }
         });
     }

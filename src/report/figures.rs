@@ -395,6 +395,57 @@ pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist, named: bool) -> Result
     Ok(())
 }
 
+/// The paper's distortions made visible: the first training image of each class, then eight
+/// of its distortions (the ones passes 1 to 8 of a seed-0 run with `--distort` train on).
+pub(crate) fn distortions_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
+    use crate::data::distort::{Distortion, RANGES};
+    let set = &data.train;
+    let names = data.dataset.short_names();
+    let (rows, cols) = (set.images.rows, set.images.cols);
+    let mut digits = Vec::new();
+    for class in 0..10u8 {
+        let Some(i) = set.labels.iter().position(|&l| l == class) else {
+            continue;
+        };
+        let src = set.images.image(i);
+        let name = names[class as usize];
+        digits.push(Digit {
+            pixels: src.to_vec(),
+            label: name.to_string(),
+            flagged: false,
+        });
+        let mut warped = vec![0.0f32; rows * cols];
+        for pass in 0..8 {
+            Distortion::draw(0, pass, i).apply(src, rows, cols, &mut warped);
+            digits.push(Digit {
+                pixels: warped
+                    .iter()
+                    .map(|v| v.round().clamp(0.0, 255.0) as u8)
+                    .collect(),
+                label: format!("pass {}", pass + 1),
+                flagged: false,
+            });
+        }
+    }
+    let r = RANGES;
+    doc.figure(render(
+        "distortions",
+        format!(
+            "The paper's distortions (`--distort`): the first training image of each class, then \
+             the eight random planar affine transformations it gets in the first eight passes of \
+             a seed-0 run — translation up to {} pixels each way, scaling by {} to {}, squeezing \
+             by {} to {} (horizontal factor s, vertical 1/s) and horizontal shear up to {}.",
+            r.shift, r.scale.0, r.scale.1, r.squeeze.0, r.squeeze.1, r.shear
+        ),
+        &DigitGrid {
+            title: "Distortions".into(),
+            columns: 9,
+            digits,
+        },
+    )?);
+    Ok(())
+}
+
 /// An axis range for intervals, leaving out far-below outliers (drawn as "off scale").
 pub(crate) fn interval_range(rows: &[Interval]) -> (f64, f64) {
     let mut means: Vec<f64> = rows

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::figures::{curve_figures, prediction_figures, samples_figure};
+use super::figures::{curve_figures, distortions_figure, prediction_figures, samples_figure};
 use super::load::{load_run, predict};
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
 use super::text::pct;
@@ -59,6 +59,9 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     }
     doc.heading(2, "Data");
     samples_figure(&mut doc, data, false)?;
+    if config.data.distort {
+        distortions_figure(&mut doc, data)?;
+    }
     doc.heading(2, "Configuration");
     doc.table(&CONFIG_HEADER, vec![config_row(&name, &config, &[])]);
     doc.code(serde_json::to_string_pretty(&config).expect("serialisable"));

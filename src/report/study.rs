@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::figures::{
-    curve_figures, interaction_figure, lr_figure, prediction_figures, samples_figure,
-    test_accuracy_figure, time_figure,
+    curve_figures, distortions_figure, interaction_figure, lr_figure, prediction_figures,
+    samples_figure, test_accuracy_figure, time_figure,
 };
 use super::load::{Run, median_run, predict, representative, run_with_seed, runs_by_config};
 use super::tables::{
@@ -98,6 +98,9 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
     }
     if datasets.is_empty() {
         samples_figure(&mut doc, data, false)?;
+    }
+    if let Some(f) = s.finals.iter().find(|f| f.train.data.distort) {
+        distortions_figure(&mut doc, get(f.train.data.dataset)?)?;
     }
     claims_section(&s.summary, &s.file, &s.finals, &mut doc);
     reproduce_section(&s, &mut doc)?;

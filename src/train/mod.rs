@@ -60,6 +60,10 @@ pub struct DataConfig {
     /// its ID) is what it was before there was a choice.
     #[serde(default, skip_serializing_if = "Dataset::is_mnist")]
     pub dataset: Dataset,
+    /// Every training image distorted anew at every pass ([`crate::data::distort`]); left out
+    /// of `config.json` when off, so other runs keep their IDs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distort: bool,
 }
 
 impl Default for DataConfig {
@@ -69,6 +73,7 @@ impl Default for DataConfig {
             split_seed: 0,
             preprocess: Preprocess::Unit,
             dataset: Dataset::Mnist,
+            distort: false,
         }
     }
 }
@@ -286,7 +291,13 @@ impl Trainer {
         for (s, step) in order.chunks(batch).enumerate() {
             let scale = 1.0 / step.len() as f32;
             for chunk in step.chunks(MAX_CHUNK) {
-                preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
+                if self.config.data.distort {
+                    let seed = self.config.stream_seed(Purpose::Distort);
+                    let pass = (seed, self.epoch);
+                    preprocess.fill_distorted(&train.images, chunk, pass, self.net.input_mut());
+                } else {
+                    preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
+                }
                 self.labels.clear();
                 self.labels
                     .extend(chunk.iter().map(|&i| train.labels[i as usize]));

@@ -37,6 +37,7 @@ pub struct Options {
     pub preprocess: Option<Preprocess>,
     pub dataset: Option<Dataset>,
     pub vary: Option<Stream>,
+    pub distort: Option<bool>,
 }
 
 /// Options as a study file writes them: every key of [`Options`], and the hyperparameters
@@ -121,7 +122,7 @@ pub mod file {
 }
 
 /// The keys of [`Options`] other than the hyperparameters.
-const OPTION_KEYS: [&str; 16] = [
+const OPTION_KEYS: [&str; 17] = [
     "arch",
     "batch_norm",
     "dropout",
@@ -138,6 +139,7 @@ const OPTION_KEYS: [&str; 16] = [
     "preprocess",
     "dataset",
     "vary",
+    "distort",
 ];
 
 macro_rules! merge {
@@ -176,6 +178,7 @@ impl Options {
             preprocess,
             dataset,
             vary,
+            distort,
         )
     }
 
@@ -223,6 +226,7 @@ impl Options {
                 split_seed: self.split_seed.unwrap_or(0),
                 preprocess,
                 dataset: self.dataset.unwrap_or_default(),
+                distort: self.distort.unwrap_or(false),
             },
             vary: self.vary,
         };
