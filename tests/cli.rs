@@ -707,3 +707,48 @@ fn a_fashion_mnist_run_remembers_its_dataset() {
         "{report}"
     );
 }
+
+/// `lenet show` draws a test image through every layer of a trained model, F6 of the 1998
+/// network as its bitmap beside the nearest prototype; an image past the test set is a clear
+/// error.
+#[test]
+fn show_draws_a_test_image_through_the_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let run = tmp.path().join("rbf");
+    let mut args = train_args(d.to_str().unwrap(), run.to_str().unwrap(), "1");
+    args.extend(["--arch", "lecun1998", "--optimizer", "sgd", "--lr", "0.001"]);
+    lenet().args(&args).assert().success();
+    let out = lenet()
+        .args(["show", "--test-image", "7", "--data-dir"])
+        .arg(&d)
+        .arg(&run)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(out).unwrap().contains("layers-7.svg"));
+    let svg = std::fs::read_to_string(run.join("figures/layers-7.svg")).unwrap();
+    for text in [
+        "c1_squash",
+        "s4_squash",
+        "84 values as a 7 x 12 bitmap",
+        "squared distance",
+    ] {
+        assert!(svg.contains(text), "{text} missing");
+    }
+    assert!(run.join("figures/layers-7.png").is_file());
+    let bad = lenet()
+        .args(["show", "--test-image", "500", "--data-dir"])
+        .arg(&d)
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let line = one_error_line(&bad);
+    assert!(
+        line.contains("test images 0 to 499") || line.contains("images 0 to 499"),
+        "{line}"
+    );
+}

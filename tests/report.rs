@@ -22,7 +22,7 @@ const SECTIONS: [&str; 10] = [
     "Reproduce",
 ];
 
-const FIGURES: [&str; 10] = [
+const FIGURES: [&str; 11] = [
     "loss",
     "accuracy",
     "test-accuracy",
@@ -32,6 +32,7 @@ const FIGURES: [&str; 10] = [
     "predictions",
     "confusion",
     "mistakes",
+    "layers",
     "samples",
 ];
 

@@ -80,10 +80,30 @@ enum Command {
     /// A study's report has its conclusions (sentences generated from the statistics), loss
     /// and accuracy curves over seeds, test accuracy with 95% CIs and significance groups, the
     /// tuning curves, time to target, the 2x2 interaction plot, the best configuration's
-    /// predictions, confusion matrix and most confident mistakes, the original study's claims
-    /// beside the measured answer, and every run's settings. MNIST is read for the digit
+    /// predictions, confusion matrix and most confident mistakes, test image 0 through every
+    /// layer of that model (`lenet show` draws others), the original study's claims beside
+    /// the measured answer, and every run's settings. MNIST is read for the digit
     /// figures and the predictions. `lenet study run` writes it at the end.
     Report(ReportArgs),
+    /// Draw one test image passing through every layer of a trained model: the input, each
+    /// block's feature maps, the fully connected layers' values (for the 1998 network, F6 as
+    /// its 7x12 bitmap beside the nearest digit's prototype) and the output, as
+    /// layers-N.svg and layers-N.png.
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// A run directory (with model.safetensors) or a model file.
+    run: PathBuf,
+    /// Which test image (0 to 9,999 on MNIST).
+    #[arg(long, default_value_t = 0)]
+    test_image: usize,
+    /// Where the two files go [default: the run directory's figures/]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDirArgs,
 }
 
 #[derive(Args, Debug)]
@@ -419,6 +439,21 @@ pub fn run() -> Result<()> {
         Command::Train(args) => with_threads(args.threads, || train(*args)),
         Command::Eval(args) => with_threads(args.threads, || eval(&args)),
         Command::Study(command) => study(command),
+        Command::Show(args) => {
+            let model = if args.run.is_dir() {
+                args.run.join(crate::train::run::MODEL)
+            } else {
+                args.run.clone()
+            };
+            let out = (args.out.clone()).unwrap_or_else(|| match args.run.is_dir() {
+                true => args.run.join("figures"),
+                false => PathBuf::from("."),
+            });
+            let [svg, png] =
+                report::layers::show(&model, &args.data.library(), args.test_image, &out)?;
+            say!("wrote {} and {}", svg.display(), png.display());
+            Ok(())
+        }
         Command::Report(args) => with_threads(args.threads, || {
             write_report(&args.dir, &args.data.library())
         }),

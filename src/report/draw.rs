@@ -143,7 +143,8 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Report
     Ok(out)
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+/// The figures' font at `size` pixels, in ink colour.
+pub(crate) fn font(size: u32) -> TextStyle<'static> {
     (FAMILY, size).into_font().color(&INK)
 }
 

@@ -9,6 +9,7 @@
 
 pub mod draw;
 pub mod figures;
+pub mod layers;
 pub mod load;
 pub mod run;
 pub mod study;

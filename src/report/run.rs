@@ -56,6 +56,7 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
         doc.heading(2, "Predictions");
         let predictions = predict(&model, data)?;
         prediction_figures(&mut doc, &predictions, "this run", data)?;
+        layers_section(&mut doc, &model, data)?;
     }
     doc.heading(2, "Data");
     samples_figure(&mut doc, data, false)?;
@@ -66,4 +67,17 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     doc.table(&CONFIG_HEADER, vec![config_row(&name, &config, &[])]);
     doc.code(serde_json::to_string_pretty(&config).expect("serialisable"));
     write(dir, &doc)
+}
+
+/// Test image 0 through every layer of the model in `model` (`lenet show` draws others).
+pub(crate) fn layers_section(
+    doc: &mut Doc,
+    model: &Path,
+    data: &crate::data::Mnist,
+) -> Result<(), ReportError> {
+    let (mut net, _, preprocess, dataset) = crate::train::checkpoint::load_model(model)?;
+    let figure =
+        super::layers::layer_figure(&mut net, preprocess, &data.test, 0, dataset.class_names());
+    doc.figure(super::layers::render_layers(&figure, 0)?);
+    Ok(())
 }

@@ -90,6 +90,7 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
         let predictions = predict(&model, data)?;
         doc.heading(2, "Predictions of the best configuration");
         prediction_figures(&mut doc, &predictions, &who, data)?;
+        super::run::layers_section(&mut doc, &model, data)?;
         images_section(&s, dataset, data, &predictions, &mut doc)?;
     }
     doc.heading(2, "Data");
