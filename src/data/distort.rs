@@ -2,7 +2,7 @@
 //! Fig. 7): each training image, at every pass, goes through a random planar affine
 //! transformation — horizontal and vertical translation, scaling, squeezing (horizontal
 //! compression with vertical elongation, or the reverse) and horizontal shearing. The passage
-//! names the kinds without giving their ranges; lenet draws each parameter uniformly from
+//! gives the kinds, not their ranges; lenet draws each parameter uniformly from
 //! [`RANGES`]: shifts of up to 2 pixels, scaling by 0.9 to 1.1, squeezing by 0.9 to 1.1 and
 //! shears of up to 0.15 (a pixel's horizontal shift per row from the centre), which keep a
 //! 20 x 20 digit inside its 28 x 28 frame.

@@ -43,8 +43,9 @@ pub enum Criterion {
     Map { j: f32 },
 }
 
-/// The MAP criterion's constant j. The paper gives none; j = 1 makes the rubbish class a
-/// competitor at a quarter of one pixel's full swing ((1 - (-1))^2 = 4), so the criterion
+/// The MAP criterion's constant j, which the paper calls a positive constant without stating
+/// its value where it defines the criterion. j = 1 makes the rubbish class a competitor at a
+/// quarter of one pixel's full swing ((1 - (-1))^2 = 4), so the criterion
 /// keeps pulling F6 onto its digit's prototype, as the paper's mean squared error (eq. 8),
 /// while pushing away only the wrong prototypes that come within a few pixels.
 pub const MAP_J: f32 = 1.0;
