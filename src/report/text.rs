@@ -3,6 +3,7 @@
 //! number and every verdict comes from the summary.
 
 use crate::stats::Estimate;
+use crate::study::seeds::{contrast_names, within};
 use crate::study::summary::{ConfigSummary, Factorial, Power, StudySummary};
 
 /// A fraction as a percentage with two decimals.
@@ -203,7 +204,7 @@ impl Effect {
             };
         }
         match self.needed {
-            Some((_, until)) if 100.0 * self.half <= until + 1e-12 => {
+            Some((_, until)) if within(self.half, until) => {
                 let what = if self.interaction {
                     "is smaller than"
                 } else {
@@ -269,31 +270,26 @@ pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
             f.factors[1].clone(),
             "their interaction".to_string(),
         ];
-        let effects: Vec<Effect> = match &s.adaptive {
-            Some(a) => (names.iter().zip(&a.intervals))
-                .enumerate()
-                .map(|(k, (name, i))| Effect {
-                    name: name.clone(),
-                    mean: i.mean,
-                    half: i.half_width,
-                    needed: Some((i.needed, a.decision.rule.until)),
-                    interaction: k == 2,
-                })
-                .collect(),
-            None => (names.iter().zip(f.paired.iter().flatten()))
-                .enumerate()
-                .map(|(k, (name, p))| Effect {
-                    name: name.clone(),
-                    mean: p.mean,
-                    half: p.ci95,
-                    needed: None,
-                    interaction: k == 2,
-                })
-                .collect(),
+        // Stein's intervals for an adaptive study, else the paired ones; none from cell means.
+        let want = if s.adaptive.is_some() {
+            Source::Stein
+        } else {
+            Source::Paired
         };
-        if effects.len() != 3 {
+        let intervals = effect_intervals(s, f);
+        if intervals.iter().any(|i| i.source != want) {
             return None;
         }
+        let effects: Vec<Effect> = (names.iter().zip(intervals))
+            .enumerate()
+            .map(|(k, (name, i))| Effect {
+                name: name.clone(),
+                mean: i.mean,
+                half: i.half,
+                needed: i.needed,
+                interaction: k == 2,
+            })
+            .collect();
         let how = match &s.adaptive {
             Some(_) => format!("Stein 95% intervals over {} paired seeds", s.seeds),
             None => format!("paired 95% intervals over {} seeds", s.seeds),
@@ -421,27 +417,74 @@ fn effects(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
     }
 }
 
-/// The main effects' and the interaction's sentences, each with the interval the design
-/// supports best: Stein's for an adaptive study, else the paired one over seeds, else the
-/// contrast of cell means (Welch–Satterthwaite).
-fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
+/// Where an effect's interval comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    /// Stein's interval of an adaptive study.
+    Stein,
+    /// The t-interval of the per-seed contrasts.
+    Paired,
+    /// The contrast of cell means (Welch–Satterthwaite).
+    Cells,
+}
+
+/// One 2x2 effect's interval, and what deciding it would take (an adaptive study's seeds
+/// needed, and the half-width in points it asked for).
+struct EffectInterval {
+    mean: f64,
+    half: f64,
+    how: String,
+    source: Source,
+    needed: Option<(Option<usize>, f64)>,
+}
+
+/// The main effects' and the interaction's intervals, each the one the design supports best:
+/// Stein's for an adaptive study (found by the contrast's name), else the paired one over
+/// seeds, else the contrast of cell means.
+fn effect_intervals(s: &StudySummary, f: &Factorial) -> Vec<EffectInterval> {
     let contrasts = [&f.main_effects[0], &f.main_effects[1], &f.interaction];
-    // (estimate, half-width, what the interval is) of each effect.
-    let intervals: Vec<(f64, f64, String)> = (0..3)
+    let names = contrast_names(&f.factors[0], &f.factors[1]);
+    (0..3)
         .map(|k| {
-            if let Some(i) = s.adaptive.as_ref().and_then(|a| a.intervals.get(k)) {
-                (
-                    i.mean,
-                    i.half_width,
-                    format!("Stein 95% CI over {} seeds", i.seeds),
-                )
+            let stein = (s.adaptive.as_ref()).and_then(|a| {
+                let i = a.intervals.iter().find(|i| i.name == names[k])?;
+                Some((i, a.decision.rule.until))
+            });
+            if let Some((i, until)) = stein {
+                EffectInterval {
+                    mean: i.mean,
+                    half: i.half_width,
+                    how: format!("Stein 95% CI over {} seeds", i.seeds),
+                    source: Source::Stein,
+                    needed: Some((i.needed, until)),
+                }
             } else if let Some(p) = f.paired.as_ref().map(|p| p[k]) {
-                (p.mean, p.ci95, format!("95% CI paired over {} seeds", p.n))
+                EffectInterval {
+                    mean: p.mean,
+                    half: p.ci95,
+                    how: format!("95% CI paired over {} seeds", p.n),
+                    source: Source::Paired,
+                    needed: None,
+                }
             } else {
                 let c = contrasts[k];
-                (c.estimate, c.ci95, "95% CI".to_string())
+                EffectInterval {
+                    mean: c.estimate,
+                    half: c.ci95,
+                    how: "95% CI".into(),
+                    source: Source::Cells,
+                    needed: None,
+                }
             }
         })
+        .collect()
+}
+
+/// The main effects' and the interaction's sentences, each with the interval the design
+/// supports best ([`effect_intervals`]).
+fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
+    let intervals: Vec<(f64, f64, String)> = (effect_intervals(s, f).into_iter())
+        .map(|i| (i.mean, i.half, i.how))
         .collect();
     let range = |&(e, h, _): &(f64, f64, String)| {
         format!("{} to {}", points_within(e - h, h), points_within(e + h, h))
@@ -449,7 +492,7 @@ fn effect_sentences(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
     // An adaptive study's precision: an interval that reaches it and holds 0 bounds the effect.
     let until = s.adaptive.as_ref().map(|a| a.decision.rule.until);
     let judge = |&(e, h, _): &(f64, f64, String), up: &str, down: &str| match until {
-        Some(u) if (e - h) <= 0.0 && (e + h) >= 0.0 && 100.0 * h <= u + 1e-12 => format!(
+        Some(u) if (e - h) <= 0.0 && (e + h) >= 0.0 && within(h, u) => format!(
             "smaller than {:.3} points either way, within the ±{u} points the study asked for",
             100.0 * (e.abs() + h)
         ),

@@ -223,7 +223,13 @@ pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
         return None;
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-    let e = Estimate::of(&d)?;
+    paired_differences(&d)
+}
+
+/// [`Paired`] from the differences `d[i]` = a[i] - b[i] themselves (per-seed contrasts, say);
+/// None for fewer than two.
+pub fn paired_differences(d: &[f64]) -> Option<Paired> {
+    let e = Estimate::of(d)?;
     if e.n < 2 {
         return None;
     }

@@ -317,8 +317,8 @@ impl StudyFile {
     }
 
     /// How many runs the study plans: every grid point of every tuned configuration, and
-    /// every configuration's seeds (an adaptive study's most). Counted with checked arithmetic, so a plan too large to
-    /// count is an error rather than an overflow.
+    /// every configuration's seeds (an adaptive study's most). Counted with checked
+    /// arithmetic, so a plan too large to count is an error rather than an overflow.
     pub fn run_count(&self) -> Result<u64, String> {
         let too_many = || "the study plans more runs than can be counted (2^64)".to_string();
         let mut total: u64 = 0;
@@ -434,9 +434,7 @@ impl StudyFile {
         }
         Ok(runs)
     }
-}
 
-impl StudyFile {
     /// The comparisons the study makes, seed by seed, from each configuration's test
     /// accuracies by seed: a 2x2 design's two main effects and interaction, otherwise every
     /// pair's difference (first minus second, in file order).
@@ -469,7 +467,7 @@ impl StudyFile {
 
 /// The test accuracy of every finished final run of seeds `0..seeds`, by configuration and
 /// seed (a diverged run has none), or None while one of them is unfinished.
-pub fn accuracies_by_seed(
+fn accuracies_by_seed(
     study: &StudyFile,
     dir: &Path,
     chosen: &Chosen,

@@ -43,6 +43,13 @@ pub struct Adaptive {
     pub until: f64,
 }
 
+/// Whether an interval of 95% half-width `half_width` (a fraction of accuracy) reaches the
+/// precision `until` asked for (in points), with a hair of tolerance so that an interval of
+/// exactly `until` counts.
+pub fn within(half_width: f64, until: f64) -> bool {
+    100.0 * half_width <= until + 1e-12
+}
+
 impl Seeds {
     /// The seeds every configuration runs first: all of them, or the first stage.
     pub fn first(&self) -> usize {
@@ -271,7 +278,7 @@ impl SteinInterval {
                 100.0 * low.abs().min(high.abs()),
                 bound
             )
-        } else if 100.0 * self.half_width <= until + 1e-12 {
+        } else if within(self.half_width, until) {
             format!("smaller than {bound:.3} points in size")
         } else {
             format!(

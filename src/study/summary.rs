@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::seeds::{self, Decision, SteinInterval};
 use super::tune::tuning_plan;
-use super::{RunSpec, StudyError, StudyFile, describe_point, final_seeds, finished, run_dir};
+use super::{
+    BySeed, RunSpec, StudyError, StudyFile, describe_point, final_seeds, finished, run_dir,
+};
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
 use crate::stats::{
-    Contrast, Estimate, Paired, Welch, contrast, holm, min_detectable, paired, seeds_needed, welch,
+    Contrast, Estimate, Paired, Welch, contrast, holm, min_detectable, paired_differences,
+    seeds_needed, welch,
 };
 use crate::train::metrics::Status;
 use crate::train::run;
@@ -222,11 +225,7 @@ impl AdaptiveSummary {
                     i.needed.map_or("uncountable".into(), |n| n.to_string()),
                     i.seeds.to_string(),
                     format!("{:+.3}", 100.0 * i.mean),
-                    format!(
-                        "[{:+.3}, {:+.3}]",
-                        100.0 * (i.mean - i.half_width),
-                        100.0 * (i.mean + i.half_width)
-                    ),
+                    interval_cell(i.mean, i.half_width),
                     i.answer(self.decision.rule.until),
                 ]
             })
@@ -287,8 +286,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     let seed_count = decided.as_ref().map_or(study.seeds.first(), |d| d.0);
     let finals = study.final_runs(&chosen, seed_count)?;
     let mut missing_runs = 0;
-    let mut accuracies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut by_seed: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut by_seed = BySeed::new();
     let mut configs = Vec::new();
     for c in &study.configs {
         let specs: Vec<&RunSpec> = finals.iter().filter(|s| s.config == c.name).collect();
@@ -298,7 +296,6 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         summary.per_seed = seeds.iter().map(|(&s, &a)| (s, a)).collect();
         summary.collapsed = collapsed(&seeds);
         configs.push(summary);
-        accuracies.insert(c.name.clone(), seeds.values().copied().collect());
         by_seed.insert(c.name.clone(), seeds);
         missing_runs += missing;
     }
@@ -313,8 +310,11 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
     compare_with_best(&mut configs, &best, &pairs);
     let mut tuning = Vec::new();
     for spec in &plan.runs {
-        let s = finished(dir, &spec.id)?;
-        let ok = s.as_ref().filter(|s| s.status == Status::Finished);
+        // Tuning is finished (`chosen` is known), so the plan has read every run.
+        let ok = plan
+            .results
+            .get(&spec.id)
+            .filter(|s| s.status == Status::Finished);
         tuning.push(TuningRow {
             config: spec.config.clone(),
             point: describe_point(&spec.point),
@@ -342,7 +342,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         adaptive,
         study: study.name.clone(),
         seeds: seed_count,
-        factorial: factorial(study, &accuracies, &by_seed),
+        factorial: factorial(study, &by_seed),
         configs,
         best,
         pairs,
@@ -360,7 +360,7 @@ fn config_summary(
     point: &[(String, f64)],
     specs: &[&RunSpec],
 ) -> Result<(ConfigSummary, BTreeMap<u64, f64>, usize), StudyError> {
-    let (mut acc, mut loss, mut best, mut wall) = (vec![], vec![], vec![], vec![]);
+    let (mut loss, mut best, mut wall) = (vec![], vec![], vec![]);
     let mut seeds = BTreeMap::new();
     let (mut diverged, mut missing) = (0, 0);
     let mut done: Vec<&RunSpec> = Vec::new();
@@ -373,7 +373,6 @@ fn config_summary(
         wall.push(s.wall_seconds);
         match s.status {
             Status::Finished => {
-                acc.extend(s.test_accuracy);
                 if let Some(a) = s.test_accuracy {
                     seeds.insert(spec.train.seed, a);
                 }
@@ -402,7 +401,7 @@ fn config_summary(
         chosen: describe_point(point),
         runs: done.len(),
         diverged,
-        test_accuracy: Estimate::of(&acc),
+        test_accuracy: Estimate::of(&seeds.values().copied().collect::<Vec<_>>()),
         test_loss: Estimate::of(&loss),
         best_valid_accuracy: Estimate::of(&best),
         targets,
@@ -418,7 +417,7 @@ fn config_summary(
 
 /// Every pair of configurations: Welch's t-test of test accuracy (Holm-adjusted over all
 /// pairs), and the paired t-test over the seeds both ran (accuracies by seed).
-fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -> Vec<Pair> {
+fn pairwise(study: &StudyFile, by_seed: &BySeed) -> Vec<Pair> {
     let mut pairs = Vec::new();
     for (i, a) in study.configs.iter().enumerate() {
         for b in &study.configs[i + 1..] {
@@ -428,11 +427,8 @@ fn pairwise(study: &StudyFile, by_seed: &BTreeMap<String, BTreeMap<u64, f64>>) -
                 sb.values().copied().collect(),
             );
             let Some(w) = welch(&xa, &xb) else { continue };
-            let shared: Vec<(f64, f64)> = (sa.iter())
-                .filter_map(|(seed, &va)| Some((va, *sb.get(seed)?)))
-                .collect();
-            let (pa, pb): (Vec<f64>, Vec<f64>) = shared.into_iter().unzip();
-            let by_seed = paired(&pa, &pb);
+            let d: Vec<f64> = seeds::difference(sa, sb).into_values().collect();
+            let by_seed = paired_differences(&d);
             pairs.push(Pair {
                 a: a.name.clone(),
                 b: b.name.clone(),
@@ -556,11 +552,7 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-fn factorial(
-    study: &StudyFile,
-    acc: &BTreeMap<String, Vec<f64>>,
-    by_seed: &BTreeMap<String, BTreeMap<u64, f64>>,
-) -> Option<Factorial> {
+fn factorial(study: &StudyFile, by_seed: &BySeed) -> Option<Factorial> {
     if study.factors.len() != 2 {
         return None;
     }
@@ -569,8 +561,10 @@ fn factorial(
         Some(c.name.as_str())
     };
     let names = [name(0, 0)?, name(0, 1)?, name(1, 0)?, name(1, 1)?];
-    let [c00, c01, c10, c11] = names.map(|n| acc.get(n).map(Vec::as_slice));
+    let [c00, c01, c10, c11] =
+        names.map(|n| (by_seed.get(n)).map(|seeds| seeds.values().copied().collect::<Vec<f64>>()));
     let (c00, c01, c10, c11) = (c00?, c01?, c10?, c11?);
+    let (c00, c01, c10, c11) = (&c00[..], &c01[..], &c10[..], &c11[..]);
     let main_a = contrast(&[(c10, 0.5), (c11, 0.5), (c00, -0.5), (c01, -0.5)])?;
     let main_b = contrast(&[(c01, 0.5), (c11, 0.5), (c00, -0.5), (c10, -0.5)])?;
     let interaction = contrast(&[(c11, 1.0), (c10, -1.0), (c01, -1.0), (c00, 1.0)])?;
@@ -584,16 +578,10 @@ fn factorial(
 
 /// The 2x2 contrasts seed by seed (cells in the order 00, 01, 10, 11), over the seeds all
 /// four ran, each with its t-interval over seeds: main effect of a, of b, the interaction.
-fn paired_contrasts(
-    cells: [&str; 4],
-    by_seed: &BTreeMap<String, BTreeMap<u64, f64>>,
-) -> Option<[Paired; 3]> {
+fn paired_contrasts(cells: [&str; 4], by_seed: &BySeed) -> Option<[Paired; 3]> {
     let maps = cells.map(|c| by_seed.get(c));
     let [a, b, ab] = seeds::contrasts([maps[0]?, maps[1]?, maps[2]?, maps[3]?]);
-    let test = |c: BTreeMap<u64, f64>| {
-        let values: Vec<f64> = c.into_values().collect();
-        paired(&values, &vec![0.0; values.len()])
-    };
+    let test = |c: BTreeMap<u64, f64>| paired_differences(&c.into_values().collect::<Vec<_>>());
     Some([test(a)?, test(b)?, test(ab)?])
 }
 
@@ -611,6 +599,15 @@ fn num(e: &Option<Estimate>, digits: usize) -> String {
         Some(e) => format!("{:.*}", digits, e.mean),
         None => "–".into(),
     }
+}
+
+/// An interval `mean` ± `half` (fractions) as a table cell in points: `[-0.140, +0.200]`.
+fn interval_cell(mean: f64, half: f64) -> String {
+    format!(
+        "[{:+.3}, {:+.3}]",
+        100.0 * (mean - half),
+        100.0 * (mean + half)
+    )
 }
 
 /// A power figure's two cells: the detectable difference in points, and the seeds needed.
@@ -803,21 +800,14 @@ impl StudySummary {
                 &f.interaction,
             ),
         ];
-        let interval = |mean: f64, half: f64| {
-            format!(
-                "[{:+.3}, {:+.3}]",
-                100.0 * (mean - half),
-                100.0 * (mean + half)
-            )
-        };
         let rows = effects.into_iter().enumerate().map(|(i, (name, c))| {
             let paired = f.paired.map(|p| p[i]);
             let mut row = vec![
                 name,
                 format!("{:+.3}", 100.0 * c.estimate),
-                interval(c.estimate, c.ci95),
+                interval_cell(c.estimate, c.ci95),
                 format!("{:.4}", c.p),
-                paired.map_or("–".into(), |p| interval(p.mean, p.ci95)),
+                paired.map_or("–".into(), |p| interval_cell(p.mean, p.ci95)),
                 paired.map_or("–".into(), |p| format!("{:.4}", p.p)),
                 paired.map_or("–".into(), |p| format!("{:.2}", p.ci95 / c.ci95)),
             ];

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::{Chosen, ConfigEntry, Phase, Point, RunSpec, StudyError, StudyFile, finished, run_id};
 use crate::optim::hyper::{Hyper, Range};
-use crate::train::metrics::Status;
+use crate::train::metrics::{Status, Summary};
 
 /// The tuning runs planned so far, and the choice once they are all finished and no grid
 /// needs extending.
@@ -28,6 +28,9 @@ pub struct TuningPlan {
     /// Per configuration, its chosen values that sit at an edge of the values tried (for grids
     /// of three values or more), in words: `lr = 0.009 (the largest tried, after 1 extension)`.
     pub edges: BTreeMap<String, Vec<String>>,
+    /// The finished tuning runs' results, by run ID: each run is read (and checked) once per
+    /// plan, however many rounds of extensions the plan takes.
+    pub results: BTreeMap<String, Summary>,
 }
 
 /// The values one hyperparameter of one configuration has been tried at.
@@ -88,13 +91,21 @@ fn round_significant(x: f64) -> f64 {
 
 /// Ranks finished tuning runs: higher final validation accuracy first, then lower validation
 /// loss; diverged runs last. Returns, per tuned configuration, the chosen point, or None while
-/// one of `specs` is unfinished.
-fn best_points(specs: &[RunSpec], dir: &Path) -> Result<Option<Chosen>, StudyError> {
+/// one of `specs` is unfinished. Runs not in `results` yet are read and added to it.
+fn best_points(
+    specs: &[RunSpec],
+    dir: &Path,
+    results: &mut BTreeMap<String, Summary>,
+) -> Result<Option<Chosen>, StudyError> {
     let mut best: BTreeMap<String, (Point, f64, f64)> = BTreeMap::new();
     for spec in specs {
-        let Some(summary) = finished(dir, &spec.id)? else {
-            return Ok(None);
-        };
+        if !results.contains_key(&spec.id) {
+            let Some(summary) = finished(dir, &spec.id)? else {
+                return Ok(None);
+            };
+            results.insert(spec.id.clone(), summary);
+        }
+        let summary = &results[&spec.id];
         let (acc, loss) = match summary.status {
             Status::Finished => (
                 summary.final_valid_accuracy.unwrap_or(f64::NEG_INFINITY),
@@ -146,10 +157,12 @@ pub fn tuning_plan(study: &StudyFile, dir: &Path) -> Result<TuningPlan, StudyErr
             tried.insert((c.name.clone(), key.clone()), t);
         }
     }
+    let mut results = BTreeMap::new();
     loop {
-        let Some(chosen) = best_points(&runs, dir)? else {
+        let Some(chosen) = best_points(&runs, dir, &mut results)? else {
             return Ok(TuningPlan {
                 runs,
+                results,
                 ..TuningPlan::default()
             });
         };
@@ -183,6 +196,7 @@ pub fn tuning_plan(study: &StudyFile, dir: &Path) -> Result<TuningPlan, StudyErr
                 runs,
                 chosen: Some(chosen),
                 edges,
+                results,
             });
         }
     }
