@@ -34,9 +34,18 @@ pub(crate) fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError
 /// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
 pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, ReportError> {
     let (mut net, _, preprocess, _) = crate::train::load_model(model)?;
+    Ok(predict_with(&mut net, preprocess, data))
+}
+
+/// [`predict`] with a network already loaded.
+pub(crate) fn predict_with(
+    net: &mut crate::nn::Network,
+    preprocess: crate::data::Preprocess,
+    data: &Mnist,
+) -> Vec<(u8, f32)> {
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let mut out = vec![(0u8, 0.0f32); all.len()];
-    crate::train::evaluate_with(&mut net, preprocess, &data.test, &all, |first, logits| {
+    crate::train::evaluate_with(net, preprocess, &data.test, &all, |first, logits| {
         for (i, row) in logits.data.chunks_exact(10).enumerate() {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
@@ -48,7 +57,7 @@ pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, Repo
             out[first + i] = (best as u8, 1.0 / sum * (top - max).exp());
         }
     });
-    Ok(out)
+    out
 }
 
 /// The best configuration's run with the median test accuracy over its seeds, as

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::figures::{curve_figures, distortions_figure, prediction_figures, samples_figure};
-use super::load::{load_run, predict};
+use super::load::{load_run, predict_with};
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
 use super::text::pct;
 use super::{ReportError, Written, write};
@@ -54,9 +54,11 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     let model = dir.join(run::MODEL);
     if s.status == Status::Finished && model.is_file() {
         doc.heading(2, "Predictions");
-        let predictions = predict(&model, data)?;
+        // One load of the model for its predictions and its layer figure.
+        let (mut net, _, preprocess, _) = crate::train::checkpoint::load_model(&model)?;
+        let predictions = predict_with(&mut net, preprocess, data);
         prediction_figures(&mut doc, &predictions, "this run", data)?;
-        layers_section(&mut doc, &model, data)?;
+        layers_section(&mut doc, &mut net, preprocess, data)?;
     }
     doc.heading(2, "Data");
     samples_figure(&mut doc, data, false)?;
@@ -69,15 +71,15 @@ pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
     write(dir, &doc)
 }
 
-/// Test image 0 through every layer of the model in `model` (`lenet show` draws others).
+/// Test image 0 of `data` through every layer of `net` (`lenet show` draws others).
 pub(crate) fn layers_section(
     doc: &mut Doc,
-    model: &Path,
+    net: &mut crate::nn::Network,
+    preprocess: crate::data::Preprocess,
     data: &crate::data::Mnist,
 ) -> Result<(), ReportError> {
-    let (mut net, _, preprocess, dataset) = crate::train::checkpoint::load_model(model)?;
-    let figure =
-        super::layers::layer_figure(&mut net, preprocess, &data.test, 0, dataset.class_names());
+    let names = data.dataset.class_names();
+    let figure = super::layers::layer_figure(net, preprocess, &data.test, 0, names);
     doc.figure(super::layers::render_layers(&figure, 0)?);
     Ok(())
 }

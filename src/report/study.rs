@@ -8,7 +8,9 @@ use super::figures::{
     curve_figures, distortions_figure, interaction_figure, lr_figure, prediction_figures,
     samples_figure, test_accuracy_figure, time_figure,
 };
-use super::load::{Run, median_run, predict, representative, run_with_seed, runs_by_config};
+use super::load::{
+    Run, median_run, predict, predict_with, representative, run_with_seed, runs_by_config,
+};
 use super::tables::{
     CONFIG_HEADER, config_row, effects_table, pairs_table, streams_table, summary_table,
     tuning_table,
@@ -87,10 +89,12 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
         let best = s.finals.iter().find(|f| f.config == s.summary.best);
         let dataset = best.map_or(data.dataset, |f| f.train.data.dataset);
         let data = get(dataset)?;
-        let predictions = predict(&model, data)?;
+        // One load of the model for its predictions and its layer figure.
+        let (mut net, _, preprocess, _) = crate::train::load_model(&model)?;
+        let predictions = predict_with(&mut net, preprocess, data);
         doc.heading(2, "Predictions of the best configuration");
         prediction_figures(&mut doc, &predictions, &who, data)?;
-        super::run::layers_section(&mut doc, &model, data)?;
+        super::run::layers_section(&mut doc, &mut net, preprocess, data)?;
         images_section(&s, dataset, data, &predictions, &mut doc)?;
     }
     doc.heading(2, "Data");
