@@ -940,9 +940,10 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         "  disk: {most}about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
         runs as f64 * RUN_MEGABYTES_ESTIMATE
     );
-    let summary = status
-        .filter(|s| s.final_done > 0)
-        .and_then(|_| summarize(&study, &dir).ok());
+    // A summary that cannot be made is an error, not "no power figures".
+    let summary = (status.filter(|s| s.final_done > 0))
+        .map(|_| summarize(&study, &dir))
+        .transpose()?;
     let Some(summary) = summary else {
         say!(
             "  power: needs the variance of finished final runs (give --out a study directory \
