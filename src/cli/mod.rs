@@ -292,6 +292,9 @@ enum ScheduleKind {
     Step,
     Exponential,
     Cosine,
+    /// The 1998 paper's: with lr 5e-4, 5e-4 for 2 epochs, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4,
+    /// then 1e-5.
+    Lecun1998,
 }
 
 #[derive(Args, Debug)]
@@ -578,7 +581,7 @@ fn print_optimizers() {
          the optimizer does not have is an error.\n\
          Weight decay is L2 (added to the gradient) except for adamw, whose decay is decoupled; \
          --decoupled-weight-decay makes it decoupled for any optimizer.\n\
-         Schedules (--schedule constant|step|exponential|cosine, --warmup-epochs N) work with every optimizer."
+         Schedules (--schedule constant|step|exponential|cosine|lecun1998, --warmup-epochs N) work with every optimizer."
     );
 }
 
@@ -642,7 +645,7 @@ impl TrainArgs {
             ("--eta-min", self.eta_min.is_some(), "cosine"),
         ];
         let applies = |flag: &str| match self.schedule {
-            ScheduleKind::Constant => false,
+            ScheduleKind::Constant | ScheduleKind::Lecun1998 => false,
             ScheduleKind::Step => matches!(flag, "--step-size" | "--gamma"),
             ScheduleKind::Exponential => flag == "--gamma",
             ScheduleKind::Cosine => matches!(flag, "--t-max" | "--eta-min"),
@@ -655,6 +658,7 @@ impl TrainArgs {
         }
         Ok(match self.schedule {
             ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::Lecun1998 => Schedule::Lecun1998,
             ScheduleKind::Step => Schedule::Step {
                 step_size: self.step_size.unwrap_or(5),
                 gamma: self.gamma.unwrap_or(0.1),

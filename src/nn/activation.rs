@@ -5,6 +5,9 @@
 //! - LeCun's scaled tanh (1998, appendix A): y = A tanh(S x) with A = 1.7159, S = 2/3, chosen so
 //!   that f(±1) = ±1; dx = dy A S (1 - (y/A)^2).
 //!
+//! Second order (Gauss–Newton, [`Layer::backward_curvature`]): d2x = f'(x)^2 d2y — 0 or d2y
+//! for ReLU, (1 - y^2)^2 d2y for tanh, (A S (1 - (y/A)^2))^2 d2y for the scaled tanh.
+//!
 //! Shapes: any; x and y have the same shape.
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.ReLU.html>
@@ -71,6 +74,20 @@ impl ActivationKind {
     }
 }
 
+impl ActivationKind {
+    /// The slope f'(x) from the output y = f(x) (ReLU's is 0 at 0, as its gradient).
+    pub fn slope(self, y: f32) -> f32 {
+        match self {
+            ActivationKind::Relu => f32::from(u8::from(y > 0.0)),
+            ActivationKind::Tanh => 1.0 - y * y,
+            ActivationKind::ScaledTanh => {
+                let t = y / LECUN_A;
+                LECUN_A * LECUN_S * (1.0 - t * t)
+            }
+        }
+    }
+}
+
 /// Elements per parallel chunk; a smaller pass runs on the calling thread (a ReLU over
 /// 65,536 values takes a few microseconds, about what handing work to another thread costs).
 const CHUNK: usize = 1 << 16;
@@ -116,6 +133,21 @@ impl Layer for Activation {
                 dx,
             );
         });
+    }
+
+    fn backward_curvature(
+        &mut self,
+        _x: &Tensor,
+        y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        let Some(d2x) = d2x else { return };
+        let kind = self.kind;
+        for ((d2x, &y), &d2y) in d2x.data.iter_mut().zip(&y.data).zip(&d2y.data) {
+            let slope = kind.slope(y);
+            *d2x = slope * slope * d2y;
+        }
     }
 }
 

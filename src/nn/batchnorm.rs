@@ -12,6 +12,9 @@
 //!   dgamma = sum dy xhat, dbeta = sum dy,
 //!   dx = (1 / sqrt(var + eps)) (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
 //!
+//! Second order ([`Layer::backward_curvature`]), the statistics taken as constants:
+//! h(gamma) = sum d2y xhat^2, h(beta) = sum d2y, d2x = (gamma / sqrt(var + eps))^2 d2y.
+//!
 //! Shapes: x [N, C, H, W] (2d) or [N, C] (1d); gamma, beta, running statistics [C]. Sums are
 //! taken in float64 in a fixed order.
 //!
@@ -300,6 +303,43 @@ impl Layer for BatchNorm {
             let dy_x = (&dy.data[r..][..count], &x.data[r..][..count]);
             input_grad(dy_x, hw, stats, &scales, means, dx);
         });
+    }
+
+    /// The layer as the per-channel affine map y = gamma (x - mean) / std + beta, the
+    /// statistics taken as constants: exact in evaluation, where they are the running ones;
+    /// in training it drops the batch statistics' own dependence on the inputs, as the
+    /// Gauss–Newton diagonal drops the other couplings between units.
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        _y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        let (n, c, hw) = self.dims(x);
+        let gamma = &self.weight.value.data;
+        let mut d2x = d2x;
+        for ni in 0..n {
+            for (ci, &gamma) in gamma.iter().enumerate().take(c) {
+                let (mean, inv_std) = (self.mean[ci], self.inv_std[ci]);
+                let at = (ni * c + ci) * hw;
+                let (xs, ds) = (&x.data[at..][..hw], &d2y.data[at..][..hw]);
+                let (mut h_gamma, mut h_beta) = (0.0f32, 0.0f32);
+                for (&xv, &d) in xs.iter().zip(ds) {
+                    let xhat = (xv - mean) * inv_std;
+                    h_gamma += d * xhat * xhat;
+                    h_beta += d;
+                }
+                self.weight.curvature.data[ci] += h_gamma;
+                self.bias.curvature.data[ci] += h_beta;
+                if let Some(d2x) = d2x.as_deref_mut() {
+                    let slope = gamma * inv_std;
+                    for (h, &d) in d2x.data[at..][..hw].iter_mut().zip(ds) {
+                        *h = slope * slope * d;
+                    }
+                }
+            }
+        }
     }
 
     fn params(&self) -> Vec<&Param> {

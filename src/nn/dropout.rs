@@ -4,6 +4,9 @@
 //! expected output equals the input: y = x * m / (1 - p), m ~ Bernoulli(1 - p). Evaluation:
 //! y = x. Backward: dx = dy * m / (1 - p), with the mask cached by the forward pass.
 //!
+//! Second order ([`Layer::backward_curvature`]): d2x = d2y m^2 / (1 - p)^2, the mask squared;
+//! d2x = d2y in evaluation.
+//!
 //! Masks are drawn from the run's dropout stream, one element after another, so they do not
 //! depend on the number of threads.
 //!
@@ -76,6 +79,23 @@ impl Layer for Dropout {
         }
         for ((dx, &dy), &m) in dx.data.iter_mut().zip(&dy.data).zip(&self.mask) {
             *dx = dy * m;
+        }
+    }
+
+    fn backward_curvature(
+        &mut self,
+        _x: &Tensor,
+        _y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        let Some(d2x) = d2x else { return };
+        if !self.training {
+            d2x.data.copy_from_slice(&d2y.data);
+            return;
+        }
+        for ((d2x, &d2y), &m) in d2x.data.iter_mut().zip(&d2y.data).zip(&self.mask) {
+            *d2x = d2y * m * m;
         }
     }
 }

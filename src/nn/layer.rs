@@ -21,6 +21,10 @@ pub struct Param {
     pub name: &'static str,
     pub value: Tensor,
     pub grad: Tensor,
+    /// The diagonal of the Gauss–Newton approximation of the loss's Hessian with respect to
+    /// the value, accumulated by [`Layer::backward_curvature`] as `grad` is by
+    /// [`Layer::backward`] (used by the stochastic diagonal Levenberg–Marquardt optimizer).
+    pub curvature: Tensor,
     /// Entries fixed at zero (a sparse connection table); their gradient is always zero.
     pub frozen_zero: Option<Vec<bool>>,
 }
@@ -31,6 +35,7 @@ impl Param {
         Param {
             name,
             value,
+            curvature: grad.clone(),
             grad,
             frozen_zero: None,
         }
@@ -82,6 +87,29 @@ pub trait Layer: Send + CloneLayer + Any {
     /// `y`, accumulates parameter gradients and, when `dx` is given, writes the gradient with
     /// respect to `x` (already resized to `x`'s shape).
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>);
+
+    /// The second-order backward pass of LeCun et al. (1998, appendix C), beside the first:
+    /// given the input `x`, the output `y` and `d2y`, the loss's second derivatives with
+    /// respect to each output (Gauss–Newton, diagonal), accumulates each parameter's into
+    /// [`Param::curvature`] and, when `d2x` is given, writes those with respect to `x`
+    /// (already resized to `x`'s shape).
+    ///
+    /// With J the layer's Jacobian and D = diag(`d2y`), both are diagonals of J^T D J:
+    /// d2x_j = sum_i d2y_i (dy_i/dx_j)^2 and h_k = sum_i d2y_i (dy_i/dw_k)^2, summed over the
+    /// batch. The terms a Gauss–Newton approximation drops (the layer's own second
+    /// derivatives) and the off-diagonal ones (products of two different outputs' slopes)
+    /// are left out, as the paper does, so a unit's second derivative is its slope squared
+    /// times the next one's, and a shared weight's is the sum over the connections that share
+    /// it. For a single layer whose `d2y` is diagonal this is exact. A layer linear in its
+    /// input and weights (convolution, fully connected) computes it as its first-order
+    /// backward with every input and weight squared.
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    );
 
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -6,6 +6,8 @@
 //! I input features, O output features.
 //!
 //! Backward: dw = dy^T x, db = sum_n dy[n], dx = dy w.
+//! Second order ([`Layer::backward_curvature`]), squares element-wise: h(w) = d2y^T x^2,
+//! h(b) = sum_n d2y[n], d2x = d2y w^2 — the backward pass with input and weights squared.
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Linear.html>
 
@@ -46,6 +48,11 @@ impl Linear {
             bias: Param::new("bias", init::uniform(&[out_features], bias_bound, rng)),
         }
     }
+}
+
+/// Every value squared.
+pub(crate) fn squares(values: &[f32]) -> Vec<f32> {
+    values.iter().map(|v| v * v).collect()
 }
 
 /// y = x w^T + b for `x` of `n` rows, split across threads by blocks of samples.
@@ -248,6 +255,26 @@ impl Layer for Linear {
             &mut self.weight.grad.data,
             &mut self.bias.grad.data,
             dx.map(|t| &mut t.data[..]),
+        );
+    }
+
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        _y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        linear_backward(
+            &squares(&x.data),
+            &squares(&self.weight.value.data),
+            &d2y.data,
+            x.batch(),
+            self.in_features,
+            self.out_features,
+            &mut self.weight.curvature.data,
+            &mut self.bias.curvature.data,
+            d2x.map(|t| &mut t.data[..]),
         );
     }
 

@@ -6,6 +6,11 @@
 //! loss = mean_n -log_softmax(z_n)[label_n]
 //! dloss/dz_n = (softmax(z_n) - onehot(label_n)) / N
 //!
+//! Second derivatives (the Hessian's diagonal, for the Gauss–Newton pass,
+//! [`Criterion::curvature`]): d2loss/dz_n,k^2 = softmax(z_n)_k (1 - softmax(z_n)_k), the same
+//! for every label. The Hessian of a softmax cross-entropy is diag(p) - p p^T, positive
+//! semi-definite, so its diagonal is the Gauss–Newton one at the output.
+//!
 //! Shapes: logits [N, K], labels [N]; N batch, K classes.
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html>
@@ -73,6 +78,32 @@ impl Criterion {
         match self {
             Criterion::CrossEntropy => softmax_loss(logits, labels, None, dlogits),
             Criterion::Map { j } => softmax_loss(logits, labels, Some(-j), dlogits),
+        }
+    }
+}
+
+impl Criterion {
+    /// Writes into `d2logits` the second derivatives of `scale * sum_n loss_n` with respect
+    /// to each logit (each score, for MAP): p (1 - p), p the softmax probability (among the
+    /// scores and the rubbish class, for MAP). They do not depend on the labels.
+    pub fn curvature(self, logits: &Tensor, d2logits: &mut Tensor, scale: f32) {
+        let extra = match self {
+            Criterion::CrossEntropy => None,
+            Criterion::Map { j } => Some(-j),
+        };
+        let k = logits.item_len();
+        let mut logp = [0.0f32; 64];
+        assert!(k <= logp.len(), "at most 64 classes");
+        let rows = logits
+            .data
+            .chunks_exact(k)
+            .zip(d2logits.data.chunks_exact_mut(k));
+        for (row, d2) in rows {
+            log_softmax_with(row, extra, &mut logp[..k]);
+            for (h, &lp) in d2.iter_mut().zip(&logp[..k]) {
+                let p = lp.exp();
+                *h = p * (1.0 - p) * scale;
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::loss::Criterion;
 use super::plan::{Stage, plan};
+use super::rbf::Rbf;
 use super::{Buffer, Context, Layer, Mode, Param};
 use crate::parallel;
 use crate::rng::Rng;
@@ -290,6 +291,55 @@ impl Network {
 
     pub fn zero_grad(&mut self) {
         self.for_each_param(&mut |_, p| p.grad.fill(0.0));
+    }
+
+    /// The second-order pass of LeCun et al. (1998, appendix C) on the input buffer: every
+    /// layer's own forward pass in `ctx`'s mode (layer by layer, none folded into another,
+    /// since the second derivatives need every layer's output), the criterion's second
+    /// derivatives of `scale` times the batch's summed loss at the output
+    /// ([`Criterion::curvature`]; for the MAP criterion over an RBF output, at the RBF's
+    /// input, [`Rbf::map_curvature`]), then every layer's [`Layer::backward_curvature`] from
+    /// there to the first. Each parameter's Gauss–Newton diagonal is added to its
+    /// [`Param::curvature`] (which [`Network::zero_curvature`] clears), as a backward pass adds
+    /// to the gradients. The second derivatives do not depend on the labels.
+    pub fn backward_curvature(&mut self, ctx: &mut Context, scale: f32) {
+        let count = self.layers.len();
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (before, after) = self.acts.split_at_mut(i + 1);
+            after[0].resize(&layer.output_shape(&before[i].shape));
+            layer.forward(&before[i], &mut after[0], ctx);
+        }
+        let output = &self.acts[count];
+        // The MAP criterion over an RBF output is a loss of the RBF's inputs with an exact
+        // second derivative of its own (the RBF has no parameters): the pass starts there.
+        let rbf = (self.layers.last()).and_then(|l| l.as_any().downcast_ref::<Rbf>());
+        let start = match (self.criterion, rbf) {
+            (Criterion::Map { j }, Some(rbf)) => {
+                let d2 = &mut self.grads[count - 1];
+                d2.resize(&self.acts[count - 1].shape);
+                rbf.map_curvature(&self.acts[count - 1], output, j, d2, scale);
+                count - 1
+            }
+            _ => {
+                let d2 = &mut self.grads[count];
+                d2.resize(&output.shape);
+                self.criterion.curvature(output, d2, scale);
+                count
+            }
+        };
+        for (i, layer) in self.layers[..start].iter_mut().enumerate().rev() {
+            let (below, above) = self.grads.split_at_mut(i + 1);
+            let d2x = (i > 0).then(|| {
+                below[i].resize(&self.acts[i].shape);
+                &mut below[i]
+            });
+            layer.backward_curvature(&self.acts[i], &self.acts[i + 1], &above[0], d2x);
+        }
+    }
+
+    /// Sets every parameter's accumulated Gauss–Newton diagonal to zero.
+    pub fn zero_curvature(&mut self) {
+        self.for_each_param(&mut |_, p| p.curvature.fill(0.0));
     }
 
     /// Visits every parameter in a fixed order with its full `state_dict` name.

@@ -4,6 +4,7 @@
 //! max: y[n, c, i, j] = max_{u,v < K} x[n, c, i*s + u, j*s + v]; the backward pass routes dy to
 //! the first maximal input of each window (PyTorch's tie rule), remembered by the forward pass.
 //! avg: y = mean of the window; the backward pass spreads dy / K^2 over it.
+//! Second order ([`Layer::backward_curvature`]): max routes d2y as dy; avg spreads d2y / K^4.
 //!
 //! Shapes: x [N, C, H, W], y [N, C, OH, OW] with OH = (H - K) / s + 1.
 //!
@@ -457,6 +458,25 @@ impl Layer for Pool2d {
             let dy = &dy.data[first * out_len..][..samples * out_len];
             avgpool_backward(dy, samples * c, (h, w), ks, dx);
         });
+    }
+
+    /// Max pooling's slope is 1 from each window's maximum and 0 from the rest, so its
+    /// second derivatives route as its gradients do; average pooling's is 1/k^2 from every
+    /// window element, so its second derivatives are its backward pass's, divided by k^2
+    /// once more.
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        let Some(d2x) = d2x else { return };
+        self.backward(x, y, d2y, Some(&mut *d2x));
+        if self.kind == PoolKind::Avg {
+            let scale = 1.0 / (self.kernel * self.kernel) as f32;
+            d2x.data.iter_mut().for_each(|v| *v *= scale);
+        }
     }
 }
 

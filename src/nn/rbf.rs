@@ -11,6 +11,8 @@
 //! constant ([`super::loss::Criterion::Map`]).
 //!
 //! Backward: dx[n, j] = sum_i dscore[n, i] * -2 (x[n, j] - w[i, j]).
+//! Second order ([`Layer::backward_curvature`]): d2x[n, j] = sum_i d2score[n, i] (2 (x[n, j] -
+//! w[i, j]))^2 (the Gauss–Newton term; the distance's own second derivative, 2, is dropped).
 //!
 //! Shapes: x [N, 84], scores [N, 10].
 
@@ -67,6 +69,46 @@ impl Rbf {
     fn dims(&self) -> (usize, usize) {
         (self.prototypes.shape[0], self.prototypes.shape[1])
     }
+
+    /// The second derivatives of `scale` times the summed MAP criterion (rubbish constant
+    /// `j`, [`super::loss::Criterion::Map`]) with respect to this layer's inputs `x`, given
+    /// its output `scores` — exactly, not in the Gauss–Newton approximation: with p the
+    /// softmax of the scores and the rubbish score -j, and s_i = 2 (x_k - w[i, k]) the slope
+    /// of distance i,
+    ///
+    /// d2E/dx_k^2 = 2 p_rubbish + sum_i p_i s_i^2 - (sum_i p_i s_i)^2,
+    ///
+    /// the distances' own curvature (their 2, weighted by the criterion's first derivatives,
+    /// which sum to p_rubbish over the classes) and the spread of the slopes under p (which
+    /// the Gauss–Newton pass from the scores, [`Layer::backward_curvature`], approximates
+    /// by its diagonal). Never negative, and independent of the label. The layer has no
+    /// parameters, so the rest of the network takes this as its loss's curvature: a
+    /// Gauss–Newton pass from the scores would drop the 2 p_rubbish, and with it all the
+    /// curvature of a network whose prototypes are all far away (every p_i near 0, at the
+    /// start of training), leaving each parameter's step at lr / mu.
+    pub fn map_curvature(&self, x: &Tensor, scores: &Tensor, j: f32, d2x: &mut Tensor, scale: f32) {
+        let (classes, inputs) = self.dims();
+        let rows = (x.data.chunks_exact(inputs))
+            .zip(scores.data.chunks_exact(classes))
+            .zip(d2x.data.chunks_exact_mut(inputs));
+        for ((xs, zs), d2xs) in rows {
+            let max = zs.iter().copied().fold(-j, f32::max);
+            let rubbish = (-j - max).exp();
+            let weights: Vec<f32> = zs.iter().map(|&z| (z - max).exp()).collect();
+            let total = rubbish + weights.iter().sum::<f32>();
+            let p: Vec<f32> = weights.iter().map(|w| w / total).collect();
+            for (k, (h, &a)) in d2xs.iter_mut().zip(xs).enumerate() {
+                let (mut mean, mut square) = (0.0f32, 0.0f32);
+                for (&pi, w) in p.iter().zip(self.prototypes.data.chunks_exact(inputs)) {
+                    let s = 2.0 * (a - w[k]);
+                    mean += pi * s;
+                    square += pi * s * s;
+                }
+                let spread = (square - mean * mean).max(0.0);
+                *h = scale * (2.0 * rubbish / total + spread);
+            }
+        }
+    }
 }
 
 impl Layer for Rbf {
@@ -112,6 +154,30 @@ impl Layer for Rbf {
             for (&d, w) in ds.iter().zip(self.prototypes.data.chunks_exact(inputs)) {
                 for ((g, &a), &b) in dxs.iter_mut().zip(xs).zip(w) {
                     *g += -2.0 * d * (a - b);
+                }
+            }
+        }
+    }
+
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        _y: &Tensor,
+        d2y: &Tensor,
+        d2x: Option<&mut Tensor>,
+    ) {
+        let Some(d2x) = d2x else { return };
+        let (classes, inputs) = self.dims();
+        let rows = x
+            .data
+            .chunks_exact(inputs)
+            .zip(d2y.data.chunks_exact(classes));
+        for ((xs, ds), d2xs) in rows.zip(d2x.data.chunks_exact_mut(inputs)) {
+            d2xs.fill(0.0);
+            for (&d, w) in ds.iter().zip(self.prototypes.data.chunks_exact(inputs)) {
+                for ((h, &a), &b) in d2xs.iter_mut().zip(xs).zip(w) {
+                    let slope = 2.0 * (a - b);
+                    *h += d * slope * slope;
                 }
             }
         }

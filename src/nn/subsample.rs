@@ -7,6 +7,12 @@
 //!
 //! Backward: da_c = sum dy * window_sum, db_c = sum dy, dx = a_c dy on each window element.
 //!
+//! Second order ([`Layer::backward_curvature`]), s the window's sum: h(a_c) = sum d2y s^2,
+//! h(b_c) = sum d2y, d2x = a_c^2 d2y on each window element. The coefficient multiplies the
+//! window's sum, so its slope is s and its second derivative the sum's square — the exact
+//! diagonal of J^T D J; summing each input's square instead (the four inputs as four
+//! connections sharing the coefficient) would drop the cross terms within a window.
+//!
 //! Shapes: x [N, C, H, W], y [N, C, H/2, W/2].
 //!
 //! reference: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document
@@ -15,6 +21,12 @@
 use super::{Context, Layer, Param, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
+
+/// The flat indices, in a plane `w` wide, of output (i, j)'s 2x2 window.
+fn window(w: usize, i: usize, j: usize) -> [usize; 4] {
+    let top = 2 * i * w + 2 * j;
+    [top, top + 1, top + w, top + w + 1]
+}
 
 #[derive(Clone)]
 pub struct Subsample {
@@ -85,12 +97,7 @@ impl Layer for Subsample {
             for i in 0..oh {
                 for j in 0..ow {
                     let d = dy.data[(p * oh + i) * ow + j];
-                    let idx = [
-                        2 * i * w + 2 * j,
-                        2 * i * w + 2 * j + 1,
-                        (2 * i + 1) * w + 2 * j,
-                        (2 * i + 1) * w + 2 * j + 1,
-                    ];
+                    let idx = window(w, i, j);
                     da += d * idx.iter().map(|&k| plane[k]).sum::<f32>();
                     db += d;
                     if let Some(dx) = dx.as_deref_mut() {
@@ -102,6 +109,42 @@ impl Layer for Subsample {
             }
             self.weight.grad.data[ch] += da;
             self.bias.grad.data[ch] += db;
+        }
+    }
+
+    fn backward_curvature(
+        &mut self,
+        x: &Tensor,
+        _y: &Tensor,
+        d2y: &Tensor,
+        mut d2x: Option<&mut Tensor>,
+    ) {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+        let (oh, ow) = (h / 2, w / 2);
+        if let Some(d2x) = d2x.as_deref_mut() {
+            d2x.fill(0.0);
+        }
+        for p in 0..n * c {
+            let ch = p % c;
+            let a = self.weight.value.data[ch];
+            let plane = &x.data[p * h * w..(p + 1) * h * w];
+            let (mut ha, mut hb) = (0.0f32, 0.0f32);
+            for i in 0..oh {
+                for j in 0..ow {
+                    let d = d2y.data[(p * oh + i) * ow + j];
+                    let idx = window(w, i, j);
+                    let s = idx.iter().map(|&k| plane[k]).sum::<f32>();
+                    ha += d * s * s;
+                    hb += d;
+                    if let Some(d2x) = d2x.as_deref_mut() {
+                        for k in idx {
+                            d2x.data[p * h * w + k] = a * a * d;
+                        }
+                    }
+                }
+            }
+            self.weight.curvature.data[ch] += ha;
+            self.bias.curvature.data[ch] += hb;
         }
     }
 

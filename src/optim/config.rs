@@ -1,4 +1,4 @@
-//! The ten optimizers of the study by name, and their configuration resolved from the
+//! The optimizers by name (the study's ten and the 1998 paper's sdlm), and their configuration resolved from the
 //! hyperparameters given (declared, with their defaults, in [`super::hyper`]).
 //!
 //! | name | rule | batch | defaults (PyTorch's unless marked) |
@@ -13,6 +13,7 @@
 //! | rmsprop | RMSprop | `--batch-size` | lr 1e-2, alpha 0.99, eps 1e-8, centered false, momentum 0 |
 //! | adam | Adam | `--batch-size` | lr 1e-3, betas (0.9, 0.999), eps 1e-8, amsgrad false |
 //! | adamw | Adam, decoupled weight decay | `--batch-size` | lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2 |
+//! | sdlm | stochastic diagonal Levenberg–Marquardt (LeCun et al. 1998; not in PyTorch) | 1 | lr 5e-4, mu 0.02 |
 //!
 //! Where other libraries differ (users comparing results are bitten by exactly these):
 //! - Keras' Adadelta defaults to lr 1e-3 and rho 0.95, eps 1e-7; PyTorch's lr 1.0 is the
@@ -101,6 +102,7 @@ impl OptimizerConfig {
                 format!("eps={eps:e}"),
                 format!("amsgrad={amsgrad}"),
             ]),
+            Algorithm::Sdlm { mu } => parts.push(format!("mu={mu}")),
         }
         match self.weight_decay {
             WeightDecay::None => {}
@@ -189,6 +191,7 @@ impl OptimizerConfig {
                 eps: value("eps"),
                 amsgrad: flag("amsgrad"),
             },
+            OptimizerName::Sdlm => Algorithm::Sdlm { mu: value("mu") },
         })
     }
 
@@ -225,6 +228,7 @@ impl OptimizerConfig {
             ("beta1", Algorithm::Adam { beta1, .. }) => beta1,
             ("beta2", Algorithm::Adam { beta2, .. }) => beta2,
             ("amsgrad", Algorithm::Adam { amsgrad, .. }) => flag(amsgrad),
+            ("mu", Algorithm::Sdlm { mu }) => mu,
             (
                 "eps",
                 Algorithm::Adagrad { eps, .. }

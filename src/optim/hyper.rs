@@ -71,6 +71,7 @@ const ALL_BUT_ADAMW: &[OptimizerName] = &[
     Adadelta,
     Rmsprop,
     Adam,
+    Sdlm,
 ];
 
 /// Every hyperparameter, in the order the help lists them.
@@ -85,8 +86,16 @@ pub const HYPERS: &[Hyper] = &[
             ),
             (&[Adagrad, Rmsprop], 1e-2),
             (&[Adadelta], 1.0),
+            (&[Sdlm], 5e-4),
         ],
-        help: "Learning rate",
+        help: "Learning rate (sdlm: the global rate eta, 5e-4 the paper's first passes)",
+    },
+    Hyper {
+        name: "mu",
+        range: Range::Positive,
+        defaults: &[(&[Sdlm], 0.02)],
+        help: "Added to each second derivative, bounding the step where the curvature is \
+               small: rate lr / (mu + h) (the paper's 0.02)",
     },
     Hyper {
         name: "momentum",

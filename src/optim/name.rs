@@ -1,4 +1,4 @@
-//! The ten optimizers of the study by name (the table in [`super::config`] says what each
+//! The optimizers by name: the study's ten and the 1998 paper's (the table in [`super::config`] says what each
 //! is), and the batch size a name implies.
 
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,14 @@ pub enum OptimizerName {
     Adam,
     /// Adam with decoupled weight decay.
     Adamw,
+    /// LeCun et al.'s (1998) stochastic diagonal Levenberg–Marquardt: one sample per step,
+    /// each parameter's rate lr / (mu + h), h its Gauss–Newton second derivative, estimated
+    /// before every pass.
+    Sdlm,
 }
 
 impl OptimizerName {
-    pub const ALL: [OptimizerName; 10] = [
+    pub const ALL: [OptimizerName; 11] = [
         OptimizerName::Gd,
         OptimizerName::Sgd,
         OptimizerName::MinibatchSgd,
@@ -36,6 +40,7 @@ impl OptimizerName {
         OptimizerName::Rmsprop,
         OptimizerName::Adam,
         OptimizerName::Adamw,
+        OptimizerName::Sdlm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,15 +55,16 @@ impl OptimizerName {
             OptimizerName::Rmsprop => "rmsprop",
             OptimizerName::Adam => "adam",
             OptimizerName::Adamw => "adamw",
+            OptimizerName::Sdlm => "sdlm",
         }
     }
 
-    /// The batch size the name implies, if it fixes one: `sgd` is 1; `gd` is the whole split
+    /// The batch size the name implies, if it fixes one: `sgd` and `sdlm` are 1; `gd` is the whole split
     /// (`None` here, resolved by the trainer).
     pub fn fixed_batch(self) -> Option<BatchPolicy> {
         match self {
             OptimizerName::Gd => Some(BatchPolicy::FullBatch),
-            OptimizerName::Sgd => Some(BatchPolicy::Fixed(1)),
+            OptimizerName::Sgd | OptimizerName::Sdlm => Some(BatchPolicy::Fixed(1)),
             _ => None,
         }
     }

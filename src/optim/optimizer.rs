@@ -68,18 +68,27 @@ impl Optimizer {
         self.update(params, lr, true);
     }
 
+    /// Takes every parameter's second derivative, accumulated in its [`Param::curvature`]
+    /// ([`crate::nn::Network::backward_curvature`]), as the estimate a rule that needs one
+    /// (sdlm, [`Algorithm::needs_curvature`]) steps by until the next call; the
+    /// trainer calls it before every pass. Rules that need none keep no such state, and the
+    /// call changes nothing for them.
+    pub fn set_curvature<P: Params + ?Sized>(&mut self, params: &mut P) {
+        if !self.algorithm.needs_curvature() {
+            return;
+        }
+        with_state(&mut self.state, params, |p, st| {
+            st.need(Buf::HessianDiagonal, p.value.len(), 0.0);
+            (st.set_buffer(Buf::HessianDiagonal.name(), p.curvature.data.clone()))
+                .expect("a buffer of the table");
+        });
+    }
+
     fn update<P: Params + ?Sized>(&mut self, params: &mut P, lr: f64, zero_grad: bool) {
         self.steps += 1;
         let (algorithm, weight_decay, t) = (self.algorithm, self.weight_decay, self.steps);
         let buffers = algorithm.buffers();
-        let state = &mut self.state;
-        let mut index = 0;
-        params.for_each_param(&mut |_, p| {
-            if state.len() <= index {
-                state.push(ParamState::default());
-            }
-            let st = &mut state[index];
-            index += 1;
+        with_state(&mut self.state, params, |p, st| {
             let first = st.get(Buf::MomentumBuffer).is_none();
             for &(b, init) in &buffers {
                 st.need(b, p.value.len(), init);
@@ -97,12 +106,30 @@ impl Optimizer {
                 state: st.slices_mut(),
             };
             // SGD's update is a multiply-add per element, cheaper than handing chunks to other
-            // threads (which, at one sample per step, are asleep); the adaptive rules' square
-            // roots and divisions are worth spreading.
-            let cheap = matches!(algorithm, Algorithm::Sgd { .. });
+            // threads (which, at one sample per step, are asleep), and so is sdlm's, one
+            // division more, always at one sample per step; the adaptive rules' square roots
+            // and divisions are worth spreading.
+            let cheap = matches!(algorithm, Algorithm::Sgd { .. } | Algorithm::Sdlm { .. });
             update_param(algorithm, &step, slices, !cheap);
         });
     }
+}
+
+/// Calls `f` on every parameter with its state, in visiting order, making the state of a
+/// parameter seen for the first time.
+fn with_state<P: Params + ?Sized>(
+    state: &mut Vec<ParamState>,
+    params: &mut P,
+    mut f: impl FnMut(&mut Param, &mut ParamState),
+) {
+    let mut index = 0;
+    params.for_each_param(&mut |_, p| {
+        if state.len() <= index {
+            state.push(ParamState::default());
+        }
+        f(p, &mut state[index]);
+        index += 1;
+    });
 }
 
 /// One parameter's update: in ranges that fit the L1 cache (so each range's gradient is

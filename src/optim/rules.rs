@@ -57,6 +57,12 @@ pub enum Algorithm {
         eps: f64,
         amsgrad: bool,
     },
+    /// Stochastic diagonal Levenberg–Marquardt (LeCun et al. 1998, appendix C): p -= lr /
+    /// (mu + h) g, h the parameter's Gauss–Newton second derivative, which the trainer
+    /// estimates before every pass ([`crate::optim::Optimizer::set_curvature`]).
+    Sdlm {
+        mu: f64,
+    },
 }
 
 /// How weight decay enters the update.
@@ -120,7 +126,14 @@ impl Algorithm {
                 b.extend(amsgrad.then_some((Buf::MaxExpAvgSq, 0.0)));
                 b
             }
+            Algorithm::Sdlm { .. } => vec![(Buf::HessianDiagonal, 0.0)],
         }
+    }
+
+    /// Whether the rule needs every parameter's second derivative, estimated before each
+    /// pass ([`crate::optim::Optimizer::set_curvature`]).
+    pub fn needs_curvature(&self) -> bool {
+        matches!(self, Algorithm::Sdlm { .. })
     }
 }
 
@@ -201,6 +214,10 @@ pub fn apply(
                 (moments.0, moments.1, max_exp_avg_sq),
                 (beta1, beta2, eps),
             );
+        }
+        Algorithm::Sdlm { mu } => {
+            let h = take(&mut state, Buf::HessianDiagonal);
+            sdlm(step, (value, grad), l2, h, mu);
         }
     }
     false
@@ -376,6 +393,25 @@ fn rmsprop(
             }
             None => value[i] -= lr * r,
         }
+    }
+}
+
+/// Stochastic diagonal Levenberg–Marquardt: p -= lr / (mu + h) g, each parameter's step its
+/// own, from its second derivative h (a parameter with none yet, h = 0, steps at lr / mu).
+#[inline(always)]
+fn sdlm(step: &Step, (value, grad): Range, l2: f32, h: &[f32], mu: f64) {
+    let (lr, mu) = (step.lr as f32, mu as f32);
+    if l2 == 0.0 {
+        // Slices zipped rather than indexed, so the loop vectorises.
+        for ((v, &gi), &h) in value.iter_mut().zip(grad.iter()).zip(h) {
+            *v -= lr / (mu + h) * gi;
+        }
+        return;
+    }
+    let g = coupled(grad, l2);
+    for i in 0..value.len() {
+        let gi = g(i, value);
+        value[i] -= lr / (mu + h[i]) * gi;
     }
 }
 

@@ -7,6 +7,9 @@
 //! - exponential: lr * gamma^e                        (`ExponentialLR`)
 //! - cosine: eta_min + (lr - eta_min) (1 + cos(pi e / t_max)) / 2   (`CosineAnnealingLR`,
 //!   closed form)
+//! - lecun1998: lr times 1 for epochs 0-1, 0.4 for 2-4, 0.2 for 5-7, 0.1 for 8-11 and 0.02
+//!   after: with lr 5e-4, the rates LeCun et al. (1998, section III-C) trained LeNet-5 with,
+//!   5e-4, 2e-4, 1e-4, 5e-5 and 1e-5
 //!
 //! A linear warm-up of w epochs runs epochs 0..w at lr (e + 1) / (w + 1), then hands over to
 //! the schedule, whose epoch count starts at 0 there.
@@ -29,7 +32,11 @@ pub enum Schedule {
         t_max: usize,
         eta_min: f64,
     },
+    Lecun1998,
 }
+
+/// The lecun1998 schedule: (first epoch, factor of the base rate) from that epoch on.
+pub const LECUN1998_STEPS: [(usize, f64); 5] = [(0, 1.0), (2, 0.4), (5, 0.2), (8, 0.1), (12, 0.02)];
 
 /// A schedule with an optional linear warm-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -53,6 +60,14 @@ impl ScheduleConfig {
             Schedule::Cosine { t_max, eta_min } => {
                 let phase = std::f64::consts::PI * e as f64 / t_max.max(1) as f64;
                 eta_min + (lr - eta_min) * (1.0 + phase.cos()) / 2.0
+            }
+            Schedule::Lecun1998 => {
+                let steps = LECUN1998_STEPS.iter().rev();
+                lr * steps
+                    .filter(|(from, _)| e >= *from)
+                    .map(|s| s.1)
+                    .next()
+                    .unwrap_or(1.0)
             }
         }
     }
@@ -90,6 +105,9 @@ impl ScheduleConfig {
             Schedule::Exponential { gamma } => format!("exponential(gamma={gamma})"),
             Schedule::Cosine { t_max, eta_min } => {
                 format!("cosine(t_max={t_max}, eta_min={eta_min})")
+            }
+            Schedule::Lecun1998 => {
+                "lecun1998 (x1, 0.4, 0.2, 0.1, 0.02 from epochs 1, 3, 6, 9, 13)".to_string()
             }
         };
         if self.warmup_epochs > 0 {
@@ -138,6 +156,17 @@ mod tests {
         close(cosine.lr_at(lr, 0), 0.1);
         close(cosine.lr_at(lr, 5), 0.001 + (0.1 - 0.001) / 2.0);
         close(cosine.lr_at(lr, 10), 0.001);
+        // The paper's rates, passes 1-20 (epochs 0-19).
+        let lecun = ScheduleConfig {
+            schedule: Schedule::Lecun1998,
+            warmup_epochs: 0,
+        };
+        let paper = [
+            5e-4, 5e-4, 2e-4, 2e-4, 2e-4, 1e-4, 1e-4, 1e-4, 5e-5, 5e-5, 5e-5, 5e-5,
+        ];
+        for (e, want) in paper.into_iter().chain([1e-5; 8]).enumerate() {
+            close(lecun.lr_at(5e-4, e), want);
+        }
     }
 
     #[test]

@@ -12,10 +12,11 @@ pub enum Buf {
     ExpAvg,
     ExpAvgSq,
     MaxExpAvgSq,
+    HessianDiagonal,
 }
 
 /// How many buffers the table has.
-pub const BUFFERS: usize = 8;
+pub const BUFFERS: usize = 9;
 
 impl Buf {
     /// Every buffer, in table order (the order checkpoints list them in).
@@ -28,9 +29,10 @@ impl Buf {
         Buf::ExpAvg,
         Buf::ExpAvgSq,
         Buf::MaxExpAvgSq,
+        Buf::HessianDiagonal,
     ];
 
-    /// PyTorch's name for it.
+    /// PyTorch's name for it (sdlm, which PyTorch does not have, names its own).
     pub fn name(self) -> &'static str {
         match self {
             Buf::MomentumBuffer => "momentum_buffer",
@@ -41,6 +43,7 @@ impl Buf {
             Buf::ExpAvg => "exp_avg",
             Buf::ExpAvgSq => "exp_avg_sq",
             Buf::MaxExpAvgSq => "max_exp_avg_sq",
+            Buf::HessianDiagonal => "hessian_diagonal",
         }
     }
 

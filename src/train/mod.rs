@@ -151,6 +151,10 @@ impl TrainConfig {
     }
 }
 
+/// Samples the second derivatives are estimated on before every pass of an optimizer that
+/// needs them (sdlm), as LeCun et al. (1998, section III-C): the first of the pass's order.
+pub const CURVATURE_SAMPLES: usize = 500;
+
 /// Writes a file through a temporary file in the same directory and a rename, so readers
 /// never see a half-written file.
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), TrainError> {
@@ -284,20 +288,17 @@ impl Trainer {
         let batch = self.config.step_size(order.len());
         let steps = order.len().div_ceil(batch);
         observer.epoch_started(self.epoch + 1, steps);
-        let preprocess = self.config.data.preprocess;
+        if self.optimizer.algorithm.needs_curvature() {
+            let samples = &order[..order.len().min(CURVATURE_SAMPLES)];
+            self.estimate_curvature(train, samples);
+        }
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         // Each step's update leaves the gradients at zero for the next.
         self.net.zero_grad();
         for (s, step) in order.chunks(batch).enumerate() {
             let scale = 1.0 / step.len() as f32;
             for chunk in step.chunks(MAX_CHUNK) {
-                if self.config.data.distort {
-                    let seed = self.config.stream_seed(Purpose::Distort);
-                    let pass = (seed, self.epoch);
-                    preprocess.fill_distorted(&train.images, chunk, pass, self.net.input_mut());
-                } else {
-                    preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
-                }
+                self.fill_input(train, chunk);
                 self.labels.clear();
                 self.labels
                     .extend(chunk.iter().map(|&i| train.labels[i as usize]));
@@ -329,6 +330,40 @@ impl Trainer {
             accuracy: correct as f64 / n,
             count: order.len(),
         })
+    }
+
+    /// Fills the input buffer with the training images `chunk`, distorted as this pass
+    /// distorts them when the run distorts.
+    fn fill_input(&mut self, train: &LabelledImages, chunk: &[u32]) {
+        let preprocess = self.config.data.preprocess;
+        if self.config.data.distort {
+            let pass = (self.config.stream_seed(Purpose::Distort), self.epoch);
+            preprocess.fill_distorted(&train.images, chunk, pass, self.net.input_mut());
+        } else {
+            preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
+        }
+    }
+
+    /// Estimates every parameter's second derivative as the mean, over the training images
+    /// `samples` (as this pass presents them), of the Gauss–Newton diagonal of each one's
+    /// loss ([`Network::backward_curvature`]), and hands it to the optimizer, which steps by
+    /// it for the whole pass. The network runs in evaluation mode: no dropout mask is drawn
+    /// (the dropout stream stays as it was) and batch normalization uses its running
+    /// statistics.
+    fn estimate_curvature(&mut self, train: &LabelledImages, samples: &[u32]) {
+        self.net.zero_curvature();
+        let scale = 1.0 / samples.len().max(1) as f32;
+        // Evaluation draws no random numbers.
+        let rng = &mut Rng::new(0);
+        for chunk in samples.chunks(MAX_CHUNK) {
+            self.fill_input(train, chunk);
+            let ctx = &mut Context {
+                mode: Mode::Eval,
+                rng,
+            };
+            self.net.backward_curvature(ctx, scale);
+        }
+        self.optimizer.set_curvature(&mut self.net);
     }
 
     /// The learning rate of the next epoch.
