@@ -567,6 +567,82 @@ fn paused_and_resumed_run_is_bit_identical_to_a_straight_run() {
     assert_eq!(s["test_loss"], p["test_loss"]);
 }
 
+/// The 1998 protocol — RBF output, MAP criterion, sdlm (its second derivatives re-estimated
+/// before every pass) with the paper's schedule, distortions — gives the same bits with 1
+/// and 2 threads, and a run killed (SIGKILL) in the middle of a pass resumes from its last
+/// checkpoint to the same bits as a straight run.
+#[test]
+fn sdlm_with_distortions_is_bit_identical_across_threads_and_after_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let d = d.to_str().unwrap();
+    let protocol = [
+        "--arch",
+        "lecun1998",
+        "--optimizer",
+        "sdlm",
+        "--lr",
+        "2e-5",
+        "--schedule",
+        "lecun1998",
+        "--distort",
+    ];
+    let run = |name: &str, threads: &str| {
+        let dir = tmp.path().join(name);
+        let mut args = train_args(d, dir.to_str().unwrap(), "3");
+        args.extend(protocol);
+        args.extend(["--threads", threads]);
+        lenet().args(&args).assert().success();
+        dir
+    };
+    let (one, two) = (run("t1", "1"), run("t2", "2"));
+    assert_eq!(metrics_without_seconds(&one), metrics_without_seconds(&two));
+    let model = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(
+        model(&one) == model(&two),
+        "weights differ between 1 and 2 threads"
+    );
+    // Killed as soon as the first pass's checkpoint is in place: in the second pass.
+    let killed = tmp.path().join("killed");
+    let mut args = train_args(d, killed.to_str().unwrap(), "3");
+    args.extend(protocol);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lenet"))
+        .args(&args)
+        .env_remove("LENET_DATA")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let epochs_done = || {
+        std::fs::read_to_string(killed.join("metrics.csv"))
+            .map_or(0, |m| m.lines().count().saturating_sub(1))
+    };
+    while epochs_done() < 1 {
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !killed.join("summary.json").exists(),
+        "killed before the end"
+    );
+    assert!(epochs_done() < 3);
+    lenet()
+        .args(["train", "-q", "--data-dir", d, "--resume"])
+        .arg(&killed)
+        .assert()
+        .success();
+    assert_eq!(
+        metrics_without_seconds(&one),
+        metrics_without_seconds(&killed)
+    );
+    assert!(
+        model(&one) == model(&killed),
+        "model.safetensors differs after the kill"
+    );
+}
+
 /// A checkpoint cut short at any point of its writing (the kill the study tests aim at,
 /// made here at chosen moments) resumes to the straight run's results: a set not all
 /// written is dropped, a whole one is moved into place even when half of it already was.

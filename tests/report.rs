@@ -86,11 +86,60 @@ fn ink(pixels: &[u8], channels: usize) -> (f64, f64) {
     (dark as f64 / n as f64, coloured as f64 / n as f64)
 }
 
+/// A study of the 1998 network sets each configuration against the paper: its test error
+/// with the interval over seeds against 0.95% (without distortions) or 0.8% (with them), the
+/// training error of pass 19 against 0.35%, and the error per pass as the paper's Fig. 5.
+#[test]
+fn a_1998_study_report_sets_each_protocol_against_the_paper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lecun1998");
+    run_study(
+        &study_file("lecun1998.toml"),
+        &dir,
+        &["--quiet", "--jobs", "2"],
+    );
+    let md = read(&dir.join("report.md"));
+    let section = md
+        .split("## Against the 1998 paper")
+        .nth(1)
+        .expect("the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let row = |name: &str| {
+        (section.lines())
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{section}"))
+            .to_string()
+    };
+    let cells = |line: &str| -> Vec<String> {
+        line.split('|')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let (plain, distorted) = (cells(&row("sdlm")), cells(&row("sdlm-distort")));
+    assert_eq!(plain[2], "0.95%");
+    assert_eq!(distorted[2], "0.80%");
+    for r in [&plain, &distorted] {
+        // A test error with its interval, a signed difference, a training error of pass 19.
+        assert!(r[1].ends_with("%)") && r[1].contains(" to "), "{r:?}");
+        assert!(r[3].contains(" points ("), "{r:?}");
+        assert!(r[4].ends_with('%') || r[4].ends_with("%)"), "{r:?}");
+        assert_eq!(r[5], "0.35%");
+    }
+    let svg = read(&dir.join("figures/error-per-pass.svg"));
+    roxmltree::Document::parse(&svg).unwrap();
+    assert!(md.contains("(figures/error-per-pass.svg)"));
+}
+
 #[test]
 fn study_report_has_every_section_and_figure() {
     let dir = study_dir();
     let md = read(&dir.join("report.md"));
     let html = read(&dir.join("report.html"));
+    // A study of the study's model is not set against the 1998 paper.
+    assert!(!md.contains("Against the 1998 paper"));
     for section in SECTIONS {
         assert!(
             md.contains(&format!("## {section}")),

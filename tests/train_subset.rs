@@ -19,7 +19,7 @@ fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
         schedule: Default::default(),
         batch_size: match name {
             OptimizerName::Gd => 0,
-            OptimizerName::Sgd => 1,
+            OptimizerName::Sgd | OptimizerName::Sdlm => 1,
             _ => 64,
         },
         epochs,
@@ -45,16 +45,15 @@ fn adam_reaches_90_percent_on_the_subset() {
     assert!(test.accuracy >= 0.90, "test accuracy {:.3}", test.accuracy);
 }
 
-/// LeCun's 1998 network with its RBF output and MAP criterion learns: per-sample SGD at
-/// lr 1e-3, two passes over the subset's 1,500 training images, its nearest-prototype
-/// predictions well above chance on the test images.
-#[test]
-fn the_1998_network_learns_through_its_rbf_output() {
+/// The test accuracy of LeCun's 1998 network, RBF output and MAP criterion, after two passes
+/// over the subset's 1,500 training images with `name` at `lr` and `schedule`.
+fn train_1998(name: OptimizerName, lr: f64, schedule: lenet::optim::Schedule) -> f64 {
     let data = Mnist::load(&common::subset_dir()).unwrap();
     let split = Split::new(data.train.len(), 500, 0).unwrap();
-    let mut c = config(OptimizerName::Sgd, 1e-3, 2);
+    let mut c = config(name, lr, 2);
     c.model.arch = lenet::nn::Arch::Lecun1998;
     c.data.preprocess = lenet::data::Preprocess::Lecun;
+    c.schedule.schedule = schedule;
     let mut trainer = Trainer::new(c).unwrap();
     assert!(matches!(
         trainer.net.criterion(),
@@ -64,13 +63,26 @@ fn the_1998_network_learns_through_its_rbf_output() {
         trainer.run_epoch(&data, &split, &mut Silent).unwrap();
     }
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
-    let test = evaluate(
-        &mut trainer.net,
-        lenet::data::Preprocess::Lecun,
-        &data.test,
-        &all,
-    );
-    assert!(test.accuracy >= 0.7, "test accuracy {:.3}", test.accuracy);
+    let preprocess = lenet::data::Preprocess::Lecun;
+    evaluate(&mut trainer.net, preprocess, &data.test, &all).accuracy
+}
+
+/// The 1998 network learns through its RBF output: per-sample SGD at lr 1e-3, its
+/// nearest-prototype predictions well above chance on the test images.
+#[test]
+fn the_1998_network_learns_through_its_rbf_output() {
+    let accuracy = train_1998(OptimizerName::Sgd, 1e-3, Default::default());
+    assert!(accuracy >= 0.7, "test accuracy {accuracy:.3}");
+}
+
+/// The paper's own training of it: sdlm with its schedule (the base rate below the paper's
+/// 5e-4, which sends this network to chance: see `studies/lecun1998.toml`), well above
+/// chance (79.8% when written, on the subset's 500 test images).
+#[test]
+fn the_1998_network_learns_with_sdlm() {
+    let schedule = lenet::optim::Schedule::Lecun1998;
+    let accuracy = train_1998(OptimizerName::Sdlm, 2e-5, schedule);
+    assert!(accuracy >= 0.7, "test accuracy {accuracy:.3}");
 }
 
 #[test]
@@ -91,6 +103,9 @@ fn every_optimizer_lowers_the_training_loss() {
         (OptimizerName::Rmsprop, 1e-3, 2),
         (OptimizerName::Adam, 1e-3, 2),
         (OptimizerName::Adamw, 1e-3, 2),
+        // The study's ReLU network: the second derivatives through ReLU (slope 0 or 1),
+        // max pooling and softmax cross-entropy.
+        (OptimizerName::Sdlm, 2e-4, 1),
     ];
     for (name, lr, epochs) in cases {
         let mut trainer = Trainer::new(config(name, lr, epochs)).unwrap();

@@ -301,7 +301,7 @@ enum ScheduleKind {
 struct TrainArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// gd is full-batch (one step per epoch), sgd takes one sample per step, the others take
+    /// gd is full-batch (one step per epoch), sgd and sdlm take one sample per step, the others take
     /// --batch-size. `lenet optimizers` lists them with their defaults.
     #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
     optimizer: OptimizerName,
@@ -327,7 +327,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0, help_heading = "Schedule")]
     warmup_epochs: usize,
 
-    /// Samples per step [default: 64; gd uses the whole training split, sgd uses 1]
+    /// Samples per step [default: 64; gd uses the whole training split, sgd and sdlm use 1]
     #[arg(long)]
     batch_size: Option<usize>,
     #[arg(long, default_value_t = 15)]
@@ -555,7 +555,7 @@ fn print_model(config: &ModelConfig) -> Result<()> {
 
 fn print_optimizers() {
     say!(
-        "{:14} {:22} defaults (PyTorch's, except momentum 0.9 for momentum and nesterov)",
+        "{:14} {:22} defaults (PyTorch's, except momentum 0.9 for momentum and nesterov; sdlm's are the 1998 paper's)",
         "optimizer",
         "samples per step"
     );

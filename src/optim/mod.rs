@@ -16,13 +16,16 @@
 //! | AdaDelta | v = rho v + (1 - rho) g^2; d = sqrt(u + eps) / sqrt(v + eps) g; u = rho u + (1 - rho) d^2; p -= lr d |
 //! | RMSprop | v = alpha v + (1 - alpha) g^2; [centered: a = alpha a + (1 - alpha) g, v - a^2 in place of v]; r = g / (sqrt(v) + eps); [momentum: b = mu b + r, p -= lr b] else p -= lr r |
 //! | Adam | m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; [AMSGrad: vmax = max(vmax, v), used for v]; p -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps) |
+//! | SDLM (LeCun et al. 1998, appendix C; not in PyTorch) | p -= lr / (mu + h) g, h the parameter's Gauss–Newton second derivative, set before every pass ([`Optimizer::set_curvature`]) |
 //!
 //! Weight decay is coupled (L2: g += wd p before the rule) or decoupled (p *= 1 - lr wd before
 //! the rule, as AdamW). Classic and PyTorch momentum agree while the learning rate is constant
 //! (v = lr b); when the rate changes, PyTorch's buffer carries past gradients at the new rate,
 //! whereas the classic velocity keeps them at the rate they were taken with.
 //!
-//! reference: <https://pytorch.org/docs/stable/optim.html> (each class's documented algorithm).
+//! reference: <https://pytorch.org/docs/stable/optim.html> (each class's documented algorithm);
+//! LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document recognition",
+//! Proc. IEEE 86(11), 1998, appendix C (SDLM).
 
 pub mod config;
 pub mod hyper;

@@ -10,6 +10,7 @@
 pub mod draw;
 pub mod figures;
 pub mod layers;
+pub mod lecun1998;
 pub mod load;
 pub mod run;
 pub mod study;

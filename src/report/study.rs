@@ -1,5 +1,5 @@
 //! The report of a study directory, as a list of sections: the answer, how it was measured,
-//! the curves, test accuracy, the 2x2 design, tuning, time to target, the best model's
+//! the curves, test accuracy, the 1998 paper's figures (for its network), the 2x2 design, tuning, time to target, the best model's
 //! predictions, the data, the original study's claims, and how to reproduce every run.
 
 use std::path::Path;
@@ -80,6 +80,7 @@ pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportErro
     answer_section(&s, &mut doc);
     curves_section(&s, &mut doc)?;
     test_accuracy_section(&s, &mut doc)?;
+    super::lecun1998::paper_section(&s.summary, &s.finals, &s.runs, &mut doc)?;
     factorial_section(&s, &mut doc)?;
     streams_section(&s, &mut doc);
     tuning_section(&s, &mut doc)?;

@@ -191,8 +191,8 @@ impl Options {
             (Some(BatchPolicy::Fixed(b)), None) => b,
             (Some(_), Some(b)) => {
                 return Err(format!(
-                    "batch size {b} does not apply to {}: gd uses the whole training split and sgd \
-                     one sample per step; use minibatch-sgd for SGD on mini-batches",
+                    "batch size {b} does not apply to {}: gd uses the whole training split, sgd and \
+                     sdlm one sample per step; use minibatch-sgd for SGD on mini-batches",
                     name.as_str()
                 ));
             }

@@ -1,0 +1,203 @@
+//! A study of the 1998 network set against LeCun et al.'s own figures ("Gradient-based
+//! learning applied to document recognition", Proc. IEEE 86(11), 1998, section III-C and
+//! Fig. 5): test error with its 95% interval over seeds against 0.95% (without
+//! distortions) and 0.8% (with them), training error at pass 19 against 0.35%, and the error
+//! per pass as the paper's Fig. 5 draws it.
+//!
+//! The paper's Fig. 5 draws the test error after each pass; lenet evaluates the test set once,
+//! at the end of each run (the test set decides nothing), so the figure's second panel is the
+//! validation error after each pass, on images no run trains on. The training error per pass
+//! is the one measured during the pass (each sample before its own update), which at the
+//! small rates of the last passes is within noise of the error after it.
+
+use super::ReportError;
+use super::draw::{Curves, render};
+use super::figures::curve;
+use super::load::Run;
+use super::text::{pct, points};
+use crate::doc::Doc;
+use crate::stats::Estimate;
+use crate::study::RunSpec;
+use crate::study::summary::StudySummary;
+use crate::train::metrics::Status;
+
+/// The paper's test error without distortions (section III-C).
+pub const TEST_ERROR: f64 = 0.0095;
+/// The paper's test error with its distortions of the training set.
+pub const TEST_ERROR_DISTORTED: f64 = 0.008;
+/// The paper's training error after pass 19 (Fig. 5).
+pub const TRAIN_ERROR_PASS_19: f64 = 0.0035;
+/// The pass the paper quotes its training error at.
+const PASS: usize = 19;
+
+/// The comparison with the paper, for a study any of whose configurations is a 1998 network;
+/// nothing for the others.
+pub(crate) fn paper_section(
+    summary: &StudySummary,
+    finals: &[RunSpec],
+    runs: &[(String, usize, Vec<Run>)],
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let spec = |name: &str| finals.iter().find(|f| f.config == name);
+    let is_1998 = |name: &str| spec(name).is_some_and(|f| f.train.model.arch.is_lecun1998());
+    if !summary.configs.iter().any(|c| is_1998(&c.name)) {
+        return Ok(());
+    }
+    doc.heading(2, "Against the 1998 paper");
+    doc.paragraph(format!(
+        "LeCun et al. (1998) report a test error of {} for LeNet-5 trained 20 passes without \
+         distortions, {} with distortions of the training set, and a training error of {} at \
+         pass {PASS} (section III-C, Fig. 5). Each configuration's mean over seeds is set \
+         against the paper's figure for its protocol (for the softmax variant, the paper's \
+         undistorted figure). The training error is the one measured during pass {PASS}, each \
+         image before its own update — for distorted runs, on the distorted images that pass \
+         trained on, so it is not the paper's error on the training set itself.",
+        pct(TEST_ERROR),
+        pct(TEST_ERROR_DISTORTED),
+        pct(TRAIN_ERROR_PASS_19),
+    ));
+    let mut rows = Vec::new();
+    for c in summary.configs.iter().filter(|c| is_1998(&c.name)) {
+        let Some(f) = spec(&c.name) else { continue };
+        let paper = if f.train.data.distort {
+            TEST_ERROR_DISTORTED
+        } else {
+            TEST_ERROR
+        };
+        let test = c
+            .test_accuracy
+            .as_ref()
+            .map_or("no finished run".into(), |e| {
+                let (low, high) = ((1.0 - e.high()).max(0.0), (1.0 - e.low()).min(1.0));
+                let interval = if e.ci95.is_finite() {
+                    format!(" ({} to {})", pct(low), pct(high))
+                } else {
+                    String::new()
+                };
+                format!("{}{interval}", pct(1.0 - e.mean))
+            });
+        let against = c.test_accuracy.as_ref().map_or(String::new(), |e| {
+            let (low, high) = (1.0 - e.high(), 1.0 - e.low());
+            let verdict = if high <= paper {
+                "at or below the paper's"
+            } else if low <= paper {
+                "the paper's is inside the interval"
+            } else {
+                "above the paper's"
+            };
+            format!("{} ({verdict})", points(1.0 - e.mean - paper))
+        });
+        let group = runs.iter().find(|(n, _, _)| *n == c.name);
+        let finished: Vec<&Run> = group.map_or(Vec::new(), |(_, _, rs)| {
+            rs.iter()
+                .filter(|r| r.summary.status == Status::Finished)
+                .collect()
+        });
+        let train: Vec<f64> = (finished.iter())
+            .filter_map(|r| r.metrics.get(PASS - 1))
+            .map(|m| 1.0 - m.train_accuracy)
+            .collect();
+        let train = match Estimate::of(&train) {
+            Some(e) if e.ci95.is_finite() => format!(
+                "{} ({} to {})",
+                pct(e.mean),
+                pct(e.low().max(0.0)),
+                pct(e.high())
+            ),
+            Some(e) => pct(e.mean),
+            None => "fewer passes".into(),
+        };
+        rows.push(vec![
+            c.name.clone(),
+            test,
+            pct(paper),
+            against,
+            train,
+            pct(TRAIN_ERROR_PASS_19),
+        ]);
+    }
+    doc.table(
+        &[
+            "configuration",
+            "test error (95% CI over seeds)",
+            "paper",
+            "difference",
+            "training error, pass 19",
+            "paper",
+        ],
+        rows,
+    );
+    error_figure(runs, &is_1998, doc)
+}
+
+/// Training and validation error per pass, log scale, mean over seeds with the band from the
+/// lowest to the highest seed: the paper's Fig. 5, validation in place of test.
+fn error_figure(
+    runs: &[(String, usize, Vec<Run>)],
+    is_1998: &dyn Fn(&str) -> bool,
+    doc: &mut Doc,
+) -> Result<(), ReportError> {
+    let groups: Vec<(&str, usize, Vec<&Run>)> = (runs.iter())
+        .filter(|(n, _, _)| is_1998(n))
+        .map(|(n, c, rs)| {
+            let ok = rs.iter().filter(|r| r.summary.status == Status::Finished);
+            (n.as_str(), *c, ok.collect::<Vec<_>>())
+        })
+        .filter(|(_, _, rs)| !rs.is_empty() && rs.iter().all(|r| !r.metrics.is_empty()))
+        .collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let validated = |r: &&Run| r.metrics.iter().all(|m| m.valid_accuracy.is_some());
+    if !groups.iter().all(|g| g.2.iter().all(validated)) {
+        return Ok(());
+    }
+    let error = |m: fn(&crate::train::metrics::EpochMetrics) -> f64| {
+        (groups.iter())
+            .map(|(n, c, rs)| {
+                let mut cu = curve(n, *c, rs, m);
+                for v in cu.mean.iter_mut().chain(&mut cu.low).chain(&mut cu.high) {
+                    *v = 100.0 * (1.0 - *v);
+                }
+                // An error band runs the other way from the accuracy band.
+                std::mem::swap(&mut cu.low, &mut cu.high);
+                cu
+            })
+            .collect::<Vec<_>>()
+    };
+    let train = error(|m| m.train_accuracy);
+    let valid = error(|m| m.valid_accuracy.unwrap_or(f64::NAN));
+    let all = || train.iter().chain(&valid);
+    let lowest = all()
+        .flat_map(|c| c.low.iter().copied())
+        .filter(|v| *v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let highest = all()
+        .flat_map(|c| c.high.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let y_range = (
+        (lowest * 0.8).clamp(0.01, 1.0),
+        (highest * 1.25).clamp(2.0, 100.0),
+    );
+    let figure = Curves {
+        titles: [
+            "training error (during each pass)".into(),
+            "validation error (after each pass)".into(),
+        ],
+        y_desc: "error (%, log scale)".into(),
+        panels: [train, valid],
+        y_range,
+        log_y: true,
+        legend_low: false,
+    };
+    doc.figure(render(
+        "error-per-pass",
+        "Error per pass, as the paper's Fig. 5 (validation in place of test: the test set \
+         is evaluated only at the end of each run), mean over seeds; bands span the lowest to \
+         the highest seed."
+            .into(),
+        &figure,
+    )?);
+    Ok(())
+}
