@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::kernels::tanh::tanh;
 use super::{Context, Layer, SharedMut, for_each_chunk};
 use crate::tensor::Tensor;
 
@@ -45,11 +46,8 @@ impl ActivationKind {
                     .zip(x)
                     .for_each(|(y, &x)| *y = if x > 0.0 || x.is_nan() { x } else { 0.0 })
             }
-            ActivationKind::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.tanh()),
-            ActivationKind::ScaledTanh => y
-                .iter_mut()
-                .zip(x)
-                .for_each(|(y, &x)| *y = LECUN_A * (LECUN_S * x).tanh()),
+            ActivationKind::Tanh => tanh_all(x, y, 1.0, 1.0),
+            ActivationKind::ScaledTanh => tanh_all(x, y, LECUN_A, LECUN_S),
         }
     }
 
@@ -85,6 +83,19 @@ impl ActivationKind {
                 LECUN_A * LECUN_S * (1.0 - t * t)
             }
         }
+    }
+}
+
+crate::simd::avx512_variant! {
+    /// y = a tanh(s x) for every element, 16 at a time where the processor has AVX-512
+    /// ([`tanh`]: the same bits either way).
+    fn tanh_all = tanh_loop(x: &[f32], y: &mut [f32], a: f32, s: f32)
+}
+
+#[inline(always)]
+fn tanh_loop(x: &[f32], y: &mut [f32], a: f32, s: f32) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = a * tanh(s * x);
     }
 }
 
@@ -154,6 +165,23 @@ impl Layer for Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tanh activations, 16 values at a time where AVX-512 runs, are the bits of the
+    /// scalar function value by value (ranges of both branches, a tail shorter than 16).
+    #[test]
+    fn vectorised_tanh_is_the_scalar_function() {
+        let x: Vec<f32> = (0..1003).map(|i| (i as f32 - 501.0) * 0.0271).collect();
+        for (kind, a, s) in [
+            (ActivationKind::Tanh, 1.0, 1.0),
+            (ActivationKind::ScaledTanh, LECUN_A, LECUN_S),
+        ] {
+            let mut y = vec![0.0; x.len()];
+            kind.forward(&x, &mut y);
+            for (&x, &y) in x.iter().zip(&y) {
+                assert_eq!(y.to_bits(), (a * tanh(s * x)).to_bits(), "{kind:?}({x})");
+            }
+        }
+    }
 
     #[test]
     fn relu_propagates_nan_and_zeroes_the_rest() {

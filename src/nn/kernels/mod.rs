@@ -5,7 +5,8 @@
 //!   layer and the kernels share);
 //! - [`matmul`]: the matrix product every layer with weights reduces to, through the
 //!   AVX-512 [`gemm`] kernels where they apply and the `gemm` crate elsewhere;
-//! - [`reduce`]: sums in a fixed order (float32, and batch normalization's float64 sums).
+//! - [`reduce`]: sums in a fixed order (float32, and batch normalization's float64 sums);
+//! - [`tanh`]: the hyperbolic tangent in arithmetic that vectorises (the tanh activations).
 //!
 //! AVX-512 only, chosen at run time ([`crate::simd::available`]) for the shapes LeNet-5
 //! produces, each summing in the fixed order of the portable loop it replaces, so results
@@ -24,6 +25,7 @@
 pub mod im2col;
 pub mod matmul;
 pub mod reduce;
+pub mod tanh;
 
 #[cfg(target_arch = "x86_64")]
 pub mod conv_narrow;
