@@ -75,22 +75,23 @@ impl Criterion {
         labels: &[u8],
         dlogits: Option<(&mut Tensor, f32)>,
     ) -> BatchLoss {
+        softmax_loss(logits, labels, self.extra_score(), dlogits)
+    }
+
+    /// The constant score the softmax takes besides the logits: the MAP criterion's rubbish
+    /// class, -j.
+    fn extra_score(self) -> Option<f32> {
         match self {
-            Criterion::CrossEntropy => softmax_loss(logits, labels, None, dlogits),
-            Criterion::Map { j } => softmax_loss(logits, labels, Some(-j), dlogits),
+            Criterion::CrossEntropy => None,
+            Criterion::Map { j } => Some(-j),
         }
     }
-}
 
-impl Criterion {
     /// Writes into `d2logits` the second derivatives of `scale * sum_n loss_n` with respect
     /// to each logit (each score, for MAP): p (1 - p), p the softmax probability (among the
     /// scores and the rubbish class, for MAP). They do not depend on the labels.
     pub fn curvature(self, logits: &Tensor, d2logits: &mut Tensor, scale: f32) {
-        let extra = match self {
-            Criterion::CrossEntropy => None,
-            Criterion::Map { j } => Some(-j),
-        };
+        let extra = self.extra_score();
         let k = logits.item_len();
         let mut logp = [0.0f32; 64];
         assert!(k <= logp.len(), "at most 64 classes");

@@ -78,7 +78,6 @@ impl Optimizer {
             return;
         }
         with_state(&mut self.state, params, |p, st| {
-            st.need(Buf::HessianDiagonal, p.value.len(), 0.0);
             (st.set_buffer(Buf::HessianDiagonal.name(), p.curvature.data.clone()))
                 .expect("a buffer of the table");
         });

@@ -107,7 +107,11 @@ impl ScheduleConfig {
                 format!("cosine(t_max={t_max}, eta_min={eta_min})")
             }
             Schedule::Lecun1998 => {
-                "lecun1998 (x1, 0.4, 0.2, 0.1, 0.02 from epochs 1, 3, 6, 9, 13)".to_string()
+                let (from, factors): (Vec<String>, Vec<String>) = (LECUN1998_STEPS.iter())
+                    .map(|&(e, f)| ((e + 1).to_string(), f.to_string()))
+                    .unzip();
+                let (from, factors) = (from.join(", "), factors.join(", "));
+                format!("lecun1998 (x{factors} from epochs {from})")
             }
         };
         if self.warmup_epochs > 0 {

@@ -56,6 +56,14 @@ pub(crate) fn paper_section(
         pct(TEST_ERROR_DISTORTED),
         pct(TRAIN_ERROR_PASS_19),
     ));
+    // Each 1998 configuration's finished runs.
+    let groups: Vec<(&str, usize, Vec<&Run>)> = (runs.iter())
+        .filter(|(n, _, _)| is_1998(n))
+        .map(|(n, c, rs)| {
+            let ok = rs.iter().filter(|r| r.summary.status == Status::Finished);
+            (n.as_str(), *c, ok.collect())
+        })
+        .collect();
     let mut rows = Vec::new();
     for c in summary.configs.iter().filter(|c| is_1998(&c.name)) {
         let Some(f) = spec(&c.name) else { continue };
@@ -64,20 +72,15 @@ pub(crate) fn paper_section(
         } else {
             TEST_ERROR
         };
-        let test = c
-            .test_accuracy
-            .as_ref()
-            .map_or("no finished run".into(), |e| {
-                let (low, high) = ((1.0 - e.high()).max(0.0), (1.0 - e.low()).min(1.0));
-                let interval = if e.ci95.is_finite() {
-                    format!(" ({} to {})", pct(low), pct(high))
-                } else {
-                    String::new()
-                };
-                format!("{}{interval}", pct(1.0 - e.mean))
-            });
-        let against = c.test_accuracy.as_ref().map_or(String::new(), |e| {
-            let (low, high) = (1.0 - e.high(), 1.0 - e.low());
+        // The test error with its interval, from the accuracy's.
+        let test = (c.test_accuracy.as_ref()).map(|e| {
+            (
+                1.0 - e.mean,
+                (e.ci95.is_finite()).then(|| (1.0 - e.high(), 1.0 - e.low())),
+            )
+        });
+        let against = test.map_or(String::new(), |(mean, interval)| {
+            let (low, high) = interval.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
             let verdict = if high <= paper {
                 "at or below the paper's"
             } else if low <= paper {
@@ -85,31 +88,23 @@ pub(crate) fn paper_section(
             } else {
                 "above the paper's"
             };
-            format!("{} ({verdict})", points(1.0 - e.mean - paper))
+            format!("{} ({verdict})", points(mean - paper))
         });
-        let group = runs.iter().find(|(n, _, _)| *n == c.name);
-        let finished: Vec<&Run> = group.map_or(Vec::new(), |(_, _, rs)| {
-            rs.iter()
-                .filter(|r| r.summary.status == Status::Finished)
-                .collect()
-        });
+        let finished = groups
+            .iter()
+            .find(|g| g.0 == c.name)
+            .map_or(&[][..], |g| &g.2[..]);
         let train: Vec<f64> = (finished.iter())
             .filter_map(|r| r.metrics.get(PASS - 1))
             .map(|m| 1.0 - m.train_accuracy)
             .collect();
-        let train = match Estimate::of(&train) {
-            Some(e) if e.ci95.is_finite() => format!(
-                "{} ({} to {})",
-                pct(e.mean),
-                pct(e.low().max(0.0)),
-                pct(e.high())
-            ),
-            Some(e) => pct(e.mean),
-            None => "fewer passes".into(),
-        };
+        let train = Estimate::of(&train).map_or("fewer passes".into(), |e| {
+            let interval = e.ci95.is_finite().then(|| (e.low(), e.high()));
+            error_with_interval(e.mean, interval)
+        });
         rows.push(vec![
             c.name.clone(),
-            test,
+            test.map_or("no finished run".into(), |(m, i)| error_with_interval(m, i)),
             pct(paper),
             against,
             train,
@@ -127,22 +122,26 @@ pub(crate) fn paper_section(
         ],
         rows,
     );
-    error_figure(runs, &is_1998, doc)
+    error_figure(&groups, doc)
+}
+
+/// An error rate, with its 95% interval over seeds (clipped to 0-100%) where there is one.
+fn error_with_interval(mean: f64, interval: Option<(f64, f64)>) -> String {
+    match interval {
+        Some((low, high)) => format!(
+            "{} ({} to {})",
+            pct(mean),
+            pct(low.max(0.0)),
+            pct(high.min(1.0))
+        ),
+        None => pct(mean),
+    }
 }
 
 /// Training and validation error per pass, log scale, mean over seeds with the band from the
 /// lowest to the highest seed: the paper's Fig. 5, validation in place of test.
-fn error_figure(
-    runs: &[(String, usize, Vec<Run>)],
-    is_1998: &dyn Fn(&str) -> bool,
-    doc: &mut Doc,
-) -> Result<(), ReportError> {
-    let groups: Vec<(&str, usize, Vec<&Run>)> = (runs.iter())
-        .filter(|(n, _, _)| is_1998(n))
-        .map(|(n, c, rs)| {
-            let ok = rs.iter().filter(|r| r.summary.status == Status::Finished);
-            (n.as_str(), *c, ok.collect::<Vec<_>>())
-        })
+fn error_figure(groups: &[(&str, usize, Vec<&Run>)], doc: &mut Doc) -> Result<(), ReportError> {
+    let groups: Vec<&(&str, usize, Vec<&Run>)> = (groups.iter())
         .filter(|(_, _, rs)| !rs.is_empty() && rs.iter().all(|r| !r.metrics.is_empty()))
         .collect();
     if groups.is_empty() {

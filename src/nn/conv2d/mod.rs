@@ -113,6 +113,17 @@ pub fn conv2d_backward_direct(
     (dx, dw, db)
 }
 
+/// Sets the entries a connection table removes (`frozen`, where there is one) to zero.
+fn zero_frozen(frozen: &Option<Vec<bool>>, values: &mut [f32]) {
+    if let Some(frozen) = frozen {
+        for (v, &z) in values.iter_mut().zip(frozen) {
+            if z {
+                *v = 0.0;
+            }
+        }
+    }
+}
+
 /// A convolution layer.
 pub struct Conv2d {
     pub geometry: ConvGeometry,
@@ -269,13 +280,7 @@ impl Conv2d {
 
     /// Keeps the gradients of the weights a connection table removes at zero.
     fn zero_frozen_grads(&mut self) {
-        if let Some(frozen) = &self.weight.frozen_zero {
-            for (gr, &z) in self.weight.grad.data.iter_mut().zip(frozen) {
-                if z {
-                    *gr = 0.0;
-                }
-            }
-        }
+        zero_frozen(&self.weight.frozen_zero, &mut self.weight.grad.data);
     }
 }
 
@@ -454,19 +459,10 @@ impl Layer for Conv2d {
         let x2 = Tensor::from_vec(&x.shape, super::linear::squares(&x.data));
         let w2 = super::linear::squares(&self.weight.value.data);
         let (input, weight, bias) = conv2d_backward_direct(&x2, &w2, d2y, self.geometry);
-        let frozen = self.weight.frozen_zero.as_deref();
-        for (k, (h, w)) in self
-            .weight
-            .curvature
-            .data
-            .iter_mut()
-            .zip(weight)
-            .enumerate()
-        {
-            if !frozen.is_some_and(|f| f[k]) {
-                *h += w;
-            }
+        for (h, w) in self.weight.curvature.data.iter_mut().zip(weight) {
+            *h += w;
         }
+        zero_frozen(&self.weight.frozen_zero, &mut self.weight.curvature.data);
         for (h, b) in self.bias.curvature.data.iter_mut().zip(bias) {
             *h += b;
         }
