@@ -17,14 +17,14 @@ other. Unit tests (`#[cfg(test)] mod tests { .. }`) are left out: they may
 use anything.
 
 The order is the one `src/lib.rs` states: the utilities (the top-level files), then data,
-nn, optim, train, stats, study, report, cli. Each module may use itself and those before it.
+nn, optim, train, stats, study, report, explore, cli. Each module may use itself and those before it.
 """
 
 import re
 import sys
 from pathlib import Path
 
-ORDER = ["<utilities>", "data", "nn", "optim", "train", "stats", "study", "report", "cli"]
+ORDER = ["<utilities>", "data", "nn", "optim", "train", "stats", "study", "report", "explore", "cli"]
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 

@@ -4,8 +4,10 @@
 //! Modules follow the data, after the utilities ([`rng`], [`tensor`], and [`parallel`], the
 //! engine's parallel regions): [`data`] (IDX files, fetching, splits) feeds [`nn`] (layers with
 //! forward and backward side by side, and the LeNet-5 builders), whose parameters [`optim`]
-//! updates, driven by [`train`] (the loop, metrics and checkpoints). [`cli`] is the command line.
-//! Each module uses only those before it.
+//! updates, driven by [`train`] (the loop, metrics and checkpoints). [`stats`] is the pure
+//! maths that [`study`] (plans, runs, resume, shards, summaries) decides with; [`report`]
+//! writes figures and documents from result files, and [`explore`] serves trained networks
+//! to a browser. [`cli`] is the command line. Each module uses only those before it.
 
 pub mod alloc;
 pub mod atomic_file;
@@ -25,5 +27,7 @@ pub mod stats;
 pub mod study;
 
 pub mod report;
+
+pub mod explore;
 
 pub mod cli;

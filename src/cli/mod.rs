@@ -90,6 +90,26 @@ enum Command {
     /// its 7x12 bitmap beside the nearest digit's prototype) and the output, as
     /// layers-N.svg and layers-N.png.
     Show(ShowArgs),
+    /// Look inside trained networks in the browser: draw a digit (or pick a dataset image, or
+    /// one of the test set's mistakes) and watch every layer of one run, or two side by side,
+    /// read it.
+    ///
+    /// Starts a local web server on 127.0.0.1 and prints its address. The page shows the
+    /// drawing as the network sees it (scaled to 20 x 20 and centred by its centre of mass as
+    /// MNIST's digits were, padded to 32 x 32), every layer's maps (hover one for its kernels
+    /// and value range), the output probabilities (the 1998 network's RBF distances, with F6
+    /// as a 7 x 12 bitmap beside each digit's prototype), the top three classes, the learned
+    /// first-layer kernels and the saliency of the predicted class (the gradient of its score
+    /// with respect to the input, from lenet's own backward pass), and exports the report's
+    /// layer figure of the current input as SVG or PNG. The same JSON API serves notebooks
+    /// (see the README). Every forward pass runs in lenet's own engine.
+    #[command(
+        after_help = "Examples:\n  lenet explore                                 the runs under studies-out/\n  \
+lenet explore studies-out/regularization     one study's runs, by configuration and seed\n  \
+lenet explore runs/adam runs/sgd             two runs to compare\n  \
+lenet explore --bind 0.0.0.0 --port 8080     reachable from other machines, with a token"
+    )]
+    Explore(ExploreArgs),
 }
 
 #[derive(Args, Debug)]
@@ -382,6 +402,29 @@ struct EvalArgs {
     /// Worker threads [default: all cores, at most 16]. Results do not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Also print the prediction for this one test image (its label, the predicted class and
+    /// every class's score).
+    #[arg(long, value_name = "INDEX")]
+    test_image: Option<usize>,
+    #[command(flatten)]
+    data: DataDirArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExploreArgs {
+    /// Run directories (from `lenet train`), study directories (their runs listed by
+    /// configuration and seed), or folders of them [default: studies-out]
+    dirs: Vec<PathBuf>,
+    /// Listen on this address (e.g. 0.0.0.0 for every interface) instead of 127.0.0.1; every
+    /// request must then carry the access token printed at start.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<std::net::IpAddr>,
+    /// The port; 0 picks a free one.
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
+    /// Threads answering requests [default: the cores, at least 2]
+    #[arg(long)]
+    workers: Option<usize>,
     #[command(flatten)]
     data: DataDirArgs,
 }
@@ -457,6 +500,7 @@ pub fn run() -> Result<()> {
             say!("wrote {} and {}", svg.display(), png.display());
             Ok(())
         }
+        Command::Explore(args) => explore(&args),
         Command::Report(args) => with_threads(args.threads, || {
             write_report(&args.dir, &args.data.library())
         }),
@@ -823,6 +867,80 @@ fn eval(args: &EvalArgs) -> Result<()> {
         model.arch,
         net.param_count()
     );
+    if let Some(index) = args.test_image {
+        if index >= data.test.len() {
+            bail!(
+                "--test-image {index}: the {} test set has images 0 to {}",
+                data.dataset.title(),
+                data.test.len() - 1
+            );
+        }
+        let mut scores = Vec::new();
+        crate::train::evaluate_with(&mut net, preprocess, &data.test, &[index as u32], |_, o| {
+            scores = o.data.clone();
+        });
+        let names = data.dataset.class_names();
+        let best = (0..scores.len())
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+            .unwrap_or(0);
+        let listed: Vec<String> = (scores.iter().enumerate())
+            .map(|(c, s)| format!("{}={s:.4}", names[c]))
+            .collect();
+        say!(
+            "test image {index}: label {}, predicted {}  (scores: {})",
+            names[data.test.labels[index] as usize],
+            names[best],
+            listed.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Starts `lenet explore`'s server and serves until interrupted.
+fn explore(args: &ExploreArgs) -> Result<()> {
+    let dirs = if args.dirs.is_empty() {
+        let default = PathBuf::from("studies-out");
+        if !default.is_dir() {
+            bail!(
+                "no directory given, and there is no studies-out/ here: name run or study \
+                 directories (lenet explore DIR...), or run a study first (lenet study run)"
+            );
+        }
+        vec![default]
+    } else {
+        args.dirs.clone()
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = crate::explore::Server::start(&crate::explore::Options {
+        dirs,
+        bind: args.bind,
+        port: args.port,
+        data_dir: args.data.dir(),
+        workers: args.workers.unwrap_or(cores.max(2)),
+    })?;
+    let catalogue = server.catalogue();
+    for dir in &catalogue.outside {
+        eprintln!(
+            "lenet explore: left out {}: it, or its model, is a link out of the directory given",
+            dir.display()
+        );
+    }
+    let runs = catalogue.len();
+    say!(
+        "lenet explore: {runs} run{} at {}",
+        if runs == 1 { "" } else { "s" },
+        server.url()
+    );
+    if server.token().is_some() {
+        say!(
+            "every request needs the token in that address (or an 'Authorization: Bearer \
+             TOKEN' header); anyone who has it can see these runs"
+        );
+    }
+    if !args.data.quiet {
+        eprintln!("Ctrl-C stops the server");
+    }
+    server.serve();
     Ok(())
 }
 

@@ -214,14 +214,24 @@ impl Network {
         });
     }
 
+    /// A network of its own with this one's layers, parameters, buffers, criterion and
+    /// folding setting (no replicas, no profile), to run beside it on another thread.
+    pub fn duplicate(&self) -> Network {
+        let layers = (self.names.iter().cloned())
+            .zip(self.layers.iter().map(|layer| layer.clone_layer()))
+            .collect();
+        let mut copy = Network::new(&self.input_shape, layers).with_criterion(self.criterion);
+        if copy.fold_relu != self.fold_relu {
+            copy.set_fold_relu(self.fold_relu);
+        }
+        copy
+    }
+
     /// Makes at least `count` replicas of this network for [`Network::forward_each`] (each
     /// once), and copies this network's parameters, buffers and folding setting into them.
     fn sync_replicas(&mut self, count: usize) {
         while self.replicas.len() < count {
-            let layers = (self.names.iter().cloned())
-                .zip(self.layers.iter().map(|layer| layer.clone_layer()))
-                .collect();
-            let mut replica = Network::new(&self.input_shape, layers);
+            let mut replica = self.duplicate();
             replica.inference = true;
             self.replicas.push(Mutex::new(replica));
         }

@@ -144,19 +144,26 @@ impl Draw for LayerFigure {
     }
 }
 
-/// The panels of image `index` of `set` through `net`: the input, then the output of every
-/// layer that an activation does not immediately rework (the activations' outputs stand for
-/// the layers before them), dropout left out.
-pub fn layer_figure(
-    net: &mut Network,
-    preprocess: Preprocess,
-    set: &LabelledImages,
-    index: usize,
-    class_names: [&str; 10],
-) -> LayerFigure {
+/// One input through every layer of a network: the input, then the output of every layer
+/// that an activation does not immediately rework (the activations' outputs stand for the
+/// layers before them), dropout and the output layer left out; and the output's scores.
+pub struct Probe {
+    pub panels: Vec<Panel>,
+    /// For each panel, the row of [`Network::summary`] whose output it is (`None`: the input).
+    pub rows: Vec<Option<usize>>,
+    /// The network's outputs: logits, or for an RBF output the negated squared distances.
+    pub scores: Vec<f32>,
+    /// The predicted class: the largest score.
+    pub best: usize,
+    /// Whether the output is the 1998 network's Euclidean RBF layer.
+    pub rbf: bool,
+}
+
+/// Runs `net` in evaluation mode on `input` (one `[1, 1, 32, 32]` sample) with every layer's
+/// output kept, and collects them ([`Probe`]).
+pub fn probe(net: &mut Network, input: &Tensor) -> Probe {
     net.set_fold_relu(false);
-    preprocess.fill_batch(&set.images, &[index as u32], net.input_mut());
-    let input = net.input_mut().clone();
+    *net.input_mut() = input.clone();
     let scores = net
         .forward(&mut Context {
             mode: Mode::Eval,
@@ -164,24 +171,45 @@ pub fn layer_figure(
         })
         .data
         .clone();
-    let rows = net.summary();
-    let mut panels = vec![maps_of("input", &input, &input.shape[1..])];
-    for (i, r) in rows.iter().enumerate() {
-        let next_is_activation = (rows.get(i + 1)).is_some_and(|n| is_activation(&n.layer));
-        if next_is_activation || r.layer.starts_with("Dropout") || i + 1 == rows.len() {
+    let summary = net.summary();
+    let mut panels = vec![maps_of("input", input, &input.shape[1..])];
+    let mut rows = vec![None];
+    for (i, r) in summary.iter().enumerate() {
+        let next_is_activation = (summary.get(i + 1)).is_some_and(|n| is_activation(&n.layer));
+        if next_is_activation || r.layer.starts_with("Dropout") || i + 1 == summary.len() {
             continue;
         }
         let title = format!("{} — {}", r.name, describe_shape(&r.output_shape));
         panels.push(maps_of(&title, net.activation(i), &r.output_shape));
+        rows.push(Some(i));
     }
-    let rbf = rows
+    let rbf = summary
         .last()
         .is_some_and(|r| r.layer.starts_with("EuclideanRBF"));
+    let best = (0..scores.len())
+        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+        .unwrap_or(0);
+    Probe {
+        panels,
+        rows,
+        scores,
+        best,
+        rbf,
+    }
+}
+
+/// The figure of `probe`, titled `title`: for the 1998 network F6's values become the 7 x 12
+/// bitmap beside the prototype of the predicted digit.
+pub fn figure_of(probe: Probe, title: String, class_names: [&str; 10]) -> LayerFigure {
+    let Probe {
+        mut panels,
+        scores,
+        best,
+        rbf,
+        ..
+    } = probe;
     if rbf {
         // F6 as the bitmap the output compares, beside the prototype it is nearest to.
-        let best = (0..10)
-            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-            .unwrap_or(0);
         let prototypes = crate::nn::rbf::prototypes();
         let f6 = panels.pop().map(|p| p.maps.concat()).unwrap_or_default();
         let (w, h) = (crate::nn::rbf::WIDTH, crate::nn::rbf::HEIGHT);
@@ -198,15 +226,8 @@ pub fn layer_figure(
             width: w,
         });
     }
-    let label = class_names[set.labels[index] as usize];
-    let best = (0..scores.len())
-        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-        .unwrap_or(0);
     LayerFigure {
-        title: format!(
-            "Test image {index} (label {label}) through the network: predicted {}",
-            class_names[best]
-        ),
+        title,
         panels,
         // The RBF output's scores are -y; the bars show y itself.
         scores: (class_names.iter().zip(&scores))
@@ -221,6 +242,25 @@ pub fn layer_figure(
             "output: logits (the largest, filled, is the prediction)".into()
         },
     }
+}
+
+/// The figure of image `index` of `set` through `net` ([`probe`], [`figure_of`]).
+pub fn layer_figure(
+    net: &mut Network,
+    preprocess: Preprocess,
+    set: &LabelledImages,
+    index: usize,
+    class_names: [&str; 10],
+) -> LayerFigure {
+    let mut input = Tensor::default();
+    preprocess.fill_batch(&set.images, &[index as u32], &mut input);
+    let probe = probe(net, &input);
+    let label = class_names[set.labels[index] as usize];
+    let title = format!(
+        "Test image {index} (label {label}) through the network: predicted {}",
+        class_names[probe.best]
+    );
+    figure_of(probe, title, class_names)
 }
 
 fn is_activation(layer: &str) -> bool {
@@ -274,6 +314,18 @@ pub fn render_layers(figure: &LayerFigure, index: usize) -> Result<Figure, Repor
              (grey levels scaled per map, black the largest), the fully connected layers' \
              values as small bitmaps, and the output."
         ),
+        figure,
+    )
+}
+
+/// Any layer figure rendered as SVG and PNG, named `layers`.
+pub fn render_figure(figure: &LayerFigure) -> Result<Figure, ReportError> {
+    render(
+        "layers",
+        "An input through every layer: the input (32 x 32), each block's maps (grey levels \
+         scaled per map, black the largest), the fully connected layers' values as small \
+         bitmaps, and the output."
+            .into(),
         figure,
     )
 }

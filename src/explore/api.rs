@@ -1,0 +1,871 @@
+//! The HTTP API: routes, checks, and the JSON of every answer (the README documents them).
+//!
+//! Every answer is JSON except the page (`GET /`) and the figures. An error is
+//! `{"error": "..."}` with a 4xx status for a bad request (400 malformed, 401 no token, 403
+//! not addressed to this machine, 404 unknown, 405 wrong method, 410 run removed, 413 body too
+//! large, 422 well-formed but wrong) and 5xx for the server's own trouble; the server keeps
+//! serving after either.
+
+use std::io::Read;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tiny_http::{Header, Method, Request, Response};
+
+use super::ExploreError;
+use super::catalogue::{Catalogue, Entry};
+use super::drawing;
+use super::models::{Loaded, Models};
+use crate::data::{IMAGE_SIDE, INPUT_SIDE, Library, Mnist};
+use crate::nn::network::LayerSummary;
+use crate::report::layers::{Probe, figure_of};
+use crate::tensor::Tensor;
+
+/// The largest request body accepted (a 1024 x 1024 drawing as JSON is about this size).
+pub const MAX_BODY: usize = 8 << 20;
+
+/// Mistakes listed at most.
+pub const MAX_MISTAKES: usize = 1000;
+
+/// The page, one file with its script inline.
+pub const PAGE: &str = include_str!("page.html");
+
+/// What every worker shares.
+pub struct State {
+    pub catalogue: Catalogue,
+    pub models: Models,
+    library: Library,
+    pub token: Option<String>,
+}
+
+impl State {
+    pub fn new(catalogue: Catalogue, data_dir: &Path, token: Option<String>) -> State {
+        State {
+            catalogue,
+            models: Models::default(),
+            library: Library::new(data_dir, true),
+            token,
+        }
+    }
+}
+
+/// An answer: status, content type, body.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// A file name to save it under (the figures).
+    attachment: Option<String>,
+}
+
+fn json<T: Serialize>(value: &T) -> Reply {
+    Reply {
+        status: 200,
+        content_type: "application/json",
+        body: serde_json::to_vec(value).expect("serialisable"),
+        attachment: None,
+    }
+}
+
+/// A request that cannot be answered: its status and what was wrong.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn fail(status: u16, message: impl Into<String>) -> HttpError {
+    HttpError {
+        status,
+        message: message.into(),
+    }
+}
+
+impl From<ExploreError> for HttpError {
+    fn from(e: ExploreError) -> Self {
+        let status = match e {
+            ExploreError::Gone { .. } => 410,
+            ExploreError::Data(_) => 503,
+            _ => 500,
+        };
+        fail(status, e.to_string())
+    }
+}
+
+type Answer = Result<Reply, HttpError>;
+
+/// Answers one request. A panic while answering is a 500 for that request alone.
+pub fn handle(state: &State, mut request: Request) {
+    let reply = std::panic::catch_unwind(AssertUnwindSafe(|| route(state, &mut request)))
+        .unwrap_or_else(|_| {
+            Err(fail(
+                500,
+                "the server failed on this request (a bug in lenet); it goes on serving",
+            ))
+        })
+        .unwrap_or_else(|e| Reply {
+            status: e.status,
+            ..json(&serde_json::json!({ "error": e.message }))
+        });
+    let header = |name: &str, value: &str| {
+        Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("an ASCII header")
+    };
+    let mut response = Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        .with_header(header("Content-Type", reply.content_type))
+        .with_header(header("Cache-Control", "no-store"))
+        .with_header(header("X-Content-Type-Options", "nosniff"));
+    if reply.content_type.starts_with("text/html") {
+        // The page needs nothing from elsewhere, and may not load anything from elsewhere.
+        response = response.with_header(header(
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'",
+        ));
+    }
+    if let Some(name) = reply.attachment {
+        let value = format!("attachment; filename=\"{name}\"");
+        response = response.with_header(header("Content-Disposition", &value));
+    }
+    // A client that went away is no error of the server's.
+    let _ = request.respond(response);
+}
+
+fn route(state: &State, request: &mut Request) -> Answer {
+    let url = request.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    authorize(state, request, query)?;
+    let method = request.method().clone();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let run = |id: &str| -> Result<&Entry, HttpError> {
+        state.catalogue.get(id).ok_or_else(|| {
+            fail(
+                404,
+                format!("no run '{id}' here: GET /api/runs lists the runs this server shows"),
+            )
+        })
+    };
+    match parts.as_slice() {
+        [""] | ["index.html"] => {
+            allow(&method, Method::Get)?;
+            Ok(Reply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: PAGE.as_bytes().to_vec(),
+                attachment: None,
+            })
+        }
+        ["api"] => allow(&method, Method::Get).map(|()| json(&endpoints())),
+        ["api", "runs"] => allow(&method, Method::Get).map(|()| list(state)),
+        ["api", "preprocess"] => {
+            allow(&method, Method::Post)?;
+            preprocess(&body(request)?)
+        }
+        ["api", "runs", id] => {
+            allow(&method, Method::Get)?;
+            details(state, run(id)?)
+        }
+        ["api", "runs", id, "kernels"] => {
+            allow(&method, Method::Get)?;
+            kernels(&*state.models.get(run(id)?)?)
+        }
+        ["api", "runs", id, "mistakes"] => {
+            allow(&method, Method::Get)?;
+            mistakes(state, &*state.models.get(run(id)?)?)
+        }
+        ["api", "runs", id, "images", split, index] => {
+            allow(&method, Method::Get)?;
+            image(state, &*state.models.get(run(id)?)?, split, index)
+        }
+        [
+            "api",
+            "runs",
+            id,
+            action @ ("forward" | "saliency" | "figure.svg" | "figure.png"),
+        ] => {
+            allow(&method, Method::Post)?;
+            let entry = run(id)?;
+            let input: InputBody = body(request)?;
+            let loaded = state.models.get(entry)?;
+            match *action {
+                "forward" => forward(state, &loaded, &input),
+                "saliency" => saliency(state, &loaded, &input),
+                _ => figure(state, entry, &loaded, &input, action.ends_with("png")),
+            }
+        }
+        _ => Err(fail(
+            404,
+            format!("no such endpoint: {path}; GET /api lists them"),
+        )),
+    }
+}
+
+fn allow(method: &Method, wanted: Method) -> Result<(), HttpError> {
+    if *method == wanted {
+        Ok(())
+    } else {
+        Err(fail(
+            405,
+            format!("this endpoint takes {wanted}, not {method}"),
+        ))
+    }
+}
+
+/// With a token, every request must carry it; without one (listening on 127.0.0.1), every
+/// request must be addressed to this machine by name, which a page served from elsewhere
+/// cannot do through DNS rebinding.
+fn authorize(state: &State, request: &Request, query: &str) -> Result<(), HttpError> {
+    let header = |name: &'static str| {
+        (request.headers().iter())
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    match &state.token {
+        Some(token) => {
+            let from_query = (query.split('&')).find_map(|kv| kv.strip_prefix("token="));
+            let from_header =
+                header("Authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+            let given = from_header.or(from_query.map(str::to_string));
+            if given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(fail(
+                    401,
+                    "this server needs its access token (printed when it started) on every \
+                     request: ?token=... in the address, or an 'Authorization: Bearer ...' header",
+                ))
+            }
+        }
+        None => {
+            let host = header("Host").unwrap_or_default();
+            let name = match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => host.as_str(),
+            };
+            if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+                Ok(())
+            } else {
+                Err(fail(
+                    403,
+                    format!(
+                        "this server answers requests addressed to 127.0.0.1 or localhost, not \
+                         '{host}' (start it with --bind to serve other addresses, with a token)"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `a` and `b` are equal, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The request body as JSON of type `T`, at most [`MAX_BODY`] bytes.
+fn body<T: DeserializeOwned>(request: &mut Request) -> Result<T, HttpError> {
+    let too_large = || {
+        fail(
+            413,
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+    };
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    (request.as_reader().take(MAX_BODY as u64 + 1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(400, format!("could not read the request body: {e}")))?;
+    if bytes.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| fail(400, format!("malformed JSON body: {e}")))
+}
+
+/// The input of a forward pass, saliency or figure: exactly one of an image, a test image or
+/// a training image of the run's dataset; `class` for saliency only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputBody {
+    /// 784 (28 x 28, padded to 32 x 32 as the datasets are) or 1024 (32 x 32) intensities in
+    /// [0, 1], row by row, 0 the background.
+    pub image: Option<Vec<f32>>,
+    pub test_image: Option<usize>,
+    pub train_image: Option<usize>,
+    /// The class whose saliency is wanted [default: the predicted one].
+    pub class: Option<usize>,
+}
+
+/// Where a forward pass's input came from.
+#[derive(Serialize)]
+struct Source {
+    kind: &'static str,
+    index: Option<usize>,
+    label: Option<u8>,
+    /// The label's class name.
+    class: Option<&'static str>,
+}
+
+fn dataset<'a>(state: &'a State, loaded: &Loaded) -> Result<&'a Mnist, HttpError> {
+    state.library.get(loaded.dataset).map_err(|e| {
+        fail(
+            503,
+            format!(
+                "the {} images are not available here: {e}",
+                loaded.dataset.title()
+            ),
+        )
+    })
+}
+
+fn check_pixels(pixels: &[f32]) -> Result<(), HttpError> {
+    match pixels.iter().position(|v| !(0.0..=1.0).contains(v)) {
+        Some(i) => Err(fail(
+            422,
+            format!(
+                "pixel {i} is {}; expected intensities from 0 (background) to 1 (ink)",
+                pixels[i]
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The model input that `body` names, and where it came from.
+fn input_of(
+    state: &State,
+    loaded: &Loaded,
+    body: &InputBody,
+) -> Result<(Tensor, Source), HttpError> {
+    let given = [
+        body.image.is_some(),
+        body.test_image.is_some(),
+        body.train_image.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        return Err(fail(
+            422,
+            "expected exactly one of \"image\" (784 or 1024 intensities in [0, 1]), \
+             \"test_image\" or \"train_image\" (an index)",
+        ));
+    }
+    if let Some(image) = &body.image {
+        let (small, large) = (IMAGE_SIDE * IMAGE_SIDE, INPUT_SIDE * INPUT_SIDE);
+        if image.len() != small && image.len() != large {
+            return Err(fail(
+                422,
+                format!(
+                    "\"image\" has {} values; expected {small} (28 x 28) or {large} (32 x 32)",
+                    image.len()
+                ),
+            ));
+        }
+        check_pixels(image)?;
+        let source = Source {
+            kind: "image",
+            index: None,
+            label: None,
+            class: None,
+        };
+        return Ok((loaded.input_of(image), source));
+    }
+    let data = dataset(state, loaded)?;
+    let (set, index, kind) = match (body.test_image, body.train_image) {
+        (Some(i), _) => (&data.test, i, "test"),
+        (_, Some(i)) => (&data.train, i, "train"),
+        _ => unreachable!("one source, checked above"),
+    };
+    if index >= set.len() {
+        return Err(fail(
+            422,
+            format!(
+                "{kind} image {index} does not exist: the {} {kind} set has images 0 to {}",
+                data.dataset.title(),
+                set.len() - 1
+            ),
+        ));
+    }
+    let label = set.labels[index];
+    let source = Source {
+        kind,
+        index: Some(index),
+        label: Some(label),
+        class: Some(data.dataset.class_names()[label as usize]),
+    };
+    Ok((loaded.input_of_image(set, index), source))
+}
+
+/// What `GET /api` answers: every endpoint.
+fn endpoints() -> serde_json::Value {
+    serde_json::json!({
+        "endpoints": [
+            "GET /api/runs",
+            "GET /api/runs/{id}",
+            "GET /api/runs/{id}/kernels",
+            "GET /api/runs/{id}/mistakes",
+            "GET /api/runs/{id}/images/{test|train}/{index}",
+            "POST /api/runs/{id}/forward",
+            "POST /api/runs/{id}/saliency",
+            "POST /api/runs/{id}/figure.svg",
+            "POST /api/runs/{id}/figure.png",
+            "POST /api/preprocess",
+        ],
+        "input": "forward, saliency and the figures take {\"image\": [784 or 1024 values in [0, 1]]}, {\"test_image\": N} or {\"train_image\": N}; saliency also \"class\"",
+    })
+}
+
+/// A run as the list shows it.
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    entry: &'a Entry,
+    dataset: Option<&'static str>,
+    arch: Option<&'static str>,
+    optimizer: Option<String>,
+    test_accuracy: Option<f64>,
+    epochs: Option<usize>,
+    /// Why the run cannot be shown now (its directory removed, say).
+    error: Option<String>,
+}
+
+fn listed(entry: &Entry) -> Listed<'_> {
+    let config = entry.config();
+    let summary = entry.summary();
+    let c = config.as_ref().ok();
+    Listed {
+        entry,
+        dataset: c.map(|c| c.data.dataset.as_str()),
+        arch: c.map(|c| c.model.arch.as_str()),
+        optimizer: c.map(|c| format!("{} {}", c.optimizer.name.as_str(), c.optimizer.describe())),
+        test_accuracy: summary.as_ref().and_then(|s| s.test_accuracy),
+        epochs: summary.map(|s| s.epochs),
+        error: config.err().map(|e| e.to_string()),
+    }
+}
+
+fn list(state: &State) -> Reply {
+    let runs: Vec<Listed> = state.catalogue.entries().map(listed).collect();
+    json(&serde_json::json!({ "runs": runs }))
+}
+
+/// A layer of the model, as details and forward passes describe it.
+#[derive(Serialize)]
+struct LayerInfo {
+    /// The `state_dict` module path, e.g. `feature_extractor.0`.
+    name: String,
+    /// A short name: `conv1`, `pool1`, `fc1`, ..., or the 1998 network's own (`c1`, `s2`).
+    role: String,
+    layer: String,
+    shape: Vec<usize>,
+    params: usize,
+}
+
+fn is_kind(layer: &str, kinds: &[&str]) -> bool {
+    kinds.iter().any(|k| layer.starts_with(k))
+}
+
+const ACTIVATIONS: [&str; 3] = ["ReLU", "Tanh", "ScaledTanh"];
+
+/// Short names of the layers: the module's own when it has one (the 1998 network's `c1`,
+/// `s2_squash`), else the block's kind and number (`conv1`, `conv1 → relu`, `pool1`, `bn1`).
+fn roles(rows: &[LayerSummary]) -> Vec<String> {
+    let (mut conv, mut pool, mut fc, mut bn) = (0, 0, 0, 0);
+    let mut last = String::new();
+    rows.iter()
+        .map(|r| {
+            let l = r.layer.as_str();
+            let role = if !r.name.contains('.') {
+                r.name.clone()
+            } else if is_kind(l, &["Conv2d"]) {
+                conv += 1;
+                format!("conv{conv}")
+            } else if is_kind(l, &["MaxPool2d", "AvgPool2d", "Subsample"]) {
+                pool += 1;
+                format!("pool{pool}")
+            } else if is_kind(l, &["Linear"]) {
+                fc += 1;
+                format!("fc{fc}")
+            } else if is_kind(l, &["BatchNorm"]) {
+                bn += 1;
+                format!("bn{bn}")
+            } else if is_kind(l, &ACTIVATIONS) {
+                format!(
+                    "{last} → {}",
+                    l.split('(').next().unwrap_or(l).to_lowercase()
+                )
+            } else {
+                l.split('(').next().unwrap_or(l).to_lowercase()
+            };
+            last = role.clone();
+            role
+        })
+        .collect()
+}
+
+fn layer_infos(rows: &[LayerSummary]) -> Vec<LayerInfo> {
+    (rows.iter().zip(roles(rows)))
+        .map(|(r, role)| LayerInfo {
+            name: r.name.clone(),
+            role,
+            layer: r.layer.clone(),
+            shape: r.output_shape.clone(),
+            params: r.params,
+        })
+        .collect()
+}
+
+/// The convolution whose maps row `i`'s maps are, through the per-map layers after it
+/// (activation, pooling, subsampling, batch normalization): its row.
+fn source_conv(rows: &[LayerSummary], mut i: usize) -> Option<usize> {
+    loop {
+        let l = rows[i].layer.as_str();
+        if is_kind(l, &["Conv2d"]) {
+            return Some(i);
+        }
+        let per_map = [
+            "MaxPool2d",
+            "AvgPool2d",
+            "Subsample",
+            "BatchNorm",
+            "Dropout",
+        ];
+        if i == 0 || !(is_kind(l, &ACTIVATIONS) || is_kind(l, &per_map)) {
+            return None;
+        }
+        i -= 1;
+    }
+}
+
+fn output_kind(loaded: &Loaded) -> &'static str {
+    if loaded.model.arch == crate::nn::Arch::Lecun1998 {
+        "distances"
+    } else {
+        "probabilities"
+    }
+}
+
+fn details(state: &State, entry: &Entry) -> Answer {
+    let loaded = state.models.get(entry)?;
+    let config = entry.config()?;
+    let rows = loaded.summary();
+    let prototypes = (output_kind(&loaded) == "distances").then(|| {
+        let p = crate::nn::rbf::prototypes();
+        p.data
+            .chunks_exact(p.data.len() / 10)
+            .map(<[f32]>::to_vec)
+            .collect::<Vec<_>>()
+    });
+    Ok(json(&serde_json::json!({
+        "run": listed(entry),
+        "config": config,
+        "summary": entry.summary(),
+        "class_names": loaded.dataset.class_names(),
+        "output": output_kind(&loaded),
+        "layers": layer_infos(&rows),
+        "prototypes": prototypes,
+        "prototype_shape": [crate::nn::rbf::HEIGHT, crate::nn::rbf::WIDTH],
+    })))
+}
+
+/// Every convolution's kernels: `[out, in, k, k]` weights, and for a sparse connection table
+/// (the 1998 network's C3) which input maps each output map reads.
+fn kernels(loaded: &Loaded) -> Answer {
+    let rows = loaded.summary();
+    let roles = roles(&rows);
+    let params = loaded.params();
+    let mut layers = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        if !is_kind(&r.layer, &["Conv2d"]) {
+            continue;
+        }
+        let wanted = format!("{}.weight", r.name);
+        let Some((_, w, frozen)) = params.iter().find(|(n, _, _)| *n == wanted) else {
+            continue;
+        };
+        let [o, c, kh, kw] = w.shape[..] else {
+            continue;
+        };
+        let connected = frozen.as_ref().map(|f| {
+            (0..o)
+                .map(|oi| {
+                    (0..c)
+                        .map(|ci| !f[(oi * c + ci) * kh * kw])
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        });
+        layers.push(serde_json::json!({
+            "name": r.name,
+            "role": roles[i],
+            "shape": w.shape,
+            "values": w.data,
+            "connected": connected,
+        }));
+    }
+    Ok(json(&serde_json::json!({ "layers": layers })))
+}
+
+fn mistakes(state: &State, loaded: &Loaded) -> Answer {
+    let data = dataset(state, loaded)?;
+    let all = loaded.mistakes(data).map_err(|e| fail(500, e))?;
+    Ok(json(&serde_json::json!({
+        "dataset": data.dataset.as_str(),
+        "total": data.test.len(),
+        "count": all.len(),
+        "mistakes": &all[..all.len().min(MAX_MISTAKES)],
+    })))
+}
+
+fn image(state: &State, loaded: &Loaded, split: &str, index: &str) -> Answer {
+    let data = dataset(state, loaded)?;
+    let set = match split {
+        "test" => &data.test,
+        "train" => &data.train,
+        _ => {
+            return Err(fail(
+                404,
+                format!("no image set '{split}': expected test or train"),
+            ));
+        }
+    };
+    let index: usize = index.parse().map_err(|_| {
+        fail(
+            404,
+            format!(
+                "'{index}' is not an image index (expected 0 to {})",
+                set.len() - 1
+            ),
+        )
+    })?;
+    if index >= set.len() {
+        return Err(fail(
+            404,
+            format!(
+                "{split} image {index} does not exist: expected 0 to {}",
+                set.len() - 1
+            ),
+        ));
+    }
+    let label = set.labels[index];
+    Ok(json(&serde_json::json!({
+        "split": split,
+        "index": index,
+        "label": label,
+        "class": data.dataset.class_names()[label as usize],
+        "height": set.images.rows,
+        "width": set.images.cols,
+        "pixels": set.images.image(index),
+    })))
+}
+
+/// `POST /api/preprocess`: a drawing of any size as MNIST's 28 x 28.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drawing {
+    width: usize,
+    height: usize,
+    /// `height` rows of `width` intensities in [0, 1].
+    pixels: Vec<f32>,
+}
+
+fn preprocess(d: &Drawing) -> Answer {
+    let max = drawing::MAX_SIDE;
+    if !(1..=max).contains(&d.width) || !(1..=max).contains(&d.height) {
+        return Err(fail(
+            422,
+            format!(
+                "a drawing is 1 to {max} pixels on each side, not {} x {}",
+                d.width, d.height
+            ),
+        ));
+    }
+    if d.pixels.len() != d.width * d.height {
+        return Err(fail(
+            422,
+            format!(
+                "\"pixels\" has {} values; a {} x {} drawing has {}",
+                d.pixels.len(),
+                d.width,
+                d.height,
+                d.width * d.height
+            ),
+        ));
+    }
+    check_pixels(&d.pixels)?;
+    let image = drawing::to_mnist(&d.pixels, d.width, d.height);
+    Ok(json(
+        &serde_json::json!({ "height": IMAGE_SIDE, "width": IMAGE_SIDE, "image": image }),
+    ))
+}
+
+/// One panel of a forward pass: a layer's output as maps.
+#[derive(Serialize)]
+struct Maps<'a> {
+    name: &'a str,
+    role: &'a str,
+    layer: &'a str,
+    title: &'a str,
+    height: usize,
+    width: usize,
+    maps: &'a [Vec<f32>],
+    min: f32,
+    max: f32,
+    /// The convolution whose kernels made these maps (`GET .../kernels` has them).
+    kernels_of: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Class {
+    class: usize,
+    name: &'static str,
+    /// The probability, or the RBF output's squared distance.
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct Forward<'a> {
+    run: &'a str,
+    source: Source,
+    input: Maps<'a>,
+    layers: Vec<Maps<'a>>,
+    /// `probabilities` (softmax of the logits) or `distances` (the RBF output's squared
+    /// distances to each digit's prototype: the smallest is the prediction).
+    output: &'static str,
+    values: Vec<f64>,
+    /// The network's raw outputs: logits, or minus the squared distances.
+    scores: &'a [f32],
+    prediction: Class,
+    top: Vec<Class>,
+}
+
+fn range(maps: &[Vec<f32>]) -> (f32, f32) {
+    let all = maps.iter().flatten().copied();
+    let lo = all.clone().fold(f32::INFINITY, f32::min);
+    (lo, all.fold(f32::NEG_INFINITY, f32::max))
+}
+
+fn forward(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
+    if body.class.is_some() {
+        return Err(fail(
+            422,
+            "\"class\" is for saliency; a forward pass takes none",
+        ));
+    }
+    let (input, source) = input_of(state, loaded, body)?;
+    let probe = loaded.forward(&input);
+    let rows = loaded.summary();
+    let roles = roles(&rows);
+    let names = loaded.dataset.class_names();
+    let kind = output_kind(loaded);
+    let values: Vec<f64> = if kind == "distances" {
+        probe.scores.iter().map(|&s| -(s as f64)).collect()
+    } else {
+        softmax(&probe.scores)
+    };
+    let class = |c: usize| Class {
+        class: c,
+        name: names[c],
+        value: values[c],
+    };
+    let mut order: Vec<usize> = (0..probe.scores.len()).collect();
+    order.sort_by(|&a, &b| probe.scores[b].total_cmp(&probe.scores[a]));
+    let maps = |k: usize| {
+        let p = &probe.panels[k];
+        let (min, max) = range(&p.maps);
+        let row = probe.rows[k];
+        Maps {
+            name: row.map_or("input", |i| rows[i].name.as_str()),
+            role: row.map_or("input", |i| roles[i].as_str()),
+            layer: row.map_or("", |i| rows[i].layer.as_str()),
+            title: &p.title,
+            height: p.height,
+            width: p.width,
+            maps: &p.maps,
+            min,
+            max,
+            kernels_of: row
+                .and_then(|i| source_conv(&rows, i))
+                .map(|j| rows[j].name.as_str()),
+        }
+    };
+    let answer = Forward {
+        run: &loaded.id,
+        source,
+        input: maps(0),
+        layers: (1..probe.panels.len()).map(maps).collect(),
+        output: kind,
+        values: values.clone(),
+        scores: &probe.scores,
+        prediction: class(probe.best),
+        top: order.iter().take(3).map(|&c| class(c)).collect(),
+    };
+    Ok(json(&answer))
+}
+
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let e: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
+
+fn saliency(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
+    if let Some(c) = body.class.filter(|&c| c >= 10) {
+        return Err(fail(
+            422,
+            format!("class {c} does not exist: expected 0 to 9"),
+        ));
+    }
+    let (input, source) = input_of(state, loaded, body)?;
+    let (class, gradient, scores) = loaded.saliency(&input, body.class);
+    let names = loaded.dataset.class_names();
+    Ok(json(&serde_json::json!({
+        "run": loaded.id,
+        "source": source,
+        "class": class,
+        "name": names[class],
+        "score": scores[class],
+        "height": INPUT_SIDE,
+        "width": INPUT_SIDE,
+        "gradient": gradient,
+    })))
+}
+
+/// The report's layer figure of the input, as SVG or PNG.
+fn figure(state: &State, entry: &Entry, loaded: &Loaded, body: &InputBody, png: bool) -> Answer {
+    if body.class.is_some() {
+        return Err(fail(422, "\"class\" is for saliency; a figure takes none"));
+    }
+    let (input, source) = input_of(state, loaded, body)?;
+    let names = loaded.dataset.class_names();
+    let probe: Probe = loaded.forward(&input);
+    let what = match (source.kind, source.index, source.class) {
+        (kind, Some(i), Some(c)) => format!("{} image {i} (label {c})", title_case(kind)),
+        _ => "A drawing".to_string(),
+    };
+    let title = format!(
+        "{what} through {}: predicted {}",
+        entry.label, names[probe.best]
+    );
+    let f = crate::report::layers::render_figure(&figure_of(probe, title, names))
+        .map_err(|e| fail(500, e.to_string()))?;
+    let (content_type, body, ext) = match png {
+        true => ("image/png", f.png, "png"),
+        false => ("image/svg+xml", f.svg.into_bytes(), "svg"),
+    };
+    Ok(Reply {
+        status: 200,
+        content_type,
+        body,
+        attachment: Some(format!("layers-{}.{ext}", entry.id)),
+    })
+}
+
+fn title_case(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+}
