@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{lenet, run_study, study_file, subset_dir};
+use common::{chromium, lenet, run_study, study_file, subset_dir};
 
 const SECTIONS: [&str; 10] = [
     "The answer",
@@ -241,25 +241,6 @@ fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// Chromium from Debian's `chromium` package (`.ci/run` installs it), or $LENET_CHROMIUM.
-fn chromium() -> PathBuf {
-    if let Ok(path) = std::env::var("LENET_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-            let path = Path::new(dir).join(name);
-            if path.is_file() {
-                return path;
-            }
-        }
-    }
-    panic!(
-        "this test opens the report in headless Chromium: install it (Debian: apt-get install \
-         chromium; `.ci/run` does) or point LENET_CHROMIUM at a Chromium binary"
-    );
 }
 
 /// Chromium in headless mode with a fresh profile, under `timeout` so a browser that hangs

@@ -926,16 +926,22 @@ fn explore(args: &ExploreArgs) -> Result<()> {
         );
     }
     let runs = catalogue.len();
-    say!(
-        "lenet explore: {runs} run{} at {}",
+    // Written without `say!`: a server whose standard output has been closed goes on serving.
+    let mut lines = format!(
+        "lenet explore: {runs} run{} at {}\n",
         if runs == 1 { "" } else { "s" },
         server.url()
     );
     if server.token().is_some() {
-        say!(
+        lines.push_str(
             "every request needs the token in that address (or an 'Authorization: Bearer \
-             TOKEN' header); anyone who has it can see these runs"
+             TOKEN' header); anyone who has it can see these runs\n",
         );
+    }
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
     }
     if !args.data.quiet {
         eprintln!("Ctrl-C stops the server");

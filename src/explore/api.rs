@@ -112,7 +112,9 @@ pub fn handle(state: &State, mut request: Request) {
     let header = |name: &str, value: &str| {
         Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("an ASCII header")
     };
+    // Every answer with its length (never chunked), which the simplest clients read.
     let mut response = Response::from_data(reply.body)
+        .with_chunked_threshold(usize::MAX)
         .with_status_code(reply.status)
         .with_header(header("Content-Type", reply.content_type))
         .with_header(header("Cache-Control", "no-store"))
@@ -422,6 +424,8 @@ fn endpoints() -> serde_json::Value {
 struct Listed<'a> {
     #[serde(flatten)]
     entry: &'a Entry,
+    /// The run's directory.
+    dir: String,
     dataset: Option<&'static str>,
     arch: Option<&'static str>,
     optimizer: Option<String>,
@@ -437,6 +441,7 @@ fn listed(entry: &Entry) -> Listed<'_> {
     let c = config.as_ref().ok();
     Listed {
         entry,
+        dir: entry.dir.display().to_string(),
         dataset: c.map(|c| c.data.dataset.as_str()),
         arch: c.map(|c| c.model.arch.as_str()),
         optimizer: c.map(|c| format!("{} {}", c.optimizer.name.as_str(), c.optimizer.describe())),

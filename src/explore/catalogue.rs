@@ -128,11 +128,18 @@ impl Catalogue {
                 }
             }
             if out.order.len() == before && !out.holds_any_under(dir) {
+                let outside: Vec<String> = (out.outside.iter())
+                    .map(|p| p.display().to_string())
+                    .collect();
+                let left_out = match outside.is_empty() {
+                    true => String::new(),
+                    false => format!("; left out as links out of it: {}", outside.join(", ")),
+                };
                 return Err(ExploreError::Dir {
                     dir: dir.display().to_string(),
                     why: format!(
                         "no run with a saved model in it: expected a study directory (with \
-                         {STUDY_FILE}), a run directory (with {} and {}), or a folder of them",
+                         {STUDY_FILE}), a run directory (with {} and {}), or a folder of them{left_out}",
                         run::CONFIG,
                         run::MODEL
                     ),
@@ -210,10 +217,11 @@ impl Catalogue {
         if !dir.join(run::MODEL).is_file() {
             return;
         }
+        let given = dir;
         let Ok(dir) = dir.canonicalize() else { return };
         let model = dir.join(run::MODEL).canonicalize();
         if !dir.starts_with(&self.root) || !model.is_ok_and(|m| m.starts_with(&self.root)) {
-            self.outside.push(dir);
+            self.outside.push(given.to_path_buf());
             return;
         }
         let digest = Sha256::digest(dir.to_string_lossy().as_bytes());

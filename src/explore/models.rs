@@ -15,9 +15,8 @@ use std::time::SystemTime;
 use super::ExploreError;
 use super::catalogue::Entry;
 use crate::data::{Dataset, IMAGE_SIDE, INPUT_SIDE, LabelledImages, Mnist, Preprocess};
-use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
+use crate::nn::{FlushDenormals, ModelConfig, Network};
 use crate::report::layers::{Probe, probe};
-use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// Models kept loaded at once.
@@ -151,17 +150,7 @@ impl Loaded {
     pub fn saliency(&self, input: &Tensor, class: Option<usize>) -> (usize, Vec<f32>, Vec<f32>) {
         let _flush = FlushDenormals::new();
         self.with_network(|net| {
-            *net.input_mut() = input.clone();
-            let scores = net
-                .forward(&mut Context {
-                    mode: Mode::Eval,
-                    rng: &mut Rng::new(0),
-                })
-                .data
-                .clone();
-            let best = (0..scores.len())
-                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
-                .unwrap_or(0);
+            let Probe { scores, best, .. } = probe(net, input);
             let class = class.unwrap_or(best);
             let (_, grad) = net.output_and_grad_mut();
             grad.data.fill(0.0);

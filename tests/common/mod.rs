@@ -137,3 +137,22 @@ pub fn subset_copy() -> tempfile::TempDir {
     }
     dir
 }
+
+/// Chromium from Debian's `chromium` package (`.ci/run` installs it), or $LENET_CHROMIUM.
+pub fn chromium() -> PathBuf {
+    if let Ok(path) = std::env::var("LENET_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let path = Path::new(dir).join(name);
+            if path.is_file() {
+                return path;
+            }
+        }
+    }
+    panic!(
+        "this test opens a page in headless Chromium: install it (Debian: apt-get install \
+         chromium; `.ci/run` does) or point LENET_CHROMIUM at a Chromium binary"
+    );
+}
