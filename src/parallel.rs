@@ -51,6 +51,28 @@ where
     (0..chunks).into_par_iter().for_each(run);
 }
 
+/// Runs `f` with every parallel region inside it run inline, chunk after chunk, on this
+/// thread: for a caller that is already one of several threads doing independent work (the
+/// `explore` server's requests, one sample each), where handing chunks to the pool would add
+/// hand-offs and no speed. The results are the same bits: the chunking never depends on the
+/// threads.
+pub fn serially<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_REGION.set(self.0);
+        }
+    }
+    let _restore = Restore(IN_REGION.replace(true));
+    f()
+}
+
+/// Whether the parallel regions this thread opens run inline ([`serially`], or inside a
+/// region's chunk), so that no other thread takes part in them.
+pub fn inline() -> bool {
+    IN_REGION.get()
+}
+
 /// The most threads a run uses unless told otherwise: a training batch of 64 splits into 16
 /// tasks of 4 images in the convolutions (the largest regions of a step), so further threads
 /// would only wait, and an evaluation spreads over at most 16 lanes

@@ -946,8 +946,7 @@ fn explore(args: &ExploreArgs) -> Result<()> {
     if !args.data.quiet {
         eprintln!("Ctrl-C stops the server");
     }
-    server.serve();
-    Ok(())
+    Ok(server.serve()?)
 }
 
 /// The shipped default study.

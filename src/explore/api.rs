@@ -6,13 +6,11 @@
 //! large, 422 well-formed but wrong) and 5xx for the server's own trouble; the server keeps
 //! serving after either.
 
-use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tiny_http::{Header, Method, Request, Response};
 
 use super::ExploreError;
 use super::catalogue::{Catalogue, Entry};
@@ -23,8 +21,8 @@ use crate::nn::network::LayerSummary;
 use crate::report::layers::{Probe, figure_of};
 use crate::tensor::Tensor;
 
-/// The largest request body accepted (a 1024 x 1024 drawing as JSON is about this size).
-pub const MAX_BODY: usize = 8 << 20;
+/// The largest request body accepted (a 512 x 512 drawing fits, as JSON).
+pub const MAX_BODY: usize = 2 << 20;
 
 /// Mistakes listed at most.
 pub const MAX_MISTAKES: usize = 1000;
@@ -51,13 +49,51 @@ impl State {
     }
 }
 
+/// A request as the routes see it: the transport ([`super::Server`]) has read the body, within
+/// [`MAX_BODY`] bytes.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The target: path and query, e.g. `/api/runs?token=...`.
+    pub target: &'a str,
+    pub host: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
 /// An answer: status, content type, body.
-struct Reply {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
     /// A file name to save it under (the figures).
-    attachment: Option<String>,
+    pub attachment: Option<String>,
+}
+
+impl Reply {
+    /// The headers that go with the answer besides its type and length.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("Cache-Control", "no-store".to_string()),
+            ("X-Content-Type-Options", "nosniff".to_string()),
+        ];
+        if self.content_type.starts_with("text/html") {
+            // The page needs nothing from elsewhere, and may not load anything from elsewhere.
+            out.push((
+                "Content-Security-Policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; \
+                 form-action 'none'"
+                    .to_string(),
+            ));
+        }
+        if let Some(name) = &self.attachment {
+            out.push((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}\""),
+            ));
+        }
+        out
+    }
 }
 
 fn json<T: Serialize>(value: &T) -> Reply {
@@ -76,10 +112,20 @@ pub struct HttpError {
     pub message: String,
 }
 
-fn fail(status: u16, message: impl Into<String>) -> HttpError {
+pub fn fail(status: u16, message: impl Into<String>) -> HttpError {
     HttpError {
         status,
         message: message.into(),
+    }
+}
+
+impl HttpError {
+    /// The error as an answer: `{"error": "..."}` with its status.
+    pub fn reply(self) -> Reply {
+        Reply {
+            status: self.status,
+            ..json(&serde_json::json!({ "error": self.message }))
+        }
     }
 }
 
@@ -97,49 +143,24 @@ impl From<ExploreError> for HttpError {
 type Answer = Result<Reply, HttpError>;
 
 /// Answers one request. A panic while answering is a 500 for that request alone.
-pub fn handle(state: &State, mut request: Request) {
-    let reply = std::panic::catch_unwind(AssertUnwindSafe(|| route(state, &mut request)))
+pub fn answer(state: &State, request: &Request) -> Reply {
+    std::panic::catch_unwind(AssertUnwindSafe(|| route(state, request)))
         .unwrap_or_else(|_| {
             Err(fail(
                 500,
                 "the server failed on this request (a bug in lenet); it goes on serving",
             ))
         })
-        .unwrap_or_else(|e| Reply {
-            status: e.status,
-            ..json(&serde_json::json!({ "error": e.message }))
-        });
-    let header = |name: &str, value: &str| {
-        Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("an ASCII header")
-    };
-    // Every answer with its length (never chunked), which the simplest clients read.
-    let mut response = Response::from_data(reply.body)
-        .with_chunked_threshold(usize::MAX)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type))
-        .with_header(header("Cache-Control", "no-store"))
-        .with_header(header("X-Content-Type-Options", "nosniff"));
-    if reply.content_type.starts_with("text/html") {
-        // The page needs nothing from elsewhere, and may not load anything from elsewhere.
-        response = response.with_header(header(
-            "Content-Security-Policy",
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-             img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'",
-        ));
-    }
-    if let Some(name) = reply.attachment {
-        let value = format!("attachment; filename=\"{name}\"");
-        response = response.with_header(header("Content-Disposition", &value));
-    }
-    // A client that went away is no error of the server's.
-    let _ = request.respond(response);
+        .unwrap_or_else(HttpError::reply)
 }
 
-fn route(state: &State, request: &mut Request) -> Answer {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    authorize(state, request, query)?;
-    let method = request.method().clone();
+fn route(state: &State, request: &Request) -> Answer {
+    check_access(state, request)?;
+    let path = request
+        .target
+        .split_once('?')
+        .map_or(request.target, |(p, _)| p);
+    let method = request.method;
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let run = |id: &str| -> Result<&Entry, HttpError> {
         state.catalogue.get(id).ok_or_else(|| {
@@ -151,7 +172,7 @@ fn route(state: &State, request: &mut Request) -> Answer {
     };
     match parts.as_slice() {
         [""] | ["index.html"] => {
-            allow(&method, Method::Get)?;
+            allow(method, "GET")?;
             Ok(Reply {
                 status: 200,
                 content_type: "text/html; charset=utf-8",
@@ -159,26 +180,26 @@ fn route(state: &State, request: &mut Request) -> Answer {
                 attachment: None,
             })
         }
-        ["api"] => allow(&method, Method::Get).map(|()| json(&endpoints())),
-        ["api", "runs"] => allow(&method, Method::Get).map(|()| list(state)),
+        ["api"] => allow(method, "GET").map(|()| json(&endpoints())),
+        ["api", "runs"] => allow(method, "GET").map(|()| list(state)),
         ["api", "preprocess"] => {
-            allow(&method, Method::Post)?;
+            allow(method, "POST")?;
             preprocess(&body(request)?)
         }
         ["api", "runs", id] => {
-            allow(&method, Method::Get)?;
+            allow(method, "GET")?;
             details(state, run(id)?)
         }
         ["api", "runs", id, "kernels"] => {
-            allow(&method, Method::Get)?;
+            allow(method, "GET")?;
             kernels(&*state.models.get(run(id)?)?)
         }
         ["api", "runs", id, "mistakes"] => {
-            allow(&method, Method::Get)?;
+            allow(method, "GET")?;
             mistakes(state, &*state.models.get(run(id)?)?)
         }
         ["api", "runs", id, "images", split, index] => {
-            allow(&method, Method::Get)?;
+            allow(method, "GET")?;
             image(state, &*state.models.get(run(id)?)?, split, index)
         }
         [
@@ -187,7 +208,7 @@ fn route(state: &State, request: &mut Request) -> Answer {
             id,
             action @ ("forward" | "saliency" | "figure.svg" | "figure.png"),
         ] => {
-            allow(&method, Method::Post)?;
+            allow(method, "POST")?;
             let entry = run(id)?;
             let input: InputBody = body(request)?;
             let loaded = state.models.get(entry)?;
@@ -204,8 +225,8 @@ fn route(state: &State, request: &mut Request) -> Answer {
     }
 }
 
-fn allow(method: &Method, wanted: Method) -> Result<(), HttpError> {
-    if *method == wanted {
+fn allow(method: &str, wanted: &str) -> Result<(), HttpError> {
+    if method == wanted {
         Ok(())
     } else {
         Err(fail(
@@ -218,18 +239,13 @@ fn allow(method: &Method, wanted: Method) -> Result<(), HttpError> {
 /// With a token, every request must carry it; without one (listening on 127.0.0.1), every
 /// request must be addressed to this machine by name, which a page served from elsewhere
 /// cannot do through DNS rebinding.
-fn authorize(state: &State, request: &Request, query: &str) -> Result<(), HttpError> {
-    let header = |name: &'static str| {
-        (request.headers().iter())
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
-    };
+pub fn check_access(state: &State, request: &Request) -> Result<(), HttpError> {
+    let query = request.target.split_once('?').map_or("", |(_, q)| q);
     match &state.token {
         Some(token) => {
             let from_query = (query.split('&')).find_map(|kv| kv.strip_prefix("token="));
-            let from_header =
-                header("Authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
-            let given = from_header.or(from_query.map(str::to_string));
+            let from_header = (request.authorization).and_then(|v| v.strip_prefix("Bearer "));
+            let given = from_header.or(from_query);
             if given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
                 Ok(())
             } else {
@@ -241,10 +257,10 @@ fn authorize(state: &State, request: &Request, query: &str) -> Result<(), HttpEr
             }
         }
         None => {
-            let host = header("Host").unwrap_or_default();
+            let host = request.host.unwrap_or_default();
             let name = match host.rsplit_once(':') {
                 Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-                _ => host.as_str(),
+                _ => host,
             };
             if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
                 Ok(())
@@ -266,25 +282,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The request body as JSON of type `T`, at most [`MAX_BODY`] bytes.
-fn body<T: DeserializeOwned>(request: &mut Request) -> Result<T, HttpError> {
-    let too_large = || {
-        fail(
-            413,
-            format!("request bodies are limited to {MAX_BODY} bytes"),
-        )
-    };
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    (request.as_reader().take(MAX_BODY as u64 + 1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(400, format!("could not read the request body: {e}")))?;
-    if bytes.len() > MAX_BODY {
-        return Err(too_large());
-    }
-    serde_json::from_slice(&bytes).map_err(|e| fail(400, format!("malformed JSON body: {e}")))
+/// The request body as JSON of type `T`.
+fn body<T: DeserializeOwned>(request: &Request) -> Result<T, HttpError> {
+    serde_json::from_slice(request.body).map_err(|e| fail(400, format!("malformed JSON body: {e}")))
 }
 
 /// The input of a forward pass, saliency or figure: exactly one of an image, a test image or
@@ -807,7 +807,10 @@ fn forward(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
         prediction: class(probe.best),
         top: order.iter().take(3).map(|&c| class(c)).collect(),
     };
-    Ok(json(&answer))
+    // Every layer's output as text: about 75 KB for the study's model, written at once.
+    let mut body = Vec::with_capacity(96 << 10);
+    serde_json::to_writer(&mut body, &answer).expect("serialisable");
+    Ok(Reply { body, ..json(&()) })
 }
 
 fn softmax(logits: &[f32]) -> Vec<f64> {

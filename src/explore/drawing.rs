@@ -21,7 +21,7 @@ pub const INK: f32 = 0.01;
 pub const BOX: usize = 20;
 
 /// Largest drawing side accepted.
-pub const MAX_SIDE: usize = 1024;
+pub const MAX_SIDE: usize = 512;
 
 /// `pixels` (`height` rows of `width` intensities) as a 28 x 28 MNIST-style image, row by
 /// row; a drawing with no ink is all background.

@@ -138,27 +138,32 @@ impl Loaded {
         input
     }
 
-    /// `input` through every layer ([`probe`]).
+    /// `input` through every layer ([`probe`]), on this thread alone (the server's other
+    /// threads serve other requests).
     pub fn forward(&self, input: &Tensor) -> Probe {
-        let _flush = FlushDenormals::new();
-        self.with_network(|net| probe(net, input))
+        crate::parallel::serially(|| {
+            let _flush = FlushDenormals::new();
+            self.with_network(|net| probe(net, input))
+        })
     }
 
     /// The gradient of class `class`'s score (the predicted class's when `None`) with respect
     /// to the input, from lenet's backward pass in evaluation mode: (the class, the
     /// `32 x 32` gradient, the scores).
     pub fn saliency(&self, input: &Tensor, class: Option<usize>) -> (usize, Vec<f32>, Vec<f32>) {
-        let _flush = FlushDenormals::new();
-        self.with_network(|net| {
-            let Probe { scores, best, .. } = probe(net, input);
-            let class = class.unwrap_or(best);
-            let (_, grad) = net.output_and_grad_mut();
-            grad.data.fill(0.0);
-            grad.data[class] = 1.0;
-            // The parameters' gradients are not wanted; zeroed so that they never grow.
-            net.zero_grad();
-            net.backward(true);
-            (class, net.input_grad().data.clone(), scores)
+        crate::parallel::serially(|| {
+            let _flush = FlushDenormals::new();
+            self.with_network(|net| {
+                let Probe { scores, best, .. } = probe(net, input);
+                let class = class.unwrap_or(best);
+                let (_, grad) = net.output_and_grad_mut();
+                grad.data.fill(0.0);
+                grad.data[class] = 1.0;
+                // The parameters' gradients are not wanted; zeroed so that they never grow.
+                net.zero_grad();
+                net.backward(true);
+                (class, net.input_grad().data.clone(), scores)
+            })
         })
     }
 

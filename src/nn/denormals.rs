@@ -20,7 +20,8 @@
 //! thread and on every thread of the current rayon pool, and puts back each thread's previous
 //! state when dropped. Inside a team ([`crate::parallel::with_team`]), whose helpers hold the
 //! pool's threads, it sets the calling thread's only: the helpers run with the state the
-//! team's threads had when it formed. On processors other than x86-64 it does nothing.
+//! team's threads had when it formed. So it does where the calling thread runs its regions
+//! alone ([`crate::parallel::serially`]). On processors other than x86-64 it does nothing.
 
 /// While alive, subnormal floats are flushed to zero on the calling thread and on every
 /// thread of the current rayon pool.
@@ -56,7 +57,8 @@ impl FlushDenormals {
         {
             let caller = mxcsr::get();
             mxcsr::set(caller | mxcsr::FLUSH);
-            let pool = (!crate::parallel::in_team()).then(|| {
+            let alone = crate::parallel::in_team() || crate::parallel::inline();
+            let pool = (!alone).then(|| {
                 rayon::broadcast(|_| {
                     let before = mxcsr::get();
                     mxcsr::set(before | mxcsr::FLUSH);

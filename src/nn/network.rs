@@ -103,6 +103,9 @@ impl Network {
     /// a ReLU and max pooling after it runs the three in one pass (on by default; off, every
     /// layer's output is written, as [`Network::activation`] then shows).
     pub fn set_fold_relu(&mut self, on: bool) {
+        if self.fold_relu == on {
+            return;
+        }
         self.fold_relu = on;
         self.stages = plan(&self.layers, on);
         if self.profile.is_some() {
