@@ -1017,7 +1017,12 @@ fn chromium_draws_on_the_page_and_sees_what_lenet_eval_sees() {
     let data = std::env::var_os("LENET_DATA").map_or_else(subset_dir, PathBuf::from);
     let args: Vec<&std::ffi::OsStr> = dirs.iter().map(|d| d.as_os_str()).collect();
     let s = serve_with(&args, &data);
-    let mut b = Browser::open(&s.url, (1400, 1500));
+    // $LENET_EXPLORE_QUERY (e.g. `a=ID&b=ID`) chooses the page's two runs.
+    let url = match std::env::var("LENET_EXPLORE_QUERY") {
+        Ok(q) => format!("{}?{q}", s.url),
+        Err(_) => s.url.clone(),
+    };
+    let mut b = Browser::open(&url, (1400, 1500));
     b.wait_for("window.lenet && window.lenet.ready");
     b.screenshot("explore-start");
 

@@ -422,7 +422,7 @@ struct ExploreArgs {
     /// The port; 0 picks a free one.
     #[arg(long, default_value_t = 8765)]
     port: u16,
-    /// Threads answering requests [default: the cores, at least 2]
+    /// Threads running forward passes and other answers [default: the cores, at least 2]
     #[arg(long)]
     workers: Option<usize>,
     #[command(flatten)]
