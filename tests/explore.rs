@@ -641,8 +641,13 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving() {
             message.as_ref().is_some_and(|m| m.len() > 10),
             "{method} {path}: no message"
         );
+        let shown = match body.len() {
+            0 => String::new(),
+            n if n > 60 => format!(" ({n} bytes: {}...)", String::from_utf8_lossy(&body[..40])),
+            _ => format!(" {}", String::from_utf8_lossy(body)),
+        };
         seen.push(format!(
-            "{method} {path} -> {} {}",
+            "{method} {path}{shown} -> {} {}",
             r.status,
             message.unwrap()
         ));
@@ -829,6 +834,34 @@ fn a_directory_without_runs_is_a_clear_error() {
     let err = explore_fails(tmp.path());
     assert!(err.contains("expected a study directory"), "{err}");
     assert!(explore_fails(&tmp.path().join("nowhere")).contains("no such directory"));
+    // No directory named: the runs under ./studies-out, when there is one.
+    let out = lenet()
+        .arg("explore")
+        .current_dir(tmp.path())
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no studies-out/"));
+    let f = fixture();
+    std::fs::create_dir(tmp.path().join("studies-out")).unwrap();
+    copy_run(&f.lecun, &tmp.path().join("studies-out/mine"), true);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("lenet"))
+        .args(["explore", "--port", "0"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _served = KillOnDrop(child);
+    assert!(
+        line.starts_with("lenet explore: 1 run at http://127.0.0.1:"),
+        "{line}"
+    );
 }
 
 // ---- the page in a real browser ------------------------------------------------------------
@@ -1061,6 +1094,54 @@ fn chromium_draws_on_the_page_and_sees_what_lenet_eval_sees() {
         );
     }
     b.screenshot("explore-drawing");
+
+    // The export buttons fetch the report's layer figure of what is shown.
+    b.click("#run-A .export-svg");
+    b.wait_for("window.lenet.exported && window.lenet.exported.ext === 'svg'");
+    let exported = b.eval("window.lenet.exported");
+    assert_eq!(exported["type"], "image/svg+xml");
+    assert!(exported["size"].as_u64().unwrap() > 10_000, "{exported}");
+    b.click("#run-B .export-png");
+    b.wait_for("window.lenet.exported.ext === 'png'");
+    assert_eq!(b.eval("window.lenet.exported.type"), json!("image/png"));
+
+    // Undo takes the stroke back; a stroke by touch, and one by pen, draw as the mouse does.
+    b.click("#undo");
+    b.wait_for("!window.lenet.busy");
+    let ink = "(() => { const d = document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280).data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 128; return n; })()";
+    assert_eq!(b.eval(ink), json!(0), "undo leaves a blank pad");
+    let (cx, cy) = b.centre("#pad");
+    let touch = |b: &mut Browser, kind: &str, (x, y): (f64, f64)| {
+        let points = if kind == "touchEnd" {
+            json!([])
+        } else {
+            json!([{"x": x, "y": y}])
+        };
+        b.call(
+            "Input.dispatchTouchEvent",
+            json!({"type": kind, "touchPoints": points}),
+        );
+    };
+    touch(&mut b, "touchStart", (cx, cy - 80.0));
+    for i in 1..=16 {
+        touch(&mut b, "touchMove", (cx, cy - 80.0 + 10.0 * i as f64));
+    }
+    touch(&mut b, "touchEnd", (cx, cy + 80.0));
+    b.wait_for(&format!("{ink} > 500"));
+    let pen = |b: &mut Browser, kind: &str, (x, y): (f64, f64), buttons: u32| {
+        b.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": kind, "x": x, "y": y, "button": "left", "buttons": buttons, "clickCount": 1, "pointerType": "pen", "force": 0.5}),
+        );
+    };
+    let before = b.eval(ink).as_u64().unwrap();
+    pen(&mut b, "mousePressed", (cx - 60.0, cy), 1);
+    for i in 1..=12 {
+        pen(&mut b, "mouseMoved", (cx - 60.0 + 10.0 * i as f64, cy), 1);
+    }
+    pen(&mut b, "mouseReleased", (cx + 60.0, cy), 0);
+    b.wait_for(&format!("{ink} > {before} + 500 && !window.lenet.busy"));
+    assert_eq!(b.eval("window.lenet.input.drawing"), json!(true));
 
     // Hovering a conv1 map shows its value range and kernel.
     let at = b.centre("#run-A .layers canvas.map");

@@ -877,3 +877,50 @@ fn title_case(s: &str) -> String {
     c.next()
         .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{BatchNormAt, ModelConfig};
+    use crate::rng::Rng;
+
+    #[test]
+    fn layers_get_short_names_and_maps_their_convolution() {
+        let model = ModelConfig {
+            batch_norm: BatchNormAt::All,
+            dropout: 0.5,
+            ..ModelConfig::default()
+        };
+        let rows = model.build(&mut Rng::new(0)).summary();
+        let names = roles(&rows);
+        let want = [
+            "conv1",
+            "conv1 → relu",
+            "pool1",
+            "bn1",
+            "conv2",
+            "conv2 → relu",
+            "pool2",
+            "bn2",
+            "conv3",
+            "conv3 → relu",
+            "bn3",
+            "fc1",
+            "fc1 → relu",
+            "dropout",
+            "fc2",
+        ];
+        assert_eq!(names, want);
+        // bn2's maps are conv2's (row 4), through its ReLU and pooling; fc1's are no maps.
+        assert_eq!(source_conv(&rows, 7), Some(4));
+        assert_eq!(source_conv(&rows, 12), None);
+        let lecun = ModelConfig {
+            arch: crate::nn::Arch::Lecun1998,
+            ..ModelConfig::default()
+        };
+        let rows = lecun.build(&mut Rng::new(0)).summary();
+        assert_eq!(roles(&rows)[..3], ["c1", "c1_squash", "s2"]);
+        // S2 subsamples C1's maps one by one.
+        assert_eq!(source_conv(&rows, 3), Some(0));
+    }
+}
