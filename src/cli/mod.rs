@@ -51,7 +51,8 @@ lenet model --arch lecun1998            print LeCun's 1998 LeNet-5 layer by laye
 lenet optimizers                        list every optimizer with its defaults\n  \
 lenet study run                         run the shipped dropout x batch-norm study (10-40 seeds)\n  \
 lenet study run studies/optimizers.toml --shard 1/4    one quarter of the optimizer study\n  \
-lenet study summary studies-out/regularization         its statistics tables"
+lenet study summary studies-out/regularization         its statistics tables\n  \
+lenet explore                           draw a digit, watch your runs read it (browser)"
 )]
 pub struct Cli {
     #[command(subcommand)]

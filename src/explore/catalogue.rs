@@ -104,9 +104,16 @@ impl Catalogue {
         for dir in dirs {
             let before = out.order.len();
             if !dir.is_dir() {
+                let why = match dir.is_file() {
+                    true => {
+                        "a file; expected a run or study directory (for a model file, name \
+                             the run directory it is in)"
+                    }
+                    false => "no such directory",
+                };
                 return Err(ExploreError::Dir {
                     dir: dir.display().to_string(),
-                    why: "no such directory".into(),
+                    why: why.into(),
                 });
             }
             out.root = dir.canonicalize().map_err(|e| ExploreError::Dir {

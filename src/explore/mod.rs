@@ -88,7 +88,12 @@ impl Server {
         let addr = SocketAddr::new(ip, options.port);
         let listen_error = |e: std::io::Error| ExploreError::Listen {
             addr: addr.to_string(),
-            why: e.to_string(),
+            why: match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "{e} (another server is there: --port N chooses another, --port 0 a free one)"
+                ),
+                _ => e.to_string(),
+            },
         };
         let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
         listener.set_nonblocking(true).map_err(listen_error)?;
