@@ -2,9 +2,9 @@
 //!
 //! Every answer is JSON except the page (`GET /`) and the figures. An error is
 //! `{"error": "..."}` with a 4xx status for a bad request (400 malformed, 401 no token, 403
-//! not addressed to this machine, 404 unknown, 405 wrong method, 410 run removed, 413 body too
-//! large, 422 well-formed but wrong) and 5xx for the server's own trouble; the server keeps
-//! serving after either.
+//! not addressed to this machine, 404 unknown, 405 wrong method, 408 body too slow, 410 run
+//! removed, 413 body too large, 422 well-formed but wrong) and 5xx for the server's own
+//! trouble (500, or 503 when a dataset cannot be read); the server keeps serving after either.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
