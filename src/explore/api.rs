@@ -807,8 +807,14 @@ fn forward(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
         prediction: class(probe.best),
         top: order.iter().take(3).map(|&c| class(c)).collect(),
     };
-    // Every layer's output as text: about 75 KB for the study's model, written at once.
-    let mut body = Vec::with_capacity(96 << 10);
+    // Every layer's output as text, into a buffer large enough from the start (a float32
+    // takes at most 16 bytes as JSON, usually about 12).
+    let values: usize = probe
+        .panels
+        .iter()
+        .map(|p| p.maps.len() * p.height * p.width)
+        .sum();
+    let mut body = Vec::with_capacity(16 * values + 4096);
     serde_json::to_writer(&mut body, &answer).expect("serialisable");
     Ok(Reply { body, ..json(&()) })
 }
