@@ -20,6 +20,7 @@ use crate::data::{IMAGE_SIDE, INPUT_SIDE, Library, Mnist};
 use crate::nn::network::LayerSummary;
 use crate::report::layers::{Probe, figure_of};
 use crate::tensor::Tensor;
+use crate::train::{Summary, TrainConfig};
 
 /// The largest request body accepted (a 512 x 512 drawing fits, as JSON).
 pub const MAX_BODY: usize = 2 << 20;
@@ -142,7 +143,8 @@ impl From<ExploreError> for HttpError {
 
 type Answer = Result<Reply, HttpError>;
 
-/// Answers one request. A panic while answering is a 500 for that request alone.
+/// Answers one request that [`check_access`] has let through (the transport asks it before
+/// reading a body). A panic while answering is a 500 for that request alone.
 pub fn answer(state: &State, request: &Request) -> Reply {
     std::panic::catch_unwind(AssertUnwindSafe(|| route(state, request)))
         .unwrap_or_else(|_| {
@@ -155,7 +157,6 @@ pub fn answer(state: &State, request: &Request) -> Reply {
 }
 
 fn route(state: &State, request: &Request) -> Answer {
-    check_access(state, request)?;
     let path = request
         .target
         .split_once('?')
@@ -435,9 +436,12 @@ struct Listed<'a> {
     error: Option<String>,
 }
 
-fn listed(entry: &Entry) -> Listed<'_> {
-    let config = entry.config();
-    let summary = entry.summary();
+/// `entry` as listed, from its configuration and summary as read.
+fn listed<'a>(
+    entry: &'a Entry,
+    config: &Result<TrainConfig, ExploreError>,
+    summary: &Option<Summary>,
+) -> Listed<'a> {
     let c = config.as_ref().ok();
     Listed {
         entry,
@@ -446,13 +450,15 @@ fn listed(entry: &Entry) -> Listed<'_> {
         arch: c.map(|c| c.model.arch.as_str()),
         optimizer: c.map(|c| format!("{} {}", c.optimizer.name.as_str(), c.optimizer.describe())),
         test_accuracy: summary.as_ref().and_then(|s| s.test_accuracy),
-        epochs: summary.map(|s| s.epochs),
-        error: config.err().map(|e| e.to_string()),
+        epochs: summary.as_ref().map(|s| s.epochs),
+        error: config.as_ref().err().map(|e| e.to_string()),
     }
 }
 
 fn list(state: &State) -> Reply {
-    let runs: Vec<Listed> = state.catalogue.entries().map(listed).collect();
+    let runs: Vec<Listed> = (state.catalogue.entries())
+        .map(|e| listed(e, &e.config(), &e.summary()))
+        .collect();
     json(&serde_json::json!({ "runs": runs }))
 }
 
@@ -554,8 +560,8 @@ fn output_kind(loaded: &Loaded) -> &'static str {
 
 fn details(state: &State, entry: &Entry) -> Answer {
     let loaded = state.models.get(entry)?;
-    let config = entry.config()?;
-    let rows = loaded.summary();
+    let config = Ok(entry.config()?);
+    let summary = entry.summary();
     let prototypes = (output_kind(&loaded) == "distances").then(|| {
         let p = crate::nn::rbf::prototypes();
         p.data
@@ -564,12 +570,12 @@ fn details(state: &State, entry: &Entry) -> Answer {
             .collect::<Vec<_>>()
     });
     Ok(json(&serde_json::json!({
-        "run": listed(entry),
-        "config": config,
-        "summary": entry.summary(),
+        "run": listed(entry, &config, &summary),
+        "config": config.ok(),
+        "summary": summary,
         "class_names": loaded.dataset.class_names(),
         "output": output_kind(&loaded),
-        "layers": layer_infos(&rows),
+        "layers": layer_infos(&loaded.summary),
         "prototypes": prototypes,
         "prototype_shape": [crate::nn::rbf::HEIGHT, crate::nn::rbf::WIDTH],
     })))
@@ -578,8 +584,8 @@ fn details(state: &State, entry: &Entry) -> Answer {
 /// Every convolution's kernels: `[out, in, k, k]` weights, and for a sparse connection table
 /// (the 1998 network's C3) which input maps each output map reads.
 fn kernels(loaded: &Loaded) -> Answer {
-    let rows = loaded.summary();
-    let roles = roles(&rows);
+    let rows = &loaded.summary;
+    let roles = roles(rows);
     let params = loaded.params();
     let mut layers = Vec::new();
     for (i, r) in rows.iter().enumerate() {
@@ -615,7 +621,7 @@ fn kernels(loaded: &Loaded) -> Answer {
 
 fn mistakes(state: &State, loaded: &Loaded) -> Answer {
     let data = dataset(state, loaded)?;
-    let all = loaded.mistakes(data).map_err(|e| fail(500, e))?;
+    let all = loaded.mistakes(data);
     Ok(json(&serde_json::json!({
         "dataset": data.dataset.as_str(),
         "total": data.test.len(),
@@ -761,8 +767,8 @@ fn forward(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
     }
     let (input, source) = input_of(state, loaded, body)?;
     let probe = loaded.forward(&input);
-    let rows = loaded.summary();
-    let roles = roles(&rows);
+    let rows = &loaded.summary;
+    let roles = roles(rows);
     let names = loaded.dataset.class_names();
     let kind = output_kind(loaded);
     let values: Vec<f64> = if kind == "distances" {
@@ -792,20 +798,24 @@ fn forward(state: &State, loaded: &Loaded, body: &InputBody) -> Answer {
             min,
             max,
             kernels_of: row
-                .and_then(|i| source_conv(&rows, i))
+                .and_then(|i| source_conv(rows, i))
                 .map(|j| rows[j].name.as_str()),
         }
     };
+    let (prediction, top) = (
+        class(probe.best),
+        order.iter().take(3).map(|&c| class(c)).collect(),
+    );
     let answer = Forward {
         run: &loaded.id,
         source,
         input: maps(0),
         layers: (1..probe.panels.len()).map(maps).collect(),
         output: kind,
-        values: values.clone(),
+        values,
         scores: &probe.scores,
-        prediction: class(probe.best),
-        top: order.iter().take(3).map(|&c| class(c)).collect(),
+        prediction,
+        top,
     };
     // Every layer's output as text, into a buffer large enough from the start (a float32
     // takes at most 16 bytes as JSON, usually about 12).

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use super::ExploreError;
 use super::catalogue::Entry;
 use crate::data::{Dataset, IMAGE_SIDE, INPUT_SIDE, LabelledImages, Mnist, Preprocess};
+use crate::nn::network::LayerSummary;
 use crate::nn::{FlushDenormals, ModelConfig, Network};
 use crate::report::layers::{Probe, probe};
 use crate::tensor::Tensor;
@@ -49,10 +50,12 @@ pub struct Loaded {
     pub model: ModelConfig,
     pub preprocess: Preprocess,
     pub dataset: Dataset,
+    /// Each layer's name, description and output shape ([`Network::summary`], made once).
+    pub summary: Vec<LayerSummary>,
     /// The network as loaded, copied for each thread that needs one.
     template: Mutex<Network>,
     pool: Mutex<Vec<Network>>,
-    mistakes: OnceLock<Result<Vec<Mistake>, String>>,
+    mistakes: OnceLock<Vec<Mistake>>,
     last_used: AtomicU64,
 }
 
@@ -76,6 +79,7 @@ impl Loaded {
             model,
             preprocess,
             dataset,
+            summary: net.summary(),
             template: Mutex::new(net),
             pool: Mutex::new(Vec::new()),
             mistakes: OnceLock::new(),
@@ -102,11 +106,6 @@ impl Loaded {
         (net.params().into_iter())
             .map(|(name, p)| (name, p.value.clone(), p.frozen_zero.clone()))
             .collect()
-    }
-
-    /// Each layer's name, description and output shape.
-    pub fn summary(&self) -> Vec<crate::nn::network::LayerSummary> {
-        lock(&self.template).summary()
     }
 
     /// An image of intensities in [0, 1] (28 x 28, padded as the datasets are, or 32 x 32)
@@ -168,22 +167,21 @@ impl Loaded {
     }
 
     /// The test images of `data` this model gets wrong, in index order (computed once).
-    pub fn mistakes(&self, data: &Mnist) -> Result<&[Mistake], String> {
-        let found = self.mistakes.get_or_init(|| {
+    pub fn mistakes(&self, data: &Mnist) -> &[Mistake] {
+        self.mistakes.get_or_init(|| {
             // A network of its own: the pass keeps replicas for its threads, which the pooled
             // networks should not carry afterwards.
             let mut net = lock(&self.template).duplicate();
             let predictions = crate::report::load::predict_with(&mut net, self.preprocess, data);
-            Ok((predictions.iter().enumerate())
+            (predictions.iter().enumerate())
                 .filter(|(i, p)| p.0 != data.test.labels[*i])
                 .map(|(index, p)| Mistake {
                     index,
                     label: data.test.labels[index],
                     predicted: p.0,
                 })
-                .collect())
-        });
-        found.as_deref().map_err(Clone::clone)
+                .collect()
+        })
     }
 }
 

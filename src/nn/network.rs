@@ -224,9 +224,7 @@ impl Network {
             .zip(self.layers.iter().map(|layer| layer.clone_layer()))
             .collect();
         let mut copy = Network::new(&self.input_shape, layers).with_criterion(self.criterion);
-        if copy.fold_relu != self.fold_relu {
-            copy.set_fold_relu(self.fold_relu);
-        }
+        copy.set_fold_relu(self.fold_relu);
         copy
     }
 
@@ -241,9 +239,7 @@ impl Network {
         let state = self.state_dict();
         for replica in &mut self.replicas[..count] {
             let replica = replica.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if replica.fold_relu != self.fold_relu {
-                replica.set_fold_relu(self.fold_relu);
-            }
+            replica.set_fold_relu(self.fold_relu);
             (replica.load_state_dict(state.clone()))
                 .expect("a replica has its original's parameters and buffers");
         }
