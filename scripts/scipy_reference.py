@@ -83,6 +83,24 @@ def main():
         n = TTestPower().solve_power(effect_size=d, alpha=0.05, power=0.8,
                                      alternative="two-sided")
         seeds.append({"effect_in_sd": d, "seeds": n})
+    for d in [0.05, 0.1, 0.15]:
+        n = TTestPower().solve_power(effect_size=d, alpha=0.05, power=0.8,
+                                     alternative="two-sided")
+        seeds.append({"effect_in_sd": d, "seeds": n})
+    power_values = []
+    for n in [2, 3, 5, 10, 40, 86]:
+        for d in [0.1, 0.5, 1.0, 2.5]:
+            pw = TTestPower().power(effect_size=d, nobs=n, alpha=0.05, alternative="two-sided")
+            if not np.isfinite(pw):
+                continue  # statsmodels gives NaN where the power is 1 to double precision
+            power_values.append({"seeds": n, "effect_in_sd": d, "power": pw})
+    nct = []
+    for df in [1, 4, 9, 39, 100]:
+        for ncp in [-3.0, 0.0, 0.5, 2.0, 8.0]:
+            for t in [-2.5, 0.0, 1.0, 2.262, 6.0]:
+                cdf = stats.nct.cdf(t, df, ncp)
+                if np.isfinite(cdf):  # SciPy gives NaN far in some tails
+                    nct.append({"t": t, "df": df, "ncp": ncp, "cdf": cdf})
     chi2 = []
     for k in [1, 2, 4, 9, 19, 39, 99]:
         for q in [0.025, 0.5, 0.975]:
@@ -102,6 +120,8 @@ def main():
         "wilson": wilson,
         "power_detectable": power,
         "power_seeds": seeds,
+        "power_values": power_values,
+        "nct_cdf": nct,
         "chi2_quantile": chi2,
     }, sys.stdout, indent=1)
     print()

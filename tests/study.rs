@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -587,9 +588,11 @@ fn configurations_that_vary_one_stream_say_where_the_variance_comes_from() {
     );
 }
 
-/// An adaptive study runs its first stage, decides from its spread, and runs the rest: with
-/// an `until` no spread meets, up to its maximum; with one the first stage meets, no more. Its
-/// summary gives each contrast's Stein interval; shards sharing a directory wait for the
+/// An adaptive study runs its first stage, sizes itself from its validation spread, and runs
+/// the rest: with an `until` no spread meets, up to its maximum; with one the first stage
+/// meets, no more. Its sizing reads the first stage's validation accuracies, never the test
+/// set's; its summary gives each contrast's paired interval over every seed at the family's
+/// level (98.33%, Bonferroni over three); shards sharing a directory wait for the
 /// whole first stage before deciding, and end with the same results.
 #[test]
 fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
@@ -604,17 +607,70 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     assert_eq!(adaptive["decision"]["stopped"], "max");
     let intervals = adaptive["intervals"].as_array().unwrap();
     assert_eq!(intervals.len(), 3, "{adaptive}");
-    for (i, m) in intervals
-        .iter()
+    assert_eq!(adaptive["decision"]["family"], 3);
+    // Each configuration's accuracies by seed, on the validation split and the test set.
+    let mut valid: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut test: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
+    for (config, summary) in finished_runs(&out) {
+        // The cell from the model's options (run directories do not name configurations).
+        let dropout = config["model"]["dropout"].as_f64().unwrap_or(0.0) > 0.0;
+        let bn = config["model"]["batch_norm"] != "none";
+        let name = match (dropout, bn) {
+            (false, false) => "neither",
+            (false, true) => "bn",
+            (true, false) => "dropout",
+            (true, true) => "both",
+        }
+        .to_string();
+        let seed = config["seed"].as_u64().unwrap();
+        valid
+            .entry(name.clone())
+            .or_default()
+            .insert(seed, summary["final_valid_accuracy"].as_f64().unwrap());
+        test.entry(name)
+            .or_default()
+            .insert(seed, summary["test_accuracy"].as_f64().unwrap());
+    }
+    let cells = |m: &BTreeMap<String, BTreeMap<u64, f64>>, below: u64| {
+        ["neither", "bn", "dropout", "both"].map(|c| {
+            (m[c].iter())
+                .filter(|(s, _)| **s < below)
+                .map(|(s, a)| (*s, *a))
+                .collect::<BTreeMap<u64, f64>>()
+        })
+    };
+    let [v00, v01, v10, v11] = cells(&valid, 3);
+    let first_valid = lenet::study::seeds::contrasts([&v00, &v01, &v10, &v11]);
+    let [t00, t01, t10, t11] = cells(&test, 5);
+    let all_test = lenet::study::seeds::contrasts([&t00, &t01, &t10, &t11]);
+    for ((i, m), (v, t)) in (intervals.iter())
         .zip(adaptive["decision"]["comparisons"].as_array().unwrap())
+        .zip(first_valid.iter().zip(&all_test))
     {
         assert_eq!(i["seeds"], 5);
-        let sd = m["first_sd"].as_f64().unwrap();
-        let want = lenet::stats::dist::t_quantile(0.975, 2.0) * sd / 5f64.sqrt();
+        let sd = lenet::stats::Estimate::of(&v.values().copied().collect::<Vec<_>>())
+            .unwrap()
+            .sd;
+        assert_eq!(
+            m["first_valid_sd"].as_f64().unwrap(),
+            sd,
+            "sized on validation"
+        );
+        let p = lenet::stats::paired_differences(&t.values().copied().collect::<Vec<_>>()).unwrap();
+        let want = lenet::stats::dist::t_quantile(1.0 - 0.025 / 3.0, 4.0) * p.sd / 5f64.sqrt();
         assert!((i["half_width"].as_f64().unwrap() - want).abs() < 1e-15);
+        assert_eq!(
+            i["mean"].as_f64().unwrap(),
+            p.mean,
+            "over every seed, on test"
+        );
     }
     let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(report.contains("Stein's two-stage rule"), "{report}");
+    assert!(
+        report.contains("Seeds were sized on the validation split")
+            && report.contains("the test set chose nothing"),
+        "{report}"
+    );
     let mut plan = lenet();
     plan.args(["study", "plan"])
         .arg(study_file("adaptive.toml"))
@@ -623,7 +679,10 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     let plan = String::from_utf8(common::succeeded(&mut plan).stdout).unwrap();
     assert!(
         plan.contains("runs: at most 20")
-            && plan.contains("decided from the first stage: 5 per configuration (the maximum"),
+            && plan.contains(
+                "sized from the first stage's validation accuracy: 5 per configuration (the \
+                 maximum"
+            ),
         "{plan}"
     );
 

@@ -1084,6 +1084,14 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         dir.display()
     );
     for p in &summary.pairs {
+        if p.power.is_some_and(|p| p.identical) {
+            say!(
+                "    {} vs {}: identical on every seed; no power figure",
+                p.a,
+                p.b
+            );
+            continue;
+        }
         let [detectable, seeds] = crate::study::summary::power_cells(p.power);
         say!(
             "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
@@ -1097,18 +1105,25 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
             f.factors[1].clone(),
             "interaction".into(),
         ];
+        let alpha = crate::study::seeds::family_alpha(crate::study::summary::EFFECTS);
         for (name, p) in names.iter().zip(f.paired.iter().flatten()) {
-            let power = crate::study::summary::Power::of_paired(p);
+            let power = crate::study::summary::Power::of_paired_at(p, alpha);
+            if power.is_some_and(|p| p.identical) {
+                say!("    {name}: identical on every seed; no power figure");
+                continue;
+            }
             let [detectable, seeds] = crate::study::summary::power_cells(power);
             say!(
-                "    {name}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds"
+                "    {name} (at 5% / 3, the family's level): detects {detectable} with these \
+                 seeds; 0.1 points needs {seeds} seeds"
             );
         }
     }
     if let Some(a) = &summary.adaptive {
         let d = &a.decision;
         say!(
-            "  adaptive seeds, decided from the first stage: {} per configuration ({})",
+            "  adaptive seeds, sized from the first stage's validation accuracy: {} per \
+             configuration ({})",
             d.seeds,
             match d.stopped {
                 crate::study::seeds::Stop::Until => "every comparison reaches the half-width asked",
@@ -1117,9 +1132,9 @@ fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
         );
         for m in &d.comparisons {
             say!(
-                "    {}: first-stage sd {:.3} points, needs {} seeds",
+                "    {}: first-stage validation sd {:.3} points, needs {} seeds",
                 m.name,
-                100.0 * m.first_sd,
+                100.0 * m.first_valid_sd,
                 m.needed
                     .map_or("more than can be counted".into(), report::text::thousands)
             );

@@ -356,19 +356,56 @@ fn reproduce_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
 }
 
 fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec], doc: &mut Doc) {
-    let (rows, ranking) = optimizer_claims(summary, finals);
-    let cells = regularization_claims(summary, study);
-    if rows.is_empty() && cells.is_empty() {
+    // Claims apply only to their own dataset, model and protocol: a study of the same
+    // question on other data or another network says why they are not set against it.
+    let (rows, ranking, optimizers_elsewhere) = match claims_protocol(finals, None) {
+        Ok(()) => {
+            let (rows, ranking) = optimizer_claims(summary, finals);
+            (rows, ranking, None)
+        }
+        Err(why) => (Vec::new(), None, Some(why)),
+    };
+    let (cells, cells_elsewhere) = match claims_protocol(finals, Some(REGULARIZATION_PROTOCOL)) {
+        Ok(()) => (regularization_claims(summary, study), None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
+    let asks = |optimizers: bool| {
+        if optimizers {
+            !optimizer_claims(summary, finals).0.is_empty()
+        } else {
+            !regularization_claims(summary, study).is_empty()
+        }
+    };
+    let elsewhere: Vec<String> = [
+        (optimizers_elsewhere, true, "optimizers"),
+        (cells_elsewhere, false, "dropout and batch normalization"),
+    ]
+    .into_iter()
+    .filter_map(|(why, optimizers, what)| Some((why?, optimizers, what)))
+    .filter(|(_, optimizers, _)| asks(*optimizers))
+    .map(|(why, _, what)| format!("the claims about {what} are not set against these runs: {why}"))
+    .collect();
+    if rows.is_empty() && cells.is_empty() && elsewhere.is_empty() {
         return;
     }
     doc.heading(2, "The original study's claims");
+    if !elsewhere.is_empty() {
+        doc.paragraph(format!(
+            "The original study's claims apply only to their own dataset, model and protocol: \
+             {}.",
+            elsewhere.join("; ")
+        ));
+    }
+    if rows.is_empty() && cells.is_empty() {
+        return;
+    }
     doc.paragraph(
         "The original study ran each configuration once, with untuned rates, and read its \
          numbers off that single run (for the optimizers: 25,000 iterations of batch 64; for \
-         the 2x2: Adam, lr 1e-3, batch 64, 15 epochs). Here each claim, one run's number, is \
-         set beside the measured mean over seeds and the 95% prediction interval of one run \
-         (mean ± t s sqrt(1 + 1/n)); a claim outside that interval is not what one run of \
-         this protocol gives.",
+         the 2x2: Adam, lr 1e-3, batch 64, 15 epochs), on MNIST with its LeNet-5. Here each \
+         claim, one run's number, is set beside the measured mean over seeds and the 95% \
+         prediction interval of one run (mean ± t s sqrt(1 + 1/n)); a claim outside that \
+         interval is not what one run of this protocol gives.",
     );
     if !rows.is_empty() {
         claims_table(&rows, doc);
@@ -382,6 +419,59 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
             doc.paragraph(answer);
         }
     }
+}
+
+/// The original 2x2's protocol: Adam at lr 1e-3, batch 64, 15 epochs.
+const REGULARIZATION_PROTOCOL: (&str, f64, usize, usize) = ("adam", 1e-3, 64, 15);
+
+/// Whether every final run follows the protocol the original study's claims were made under:
+/// MNIST, the study's LeNet-5 (ReLU, max pooling) and, for the 2x2 (`two_by_two`), its
+/// optimizer, rate, batch and epochs. The error says what differs.
+fn claims_protocol(
+    finals: &[RunSpec],
+    two_by_two: Option<(&str, f64, usize, usize)>,
+) -> Result<(), String> {
+    use crate::nn::activation::ActivationKind;
+    use crate::nn::{Arch, Pooling};
+    for spec in finals {
+        let t = &spec.train;
+        let m = &t.model;
+        if t.data.dataset != Dataset::Mnist {
+            return Err(format!(
+                "they were made on MNIST, and `{}` trains on {}",
+                spec.config,
+                t.data.dataset.title()
+            ));
+        }
+        if m.arch != Arch::Lenet5
+            || m.activation != ActivationKind::Relu
+            || m.pooling != Pooling::Max
+        {
+            return Err(format!(
+                "they were made with the study's LeNet-5 (ReLU, max pooling), and `{}` trains \
+                 another network",
+                spec.config
+            ));
+        }
+        if let Some((optimizer, lr, batch, epochs)) = two_by_two {
+            let same = t.optimizer.name.as_str() == optimizer
+                && (t.optimizer.lr - lr).abs() <= 1e-12 * lr
+                && t.batch_size == batch
+                && t.epochs == epochs;
+            if !same {
+                return Err(format!(
+                    "they were made with {optimizer} at lr {lr}, batch {batch}, {epochs} epochs, \
+                     and `{}` runs {} at lr {}, batch {}, {} epochs",
+                    spec.config,
+                    t.optimizer.name.as_str(),
+                    t.optimizer.lr,
+                    t.batch_size,
+                    t.epochs
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The study's claims about the optimizers, where this study compares two or more, and the
@@ -469,4 +559,62 @@ fn best_variant(summary: &StudySummary) -> Option<String> {
             format!(", not shown different from {}", tied.join(", "))
         }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The final runs of a 2x2 study of dropout and batch normalization with `defaults`.
+    fn finals(defaults: &str) -> Vec<RunSpec> {
+        let text = format!(
+            "name = \"t\"\nseeds = 2\nfactors = [\"dropout\", \"batch normalization\"]\n\
+             [defaults]\n{defaults}\n\
+             [[config]]\nname = \"neither\"\ncell = [0, 0]\n\
+             [[config]]\nname = \"bn\"\ncell = [0, 1]\noptions = {{ batch_norm = \"first\" }}\n\
+             [[config]]\nname = \"dropout\"\ncell = [1, 0]\noptions = {{ dropout = 0.4 }}\n\
+             [[config]]\nname = \"both\"\ncell = [1, 1]\n\
+             options = {{ dropout = 0.4, batch_norm = \"first\" }}\n"
+        );
+        let study = StudyFile::parse(&text, "t.toml").unwrap();
+        study.final_runs(&Chosen::new(), 2).unwrap()
+    }
+
+    /// The original claims are set against a study only on their own dataset, model and
+    /// protocol; otherwise the reason names what differs.
+    #[test]
+    fn claims_apply_only_to_their_own_protocol() {
+        let original = "optimizer = \"adam\"\nlr = 0.001\nbatch_size = 64\nepochs = 15";
+        let protocol = Some(REGULARIZATION_PROTOCOL);
+        assert_eq!(claims_protocol(&finals(original), protocol), Ok(()));
+        let fashion = claims_protocol(
+            &finals(&format!("{original}\ndataset = \"fashion-mnist\"")),
+            protocol,
+        );
+        assert!(
+            fashion.as_ref().unwrap_err().contains("Fashion-MNIST"),
+            "{fashion:?}"
+        );
+        assert!(
+            claims_protocol(
+                &finals(&format!("{original}\ndataset = \"fashion-mnist\"")),
+                None
+            )
+            .is_err()
+        );
+        let short = claims_protocol(&finals(&original.replace("15", "2")), protocol);
+        assert!(
+            short.as_ref().unwrap_err().contains("2 epochs"),
+            "{short:?}"
+        );
+        assert_eq!(
+            claims_protocol(&finals(&original.replace("15", "2")), None),
+            Ok(())
+        );
+        let tanh = claims_protocol(&finals(&format!("{original}\nactivation = \"tanh\"")), None);
+        assert!(
+            tanh.as_ref().unwrap_err().contains("another network"),
+            "{tanh:?}"
+        );
+    }
 }

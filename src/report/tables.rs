@@ -3,7 +3,8 @@
 use super::text::{self, pct, pct_ci};
 use crate::doc::Doc;
 use crate::study::StudyFile;
-use crate::study::summary::{Factorial, Power, StudySummary, power_cells};
+use crate::study::seeds::family_alpha;
+use crate::study::summary::{EFFECTS, Factorial, Power, StudySummary, power_cells};
 use crate::train::TrainConfig;
 use crate::train::metrics::EpochMetrics;
 
@@ -164,26 +165,30 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
             100.0 * (mean + half)
         )
     };
+    // One family of three: 98.33% intervals and p-values times 3 (Bonferroni).
+    let alpha = family_alpha(EFFECTS);
     let rows = effects.iter().enumerate().map(|(i, (name, c))| {
         let paired = f.paired.map(|p| p[i]);
         let mut row = vec![
             name.clone(),
             format!("{:+.3} points", 100.0 * c.estimate),
-            interval(c.estimate, c.ci95),
-            text::p_cell(c.p),
-            paired.map_or("-".into(), |p| interval(p.mean, p.ci95)),
-            paired.map_or("-".into(), |p| text::p_cell(p.p)),
+            interval(c.estimate, c.half_width(alpha)),
+            text::p_cell((c.p * EFFECTS as f64).min(1.0)),
+            paired.map_or("-".into(), |p| interval(p.mean, p.half_width(alpha))),
+            paired.map_or("-".into(), |p| text::p_cell(p.p_bonferroni(EFFECTS))),
         ];
-        row.extend(power_cells(paired.as_ref().and_then(Power::of_paired)));
+        row.extend(power_cells(
+            paired.as_ref().and_then(|p| Power::of_paired_at(p, alpha)),
+        ));
         row
     });
     let header = [
         "effect on test accuracy",
         "estimate",
-        "95% CI",
-        "p",
-        "paired 95% CI (per-seed contrasts)",
-        "paired p",
+        "98.33% CI (joint 95%)",
+        "p (Bonferroni)",
+        "paired 98.33% CI (per-seed contrasts, joint 95%)",
+        "paired p (Bonferroni)",
         "detectable at 80% power",
         "seeds to detect 0.1 points",
     ];

@@ -3,8 +3,8 @@
 //! number and every verdict comes from the summary.
 
 use crate::stats::Estimate;
-use crate::study::seeds::{contrast_names, within};
-use crate::study::summary::{ConfigSummary, Factorial, Power, StudySummary};
+use crate::study::seeds::{contrast_names, family_alpha, within};
+use crate::study::summary::{ConfigSummary, EFFECTS, Factorial, Power, StudySummary};
 
 /// A fraction as a percentage with two decimals.
 pub fn pct(v: f64) -> String {
@@ -270,9 +270,9 @@ pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
             f.factors[1].clone(),
             "their interaction".to_string(),
         ];
-        // Stein's intervals for an adaptive study, else the paired ones; none from cell means.
+        // An adaptive study's intervals, else the paired ones; none from cell means.
         let want = if s.adaptive.is_some() {
-            Source::Stein
+            Source::Adaptive
         } else {
             Source::Paired
         };
@@ -290,10 +290,11 @@ pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
                 interaction: k == 2,
             })
             .collect();
-        let how = match &s.adaptive {
-            Some(_) => format!("Stein 95% intervals over {} paired seeds", s.seeds),
-            None => format!("paired 95% intervals over {} seeds", s.seeds),
-        };
+        let how = format!(
+            "paired intervals over {} seeds that hold jointly at 95%: 98.33% each, Bonferroni \
+             over the three",
+            s.seeds
+        );
         return Some(format!(
             "On {dataset}, {}; {}; and {} ({how}).",
             effects[0].phrase(),
@@ -397,7 +398,10 @@ fn effects(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
         ];
         let costs: Vec<String> = (names.iter().zip(paired))
             .filter_map(|(name, p)| {
-                let power = Power::of_paired(&p)?;
+                let power = Power::of_paired_at(&p, family_alpha(EFFECTS))?;
+                if power.identical {
+                    return Some(format!("{name}: identical on every seed"));
+                }
                 let seeds = power
                     .seeds_needed
                     .map_or("over 100,000".to_string(), |n| n.to_string());
@@ -410,7 +414,8 @@ fn effects(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
             .collect();
         if !costs.is_empty() {
             out.push(format!(
-                "The smallest effects these runs detect (paired over seeds, 5%): {}.",
+                "The smallest effects these runs detect (paired over seeds, at the family's level \
+                 5% / 3): {}.",
                 costs.join("; ")
             ));
         }
@@ -420,8 +425,8 @@ fn effects(s: &StudySummary, f: &Factorial, out: &mut Vec<String>) {
 /// Where an effect's interval comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Source {
-    /// Stein's interval of an adaptive study.
-    Stein,
+    /// An adaptive study's interval over every seed run.
+    Adaptive,
     /// The t-interval of the per-seed contrasts.
     Paired,
     /// The contrast of cell means (Welch–Satterthwaite).
@@ -439,30 +444,38 @@ struct EffectInterval {
 }
 
 /// The main effects' and the interaction's intervals, each the one the design supports best:
-/// Stein's for an adaptive study (found by the contrast's name), else the paired one over
-/// seeds, else the contrast of cell means.
+/// an adaptive study's (found by the contrast's name), else the paired one over seeds, else
+/// the contrast of cell means. The three are one family: each interval is at level 98.33%
+/// (Bonferroni), so that together they hold at 95%.
 fn effect_intervals(s: &StudySummary, f: &Factorial) -> Vec<EffectInterval> {
     let contrasts = [&f.main_effects[0], &f.main_effects[1], &f.interaction];
     let names = contrast_names(&f.factors[0], &f.factors[1]);
+    let alpha = family_alpha(EFFECTS);
     (0..3)
         .map(|k| {
-            let stein = (s.adaptive.as_ref()).and_then(|a| {
+            let adaptive = (s.adaptive.as_ref()).and_then(|a| {
                 let i = a.intervals.iter().find(|i| i.name == names[k])?;
                 Some((i, a.decision.rule.until))
             });
-            if let Some((i, until)) = stein {
+            if let Some((i, until)) = adaptive {
                 EffectInterval {
                     mean: i.mean,
                     half: i.half_width,
-                    how: format!("Stein 95% CI over {} seeds", i.seeds),
-                    source: Source::Stein,
+                    how: format!(
+                        "98.33% CI over {} paired seeds, joint 95% with the other two",
+                        i.seeds
+                    ),
+                    source: Source::Adaptive,
                     needed: Some((i.needed, until)),
                 }
             } else if let Some(p) = f.paired.as_ref().map(|p| p[k]) {
                 EffectInterval {
                     mean: p.mean,
-                    half: p.ci95,
-                    how: format!("95% CI paired over {} seeds", p.n),
+                    half: p.half_width(alpha),
+                    how: format!(
+                        "98.33% CI paired over {} seeds, joint 95% with the other two",
+                        p.n
+                    ),
                     source: Source::Paired,
                     needed: None,
                 }
@@ -470,8 +483,8 @@ fn effect_intervals(s: &StudySummary, f: &Factorial) -> Vec<EffectInterval> {
                 let c = contrasts[k];
                 EffectInterval {
                     mean: c.estimate,
-                    half: c.ci95,
-                    how: "95% CI".into(),
+                    half: c.half_width(alpha),
+                    how: "98.33% CI, joint 95% with the other two".into(),
                     source: Source::Cells,
                     needed: None,
                 }

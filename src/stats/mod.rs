@@ -163,6 +163,13 @@ pub struct Contrast {
     pub p: f64,
 }
 
+impl Contrast {
+    /// The half-width of its two-sided interval at level 1 - `alpha`: t(1 - alpha/2, df) se.
+    pub fn half_width(&self, alpha: f64) -> f64 {
+        t_quantile(1.0 - alpha / 2.0, self.df) * self.se
+    }
+}
+
 pub fn contrast(groups: &[(&[f64], f64)]) -> Option<Contrast> {
     let mut estimate = 0.0;
     let (mut var, mut denom) = (0.0, 0.0);
@@ -217,6 +224,26 @@ pub struct Paired {
     pub sd: f64,
 }
 
+impl Paired {
+    /// Whether a and b were equal on every unit: no difference and no spread to test.
+    pub fn identical(&self) -> bool {
+        self.sd == 0.0 && self.mean == 0.0
+    }
+
+    /// The half-width of the mean difference's two-sided interval at level 1 - `alpha`:
+    /// t(1 - alpha/2, n - 1) sd / sqrt(n). With `alpha` = 0.05 / k for each of k comparisons
+    /// (Bonferroni), the k intervals hold together with probability at least 95%.
+    pub fn half_width(&self, alpha: f64) -> f64 {
+        t_quantile(1.0 - alpha / 2.0, self.df) * self.sd / (self.n as f64).sqrt()
+    }
+
+    /// The two-sided p-value multiplied by the `k` comparisons of its family (Bonferroni),
+    /// at most 1: below 0.05 exactly when [`Paired::half_width`]`(0.05 / k)` excludes 0.
+    pub fn p_bonferroni(&self, k: usize) -> f64 {
+        (self.p * k as f64).min(1.0)
+    }
+}
+
 /// [`Paired`] for `a[i]` against `b[i]`; None for unequal lengths or fewer than two pairs.
 pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
     if a.len() != b.len() {
@@ -267,25 +294,68 @@ pub fn prediction_interval(values: &[f64]) -> Option<(f64, f64)> {
     Estimate::of(values)?.prediction()
 }
 
+/// The power of a two-sided t-test at 5% with `df` degrees of freedom when the true
+/// difference is `ncp` standard errors: P(|T| > t(0.975, df)) for T noncentral t with
+/// noncentrality `ncp` (exact, as statsmodels' `TTestPower`).
+pub fn power(df: f64, ncp: f64) -> f64 {
+    power_at(df, ncp, 0.05)
+}
+
+/// [`power`] of a two-sided test at level `alpha` (0.05 / k for one of a Bonferroni family of
+/// k comparisons).
+pub fn power_at(df: f64, ncp: f64, alpha: f64) -> f64 {
+    let crit = t_quantile(1.0 - alpha / 2.0, df);
+    (1.0 - dist::nct_cdf(crit, df, ncp)) + dist::nct_cdf(-crit, df, ncp)
+}
+
 /// The smallest true difference that a two-sided t-test at 5% detects with 80% power, for
-/// an estimate with standard error `se` and `df` degrees of freedom: (t(0.975, df) +
-/// t(0.80, df)) se. This is the usual approximation of the noncentral t; against statsmodels'
-/// exact `TTestPower` it is within 5.2% at 3 seeds, 1.2% at 5 and 0.2% from 10 on
-/// (`tests/stats.rs`).
+/// an estimate with standard error `se` and `df` degrees of freedom: `se` times the
+/// noncentrality at which [`power`] is 0.8, found by bisection to 1e-10. Exact for a paired
+/// comparison over seeds (statsmodels' `TTestPower`, `tests/stats.rs`); for Welch's test,
+/// whose statistic is only approximately t, it uses Welch's degrees of freedom.
 pub fn min_detectable(se: f64, df: f64) -> f64 {
-    (t_quantile(0.975, df) + t_quantile(0.8, df)) * se
+    min_detectable_at(se, df, 0.05)
+}
+
+/// [`min_detectable`] for a two-sided test at level `alpha`.
+pub fn min_detectable_at(se: f64, df: f64, alpha: f64) -> f64 {
+    if se.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    // Power rises with the noncentrality: 0 gives 5%, 40 standard errors gives 1 to double
+    // precision for any df >= 1.
+    let (mut lo, mut hi) = (0.0f64, 40.0f64);
+    while power_at(df, hi, alpha) < 0.8 && hi < 1e6 {
+        hi *= 2.0;
+    }
+    while hi - lo > 1e-10 * hi {
+        let mid = 0.5 * (lo + hi);
+        if power_at(df, mid, alpha) < 0.8 {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    hi * se
 }
 
 /// The seeds a paired comparison needs to detect a true difference `delta` with 80% power at
 /// 5% (two-sided), when its per-seed differences have standard deviation `sd`: the smallest
-/// n >= 2 with [`min_detectable`](sd / sqrt(n), n - 1) <= `delta`. None when it takes more
-/// than 100,000, or `sd` is not a finite number.
+/// n >= 2 whose exact [`power`] (n - 1 degrees of freedom, noncentrality delta sqrt(n) / sd)
+/// reaches 0.8. None when it takes more than 100,000, or when `sd` is 0 or not a finite
+/// number (a comparison whose per-seed differences never vary has no power figure: see
+/// [`Paired::identical`]).
 pub fn seeds_needed(sd: f64, delta: f64) -> Option<usize> {
-    if !sd.is_finite() || delta.is_nan() || delta <= 0.0 {
+    seeds_needed_at(sd, delta, 0.05)
+}
+
+/// [`seeds_needed`] for a two-sided test at level `alpha`.
+pub fn seeds_needed_at(sd: f64, delta: f64, alpha: f64) -> Option<usize> {
+    if !sd.is_finite() || sd <= 0.0 || delta.is_nan() || delta <= 0.0 {
         return None;
     }
-    let enough = |n: usize| min_detectable(sd / (n as f64).sqrt(), (n - 1) as f64) <= delta;
-    // Doubling, then bisection: the detectable difference falls as n grows.
+    let enough = |n: usize| power_at((n - 1) as f64, delta * (n as f64).sqrt() / sd, alpha) >= 0.8;
+    // Doubling, then bisection: the power rises with n.
     let mut hi = 2;
     while !enough(hi) {
         hi *= 2;

@@ -287,7 +287,14 @@ impl StudyFile {
     fn validate_grids(&self) -> Result<(), String> {
         for c in &self.configs {
             let here = |e: String| format!("config '{}': {e}", c.name);
-            self.resolve(c, &[], Phase::Final, 0).map_err(here)?;
+            let last = self.resolve(c, &[], Phase::Final, 0).map_err(here)?;
+            if matches!(self.seeds, Seeds::Adaptive(_)) && last.data.valid_size == 0 {
+                return Err(here(
+                    "adaptive seeds are sized on the validation split (the test set chooses \
+                     nothing), and valid_size = 0 leaves none"
+                        .into(),
+                ));
+            }
             for (key, values) in &c.grid {
                 if values.is_empty() {
                     return Err(here(format!("grid {key} is empty")));
@@ -435,8 +442,8 @@ impl StudyFile {
         Ok(runs)
     }
 
-    /// The comparisons the study makes, seed by seed, from each configuration's test
-    /// accuracies by seed: a 2x2 design's two main effects and interaction, otherwise every
+    /// The comparisons the study makes, seed by seed, from each configuration's accuracies
+    /// (test or validation) by seed: a 2x2 design's two main effects and interaction, otherwise every
     /// pair's difference (first minus second, in file order).
     pub fn comparisons(&self, by_seed: &BySeed) -> Vec<Comparison> {
         let empty = BTreeMap::new();
@@ -465,13 +472,23 @@ impl StudyFile {
     }
 }
 
-/// The test accuracy of every finished final run of seeds `0..seeds`, by configuration and
-/// seed (a diverged run has none), or None while one of them is unfinished.
+/// Which of a finished run's accuracies to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The validation split, final weights: what sizes an adaptive study.
+    Valid,
+    /// The test set, final weights: the final numbers.
+    Test,
+}
+
+/// The accuracy on `split` of every finished final run of seeds `0..seeds`, by configuration
+/// and seed (a diverged run has none), or None while one of them is unfinished.
 fn accuracies_by_seed(
     study: &StudyFile,
     dir: &Path,
     chosen: &Chosen,
     seeds: usize,
+    split: Split,
 ) -> Result<Option<BySeed>, StudyError> {
     let mut out = BySeed::new();
     for spec in study.final_runs(chosen, seeds)? {
@@ -479,7 +496,11 @@ fn accuracies_by_seed(
             return Ok(None);
         };
         let entry = out.entry(spec.config.clone()).or_default();
-        if let (Status::Finished, Some(a)) = (&summary.status, summary.test_accuracy) {
+        let accuracy = match split {
+            Split::Valid => summary.final_valid_accuracy,
+            Split::Test => summary.test_accuracy,
+        };
+        if let (Status::Finished, Some(a)) = (&summary.status, accuracy) {
             entry.insert(spec.train.seed, a);
         }
     }
@@ -487,7 +508,8 @@ fn accuracies_by_seed(
 }
 
 /// How many seeds the final runs use: a fixed study's number, or an adaptive study's decision
-/// from its first stage once every first-stage run is finished (None before).
+/// from its first stage's validation accuracies once every first-stage run is finished (None
+/// before).
 pub fn final_seeds(
     study: &StudyFile,
     dir: &Path,
@@ -496,7 +518,8 @@ pub fn final_seeds(
     match study.seeds {
         Seeds::Fixed(n) => Ok(Some((n, None))),
         Seeds::Adaptive(rule) => {
-            let Some(first) = accuracies_by_seed(study, dir, chosen, rule.min)? else {
+            let Some(first) = accuracies_by_seed(study, dir, chosen, rule.min, Split::Valid)?
+            else {
                 return Ok(None);
             };
             let decision = seeds::decide(rule, &study.comparisons(&first));

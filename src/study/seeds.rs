@@ -1,19 +1,36 @@
 //! How many seeds a study's final runs use: a fixed number, or as many as its comparisons need
-//! for a chosen precision (Stein's two-stage rule, [`crate::stats::stein`]).
+//! for a chosen precision.
 //!
 //! ```toml
 //! seeds = 5                                      # seeds 0..5 for every configuration
 //! seeds = { min = 10, max = 40, until = 0.05 }   # adaptive: see below
 //! ```
 //!
-//! An adaptive study first runs `min` seeds of every configuration. From them it measures,
-//! for every comparison the study makes (a 2x2 design's two main effects and interaction,
-//! seed by seed; otherwise every pair's per-seed difference), the standard deviation over
-//! seeds, and asks each for the seeds Stein's rule needs to bring its 95% half-width to
-//! `until` points. The study then runs the largest of these, at most `max`, and reports each
-//! comparison's Stein interval (which covers 95% whatever number was run), and whether
-//! `until` or `max` stopped it. The number depends on the first `min` seeds' test accuracies
-//! alone — on their spread, never on their means — so it cannot steer a comparison's result.
+//! The comparisons a study makes form one family: a 2x2 design's two main effects and its
+//! interaction, otherwise every pair of configurations. Each of the k comparisons gets a
+//! two-sided interval at level 1 - 0.05/k (Bonferroni), so that all k hold together with
+//! probability at least 95%, the way a headline that states them together reads.
+//!
+//! An adaptive study first runs `min` seeds of every configuration. From their *validation*
+//! accuracies (final weights), seed by seed, it measures each comparison's standard deviation
+//! s over seeds and asks Stein's sizing ([`crate::stats::stein`]) for the seeds that bring its
+//! interval to ±`until` points: n = max(min, ⌈(t(1 - 0.025/k, min - 1) s / until)²⌉). The
+//! study runs the largest n, at most `max`. Each comparison's interval is then the paired
+//! t-interval of its per-seed *test*-accuracy values over every seed run, at level
+//! 1 - 0.05/k: the test set decides how many seeds nothing, and is read only for the final
+//! numbers.
+//!
+//! Why not Stein's own interval (the first stage's s over all n seeds), which covers exactly
+//! 95% for normal per-seed values: lenet's per-seed values are not normal (the committed MNIST
+//! 2x2's batch-norm contrast has excess kurtosis 1.7, and a few seeds land low), the first
+//! stage then underestimates the spread too often, and an interval that keeps that estimate
+//! covers less than it says (92% in `tests/adaptive_seeds.rs` for t-distributed values with 3
+//! degrees of freedom when the maximum binds). The interval over all n seeds measures the
+//! spread of every seed run. n depends on validation accuracy alone, which tracks test
+//! accuracy's spread without being it, so the sizing is not an exact guarantee: the test suite
+//! simulates the rule's joint coverage for normal, heavy-tailed (t, 3 degrees of freedom) and
+//! contaminated (5% of seeds far low) per-seed values, with the maximum binding and not, and
+//! holds it within 95% ± 2 points.
 
 use std::collections::BTreeMap;
 
@@ -43,7 +60,7 @@ pub struct Adaptive {
     pub until: f64,
 }
 
-/// Whether an interval of 95% half-width `half_width` (a fraction of accuracy) reaches the
+/// Whether an interval of half-width `half_width` (a fraction of accuracy) reaches the
 /// precision `until` asked for (in points), with a hair of tolerance so that an interval of
 /// exactly `until` counts.
 pub fn within(half_width: f64, until: f64) -> bool {
@@ -156,25 +173,30 @@ pub fn difference(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> BTreeMap<u6
         .collect()
 }
 
+/// The level of each of a family of `k` comparisons' intervals: 0.05 / k (Bonferroni).
+pub fn family_alpha(k: usize) -> f64 {
+    0.05 / k.max(1) as f64
+}
+
 /// What stopped an adaptive study.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stop {
-    /// Every comparison reaches the half-width asked for.
+    /// Every comparison's sizing reaches the half-width asked for.
     Until,
     /// Some comparison would need more than `max` seeds.
     Max,
 }
 
-/// One comparison as the first stage measured it.
+/// One comparison as the first stage measured it, on validation accuracy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Monitored {
     pub name: String,
     /// Seeds of the first stage it has (all four cells, or both configurations, finished).
     pub first_seeds: usize,
-    /// Standard deviation of its per-seed values over those seeds.
-    pub first_sd: f64,
-    /// Seeds Stein's rule asks for (None: more than can be counted).
+    /// Standard deviation over those seeds of its per-seed values on validation accuracy.
+    pub first_valid_sd: f64,
+    /// Seeds the sizing asks for (None: more than can be counted).
     pub needed: Option<usize>,
 }
 
@@ -184,18 +206,23 @@ pub struct Decision {
     pub rule: Adaptive,
     pub seeds: usize,
     pub stopped: Stop,
+    /// The number of comparisons in the family (each interval at level 1 - 0.05 / family).
+    pub family: usize,
     pub comparisons: Vec<Monitored>,
-    /// Comparisons left out: fewer than two first-stage seeds (diverged runs).
+    /// Comparisons left out of the sizing: fewer than two first-stage seeds (diverged runs).
     pub unmeasured: Vec<String>,
 }
 
-/// Applies Stein's rule to the first stage's comparisons (each over seeds `0..rule.min`; a
-/// comparison with fewer than two of them is not measured).
-pub fn decide(rule: Adaptive, first: &[Comparison]) -> Decision {
+/// Sizes the study from the first stage's comparisons on validation accuracy (each over seeds
+/// `0..rule.min`; a comparison with fewer than two of them is not measured). The family is
+/// every comparison given, measured or not.
+pub fn decide(rule: Adaptive, first_valid: &[Comparison]) -> Decision {
     let until = rule.until / 100.0;
+    let family = first_valid.len().max(1);
+    let alpha = family_alpha(family);
     let mut comparisons = Vec::new();
     let mut unmeasured = Vec::new();
-    for c in first {
+    for c in first_valid {
         let values: Vec<f64> = (c.by_seed.range(..rule.min as u64))
             .map(|(_, v)| *v)
             .collect();
@@ -203,11 +230,11 @@ pub fn decide(rule: Adaptive, first: &[Comparison]) -> Decision {
             unmeasured.push(c.name.clone());
             continue;
         };
-        let needed = stein::total(e.n, e.sd, until);
+        let needed = stein::total(e.n, e.sd, until, alpha);
         comparisons.push(Monitored {
             name: c.name.clone(),
             first_seeds: e.n,
-            first_sd: e.sd,
+            first_valid_sd: e.sd,
             needed: (needed != usize::MAX).then_some(needed),
         });
     }
@@ -224,35 +251,46 @@ pub fn decide(rule: Adaptive, first: &[Comparison]) -> Decision {
         } else {
             Stop::Until
         },
+        family,
         comparisons,
         unmeasured,
     }
 }
 
-/// A comparison's result after the second stage: the mean of its per-seed values over every
-/// seed run, with Stein's 95% interval from its first-stage spread.
+/// A comparison's result after the second stage: the mean of its per-seed test-accuracy
+/// values over every seed run, with the paired t-interval at the family's level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SteinInterval {
+pub struct FamilyInterval {
     pub name: String,
     pub seeds: usize,
     pub mean: f64,
+    /// t(1 - 0.025 / family, seeds - 1) sd / sqrt(seeds).
     pub half_width: f64,
-    /// Seeds Stein's rule asked for.
+    /// The paired test's two-sided p-value times the family's size, at most 1.
+    pub p_bonferroni: f64,
+    /// The family's size.
+    pub family: usize,
+    /// Seeds the sizing asked for.
     pub needed: Option<usize>,
 }
 
-impl SteinInterval {
-    /// The interval of `monitored` from its values `by_seed` over every seed run.
-    pub fn of(monitored: &Monitored, by_seed: &BTreeMap<u64, f64>) -> Option<SteinInterval> {
-        let n = by_seed.len();
-        if n == 0 {
-            return None;
-        }
-        Some(SteinInterval {
+impl FamilyInterval {
+    /// The interval of `monitored` (one of a family of `family`) from its test-accuracy values
+    /// `by_seed` over every seed run; None for fewer than two seeds.
+    pub fn of(
+        monitored: &Monitored,
+        family: usize,
+        by_seed: &BTreeMap<u64, f64>,
+    ) -> Option<FamilyInterval> {
+        let values: Vec<f64> = by_seed.values().copied().collect();
+        let p = crate::stats::paired_differences(&values)?;
+        Some(FamilyInterval {
             name: monitored.name.clone(),
-            seeds: n,
-            mean: by_seed.values().sum::<f64>() / n as f64,
-            half_width: stein::half_width(monitored.first_seeds, monitored.first_sd, n),
+            seeds: p.n,
+            mean: p.mean,
+            half_width: p.half_width(family_alpha(family)),
+            p_bonferroni: p.p_bonferroni(family),
+            family,
             needed: monitored.needed,
         })
     }
@@ -295,7 +333,7 @@ impl Decision {
         let r = self.rule;
         let stopped = match self.stopped {
             Stop::Until => format!(
-                "every comparison reaches ±{} points with {} seeds",
+                "every comparison's sizing reaches ±{} points with {} seeds",
                 r.until, self.seeds
             ),
             Stop::Max => {
@@ -320,17 +358,23 @@ impl Decision {
                 self.unmeasured.join(", ")
             )
         };
+        let k = self.family;
+        let level = 100.0 * (1.0 - family_alpha(k));
         format!(
-            "Seeds were chosen by Stein's two-stage rule: {min} seeds of every configuration \
-             first; from their spread, each comparison's seeds n = max({min}, ⌈(t(0.975, {df}) \
-             s / {until} points)²⌉), and the study ran the largest, at most {max}: {stopped}. \
-             Each comparison's interval is its mean over every seed run ± t(0.975, {df}) s / √n \
-             with s from the first stage, which covers 95% whatever n came out (for normal \
-             per-seed values; `tests/adaptive_seeds.rs` checks it by simulation); the spread alone, \
-             never the means, chose n.{unmeasured}",
+            "The {k} comparisons form one family: each interval is at level {level:.2}% \
+             (Bonferroni, 5% / {k}), so all {k} hold together with probability at least 95%. \
+             Seeds were sized on the validation split: {min} seeds of every configuration \
+             first; from the spread of each comparison's per-seed validation accuracy s, its \
+             seeds n = max({min}, ⌈(t({q:.4}, {df}) s / {until} points)²⌉) (Stein's sizing), \
+             and the study ran the largest, at most {max}: {stopped}. Each interval is the \
+             paired t-interval of the comparison's per-seed test accuracy over every seed run; \
+             the test set chose nothing. Checked by simulation (`tests/adaptive_seeds.rs`): the \
+             family's intervals cover together 95% ± 2 points for normal, heavy-tailed and \
+             contaminated per-seed values, with the maximum binding and not.{unmeasured}",
             min = r.min,
             max = r.max,
             df = r.min - 1,
+            q = 1.0 - family_alpha(k) / 2.0,
             until = r.until,
         )
     }
@@ -384,7 +428,7 @@ mod tests {
         let rule = Adaptive {
             min: 4,
             max: 40,
-            until: 0.05,
+            until: 0.08,
         };
         // Spreads of 0.02 and 0.1 points: the wider asks for more seeds.
         let narrow = seeds(&[0.0, 0.0002, 0.0004, 0.0002]);
@@ -409,7 +453,11 @@ mod tests {
         let sd = crate::stats::Estimate::of(&[0.0, 0.001, 0.002, 0.001])
             .unwrap()
             .sd;
-        let want = stein::total(4, sd, 0.0005);
+        let want = stein::total(4, sd, 0.0008, family_alpha(3));
+        assert_eq!(
+            d.family, 3,
+            "the diverged comparison is still one of the family"
+        );
         assert!(want > 4 && want <= 40, "{want}");
         assert_eq!((d.seeds, d.stopped), (want, Stop::Until));
         assert_eq!(d.unmeasured, ["diverged"]);

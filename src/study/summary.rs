@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::seeds::{self, Decision, SteinInterval};
+use super::seeds::{self, Decision, FamilyInterval};
 use super::tune::tuning_plan;
 use super::{
     BySeed, RunSpec, StudyError, StudyFile, describe_point, final_seeds, finished, run_dir,
@@ -16,8 +16,8 @@ use super::{
 use crate::doc::Doc;
 use crate::stats::dist::t_quantile;
 use crate::stats::{
-    Contrast, Estimate, Paired, Welch, contrast, holm, min_detectable, paired_differences,
-    seeds_needed, welch,
+    Contrast, Estimate, Paired, Welch, contrast, holm, min_detectable, min_detectable_at,
+    paired_differences, seeds_needed, seeds_needed_at, welch,
 };
 use crate::train::metrics::Status;
 use crate::train::run;
@@ -119,19 +119,40 @@ pub const DETECT: f64 = 0.001;
 pub struct Power {
     /// The smallest difference detected with 80% power at 5% with the seeds run.
     pub detectable: f64,
-    /// Seeds needed to detect [`DETECT`] (None: more than 100,000).
+    /// Seeds needed to detect [`DETECT`] (None: more than 100,000, or identical).
     pub seeds_needed: Option<usize>,
+    /// The two sides were equal on every seed: there is no spread to size a test with, so
+    /// there is no power figure (shown as "identical on every seed").
+    #[serde(default)]
+    pub identical: bool,
 }
 
+/// The comparisons of a 2x2 design's family: two main effects and the interaction.
+pub const EFFECTS: usize = 3;
+
 impl Power {
-    /// For a paired comparison or contrast over seeds.
+    /// For a paired comparison or contrast over seeds, tested at 5%.
     pub fn of_paired(p: &Paired) -> Option<Power> {
+        Self::of_paired_at(p, 0.05)
+    }
+
+    /// For a paired comparison or contrast over seeds, tested at level `alpha` (a 2x2
+    /// effect: 0.05 / 3, its family's Bonferroni level).
+    pub fn of_paired_at(p: &Paired, alpha: f64) -> Option<Power> {
         if p.n < 2 || !p.sd.is_finite() {
             return None;
         }
+        if p.identical() {
+            return Some(Power {
+                detectable: 0.0,
+                seeds_needed: None,
+                identical: true,
+            });
+        }
         Some(Power {
-            detectable: min_detectable(p.sd / (p.n as f64).sqrt(), p.df),
-            seeds_needed: seeds_needed(p.sd, DETECT),
+            detectable: min_detectable_at(p.sd / (p.n as f64).sqrt(), p.df, alpha),
+            seeds_needed: seeds_needed_at(p.sd, DETECT, alpha),
+            identical: false,
         })
     }
 
@@ -143,9 +164,17 @@ impl Power {
         }
         let (ea, eb) = (Estimate::of(a)?, Estimate::of(b)?);
         let sd = (ea.sd.powi(2) + eb.sd.powi(2)).sqrt();
+        if sd == 0.0 && ea.mean == eb.mean {
+            return Some(Power {
+                detectable: 0.0,
+                seeds_needed: None,
+                identical: true,
+            });
+        }
         Some(Power {
             detectable: min_detectable(w.se, w.df),
             seeds_needed: seeds_needed(sd, DETECT),
+            identical: false,
         })
     }
 }
@@ -194,31 +223,36 @@ pub struct TuningRow {
 }
 
 /// An adaptive study's seeds: the first stage's decision, and each comparison it monitored
-/// with Stein's interval over every seed run.
+/// with its family-level interval over every seed run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveSummary {
     pub decision: Decision,
-    pub intervals: Vec<SteinInterval>,
+    pub intervals: Vec<FamilyInterval>,
 }
 
 impl AdaptiveSummary {
     /// The rule and its decision in words, and each monitored comparison's interval.
     pub fn write(&self, doc: &mut Doc) {
         doc.paragraph(self.decision.describe());
+        let level = format!(
+            "{:.2}% CI (joint 95%)",
+            100.0 * (1.0 - seeds::family_alpha(self.decision.family))
+        );
         let header = [
             "comparison",
-            "first-stage sd (points)",
+            "first-stage validation sd (points)",
             "seeds needed",
             "seeds run",
             "estimate (points)",
-            "Stein 95% CI",
+            level.as_str(),
+            "p (Bonferroni)",
             "answer",
         ];
         let rows = (self.intervals.iter())
             .map(|i| {
                 let sd = (self.decision.comparisons.iter())
                     .find(|m| m.name == i.name)
-                    .map_or(f64::NAN, |m| m.first_sd);
+                    .map_or(f64::NAN, |m| m.first_valid_sd);
                 vec![
                     i.name.clone(),
                     format!("{:.3}", 100.0 * sd),
@@ -226,6 +260,7 @@ impl AdaptiveSummary {
                     i.seeds.to_string(),
                     format!("{:+.3}", 100.0 * i.mean),
                     interval_cell(i.mean, i.half_width),
+                    format!("{:.4}", i.p_bonferroni),
                     i.answer(self.decision.rule.until),
                 ]
             })
@@ -329,7 +364,7 @@ pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyErr
         let intervals = (decision.comparisons.iter())
             .filter_map(|m| {
                 let c = comparisons.iter().find(|c| c.name == m.name)?;
-                SteinInterval::of(m, &c.by_seed)
+                FamilyInterval::of(m, decision.family, &c.by_seed)
             })
             .collect();
         AdaptiveSummary {
@@ -613,6 +648,7 @@ fn interval_cell(mean: f64, half: f64) -> String {
 /// A power figure's two cells: the detectable difference in points, and the seeds needed.
 pub fn power_cells(power: Option<Power>) -> [String; 2] {
     match power {
+        Some(p) if p.identical => ["identical on every seed".into(), "–".into()],
         Some(p) => [
             format!("{:.3} points", 100.0 * p.detectable),
             p.seeds_needed
@@ -781,11 +817,16 @@ impl StudySummary {
         let Some(f) = &self.factorial else { return };
         doc.heading(2, "2x2 design: effects on test accuracy");
         doc.paragraph(
-            "Each effect is a contrast of the four cell means; 95% CI from its standard error \
-             with Welch–Satterthwaite degrees of freedom. Paired: the same contrast seed by \
-             seed (the four cells of a seed start from the same weights), with a t-interval \
-             over the seeds.",
+            "The two main effects and the interaction are one family of three comparisons: \
+             every interval here is at level 98.33% and every p-value multiplied by 3 \
+             (Bonferroni), so the three intervals hold together with probability at least 95% \
+             and an effect is called exactly when its interval excludes 0. Each effect is a \
+             contrast of the four cell means, its interval from its standard error with \
+             Welch–Satterthwaite degrees of freedom. Paired: the same contrast seed by seed \
+             (the four cells of a seed start from the same weights), with a t-interval over \
+             the seeds. Power at the family's level, 5% / 3.",
         );
+        let alpha = seeds::family_alpha(EFFECTS);
         let effects = [
             (
                 format!("main effect of {}", f.factors[0]),
@@ -802,25 +843,30 @@ impl StudySummary {
         ];
         let rows = effects.into_iter().enumerate().map(|(i, (name, c))| {
             let paired = f.paired.map(|p| p[i]);
+            let cells_half = c.half_width(alpha);
             let mut row = vec![
                 name,
                 format!("{:+.3}", 100.0 * c.estimate),
-                interval_cell(c.estimate, c.ci95),
-                format!("{:.4}", c.p),
-                paired.map_or("–".into(), |p| interval_cell(p.mean, p.ci95)),
-                paired.map_or("–".into(), |p| format!("{:.4}", p.p)),
-                paired.map_or("–".into(), |p| format!("{:.2}", p.ci95 / c.ci95)),
+                interval_cell(c.estimate, cells_half),
+                format!("{:.4}", (c.p * EFFECTS as f64).min(1.0)),
+                paired.map_or("–".into(), |p| interval_cell(p.mean, p.half_width(alpha))),
+                paired.map_or("–".into(), |p| format!("{:.4}", p.p_bonferroni(EFFECTS))),
+                paired.map_or("–".into(), |p| {
+                    format!("{:.2}", p.half_width(alpha) / cells_half)
+                }),
             ];
-            row.extend(power_cells(paired.as_ref().and_then(Power::of_paired)));
+            row.extend(power_cells(
+                paired.as_ref().and_then(|p| Power::of_paired_at(p, alpha)),
+            ));
             row
         });
         let header = [
             "effect",
             "estimate (points)",
-            "95% CI",
-            "p",
-            "paired 95% CI",
-            "paired p",
+            "98.33% CI (joint 95%)",
+            "p (Bonferroni)",
+            "paired 98.33% CI (joint 95%)",
+            "paired p (Bonferroni)",
             "width paired/unpaired",
             "detectable at 80% power",
             "seeds to detect 0.1 points",
