@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match lenet::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", lenet::cli::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -828,3 +828,157 @@ fn show_draws_a_test_image_through_the_layers() {
         "{line}"
     );
 }
+
+/// A resume continues a run on the data it started with and as its config.json says: other
+/// data is refused naming both (it once trained epoch 1 on one set and the rest on another,
+/// and tested on a third, with exit 0), training options beside --resume are refused, a run
+/// that another process resumes is locked, and the temporary files a killed write left are
+/// removed. The printed resume command carries the data directory.
+#[test]
+fn a_resume_continues_on_the_data_it_started_with_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let d = d.to_str().unwrap();
+    let run = tmp.path().join("run");
+    let mut args = train_args(d, run.to_str().unwrap(), "3");
+    args.extend(["--stop-after", "1"]);
+    let out = common::succeeded(lenet().args(&args));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "lenet train --resume {} --data-dir {d}",
+            run.display()
+        )),
+        "{stdout}"
+    );
+    let record: serde_json::Value = serde_json::from_str(&read(&run.join("data.json"))).unwrap();
+    assert_eq!(record["test_images"], 500);
+
+    // Other data: the subset with its test set cut to 400 images.
+    let other = tmp.path().join("other");
+    let mnist = lenet::data::Mnist::load(&subset_dir()).unwrap();
+    lenet::data::write_subset(&mnist, 2000, 400, &other).unwrap();
+    let refused = lenet()
+        .args(["train", "-q", "--resume"])
+        .arg(&run)
+        .arg("--data-dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("started on mnist with 2000 training and 500 test images")
+            && err.contains("the data given now is mnist with 2000 training and 400 test"),
+        "{err}"
+    );
+    assert!(!run.join("summary.json").exists(), "nothing trained");
+
+    // Options a resume cannot change.
+    for extra in [["--arch", "lecun1998"], ["--epochs", "9"], ["--lr", "0.1"]] {
+        let refused = lenet()
+            .args(["train", "-q", "--data-dir", d, "--resume"])
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+
+    // Held by a live process (this test): refused, naming it.
+    let claim =
+        match lenet::study::claim::try_claim(&run, "resume", lenet::study::claim::DEFAULT_TIMEOUT)
+            .unwrap()
+        {
+            lenet::study::claim::Attempt::Claimed(c) => c,
+            lenet::study::claim::Attempt::Held(o) => panic!("held by {}", o.describe()),
+        };
+    let refused = lenet()
+        .args(["train", "-q", "--data-dir", d, "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("is being resumed by process"),
+        "{err}"
+    );
+    drop(claim);
+
+    // A write killed half-way (PID 4000000 is above Linux's PID limit) leaves its temporary
+    // file; the resume removes it and finishes.
+    let stale = run.join("model.safetensors.next.partial-4000000");
+    std::fs::write(&stale, b"half").unwrap();
+    common::succeeded(
+        lenet()
+            .args(["train", "-q", "--data-dir", d, "--resume"])
+            .arg(&run),
+    );
+    assert!(!stale.exists());
+    assert!(run.join("summary.json").exists());
+}
+
+/// An operating-system error is said once, with the path it concerns (it was printed twice:
+/// "...: No such file or directory (os error 2): No such file or directory (os error 2)").
+#[test]
+fn an_os_error_is_said_once() {
+    let out = lenet()
+        .args([
+            "train",
+            "-q",
+            "--valid-size",
+            "500",
+            "--epochs",
+            "1",
+            "--data-dir",
+        ])
+        .arg(subset_dir())
+        .args(["--out", "/proc/no-such-dir/run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    assert!(err.contains("/proc/no-such-dir/run"), "{err}");
+}
+
+/// `study plan` counts a plan before listing it and refuses one over --max-runs, as `study
+/// run` does: a 64,000,000-point grid is refused at once (it aborted with "memory allocation
+/// failed" after about 0.9 KB per planned run).
+#[test]
+fn study_plan_refuses_a_plan_too_large_to_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let values = |scale: f64| {
+        (1..=400)
+            .map(|i| format!("{}", i as f64 * scale))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let file = tmp.path().join("huge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"huge\"\nseeds = 1\n[tuning]\nepochs = 1\nseed = 1000\n[[config]]\nname = \"momentum\"\n\
+             options = {{ optimizer = \"momentum\" }}\n\
+             grid = {{ lr = [{}], momentum = [{}], weight_decay = [{}] }}\n",
+            values(1e-4),
+            values(1e-3 / 0.4),
+            values(1e-5)
+        ),
+    )
+    .unwrap();
+    let out = lenet()
+        .args(["study", "plan"])
+        .arg(&file)
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("plans 64,000,001 runs") && err.contains("the limit is 10,000 runs"),
+        "{err}"
+    );
+}

@@ -156,6 +156,10 @@ enum StudyCommand {
         /// from [default: studies-out/<study name>, when it exists]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Refuse to plan a study of more runs than this, as `study run` does (the plan is
+        /// counted first, without listing its runs).
+        #[arg(long, value_name = "RUNS", default_value_t = 10_000)]
+        max_runs: u64,
     },
     /// Show finished, started and remaining runs, and an estimate of the time left.
     Status {
@@ -377,9 +381,18 @@ struct TrainArgs {
     /// Run directory [default: runs/<optimizer>-seed<seed>-<unix time>]
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in DIR from its last finished epoch (its config.json decides
-    /// everything else).
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    /// Continue the run in DIR from its last finished epoch, on the data it started with:
+    /// its config.json decides everything else, so no training option may be given with it
+    /// (only --stop-after, --threads, --data-dir and --quiet).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = [
+            "out", "ModelArgs", "HyperArgs", "optimizer", "schedule", "step_size", "gamma",
+            "t_max", "eta_min", "warmup_epochs", "batch_size", "epochs", "seed", "valid_size",
+            "split_seed", "preprocess", "dataset", "distort",
+        ]
+    )]
     resume: Option<PathBuf>,
     /// Pause after this many epochs (checkpoint written); --resume continues the run.
     #[arg(long, value_name = "EPOCHS")]
@@ -659,19 +672,29 @@ impl clap::FromArgMatches for HyperArgs {
 
 impl clap::Args for HyperArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        HYPERS.iter().fold(cmd, |cmd, h| {
-            let arg = clap::Arg::new(h.name)
-                .long(h.flag()[2..].to_string())
-                .help(h.long_help())
-                .help_heading("Optimizer hyperparameters");
-            cmd.arg(if h.is_flag() {
-                arg.action(clap::ArgAction::SetTrue)
-            } else {
-                (arg.value_parser(clap::value_parser!(f64)))
-                    .value_name("X")
-                    .allow_negative_numbers(true)
+        HYPERS
+            .iter()
+            .fold(cmd, |cmd, h| {
+                let arg = clap::Arg::new(h.name)
+                    .long(h.flag()[2..].to_string())
+                    .help(h.long_help())
+                    .help_heading("Optimizer hyperparameters");
+                cmd.arg(if h.is_flag() {
+                    arg.action(clap::ArgAction::SetTrue)
+                } else {
+                    (arg.value_parser(clap::value_parser!(f64)))
+                        .value_name("X")
+                        .allow_negative_numbers(true)
+                })
             })
-        })
+            // One group of them all, as derived argument structs have, so that --resume can
+            // refuse every hyperparameter at once.
+            .group(
+                clap::ArgGroup::new("HyperArgs")
+                    .multiple(true)
+                    .required(false)
+                    .args(HYPERS.iter().map(|h| h.name)),
+            )
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
@@ -791,8 +814,19 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     let batch = config.step_size(data.train.len().saturating_sub(config.data.valid_size));
-    let resume = format!("lenet train --resume {}", shell_word(&dir));
+    let resume = format!(
+        "lenet train --resume {}{}",
+        shell_word(&dir),
+        data_dir_flag(&args.data)
+    );
+    let resume_line = resume.clone();
     let mut terminal = progress::EpochTerminal::new(quiet, config.epochs, batch, resume);
+    // A resumed run is locked while it trains, as a fresh --out is by its config.json: a
+    // second resume of it waits for nobody and is refused.
+    let _lock = match &args.resume {
+        Some(_) => Some(lock_run(&dir)?),
+        None => None,
+    };
     let outcome = match &args.resume {
         Some(_) => run::resume(&data, &dir, &mut terminal, args.stop_after),
         None => run::start(config, &data, &dir, &mut terminal, args.stop_after),
@@ -801,10 +835,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let summary = match outcome {
         run::Outcome::Finished(summary) => summary,
         run::Outcome::Paused { epoch } => {
-            say!(
-                "paused after epoch {epoch}; continue with: lenet train --resume {}",
-                dir.display()
-            );
+            say!("paused after epoch {epoch}; continue with: {resume_line}");
             return Ok(());
         }
     };
@@ -967,7 +998,11 @@ fn load_study_dir(dir: &Path) -> Result<StudyFile> {
 fn study(command: StudyCommand) -> Result<()> {
     match command {
         StudyCommand::Run(args) => study_run(&args),
-        StudyCommand::Plan { file, out } => study_plan(&file, out),
+        StudyCommand::Plan {
+            file,
+            out,
+            max_runs,
+        } => study_plan(&file, out, max_runs),
         StudyCommand::Status { dir } => {
             let study = load_study_dir(&dir)?;
             let s = execute::status(&study, &dir)?;
@@ -1025,8 +1060,9 @@ fn study(command: StudyCommand) -> Result<()> {
 
 /// `lenet study plan`: what the study file plans and what it would cost, and the power of
 /// its comparisons from the runs already finished, if any.
-fn study_plan(file: &Path, out: Option<PathBuf>) -> Result<()> {
+fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
     let study = StudyFile::load(file)?;
+    check_plan_size(&study, max_runs)?;
     let runs = study.run_count().map_err(anyhow::Error::msg)?;
     let epochs = study.epoch_count();
     let tuning = study.tuning_runs()?.len();
@@ -1203,10 +1239,58 @@ fn resume_command(args: &StudyRunArgs, dir: &Path) -> String {
         ),
         None => format!("lenet study run --out {}", shell_word(dir)),
     };
+    let resume = resume + &data_dir_flag(&args.data);
     match args.shard {
         Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
         None => resume,
     }
+}
+
+/// Locks the run in `dir` for a resume (`dir/claims/resume.lock`, released when dropped); a
+/// lock held by a live process is an error naming it.
+fn lock_run(dir: &Path) -> Result<crate::study::claim::Claim> {
+    use crate::study::claim::{Attempt, DEFAULT_TIMEOUT, try_claim};
+    if !dir.join(run::CONFIG).exists() {
+        bail!(
+            "{} holds no run (no {}): give --resume the directory of a run `lenet train` \
+             started",
+            dir.display(),
+            run::CONFIG
+        );
+    }
+    match try_claim(dir, "resume", DEFAULT_TIMEOUT)
+        .with_context(|| format!("locking {}", dir.display()))?
+    {
+        Attempt::Claimed(claim) => Ok(claim),
+        Attempt::Held(owner) => bail!(
+            "{} is being resumed by {} already; wait for it to end",
+            dir.display(),
+            owner.describe()
+        ),
+    }
+}
+
+/// An error and its causes on one line, each joined by ": ", leaving out a cause whose text
+/// the line already holds (an error that prints its source, as "PATH: REASON" does, would
+/// otherwise print the reason twice).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// ` --data-dir DIR` when the data directory was given (flag or $LENET_DATA), so that a
+/// printed resume command finds the data the work started on; empty for the default.
+fn data_dir_flag(data: &DataDirArgs) -> String {
+    data.data_dir
+        .as_ref()
+        .map_or(String::new(), |d| format!(" --data-dir {}", shell_word(d)))
 }
 
 fn study_run(args: &StudyRunArgs) -> Result<()> {

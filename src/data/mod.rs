@@ -90,6 +90,9 @@ pub struct Mnist {
     pub dataset: Dataset,
     pub train: LabelledImages,
     pub test: LabelledImages,
+    /// What was loaded, as 16 hex digits of SHA-256 over both sets' shapes, pixels and
+    /// labels: a run records it, and a resume on other data is refused.
+    pub fingerprint: String,
 }
 
 /// The four files of MNIST under their usual names (without `.gz`).
@@ -208,12 +211,32 @@ impl Mnist {
                 test.images.cols
             )));
         }
+        let fingerprint = fingerprint(&[&train, &test]);
         Ok(Mnist {
             dataset,
             train,
             test,
+            fingerprint,
         })
     }
+}
+
+/// 16 hex digits of SHA-256 over each set's image count, size, pixels and labels.
+fn fingerprint(sets: &[&LabelledImages]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for set in sets {
+        let i = &set.images;
+        for n in [i.count, i.rows, i.cols, set.labels.len()] {
+            h.update((n as u64).to_le_bytes());
+        }
+        h.update(&i.pixels);
+        h.update(&set.labels);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The datasets of one data directory, each loaded (and fetched when missing) the first time

@@ -51,7 +51,7 @@ impl Owner {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("process {} on {}", self.pid, self.host)
     }
 }
@@ -65,12 +65,18 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// Field 22 of `/proc/PID/stat`: the start time in ticks since boot.
+/// Field 22 of `/proc/PID/stat`: the start time in ticks since boot; None when no such
+/// process runs, a zombie (state Z: killed or exited, not yet reaped by its parent) or a dead
+/// one (X) included.
 fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    if matches!(fields.next()?, "Z" | "X") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether the owner is known to be gone: on this host, no process with its PID and start
@@ -326,6 +332,39 @@ mod tests {
             log.lines().filter(|l| l.contains(" release run1 ")).count(),
             2
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A claim held by a process that was killed but not yet reaped (a zombie: its PID and
+    /// start time still in /proc, state Z) is taken over at once: the process will never
+    /// run again.
+    #[test]
+    fn a_zombie_holder_is_gone() {
+        if process_start(std::process::id()).is_none() {
+            return; // no /proc
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let owner = Owner {
+            pid: child.id(),
+            process_start: process_start(child.id()),
+            ..Owner::me()
+        };
+        assert!(owner.process_start.is_some(), "the child runs");
+        let dir = study_dir();
+        std::fs::create_dir_all(claims_dir(&dir)).unwrap();
+        create_claim(&claims_dir(&dir).join("run3.lock"), &owner).unwrap();
+        // Exited and not waited for: a zombie until `wait` below.
+        std::thread::sleep(Duration::from_millis(700));
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        assert!(stat.contains(") Z "), "{stat}");
+        assert!(matches!(
+            try_claim(&dir, "run3", DEFAULT_TIMEOUT).unwrap(),
+            Attempt::Claimed(_)
+        ));
+        child.wait().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -347,6 +347,10 @@ fn run_one(
     let data = data
         .get(spec.train.data.dataset)
         .map_err(crate::train::TrainError::from)?;
+    // Every run of a study trains on the data its first run did.
+    let record = dir.join(format!("data-{}.json", data.dataset.as_str()));
+    let what = format!("the study in {}", dir.display());
+    run::DataRecord::check_or_write(&record, data, &what)?;
     let outcome = if rdir.join(run::CONFIG).exists() {
         run::resume(data, &rdir, epochs, None)
     } else {

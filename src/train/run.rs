@@ -13,6 +13,60 @@ pub const METRICS: &str = "metrics.csv";
 pub const SUMMARY: &str = "summary.json";
 pub const MODEL: &str = "model.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
+/// What the run trains and tests on ([`DataRecord`]).
+pub const DATA: &str = "data.json";
+
+/// The data a run started on: a resume, or a study continued, on other data is refused
+/// (a run whose epochs saw two datasets, or that is tested on another test set, is no result).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataRecord {
+    pub dataset: String,
+    pub train_images: usize,
+    pub test_images: usize,
+    /// [`Mnist::fingerprint`].
+    pub fingerprint: String,
+}
+
+impl DataRecord {
+    pub fn of(data: &Mnist) -> DataRecord {
+        DataRecord {
+            dataset: data.dataset.as_str().to_string(),
+            train_images: data.train.len(),
+            test_images: data.test.len(),
+            fingerprint: data.fingerprint.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} with {} training and {} test images (fingerprint {})",
+            self.dataset, self.train_images, self.test_images, self.fingerprint
+        )
+    }
+
+    /// Checks `data` against the record in `path` (`what` names the run or study), or writes
+    /// the record when there is none yet (work begun before lenet recorded its data).
+    pub fn check_or_write(path: &Path, data: &Mnist, what: &str) -> Result<(), TrainError> {
+        let now = DataRecord::of(data);
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let was: DataRecord = serde_json::from_str(&text)
+                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+                if was != now {
+                    return Err(TrainError::Config(format!(
+                        "{what} started on {}, but the data given now is {}: continue it with \
+                         the data directory it started with (--data-dir or LENET_DATA)",
+                        was.describe(),
+                        now.describe()
+                    )));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_json(path, &now),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+}
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io {
@@ -123,6 +177,7 @@ pub fn start(
     Split::new(data.train.len(), c.valid_size, c.split_seed)?;
     let trainer = Trainer::new(config)?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    write_json(&dir.join(DATA), &DataRecord::of(data))?;
     write_json(&dir.join(CONFIG), &trainer.config)?;
     drive(trainer, data, dir, observer, 0.0, stop_after)
 }
@@ -138,6 +193,9 @@ pub fn resume(
     if let Ok(summary) = read_summary(dir) {
         return Ok(Outcome::Finished(summary));
     }
+    let what = format!("the run in {}", dir.display());
+    DataRecord::check_or_write(&dir.join(DATA), data, &what)?;
+    remove_stale_partials(dir)?;
     let mut trainer = Trainer::new(config)?;
     let files = checkpoint_files(dir);
     checkpoint::commit(&files)?;
@@ -157,6 +215,29 @@ pub fn resume(
         trainer.history = rows;
     }
     drive(trainer, data, dir, observer, wall, stop_after)
+}
+
+/// Removes the temporary files (`NAME.partial-PID`, see [`crate::atomic_file`]) that a
+/// process killed in the middle of a write left in `dir`: those whose process is gone. Where
+/// there is no `/proc` to tell, they are left.
+fn remove_stale_partials(dir: &Path) -> Result<(), TrainError> {
+    if !Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let Some((_, pid)) = name.rsplit_once(".partial-") else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The checkpoint set of the run in `dir`.
