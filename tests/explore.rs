@@ -659,6 +659,35 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving() {
     );
     let r = raw(&s.addr, head.as_bytes());
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    // Host names are case-insensitive; two Host headers, none, or a target in absolute form
+    // naming another host than the Host header are malformed (RFC 9112): 400.
+    let port = s.addr.rsplit(':').next().unwrap();
+    for (head, want) in [
+        (
+            format!("GET /api/runs HTTP/1.1\r\nHost: LOCALHOST:{port}\r\n"),
+            200,
+        ),
+        (
+            format!("GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"),
+            400,
+        ),
+        ("GET /api/runs HTTP/1.1\r\n".to_string(), 400),
+        (
+            "GET http://evil.example/api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_string(),
+            400,
+        ),
+    ] {
+        let r = raw(
+            &s.addr,
+            format!("{head}Connection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(
+            r.status,
+            want,
+            "{head:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
     // A body cut short, then the connection dropped.
     let mut half = TcpStream::connect(&s.addr).unwrap();
     half.write_all(
@@ -712,6 +741,11 @@ fn with_bind_every_request_needs_the_printed_token() {
         200
     );
     assert_eq!(bare(&format!("/?token={token}"), "").status, 200);
+    // The scheme's name is case-insensitive (RFC 9110).
+    assert_eq!(
+        bare("/api/runs", &format!("Authorization: bearer {token}\r\n")).status,
+        200
+    );
 }
 
 /// Copies the files of the run in `from` to a new directory `to`, the model only if `model`.

@@ -245,7 +245,11 @@ pub fn check_access(state: &State, request: &Request) -> Result<(), HttpError> {
     match &state.token {
         Some(token) => {
             let from_query = (query.split('&')).find_map(|kv| kv.strip_prefix("token="));
-            let from_header = (request.authorization).and_then(|v| v.strip_prefix("Bearer "));
+            // The scheme's name is case-insensitive (RFC 9110 §11.1).
+            let from_header = (request.authorization)
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, credentials)| credentials.trim_start());
             let given = from_header.or(from_query);
             if given.is_some_and(|g| same(g.as_bytes(), token.as_bytes())) {
                 Ok(())
@@ -263,7 +267,9 @@ pub fn check_access(state: &State, request: &Request) -> Result<(), HttpError> {
                 Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
                 _ => host,
             };
-            if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+            // Host names are case-insensitive (RFC 3986 §3.2.2).
+            let name = name.to_ascii_lowercase();
+            if matches!(name.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
                 Ok(())
             } else {
                 Err(fail(

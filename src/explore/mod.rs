@@ -232,7 +232,31 @@ mod http {
             authorization: authorization.as_deref(),
             body: &[],
         };
-        let reply = if let Err(e) = api::check_access(&state, &head) {
+        // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host header, and a target in
+        // absolute form names the same host; anything else is answered 400, never guessed at.
+        let hosts = request
+            .headers()
+            .get_all(hyper::header::HOST)
+            .iter()
+            .count();
+        let authority = request.uri().authority().map(|a| a.as_str().to_string());
+        let host_conflict = match (&authority, &host) {
+            (Some(a), Some(h)) => !a.eq_ignore_ascii_case(h),
+            _ => false,
+        };
+        let reply = if hosts != 1 || host.is_none() {
+            fail(
+                400,
+                format!("a request carries exactly one Host header, not {hosts} (RFC 9112)"),
+            )
+            .reply()
+        } else if host_conflict {
+            fail(
+                400,
+                "the request's target names another host than its Host header (RFC 9112)",
+            )
+            .reply()
+        } else if let Err(e) = api::check_access(&state, &head) {
             e.reply()
         } else if declared.is_some_and(|n| n > MAX_BODY as u64) {
             too_large().reply()
