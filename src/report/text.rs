@@ -231,7 +231,7 @@ impl Effect {
 
 /// The study's answer in one sentence (on `dataset`): for a study of the random streams,
 /// each stream's share of the variance; for a 2x2 design what each factor and their
-/// interaction do to test accuracy, from the Stein intervals of an adaptive study or else the
+/// interaction do to test accuracy, from an adaptive study's intervals or else the
 /// paired intervals over seeds; otherwise the best configuration, those not shown different
 /// from it and those shown below it.
 pub fn headline(s: &StudySummary, dataset: &str) -> Option<String> {
