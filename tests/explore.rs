@@ -668,7 +668,7 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving() {
             200,
         ),
         (
-            format!("GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n"),
+            "GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n".to_string(),
             400,
         ),
         ("GET /api/runs HTTP/1.1\r\n".to_string(), 400),

@@ -542,7 +542,8 @@ fn study_plan_prints_the_runs_and_the_power_of_finished_ones() {
     let after = plan(&["--out".as_ref(), out.as_os_str()]);
     assert!(after.contains("time: none left"), "{after}");
     assert!(
-        after.contains("neither vs bn: detects") && after.contains("interaction: detects"),
+        after.contains("neither vs bn: detects")
+            && after.contains("interaction (at 5% / 3, the family's level): detects"),
         "{after}"
     );
 }

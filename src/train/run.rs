@@ -47,6 +47,10 @@ impl DataRecord {
     /// Checks `data` against the record in `path` (`what` names the run or study), or writes
     /// the record when there is none yet (work begun before lenet recorded its data).
     pub fn check_or_write(path: &Path, data: &Mnist, what: &str) -> Result<(), TrainError> {
+        // One at a time within a process: a study's parallel runs would otherwise share the
+        // temporary file of the atomic write, whose name holds the process ID.
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let now = DataRecord::of(data);
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -62,7 +66,12 @@ impl DataRecord {
                 }
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_json(path, &now),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                write_json(path, &now)
+            }
             Err(e) => Err(io(path)(e)),
         }
     }
