@@ -23,7 +23,10 @@
 //! trained by the paper's MAP criterion — 60,000 trainable parameters and 340,908 connections,
 //! the paper's counts. `lecun1998-softmax` is the same network with a trainable linear 84→10
 //! output read through softmax cross-entropy instead (60,850 parameters). Weights start
-//! uniform in ±2.4/fan_in, as the paper's appendix.
+//! uniform in ±2.4/fan_in, as the paper's appendix C, with one difference: the paper's fan-in
+//! of a C3 map is 75, 100 or 150 (3, 4 or 6 connected S2 maps of 25 inputs each), and lenet
+//! gives all sixteen maps the bound of the mean, 93 (25 x 60 connections / 16 maps, rounded
+//! down).
 
 use serde::{Deserialize, Serialize};
 
@@ -90,8 +93,11 @@ pub enum Pooling {
     Avg,
 }
 
-/// Everything that defines a model's architecture.
+/// Everything that defines a model's architecture. In `config.json` a 1998 network records
+/// what it is built of — `"activation": "scaled-tanh", "pooling": "subsample"` — rather than
+/// the study model's options it ignores (`relu`, `max`, which its files before said).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "ModelRecord", try_from = "ModelRecord")]
 pub struct ModelConfig {
     pub arch: Arch,
     /// Study model only.
@@ -112,6 +118,81 @@ impl Default for ModelConfig {
             dropout: 0.0,
             activation: ActivationKind::Relu,
             pooling: Pooling::Max,
+        }
+    }
+}
+
+/// Pooling as a run's file records it: the study model's two kinds, or the 1998 network's
+/// trainable subsampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum PoolingRecord {
+    Max,
+    Avg,
+    /// Average of 2x2 times a trainable coefficient plus a trainable bias (LeCun et al. 1998).
+    Subsample,
+}
+
+/// [`ModelConfig`] as `config.json` holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ModelRecord {
+    arch: Arch,
+    batch_norm: BatchNormAt,
+    dropout: f32,
+    activation: ActivationKind,
+    pooling: PoolingRecord,
+}
+
+impl From<ModelConfig> for ModelRecord {
+    fn from(m: ModelConfig) -> Self {
+        let (activation, pooling) = if m.arch.is_lecun1998() {
+            (ActivationKind::ScaledTanh, PoolingRecord::Subsample)
+        } else {
+            let pooling = match m.pooling {
+                Pooling::Max => PoolingRecord::Max,
+                Pooling::Avg => PoolingRecord::Avg,
+            };
+            (m.activation, pooling)
+        };
+        ModelRecord {
+            arch: m.arch,
+            batch_norm: m.batch_norm,
+            dropout: m.dropout,
+            activation,
+            pooling,
+        }
+    }
+}
+
+impl TryFrom<ModelRecord> for ModelConfig {
+    type Error = String;
+
+    fn try_from(r: ModelRecord) -> Result<Self, String> {
+        let model = |activation, pooling| ModelConfig {
+            arch: r.arch,
+            batch_norm: r.batch_norm,
+            dropout: r.dropout,
+            activation,
+            pooling,
+        };
+        match (r.arch.is_lecun1998(), r.activation, r.pooling) {
+            // The 1998 network as recorded now, or as files before recorded it.
+            (true, ActivationKind::ScaledTanh, PoolingRecord::Subsample)
+            | (true, ActivationKind::Relu, PoolingRecord::Max) => {
+                Ok(model(ActivationKind::Relu, Pooling::Max))
+            }
+            (true, a, p) => Err(format!(
+                "a {} network is built of scaled tanh and subsampling, not {a:?} and {p:?}",
+                r.arch.as_str()
+            )),
+            (false, ActivationKind::ScaledTanh, _) | (false, _, PoolingRecord::Subsample) => {
+                Err(format!(
+                    "scaled tanh and subsampling belong to the 1998 networks, not {}",
+                    r.arch.as_str()
+                ))
+            }
+            (false, a, PoolingRecord::Max) => Ok(model(a, Pooling::Max)),
+            (false, a, PoolingRecord::Avg) => Ok(model(a, Pooling::Avg)),
         }
     }
 }
@@ -269,4 +350,38 @@ fn build_lecun1998(rng: &mut Rng, rbf: bool) -> Network {
         .map(|(n, l)| (n.to_string(), l))
         .collect();
     Network::new(&[1, 32, 32], layers).with_criterion(criterion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1998 network's config.json says what it is built of; files written before (with the
+    /// study model's relu and max it ignores) still read as the same network; the 1998
+    /// network's parts on the study model, or other parts on the 1998 network, are refused.
+    #[test]
+    fn config_json_records_what_the_1998_network_is() {
+        let m = ModelConfig {
+            arch: Arch::Lecun1998,
+            ..ModelConfig::default()
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(
+            text.contains(r#""activation":"scaled-tanh","pooling":"subsample""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<ModelConfig>(&text).unwrap(), m);
+        let before = text
+            .replace("scaled-tanh", "relu")
+            .replace("subsample", "max");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&before).unwrap(), m);
+        assert!(serde_json::from_str::<ModelConfig>(&text.replace("subsample", "avg")).is_err());
+        let study = serde_json::to_string(&ModelConfig::default()).unwrap();
+        assert!(
+            study.contains(r#""activation":"relu","pooling":"max""#),
+            "{study}"
+        );
+        let subsampled = study.replace(r#""max""#, r#""subsample""#);
+        assert!(serde_json::from_str::<ModelConfig>(&subsampled).is_err());
+    }
 }

@@ -1,7 +1,8 @@
 //! A study of the 1998 network set against LeCun et al.'s own figures ("Gradient-based
 //! learning applied to document recognition", Proc. IEEE 86(11), 1998, section III-C and
 //! Fig. 5): test error with its 95% interval over seeds against 0.95% (without
-//! distortions) and 0.8% (with them), training error at pass 19 against 0.35%, and the error
+//! distortions) and 0.8% (with them), each the figure of one run and so set against the
+//! prediction interval of one run, training error at pass 19 against 0.35%, and the error
 //! per pass as the paper's Fig. 5 draws it.
 //!
 //! The paper's Fig. 5 draws the test error after each pass; lenet evaluates the test set once,
@@ -47,11 +48,13 @@ pub(crate) fn paper_section(
     doc.paragraph(format!(
         "LeCun et al. (1998) report a test error of {} for LeNet-5 trained 20 passes without \
          distortions, {} with distortions of the training set, and a training error of {} at \
-         pass {PASS} (section III-C, Fig. 5). Each configuration's mean over seeds is set \
-         against the paper's figure for its protocol (for the softmax variant, the paper's \
-         undistorted figure). The training error is the one measured during pass {PASS}, each \
-         image before its own update — for distorted runs, on the distorted images that pass \
-         trained on, so it is not the paper's error on the training set itself.",
+         pass {PASS} (section III-C, Fig. 5): each the figure of one run. So each is set against \
+         the 95% prediction interval of one run of the configuration (mean ± t s sqrt(1 + 1/n) \
+         over its seeds), not against the interval of the mean, which narrows with every seed: \
+         a paper figure inside it is consistent with the paper. The softmax variant is set \
+         against the undistorted figure. The training error is the one measured during pass \
+         {PASS}, each image before its own update — for distorted runs, on the distorted images \
+         that pass trained on, so it is not the paper's error on the training set itself.",
         pct(TEST_ERROR),
         pct(TEST_ERROR_DISTORTED),
         pct(TRAIN_ERROR_PASS_19),
@@ -72,24 +75,7 @@ pub(crate) fn paper_section(
         } else {
             TEST_ERROR
         };
-        // The test error with its interval, from the accuracy's.
-        let test = (c.test_accuracy.as_ref()).map(|e| {
-            (
-                1.0 - e.mean,
-                (e.ci95.is_finite()).then(|| (1.0 - e.high(), 1.0 - e.low())),
-            )
-        });
-        let against = test.map_or(String::new(), |(mean, interval)| {
-            let (low, high) = interval.unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
-            let verdict = if high <= paper {
-                "at or below the paper's"
-            } else if low <= paper {
-                "the paper's is inside the interval"
-            } else {
-                "above the paper's"
-            };
-            format!("{} ({verdict})", points(mean - paper))
-        });
+        let test = c.test_accuracy.map(|e| error_of(&e));
         let finished = groups
             .iter()
             .find(|g| g.0 == c.name)
@@ -98,31 +84,142 @@ pub(crate) fn paper_section(
             .filter_map(|r| r.metrics.get(PASS - 1))
             .map(|m| 1.0 - m.train_accuracy)
             .collect();
-        let train = Estimate::of(&train).map_or("fewer passes".into(), |e| {
-            let interval = e.ci95.is_finite().then(|| (e.low(), e.high()));
-            error_with_interval(e.mean, interval)
-        });
+        let train = Estimate::of(&train);
+        let none = || "-".to_string();
         rows.push(vec![
             c.name.clone(),
-            test.map_or("no finished run".into(), |(m, i)| error_with_interval(m, i)),
+            test.map_or("no finished run".into(), |e| mean_with_interval(&e)),
+            test.map_or_else(none, |e| one_run(&e)),
             pct(paper),
-            against,
-            train,
-            pct(TRAIN_ERROR_PASS_19),
+            test.map_or_else(none, |e| against(&e, paper)),
+            train.map_or("fewer passes".into(), |e| mean_with_interval(&e)),
+            train.map_or_else(none, |e| one_run(&e)),
+            format!(
+                "{} ({})",
+                pct(TRAIN_ERROR_PASS_19),
+                train.map_or_else(none, |e| against(&e, TRAIN_ERROR_PASS_19))
+            ),
         ]);
     }
     doc.table(
         &[
             "configuration",
-            "test error (95% CI over seeds)",
-            "paper",
-            "difference",
+            "test error (95% CI of the mean)",
+            "one run falls in (95%)",
+            "paper (one run)",
+            "against the paper",
             "training error, pass 19",
-            "paper",
+            "one run falls in (95%)",
+            "paper (one run)",
         ],
         rows,
     );
+    if let Some(text) = rates_sentence(summary, finals, &is_1998) {
+        doc.paragraph(text);
+    }
     error_figure(&groups, doc)
+}
+
+/// The paper's constant for sdlm's damping (mu = 0.02, section II-B's appendix).
+const PAPER_MU: f64 = 0.02;
+
+/// What the paper's own settings do here, and how far from them the best sdlm configuration
+/// is: configurations at chance (mean test error above 50%) with their mu and rate, and the
+/// best configuration's mu against the paper's 0.02.
+fn rates_sentence(
+    summary: &StudySummary,
+    finals: &[RunSpec],
+    is_1998: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let spec = |name: &str| finals.iter().find(|f| f.config == name);
+    let mu_of = |name: &str| spec(name).and_then(|f| f.train.optimizer.value("mu"));
+    let mut parts = Vec::new();
+    let at_chance: Vec<String> = (summary.configs.iter())
+        .filter(|c| is_1998(&c.name))
+        .filter_map(|c| {
+            let e = c.test_accuracy?;
+            let mu = mu_of(&c.name)?;
+            let lr = spec(&c.name)?.train.optimizer.lr;
+            (1.0 - e.mean > 0.5).then(|| {
+                format!(
+                    "`{}` (mu = {mu}, base rate {lr}: {} test error)",
+                    c.name,
+                    pct(1.0 - e.mean)
+                )
+            })
+        })
+        .collect();
+    if !at_chance.is_empty() {
+        parts.push(format!(
+            "With the paper's own settings the network trains to chance here: {}.",
+            at_chance.join(", ")
+        ));
+    }
+    let best = (summary.configs.iter())
+        .filter(|c| is_1998(&c.name) && mu_of(&c.name).is_some())
+        .filter_map(|c| Some((c, c.test_accuracy?.mean)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((c, _)) = best {
+        let mu = mu_of(&c.name).unwrap_or(PAPER_MU);
+        if mu != PAPER_MU {
+            parts.push(format!(
+                "The best sdlm configuration, `{}`, uses mu = {mu}, {} times the paper's {PAPER_MU}.",
+                c.name,
+                fmt_ratio(mu / PAPER_MU)
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// A ratio as a short number: 50, 2.5.
+fn fmt_ratio(r: f64) -> String {
+    if (r - r.round()).abs() < 1e-9 {
+        format!("{}", r.round())
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+/// An accuracy's estimate turned into the error's: the mean and interval mirrored.
+fn error_of(e: &Estimate) -> Estimate {
+    Estimate {
+        mean: 1.0 - e.mean,
+        ..*e
+    }
+}
+
+/// The mean with the 95% interval of the mean, where there is one.
+fn mean_with_interval(e: &Estimate) -> String {
+    let interval = e.ci95.is_finite().then(|| (e.low(), e.high()));
+    error_with_interval(e.mean, interval)
+}
+
+/// The 95% prediction interval of one run, clipped to 0-100%.
+fn one_run(e: &Estimate) -> String {
+    match e.prediction() {
+        Some((low, high)) => format!("{} to {}", pct(low.max(0.0)), pct(high.min(1.0))),
+        None => "-".into(),
+    }
+}
+
+/// Where the paper's one-run figure lies against where one run of ours falls.
+fn against(e: &Estimate, paper: f64) -> String {
+    match e.prediction() {
+        None => format!("{} from one run", points(e.mean - paper)),
+        Some((low, _)) if paper < low => format!(
+            "the paper's is below where one run falls (mean {})",
+            points(e.mean - paper)
+        ),
+        Some((_, high)) if paper > high => format!(
+            "the paper's is above where one run falls (mean {})",
+            points(e.mean - paper)
+        ),
+        Some(_) => format!(
+            "consistent with the paper (mean {})",
+            points(e.mean - paper)
+        ),
+    }
 }
 
 /// An error rate, with its 95% interval over seeds (clipped to 0-100%) where there is one.
@@ -199,4 +296,24 @@ fn error_figure(groups: &[(&str, usize, Vec<&Run>)], doc: &mut Doc) -> Result<()
         &figure,
     )?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paper's one-run figure is judged against where one run falls, not against the
+    /// interval of the mean: 5 seeds at 1.07% ± sd 0.11 points put one run in 0.74% to 1.40%,
+    /// which holds 0.95% although the interval of the mean (0.93% to 1.21%) would too and a
+    /// tighter mean would not.
+    #[test]
+    fn the_paper_is_judged_against_one_run() {
+        let e = Estimate::of(&[0.0095, 0.0100, 0.0107, 0.0114, 0.0119]).unwrap();
+        assert!(against(&e, TEST_ERROR).starts_with("consistent with the paper"));
+        assert!(against(&e, 0.004).starts_with("the paper's is below where one run falls"));
+        assert!(against(&e, 0.03).starts_with("the paper's is above where one run falls"));
+        let (low, high) = e.prediction().unwrap();
+        assert!(low < TEST_ERROR && TEST_ERROR < high);
+        assert_eq!(fmt_ratio(1.0 / PAPER_MU), "50");
+    }
 }

@@ -21,11 +21,19 @@ pub(crate) fn config_row(id: &str, config: &TrainConfig, extra: &[String]) -> Ve
         },
         config.epochs.to_string(),
         config.seed.to_string(),
-        format!(
-            "{:?}, bn {:?}, dropout {}, {:?}, {:?} pool",
-            m.arch, m.batch_norm, m.dropout, m.activation, m.pooling
-        )
-        .to_lowercase(),
+        if m.arch.is_lecun1998() {
+            // Built as the paper describes: the study model's options do not apply.
+            format!(
+                "{}: scaled tanh, trainable subsampling, sparse c3",
+                m.arch.as_str()
+            )
+        } else {
+            format!(
+                "{:?}, bn {:?}, dropout {}, {:?}, {:?} pool",
+                m.arch, m.batch_norm, m.dropout, m.activation, m.pooling
+            )
+            .to_lowercase()
+        },
     ];
     row.extend_from_slice(extra);
     row
