@@ -982,3 +982,46 @@ fn study_plan_refuses_a_plan_too_large_to_list() {
         "{err}"
     );
 }
+
+/// `lenet eval` reads the test set alone: a damaged training file (truncated here), which
+/// training refuses, does not stop an evaluation, and it gives the accuracy the intact data
+/// gives.
+#[test]
+fn eval_needs_only_the_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = subset_dir();
+    let run = tmp.path().join("run");
+    common::succeeded(lenet().args(train_args(d.to_str().unwrap(), run.to_str().unwrap(), "1")));
+    let model = run.join("model.safetensors");
+    let eval = |data: &Path| {
+        lenet()
+            .args(["eval", "-q", "--checkpoint"])
+            .arg(&model)
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .unwrap()
+    };
+    let intact = eval(&d);
+    assert!(intact.status.success());
+    let damaged = common::subset_copy();
+    let train = damaged.path().join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&train).unwrap();
+    std::fs::write(&train, &bytes[..1000]).unwrap();
+    let out = eval(damaged.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, intact.stdout);
+    let refused = lenet()
+        .args(train_args(
+            damaged.path().to_str().unwrap(),
+            tmp.path().join("again").to_str().unwrap(),
+            "1",
+        ))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "training needs the training set");
+}

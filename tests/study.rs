@@ -160,6 +160,22 @@ fn shards_in_one_directory_or_merged_give_the_same_results() {
         summary["factorial"]["interaction"]["estimate"].is_number(),
         "{summary}"
     );
+    // A source that holds another study (tiny.toml's) is refused before anything is copied:
+    // the output is not made at all (it once kept the first source's runs, half merged).
+    let half = tmp.path().join("half");
+    let refused = lenet()
+        .args(["study", "merge", "--out"])
+        .arg(&half)
+        .arg(&parts[0])
+        .arg(tmp.path().join("single"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("holds a different study than"),
+        "{err}"
+    );
+    assert!(!half.exists(), "a refused merge writes nothing");
 }
 
 #[test]
@@ -599,9 +615,16 @@ fn configurations_that_vary_one_stream_say_where_the_variance_comes_from() {
 fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("adaptive");
-    run_study(&study_file("adaptive.toml"), &out, &["-q"]);
+    let progress = run_study(&study_file("adaptive.toml"), &out, &[]);
     let runs = |dir: &Path| std::fs::read_dir(dir.join("runs")).unwrap().count();
     assert_eq!(runs(&out), 4 * 5, "the maximum of 5 seeds");
+    // Each finished run counted once: [1/20] to [20/20] (the first stage was counted again
+    // when the final runs, which include it, began: [12/20] then [25/20]).
+    let counts: Vec<String> = (progress.lines())
+        .filter_map(|l| Some(l.strip_prefix('[')?.split(']').next()?.to_string()))
+        .collect();
+    let want: Vec<String> = (1..=20).map(|k| format!("{k}/20")).collect();
+    assert_eq!(counts, want, "{progress}");
     let summary = results(&out);
     let adaptive = &summary["adaptive"];
     assert_eq!(summary["seeds"], 5);

@@ -888,9 +888,11 @@ fn default_run_dir(config: &TrainConfig) -> PathBuf {
 
 fn eval(args: &EvalArgs) -> Result<()> {
     let (mut net, model, preprocess, trained_on) = crate::train::load_model(&args.checkpoint)?;
-    let data = args.data.load(args.dataset.unwrap_or(trained_on))?;
-    let all: Vec<u32> = (0..data.test.len() as u32).collect();
-    let e = evaluate(&mut net, preprocess, &data.test, &all);
+    let dataset = args.dataset.unwrap_or(trained_on);
+    // The test set alone: a damaged training file does not stop an evaluation.
+    let test = fetch::load_test(&args.data.dir(), dataset, args.data.quiet)?;
+    let all: Vec<u32> = (0..test.len() as u32).collect();
+    let e = evaluate(&mut net, preprocess, &test, &all);
     say!(
         "test accuracy {:.2}%  test loss {:.4}  ({} images, {:?}, {} parameters)",
         100.0 * e.accuracy,
@@ -900,18 +902,18 @@ fn eval(args: &EvalArgs) -> Result<()> {
         net.param_count()
     );
     if let Some(index) = args.test_image {
-        if index >= data.test.len() {
+        if index >= test.len() {
             bail!(
                 "--test-image {index}: the {} test set has images 0 to {}",
-                data.dataset.title(),
-                data.test.len() - 1
+                dataset.title(),
+                test.len() - 1
             );
         }
         let mut scores = Vec::new();
-        crate::train::evaluate_with(&mut net, preprocess, &data.test, &[index as u32], |_, o| {
+        crate::train::evaluate_with(&mut net, preprocess, &test, &[index as u32], |_, o| {
             scores = o.data.clone();
         });
-        let names = data.dataset.class_names();
+        let names = dataset.class_names();
         let best = (0..scores.len())
             .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
             .unwrap_or(0);
@@ -920,7 +922,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
             .collect();
         say!(
             "test image {index}: label {}, predicted {}  (scores: {})",
-            names[data.test.labels[index] as usize],
+            names[test.labels[index] as usize],
             names[best],
             listed.join(" ")
         );

@@ -147,6 +147,9 @@ struct StudyState {
     started: Instant,
     total: usize,
     done: usize,
+    /// The runs counted in `done`, so that a run is counted once however many phases list
+    /// it (an adaptive study's final runs include its first stage).
+    counted: std::collections::BTreeSet<String>,
     /// Wall seconds of the runs this process finished.
     seconds: Vec<f64>,
     jobs: usize,
@@ -183,6 +186,7 @@ impl StudyTerminal {
                 started: Instant::now(),
                 total,
                 done: 0,
+                counted: Default::default(),
                 seconds: Vec::new(),
                 jobs: jobs.max(1),
                 current: BTreeMap::new(),
@@ -239,9 +243,13 @@ impl StudyTerminal {
 }
 
 impl StudyObserver for StudyTerminal {
-    fn already_finished(&self, runs: usize) {
+    fn already_finished(&self, runs: &[&RunSpec]) {
         let mut s = self.state.lock().expect("lock");
-        s.done += runs;
+        for r in runs {
+            if s.counted.insert(r.id.clone()) {
+                s.done += 1;
+            }
+        }
         s.total = s.total.max(s.done);
         if let Some(bar) = &self.bar {
             bar.set_length(s.total as u64);
@@ -267,7 +275,9 @@ impl StudyObserver for StudyTerminal {
     fn run_done(&self, spec: &RunSpec, summary: &Summary) {
         let mut s = self.state.lock().expect("lock");
         s.current.remove(&spec.id);
-        s.done += 1;
+        if s.counted.insert(spec.id.clone()) {
+            s.done += 1;
+        }
         s.seconds.push(summary.wall_seconds);
         self.update(&s);
         if self.quiet {

@@ -355,6 +355,20 @@ pub fn load(data_dir: &Path, dataset: Dataset, quiet: bool) -> Result<Mnist, Dat
     Mnist::load_as(&dir, dataset)
 }
 
+/// The test set of `dataset` alone (fetched first when a file is missing): a trained model's
+/// evaluation needs nothing else, so a damaged training file does not stop it.
+pub fn load_test(
+    data_dir: &Path,
+    dataset: Dataset,
+    quiet: bool,
+) -> Result<super::LabelledImages, DataError> {
+    let dir = locate(data_dir, dataset);
+    if !is_complete(&dir) {
+        ensure(&dir, dataset, &mirrors_of(dataset), quiet)?;
+    }
+    Mnist::load_test(&dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

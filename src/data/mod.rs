@@ -189,6 +189,19 @@ impl Mnist {
         Self::load_as(dir, Dataset::Mnist)
     }
 
+    /// Loads the test set alone from a directory holding its two test files (raw or `.gz`):
+    /// what evaluating a trained model needs, so a damaged training file does not stop it.
+    pub fn load_test(dir: &Path) -> Result<LabelledImages, DataError> {
+        let test = load_pair(dir, FILES[2].0, FILES[3].0)?;
+        if test.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "{}: holds no images; expected at least one",
+                dir.join(FILES[2].0).display()
+            )));
+        }
+        Ok(test)
+    }
+
     /// Loads `dataset` from a directory holding its four IDX files (raw or `.gz`).
     pub fn load_as(dir: &Path, dataset: Dataset) -> Result<Self, DataError> {
         let train = load_pair(dir, FILES[0].0, FILES[1].0)?;

@@ -76,9 +76,10 @@ pub struct ExecOptions {
 /// What a study's execution tells whoever shows its progress. Called from the worker
 /// threads.
 pub trait StudyObserver: Sync {
-    /// This many runs of the phase about to run were finished already (by earlier or other
-    /// processes).
-    fn already_finished(&self, _runs: usize) {}
+    /// These runs of the phase about to run are finished already (by earlier or other
+    /// processes, or by this one in an earlier phase: an adaptive study's final runs include
+    /// its first stage).
+    fn already_finished(&self, _runs: &[&RunSpec]) {}
     /// This process starts (or resumes) a run.
     fn run_started(&self, _spec: &RunSpec) {}
     /// A run of this process finished an epoch.
@@ -210,13 +211,15 @@ fn execute(
     opts: ExecOptions,
     observer: &dyn StudyObserver,
 ) -> Result<(), StudyError> {
-    let mut todo: Vec<&RunSpec> = Vec::new();
+    let (mut todo, mut done): (Vec<&RunSpec>, Vec<&RunSpec>) = (Vec::new(), Vec::new());
     for s in specs {
-        if !is_finished(dir, s)? {
+        if is_finished(dir, s)? {
+            done.push(s);
+        } else {
             todo.push(s);
         }
     }
-    observer.already_finished(specs.len() - todo.len());
+    observer.already_finished(&done);
     let pending = Mutex::new(todo);
     let failure: Mutex<Option<StudyError>> = Mutex::new(None);
     let fail = |e: StudyError| {
@@ -465,31 +468,61 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Copies the finished runs of study directories `sources` into `out`. Every source must hold
 /// the same study; a run already in `out` is kept. Returns how many runs were copied.
 pub fn merge(out: &Path, sources: &[&Path]) -> Result<usize, StudyError> {
-    let mut copied = 0;
+    // Every source is checked before anything is written: one study file for all (and for
+    // `out`, when it has one), and every finished run readable and whole. A refused merge
+    // leaves `out` as it was.
+    let mut text: Option<(String, &Path)> = match std::fs::read_to_string(out.join(STUDY_FILE)) {
+        Ok(t) => Some((t, out)),
+        Err(_) => None,
+    };
+    let mut copies: Vec<(std::path::PathBuf, String)> = Vec::new();
     for src in sources {
         let io = |source| StudyError::Io {
             path: src.display().to_string(),
             source,
         };
-        let text = std::fs::read_to_string(src.join(STUDY_FILE)).map_err(io)?;
-        prepare(out, &text)?;
-        let runs = src.join("runs");
-        let Ok(entries) = std::fs::read_dir(&runs) else {
+        let here = std::fs::read_to_string(src.join(STUDY_FILE)).map_err(io)?;
+        match &text {
+            Some((first, from)) if *first != here => {
+                return Err(StudyError::Invalid(format!(
+                    "{} holds a different study than {}; nothing was merged",
+                    src.display(),
+                    from.display()
+                )));
+            }
+            Some(_) => {}
+            None => text = Some((here, src)),
+        }
+        let Ok(entries) = std::fs::read_dir(src.join("runs")) else {
             continue;
         };
         for entry in entries {
             let entry = entry.map_err(io)?;
             let id = entry.file_name().to_string_lossy().to_string();
-            if finished(src, &id)?.is_none() || finished(out, &id)?.is_some() {
-                continue;
+            if finished(src, &id)?.is_some() {
+                copies.push((entry.path(), id));
             }
-            let target = run_dir(out, &id);
-            let tmp = out.join("runs").join(format!(".{id}.merging"));
-            copy_dir(&entry.path(), &tmp).map_err(io)?;
-            let _ = std::fs::remove_dir_all(&target);
-            std::fs::rename(&tmp, &target).map_err(io)?;
-            copied += 1;
         }
+    }
+    let Some((text, _)) = text else {
+        return Ok(0);
+    };
+    prepare(out, &text)?;
+    let mut copied = 0;
+    for (from, id) in copies {
+        if finished(out, &id)?.is_some() {
+            continue;
+        }
+        let io = |source| StudyError::Io {
+            path: from.display().to_string(),
+            source,
+        };
+        let target = run_dir(out, &id);
+        let tmp = out.join("runs").join(format!(".{id}.merging"));
+        copy_dir(&from, &tmp).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&tmp, &target).map_err(io)?;
+        copied += 1;
     }
     Ok(copied)
 }
