@@ -705,6 +705,52 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving() {
     eprintln!("{}", seen.join("\n"));
 }
 
+/// 300 connections that send half their headers and hold their sockets (the server's
+/// connection limit is 256) do not lock a normal client out: its request is answered within
+/// a second, with or without --bind (where such a client needs no token), and again after
+/// more slow connections arrive. Before, every slot was held until the 30 s header timeout.
+#[test]
+fn slow_clients_holding_sockets_do_not_lock_others_out() {
+    let f = fixture();
+    for bind in [false, true] {
+        let mut args = vec![os(&f.lecun)];
+        if bind {
+            args.extend([
+                std::ffi::OsStr::new("--bind"),
+                std::ffi::OsStr::new("127.0.0.1"),
+            ]);
+        }
+        let s = serve(&args);
+        let mut slow = Vec::new();
+        for _ in 0..300 {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"GET /api/runs HTTP/1.1\r\nHo").unwrap();
+            slow.push(c);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for round in 0..3 {
+            let started = std::time::Instant::now();
+            let r = get(&s, "/api/runs");
+            let took = started.elapsed();
+            assert_eq!(r.status, 200, "bind {bind}, round {round}");
+            eprintln!(
+                "bind {bind}, round {round}: a normal request beside 300 slow ones: {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(1),
+                "bind {bind}, round {round}: {took:?} beside 300 slow connections"
+            );
+            for _ in 0..50 {
+                let mut c = TcpStream::connect(&s.addr).unwrap();
+                let _ = c.write_all(b"GET / HTTP/1.1\r\n");
+                slow.push(c);
+            }
+        }
+        drop(slow);
+        assert_eq!(get(&s, "/api/runs").status, 200);
+    }
+}
+
 #[test]
 fn with_bind_every_request_needs_the_printed_token() {
     let f = fixture();

@@ -21,8 +21,11 @@
 //! about 10 s on two cores (`tiny_http`, 4 crates and 3 s, was tried first: its thread per
 //! connection lets the thread count grow with the clients, it has no timeouts, and its pool
 //! leaves a connection that arrives in a burst unserved until another closes). Connections
-//! are bounded in number and must send their headers and bodies in time; the forward passes,
-//! short CPU work, run on a blocking pool of `workers` threads beside the I/O threads.
+//! are bounded in number and must send their headers within 5 s and bodies in time; one that
+//! has not sent a whole request's headers gives way to a newer one from its address (or, past
+//! the total, from anywhere), so a client that holds sockets open and sends nothing cannot
+//! lock others out. The forward passes, short CPU work, run on a blocking pool of `workers`
+//! threads beside the I/O threads.
 
 pub mod api;
 pub mod catalogue;
@@ -66,11 +69,61 @@ pub struct Options {
     pub workers: usize,
 }
 
-/// Connections served at once; more wait to be accepted.
+/// Connections open at once. A new one past it takes the place of the oldest connection that
+/// has not sent a whole request's headers yet; when every one has, it is closed.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// How long a client may take to send a request's headers, and then its body.
+/// Connections from one address that may wait for their first request's headers at once; a
+/// new one past it takes the place of that address's oldest. A client that opens sockets
+/// and sends its headers slowly (or never) so holds no more than this, and a normal request,
+/// whose headers come at once, is served beside it.
+pub const PENDING_PER_PEER: usize = 32;
+
+/// How long a client may take to send a request's headers: a browser or script sends them
+/// at once.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a client may take to send a request's body.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The connections that have not sent a whole request's headers yet, oldest first: their
+/// number, address and task, so that the oldest can be closed to make room
+/// ([`MAX_CONNECTIONS`], [`PENDING_PER_PEER`]).
+#[derive(Default)]
+struct Pending {
+    queue: std::collections::VecDeque<(u64, IpAddr, tokio::task::AbortHandle)>,
+}
+
+impl Pending {
+    /// Closes the oldest pending connection from `peer` (any peer for `None`); false when
+    /// there is none.
+    fn evict_oldest(&mut self, peer: Option<IpAddr>) -> bool {
+        let Some(i) = (self.queue.iter()).position(|e| peer.is_none_or(|p| e.1 == p)) else {
+            return false;
+        };
+        if let Some((_, _, task)) = self.queue.remove(i) {
+            task.abort();
+        }
+        true
+    }
+
+    fn count_of(&self, peer: IpAddr) -> usize {
+        self.queue.iter().filter(|e| e.1 == peer).count()
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.queue.retain(|e| e.0 != id);
+    }
+}
+
+/// Counts a connection open until its task ends, aborted or not.
+struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// A server listening, not yet serving.
 pub struct Server {
@@ -153,13 +206,13 @@ impl Server {
         };
         let state = self.state;
         runtime.block_on(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            let open = Arc::new(AtomicUsize::new(0));
+            let pending = Arc::new(std::sync::Mutex::new(Pending::default()));
+            let mut next_id = 0u64;
             loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return Ok(());
-                };
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
                     // Out of descriptors, or a connection reset before it was accepted:
                     // that connection is lost, not the server.
                     Err(e) => {
@@ -168,20 +221,49 @@ impl Server {
                         continue;
                     }
                 };
+                let peer = peer.ip();
+                let mut waiting = pending.lock().unwrap_or_else(|e| e.into_inner());
+                // Room first: an address's oldest pending connection gives way to its newest;
+                // past the total, the oldest pending of all does, or the newcomer is closed.
+                if waiting.count_of(peer) >= PENDING_PER_PEER {
+                    waiting.evict_oldest(Some(peer));
+                }
+                if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS && !waiting.evict_oldest(None) {
+                    drop(stream);
+                    continue;
+                }
+                open.fetch_add(1, Ordering::SeqCst);
+                let counted = Open(open.clone());
                 // Answers go out as they are written, not held back for acknowledgements.
                 let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                tokio::spawn(async move {
+                let (id, state, queue) = (next_id, state.clone(), pending.clone());
+                next_id += 1;
+                let task = tokio::spawn(async move {
+                    let _counted = counted;
+                    let started = std::sync::atomic::AtomicBool::new(false);
                     let service = hyper::service::service_fn(move |request| {
+                        // A whole request's headers arrived: no longer pending.
+                        if !started.swap(true, Ordering::SeqCst) {
+                            queue.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                        }
                         http::answer(state.clone(), request)
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
                         .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(REQUEST_TIMEOUT)
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     // A client that goes away mid-answer is no error of the server's.
                     let _ = connection.await;
-                    drop(slot);
+                });
+                // Registered while the lock is held, so the task cannot mark itself started
+                // before it is listed.
+                waiting.queue.push_back((id, peer, task.abort_handle()));
+                drop(waiting);
+                // A finished connection leaves the list too (it may never have sent a request).
+                let (queue, done) = (pending.clone(), task);
+                tokio::spawn(async move {
+                    let _ = done.await;
+                    queue.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
                 });
             }
         })
