@@ -775,3 +775,39 @@ fn grids_extend_outward_while_the_choice_sits_at_their_edge() {
     }
     assert_eq!(results(&out), results(&shared));
 }
+
+/// A study continues on the data it started on: with other data (the subset with 400 test
+/// images instead of 500) the runs left are refused, naming both, and nothing is trained on
+/// the other data (a study once resumed so trained 6 of its 8 runs on full MNIST, silently).
+#[test]
+fn a_study_continues_on_the_data_it_started_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny2x2");
+    // Half of the runs, on the subset.
+    run_study(&study_file("tiny2x2.toml"), &out, &["-q", "--shard", "1/2"]);
+    let before = std::fs::read_dir(out.join("runs")).unwrap().count();
+    let other = tmp.path().join("other");
+    let mnist = lenet::data::Mnist::load(&subset_dir()).unwrap();
+    lenet::data::write_subset(&mnist, 2000, 400, &other).unwrap();
+    let refused = lenet()
+        .args(["study", "run", "-q"])
+        .arg(study_file("tiny2x2.toml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("started on mnist with 2000 training and 500 test images")
+            && err.contains("now is mnist with 2000 training and 400 test images"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.join("runs")).unwrap().count(),
+        before,
+        "no run started on the other data"
+    );
+}
