@@ -41,6 +41,9 @@ pub enum TrainError {
     Config(String),
     #[error("checkpoint {0}")]
     Checkpoint(String),
+    /// Work continued on other data than it started on.
+    #[error("{0}")]
+    OtherData(String),
     #[error(
         "training diverged in epoch {epoch}: the loss became {loss:.3e} (NaN, infinite or above \
          100); lower the learning rate (the epochs before it are kept in metrics.csv)"

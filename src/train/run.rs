@@ -57,7 +57,7 @@ impl DataRecord {
                 let was: DataRecord = serde_json::from_str(&text)
                     .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
                 if was != now {
-                    return Err(TrainError::Config(format!(
+                    return Err(TrainError::OtherData(format!(
                         "{what} started on {}, but the data given now is {}: continue it with \
                          the data directory it started with (--data-dir or LENET_DATA)",
                         was.describe(),
