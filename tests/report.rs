@@ -196,8 +196,8 @@ fn study_report_has_every_section_and_figure() {
     // against this 2-epoch study, and the report says why.
     assert!(!md.contains("its text claims 78.00%"));
     assert!(md.contains(
-        "the claims about dropout and batch normalization are not set against these runs: they \
-         were made with adam at lr 0.001, batch 64, 15 epochs"
+        "Those about dropout and batch normalization are not set against these runs: they were \
+         made with adam at lr 0.001, batch 64, 15 epochs"
     ));
     // Every run's settings: 8 tuning runs and 8 final runs.
     assert_eq!(md.matches("| tuning lr=").count(), 8);

@@ -383,7 +383,7 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
     .into_iter()
     .filter_map(|(why, optimizers, what)| Some((why?, optimizers, what)))
     .filter(|(_, optimizers, _)| asks(*optimizers))
-    .map(|(why, _, what)| format!("the claims about {what} are not set against these runs: {why}"))
+    .map(|(why, _, what)| format!("Those about {what} are not set against these runs: {why}."))
     .collect();
     if rows.is_empty() && cells.is_empty() && elsewhere.is_empty() {
         return;
@@ -391,9 +391,9 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
     doc.heading(2, "The original study's claims");
     if !elsewhere.is_empty() {
         doc.paragraph(format!(
-            "The original study's claims apply only to their own dataset, model and protocol: \
-             {}.",
-            elsewhere.join("; ")
+            "The original study's claims apply only to their own dataset, model and protocol. \
+             {}",
+            elsewhere.join(" ")
         ));
     }
     if rows.is_empty() && cells.is_empty() {
