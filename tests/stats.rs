@@ -192,3 +192,14 @@ fn chi_square_quantiles_match() {
         );
     }
 }
+
+/// An estimate of one value has no interval (NaN), which JSON writes as null; a summary
+/// holding one reads back (it could not: "invalid type: null, expected f64").
+#[test]
+fn an_estimate_without_an_interval_survives_json() {
+    let one = lenet::stats::Estimate::of(&[10.0]).unwrap();
+    let text = serde_json::to_string(&one).unwrap();
+    assert!(text.contains("\"ci95\":null"), "{text}");
+    let back: lenet::stats::Estimate = serde_json::from_str(&text).unwrap();
+    assert!(back.ci95.is_nan() && back.mean == 10.0 && back.n == 1);
+}

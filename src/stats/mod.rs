@@ -18,8 +18,15 @@ pub struct Estimate {
     pub mean: f64,
     /// Sample standard deviation (n - 1 in the denominator); 0 for one value.
     pub sd: f64,
-    /// 95% CI half-width, mean ± t(0.975, n - 1) sd / sqrt(n); NaN for fewer than 2 values.
+    /// 95% CI half-width, mean ± t(0.975, n - 1) sd / sqrt(n); NaN for fewer than 2 values
+    /// (written as null in JSON, which has no NaN, and read back as NaN).
+    #[serde(deserialize_with = "nan_if_null")]
     pub ci95: f64,
+}
+
+/// Reads a number that JSON may hold as null (serde_json writes NaN so) as NaN.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl Estimate {
