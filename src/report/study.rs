@@ -358,33 +358,28 @@ fn reproduce_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
 fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec], doc: &mut Doc) {
     // Claims apply only to their own dataset, model and protocol: a study of the same
     // question on other data or another network says why they are not set against it.
-    let (rows, ranking, optimizers_elsewhere) = match claims_protocol(finals, None) {
-        Ok(()) => {
-            let (rows, ranking) = optimizer_claims(summary, finals);
-            (rows, ranking, None)
-        }
-        Err(why) => (Vec::new(), None, Some(why)),
-    };
-    let (cells, cells_elsewhere) = match claims_protocol(finals, Some(REGULARIZATION_PROTOCOL)) {
-        Ok(()) => (regularization_claims(summary, study), None),
-        Err(why) => (Vec::new(), Some(why)),
-    };
-    let asks = |optimizers: bool| {
-        if optimizers {
-            !optimizer_claims(summary, finals).0.is_empty()
-        } else {
-            !regularization_claims(summary, study).is_empty()
-        }
-    };
-    let elsewhere: Vec<String> = [
-        (optimizers_elsewhere, true, "optimizers"),
-        (cells_elsewhere, false, "dropout and batch normalization"),
-    ]
-    .into_iter()
-    .filter_map(|(why, optimizers, what)| Some((why?, optimizers, what)))
-    .filter(|(_, optimizers, _)| asks(*optimizers))
-    .map(|(why, _, what)| format!("Those about {what} are not set against these runs: {why}."))
-    .collect();
+    let mut elsewhere: Vec<String> = Vec::new();
+    let mut only_on_protocol =
+        |rows: Vec<text::ClaimRow>, protocol, what: &str| match claims_protocol(finals, protocol) {
+            Ok(()) => rows,
+            Err(why) => {
+                if !rows.is_empty() {
+                    elsewhere.push(format!(
+                        "Those about {what} are not set against these runs: {why}."
+                    ));
+                }
+                Vec::new()
+            }
+        };
+    let (rows, ranking) = optimizer_claims(summary, finals);
+    let rows = only_on_protocol(rows, None, "optimizers");
+    let ranking = ranking.filter(|_| !rows.is_empty());
+    let cells = regularization_claims(summary, study);
+    let cells = only_on_protocol(
+        cells,
+        Some(REGULARIZATION_PROTOCOL),
+        "dropout and batch normalization",
+    );
     if rows.is_empty() && cells.is_empty() && elsewhere.is_empty() {
         return;
     }
