@@ -6,11 +6,22 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Writes `content` to `path` through a temporary file and a rename.
+/// What a temporary file's name holds before the writer's process ID.
+const PARTIAL: &str = ".partial-";
+
+/// Writes `content` to `path` through a temporary file and a rename. The temporary file's
+/// name, `NAME.partial-PID-N`, is this write's alone (N counts the process's writes), so
+/// threads writing the same target at once each rename a whole file of their own.
 pub fn write(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".partial-{}", std::process::id()));
+    name.push(format!(
+        "{PARTIAL}{}-{}",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = path.with_file_name(name);
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
         file.write_all(content)?;
@@ -21,6 +32,29 @@ pub fn write(path: &Path, content: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     sync_dir(path)
+}
+
+/// Removes the temporary files in `dir` that a process killed in the middle of a write left:
+/// those whose process is gone ([`crate::process::start_time`]). Where that cannot be told
+/// (no `/proc`), they are left.
+pub fn remove_stale(dir: &Path) -> std::io::Result<()> {
+    if !crate::process::can_tell() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let Some((_, tail)) = name.rsplit_once(PARTIAL) else {
+            continue;
+        };
+        let Ok(pid) = tail.split('-').next().unwrap_or_default().parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && crate::process::start_time(pid).is_none() {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Flushes the directory holding `path`, so that a rename into it is on disk (a no-op where
@@ -60,7 +94,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.contains(".partial-")), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains(PARTIAL)), "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,6 +17,7 @@ pub mod simd;
 pub mod tensor;
 
 pub mod parallel;
+pub mod process;
 
 pub mod data;
 pub mod nn;

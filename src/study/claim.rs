@@ -21,6 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::process::start_time;
+
 /// The default claim timeout: a claim from another host whose heartbeat is older than this
 /// is taken over.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -44,7 +46,7 @@ impl Owner {
         Owner {
             host: hostname(),
             pid,
-            process_start: process_start(pid),
+            process_start: start_time(pid),
             claimed_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -65,27 +67,13 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
-/// Field 22 of `/proc/PID/stat`: the start time in ticks since boot; None when no such
-/// process runs, a zombie (state Z: killed or exited, not yet reaped by its parent) or a dead
-/// one (X) included.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace();
-    if matches!(fields.next()?, "Z" | "X") {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// Whether the owner is known to be gone: on this host, no process with its PID and start
 /// time exists. `None` when this cannot be told (another host, or no `/proc`).
 fn owner_gone(owner: &Owner) -> Option<bool> {
-    if owner.host != hostname() || !Path::new("/proc/self/stat").exists() {
+    if owner.host != hostname() || !crate::process::can_tell() {
         return None;
     }
-    Some(match process_start(owner.pid) {
+    Some(match start_time(owner.pid) {
         None => true,
         Some(start) => owner.process_start.is_some_and(|s| s != start),
     })
@@ -340,7 +328,7 @@ mod tests {
     /// run again.
     #[test]
     fn a_zombie_holder_is_gone() {
-        if process_start(std::process::id()).is_none() {
+        if start_time(std::process::id()).is_none() {
             return; // no /proc
         }
         let mut child = std::process::Command::new("sleep")
@@ -349,7 +337,7 @@ mod tests {
             .unwrap();
         let owner = Owner {
             pid: child.id(),
-            process_start: process_start(child.id()),
+            process_start: start_time(child.id()),
             ..Owner::me()
         };
         assert!(owner.process_start.is_some(), "the child runs");
@@ -372,7 +360,7 @@ mod tests {
     /// over at once; one from another host only after the timeout.
     #[test]
     fn stale_claims_are_taken_over() {
-        if process_start(std::process::id()).is_none() {
+        if start_time(std::process::id()).is_none() {
             return; // no /proc: only the timeout rule applies
         }
         let dir = study_dir();

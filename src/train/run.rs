@@ -33,7 +33,7 @@ impl DataRecord {
             dataset: data.dataset.as_str().to_string(),
             train_images: data.train.len(),
             test_images: data.test.len(),
-            fingerprint: data.fingerprint.clone(),
+            fingerprint: data.fingerprint().to_string(),
         }
     }
 
@@ -47,10 +47,6 @@ impl DataRecord {
     /// Checks `data` against the record in `path` (`what` names the run or study), or writes
     /// the record when there is none yet (work begun before lenet recorded its data).
     pub fn check_or_write(path: &Path, data: &Mnist, what: &str) -> Result<(), TrainError> {
-        // One at a time within a process: a study's parallel runs would otherwise share the
-        // temporary file of the atomic write, whose name holds the process ID.
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let now = DataRecord::of(data);
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -204,7 +200,7 @@ pub fn resume(
     }
     let what = format!("the run in {}", dir.display());
     DataRecord::check_or_write(&dir.join(DATA), data, &what)?;
-    remove_stale_partials(dir)?;
+    crate::atomic_file::remove_stale(dir).map_err(io(dir))?;
     let mut trainer = Trainer::new(config)?;
     let files = checkpoint_files(dir);
     checkpoint::commit(&files)?;
@@ -224,29 +220,6 @@ pub fn resume(
         trainer.history = rows;
     }
     drive(trainer, data, dir, observer, wall, stop_after)
-}
-
-/// Removes the temporary files (`NAME.partial-PID`, see [`crate::atomic_file`]) that a
-/// process killed in the middle of a write left in `dir`: those whose process is gone. Where
-/// there is no `/proc` to tell, they are left.
-fn remove_stale_partials(dir: &Path) -> Result<(), TrainError> {
-    if !Path::new("/proc/self").exists() {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let Some((_, pid)) = name.rsplit_once(".partial-") else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            std::fs::remove_file(&path).map_err(io(&path))?;
-        }
-    }
-    Ok(())
 }
 
 /// The checkpoint set of the run in `dir`.
