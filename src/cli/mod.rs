@@ -1248,18 +1248,11 @@ fn resume_command(args: &StudyRunArgs, dir: &Path) -> String {
     }
 }
 
-/// Locks the run in `dir` for a resume (`dir/claims/resume.lock`, released when dropped); a
-/// lock held by a live process is an error naming it.
+/// Locks the run in `dir` (whose config.json has been read) for a resume
+/// (`dir/claims/resume.lock`, released when dropped); a lock held by a live process is an
+/// error naming it.
 fn lock_run(dir: &Path) -> Result<crate::study::claim::Claim> {
     use crate::study::claim::{Attempt, DEFAULT_TIMEOUT, try_claim};
-    if !dir.join(run::CONFIG).exists() {
-        bail!(
-            "{} holds no run (no {}): give --resume the directory of a run `lenet train` \
-             started",
-            dir.display(),
-            run::CONFIG
-        );
-    }
     match try_claim(dir, "resume", DEFAULT_TIMEOUT)
         .with_context(|| format!("locking {}", dir.display()))?
     {

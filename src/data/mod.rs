@@ -90,9 +90,9 @@ pub struct Mnist {
     pub dataset: Dataset,
     pub train: LabelledImages,
     pub test: LabelledImages,
-    /// What was loaded, as 16 hex digits of SHA-256 over both sets' shapes, pixels and
-    /// labels: a run records it, and a resume on other data is refused.
-    pub fingerprint: String,
+    /// [`Mnist::fingerprint`], computed when first asked for (a run's start or resume; a
+    /// report or the explorer never need it).
+    fingerprint: std::sync::OnceLock<String>,
 }
 
 /// The four files of MNIST under their usual names (without `.gz`).
@@ -224,13 +224,19 @@ impl Mnist {
                 test.images.cols
             )));
         }
-        let fingerprint = fingerprint(&[&train, &test]);
         Ok(Mnist {
             dataset,
             train,
             test,
-            fingerprint,
+            fingerprint: Default::default(),
         })
+    }
+
+    /// What was loaded, as 16 hex digits of SHA-256 over both sets' shapes, pixels and
+    /// labels: a run records it, and a resume on other data is refused.
+    pub fn fingerprint(&self) -> &str {
+        self.fingerprint
+            .get_or_init(|| fingerprint(&[&self.train, &self.test]))
     }
 }
 

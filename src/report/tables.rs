@@ -181,7 +181,7 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
             name.clone(),
             format!("{:+.3} points", 100.0 * c.estimate),
             interval(c.estimate, c.half_width(alpha)),
-            text::p_cell((c.p * EFFECTS as f64).min(1.0)),
+            text::p_cell(c.p_bonferroni(EFFECTS)),
             paired.map_or("-".into(), |p| interval(p.mean, p.half_width(alpha))),
             paired.map_or("-".into(), |p| text::p_cell(p.p_bonferroni(EFFECTS))),
         ];

@@ -175,6 +175,12 @@ impl Contrast {
     pub fn half_width(&self, alpha: f64) -> f64 {
         t_quantile(1.0 - alpha / 2.0, self.df) * self.se
     }
+
+    /// The two-sided p-value multiplied by the `k` comparisons of its family (Bonferroni),
+    /// at most 1.
+    pub fn p_bonferroni(&self, k: usize) -> f64 {
+        (self.p * k as f64).min(1.0)
+    }
 }
 
 pub fn contrast(groups: &[(&[f64], f64)]) -> Option<Contrast> {

@@ -443,8 +443,8 @@ impl StudyFile {
     }
 
     /// The comparisons the study makes, seed by seed, from each configuration's accuracies
-    /// (test or validation) by seed: a 2x2 design's two main effects and interaction, otherwise every
-    /// pair's difference (first minus second, in file order).
+    /// (test or validation) by seed: a 2x2 design's two main effects and interaction,
+    /// otherwise every pair's difference (first minus second, in file order).
     pub fn comparisons(&self, by_seed: &BySeed) -> Vec<Comparison> {
         let empty = BTreeMap::new();
         let of = |name: &str| by_seed.get(name).unwrap_or(&empty);
@@ -472,23 +472,14 @@ impl StudyFile {
     }
 }
 
-/// Which of a finished run's accuracies to read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// The validation split, final weights: what sizes an adaptive study.
-    Valid,
-    /// The test set, final weights: the final numbers.
-    Test,
-}
-
-/// The accuracy on `split` of every finished final run of seeds `0..seeds`, by configuration
-/// and seed (a diverged run has none), or None while one of them is unfinished.
-fn accuracies_by_seed(
+/// The validation accuracy (final weights) of every finished final run of seeds `0..seeds`,
+/// by configuration and seed (a diverged run has none), or None while one of them is
+/// unfinished: what sizes an adaptive study.
+fn valid_accuracies_by_seed(
     study: &StudyFile,
     dir: &Path,
     chosen: &Chosen,
     seeds: usize,
-    split: Split,
 ) -> Result<Option<BySeed>, StudyError> {
     let mut out = BySeed::new();
     for spec in study.final_runs(chosen, seeds)? {
@@ -496,11 +487,7 @@ fn accuracies_by_seed(
             return Ok(None);
         };
         let entry = out.entry(spec.config.clone()).or_default();
-        let accuracy = match split {
-            Split::Valid => summary.final_valid_accuracy,
-            Split::Test => summary.test_accuracy,
-        };
-        if let (Status::Finished, Some(a)) = (&summary.status, accuracy) {
+        if let (Status::Finished, Some(a)) = (&summary.status, summary.final_valid_accuracy) {
             entry.insert(spec.train.seed, a);
         }
     }
@@ -518,8 +505,7 @@ pub fn final_seeds(
     match study.seeds {
         Seeds::Fixed(n) => Ok(Some((n, None))),
         Seeds::Adaptive(rule) => {
-            let Some(first) = accuracies_by_seed(study, dir, chosen, rule.min, Split::Valid)?
-            else {
+            let Some(first) = valid_accuracies_by_seed(study, dir, chosen, rule.min)? else {
                 return Ok(None);
             };
             let decision = seeds::decide(rule, &study.comparisons(&first));

@@ -131,6 +131,13 @@ pub struct Power {
 pub const EFFECTS: usize = 3;
 
 impl Power {
+    /// Two sides equal on every seed: no power figure.
+    const IDENTICAL: Power = Power {
+        detectable: 0.0,
+        seeds_needed: None,
+        identical: true,
+    };
+
     /// For a paired comparison or contrast over seeds, tested at 5%.
     pub fn of_paired(p: &Paired) -> Option<Power> {
         Self::of_paired_at(p, 0.05)
@@ -143,11 +150,7 @@ impl Power {
             return None;
         }
         if p.identical() {
-            return Some(Power {
-                detectable: 0.0,
-                seeds_needed: None,
-                identical: true,
-            });
+            return Some(Power::IDENTICAL);
         }
         Some(Power {
             detectable: min_detectable_at(p.sd / (p.n as f64).sqrt(), p.df, alpha),
@@ -165,11 +168,7 @@ impl Power {
         let (ea, eb) = (Estimate::of(a)?, Estimate::of(b)?);
         let sd = (ea.sd.powi(2) + eb.sd.powi(2)).sqrt();
         if sd == 0.0 && ea.mean == eb.mean {
-            return Some(Power {
-                detectable: 0.0,
-                seeds_needed: None,
-                identical: true,
-            });
+            return Some(Power::IDENTICAL);
         }
         Some(Power {
             detectable: min_detectable(w.se, w.df),
@@ -848,7 +847,7 @@ impl StudySummary {
                 name,
                 format!("{:+.3}", 100.0 * c.estimate),
                 interval_cell(c.estimate, cells_half),
-                format!("{:.4}", (c.p * EFFECTS as f64).min(1.0)),
+                format!("{:.4}", c.p_bonferroni(EFFECTS)),
                 paired.map_or("–".into(), |p| interval_cell(p.mean, p.half_width(alpha))),
                 paired.map_or("–".into(), |p| format!("{:.4}", p.p_bonferroni(EFFECTS))),
                 paired.map_or("–".into(), |p| {
