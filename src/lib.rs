@@ -12,6 +12,7 @@
 pub mod alloc;
 pub mod atomic_file;
 pub mod doc;
+pub mod format;
 pub mod rng;
 pub mod simd;
 pub mod tensor;

@@ -213,7 +213,7 @@ impl StudyTerminal {
         }
         let mean = s.seconds.iter().sum::<f64>() / s.seconds.len() as f64;
         let eta = mean * left as f64 / s.jobs.min(left) as f64;
-        format!("eta {}", super::human_seconds(eta))
+        format!("eta {}", crate::study::plan::human_seconds(eta))
     }
 
     fn update(&self, s: &StudyState) {
@@ -295,7 +295,7 @@ impl StudyObserver for StudyTerminal {
             (_, _, Some(valid)) => format!("valid accuracy {:.2}%", 100.0 * valid),
             _ => String::new(),
         };
-        let elapsed = super::human_seconds(s.started.elapsed().as_secs_f64());
+        let elapsed = crate::study::plan::human_seconds(s.started.elapsed().as_secs_f64());
         self.println(format!(
             "[{}/{}] {}: {result} ({:.1} s) run {}; {elapsed} elapsed, {}",
             s.done,

@@ -102,7 +102,13 @@ impl OptimizerConfig {
                 format!("eps={eps:e}"),
                 format!("amsgrad={amsgrad}"),
             ]),
-            Algorithm::Sdlm { mu } => parts.push(format!("mu={mu}")),
+            Algorithm::Sdlm {
+                mu,
+                curvature_samples,
+            } => parts.extend([
+                format!("mu={mu}"),
+                format!("curvature_samples={curvature_samples}"),
+            ]),
         }
         match self.weight_decay {
             WeightDecay::None => {}
@@ -191,7 +197,10 @@ impl OptimizerConfig {
                 eps: value("eps"),
                 amsgrad: flag("amsgrad"),
             },
-            OptimizerName::Sdlm => Algorithm::Sdlm { mu: value("mu") },
+            OptimizerName::Sdlm => Algorithm::Sdlm {
+                mu: value("mu"),
+                curvature_samples: value("curvature_samples") as usize,
+            },
         })
     }
 
@@ -228,7 +237,13 @@ impl OptimizerConfig {
             ("beta1", Algorithm::Adam { beta1, .. }) => beta1,
             ("beta2", Algorithm::Adam { beta2, .. }) => beta2,
             ("amsgrad", Algorithm::Adam { amsgrad, .. }) => flag(amsgrad),
-            ("mu", Algorithm::Sdlm { mu }) => mu,
+            ("mu", Algorithm::Sdlm { mu, .. }) => mu,
+            (
+                "curvature_samples",
+                Algorithm::Sdlm {
+                    curvature_samples, ..
+                },
+            ) => curvature_samples as f64,
             (
                 "eps",
                 Algorithm::Adagrad { eps, .. }
@@ -266,6 +281,7 @@ mod tests {
             Range::Decay | Range::Fraction => 0.5,
             Range::Positive => default * 2.0,
             Range::NonNegative => default + 0.25,
+            Range::Count => default + 1.0,
         }
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::name::OptimizerName;
+use super::rules::CURVATURE_SAMPLES;
 use OptimizerName::*;
 
 /// The values a hyperparameter may take.
@@ -23,6 +24,8 @@ pub enum Range {
     Fraction,
     /// `true` or `false`.
     Flag,
+    /// A whole number from 1 to 1,000,000.
+    Count,
 }
 
 impl Range {
@@ -33,6 +36,7 @@ impl Range {
             Range::Decay => (0.0..1.0).contains(&v),
             Range::Fraction => (0.0..=1.0).contains(&v),
             Range::Flag => v == 0.0 || v == 1.0,
+            Range::Count => (1.0..=1e6).contains(&v) && v.fract() == 0.0,
         }
     }
 
@@ -44,6 +48,7 @@ impl Range {
             Range::Decay => "a number in [0, 1)",
             Range::Fraction => "a number in [0, 1]",
             Range::Flag => "true or false",
+            Range::Count => "a whole number from 1 to 1000000",
         }
     }
 }
@@ -96,6 +101,13 @@ pub const HYPERS: &[Hyper] = &[
         defaults: &[(&[Sdlm], 0.02)],
         help: "Added to each second derivative, bounding the step where the curvature is \
                small: rate lr / (mu + h) (the paper's 0.02)",
+    },
+    Hyper {
+        name: "curvature_samples",
+        range: Range::Count,
+        defaults: &[(&[Sdlm], CURVATURE_SAMPLES as f64)],
+        help: "Samples the second derivatives are estimated on before every pass, the first of \
+               the pass's order (the paper's 500)",
     },
     Hyper {
         name: "momentum",

@@ -38,5 +38,5 @@ pub mod state;
 pub use config::{OptimizerConfig, OptimizerName};
 pub use optimizer::{Optimizer, Params};
 pub use rules::{Algorithm, Momentum, WeightDecay};
-pub use schedule::{Schedule, ScheduleConfig};
+pub use schedule::{Schedule, ScheduleConfig, ScheduleKind, ScheduleSettings};
 pub use state::ParamState;

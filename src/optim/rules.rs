@@ -62,7 +62,19 @@ pub enum Algorithm {
     /// estimates before every pass ([`crate::optim::Optimizer::set_curvature`]).
     Sdlm {
         mu: f64,
+        /// Samples h is estimated on before every pass (the paper's 500).
+        #[serde(default = "crate::optim::rules::paper_curvature_samples")]
+        curvature_samples: usize,
     },
+}
+
+/// The samples LeCun et al. (1998, section III-C) estimate the second derivatives on before
+/// every pass: the first 500 of the pass's order.
+pub const CURVATURE_SAMPLES: usize = 500;
+
+/// [`CURVATURE_SAMPLES`], for files written before the number was a setting.
+pub fn paper_curvature_samples() -> usize {
+    CURVATURE_SAMPLES
 }
 
 /// How weight decay enters the update.
@@ -133,7 +145,18 @@ impl Algorithm {
     /// Whether the rule needs every parameter's second derivative, estimated before each
     /// pass ([`crate::optim::Optimizer::set_curvature`]).
     pub fn needs_curvature(&self) -> bool {
-        matches!(self, Algorithm::Sdlm { .. })
+        self.curvature_samples().is_some()
+    }
+
+    /// How many samples the second derivatives are estimated on before each pass, for a rule
+    /// that needs them.
+    pub fn curvature_samples(&self) -> Option<usize> {
+        match *self {
+            Algorithm::Sdlm {
+                curvature_samples, ..
+            } => Some(curvature_samples),
+            _ => None,
+        }
     }
 }
 
@@ -215,7 +238,7 @@ pub fn apply(
                 (beta1, beta2, eps),
             );
         }
-        Algorithm::Sdlm { mu } => {
+        Algorithm::Sdlm { mu, .. } => {
             let h = take(&mut state, Buf::HessianDiagonal);
             sdlm(step, (value, grad), l2, h, mu);
         }

@@ -35,6 +35,73 @@ pub enum Schedule {
     Lecun1998,
 }
 
+/// The schedules by name, as `--schedule` takes them; each one's settings and their defaults
+/// are in [`Schedule::from_settings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleKind {
+    Constant,
+    Step,
+    Exponential,
+    Cosine,
+    /// The 1998 paper's: with lr 5e-4, 5e-4 for 2 epochs, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4,
+    /// then 1e-5.
+    Lecun1998,
+}
+
+/// A schedule's settings as given on the command line; `None` takes the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScheduleSettings {
+    pub step_size: Option<usize>,
+    pub gamma: Option<f64>,
+    pub t_max: Option<usize>,
+    pub eta_min: Option<f64>,
+}
+
+impl Schedule {
+    /// The schedule `kind` with `given` settings and defaults for the rest (step: every 5
+    /// epochs, gamma 0.1; exponential: gamma 0.1; cosine: over the `after_warmup` epochs, to
+    /// eta_min 0). A setting that `kind` does not have is an error, not ignored.
+    pub fn from_settings(
+        kind: ScheduleKind,
+        given: ScheduleSettings,
+        after_warmup: usize,
+    ) -> Result<Schedule, String> {
+        let set = [
+            ("--step-size", given.step_size.is_some(), "step"),
+            ("--gamma", given.gamma.is_some(), "step and exponential"),
+            ("--t-max", given.t_max.is_some(), "cosine"),
+            ("--eta-min", given.eta_min.is_some(), "cosine"),
+        ];
+        let applies = |flag: &str| match kind {
+            ScheduleKind::Constant | ScheduleKind::Lecun1998 => false,
+            ScheduleKind::Step => matches!(flag, "--step-size" | "--gamma"),
+            ScheduleKind::Exponential => flag == "--gamma",
+            ScheduleKind::Cosine => matches!(flag, "--t-max" | "--eta-min"),
+        };
+        if let Some((flag, _, schedules)) = set.iter().find(|(f, g, _)| *g && !applies(f)) {
+            return Err(format!(
+                "{flag} does not apply to --schedule {}; it applies to the {schedules} schedules",
+                format!("{kind:?}").to_lowercase()
+            ));
+        }
+        Ok(match kind {
+            ScheduleKind::Constant => Schedule::Constant,
+            ScheduleKind::Lecun1998 => Schedule::Lecun1998,
+            ScheduleKind::Step => Schedule::Step {
+                step_size: given.step_size.unwrap_or(5),
+                gamma: given.gamma.unwrap_or(0.1),
+            },
+            ScheduleKind::Exponential => Schedule::Exponential {
+                gamma: given.gamma.unwrap_or(0.1),
+            },
+            ScheduleKind::Cosine => Schedule::Cosine {
+                t_max: given.t_max.unwrap_or(after_warmup.max(1)),
+                eta_min: given.eta_min.unwrap_or(0.0),
+            },
+        })
+    }
+}
+
 /// The lecun1998 schedule: (first epoch, factor of the base rate) from that epoch on.
 pub const LECUN1998_STEPS: [(usize, f64); 5] = [(0, 1.0), (2, 0.4), (5, 0.2), (8, 0.1), (12, 0.02)];
 

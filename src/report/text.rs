@@ -39,18 +39,7 @@ fn points_within(v: f64, half: f64) -> String {
     format!("{:+.*} points", digits, 100.0 * v)
 }
 
-/// 55000 as "55,000".
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::format::thousands;
 
 /// A p-value as a comparison: "= 0.026", or "< 0.001".
 pub fn p_value(p: f64) -> String {

@@ -393,10 +393,7 @@ impl StudyStatus {
         let tune_mean = self.mean_tuning_seconds.unwrap_or(0.0);
         let final_mean = self.mean_final_seconds.or_else(|| {
             let t = study.tuning.as_ref()?;
-            let epochs = study
-                .defaults
-                .epochs
-                .unwrap_or(crate::train::options::DEFAULT_EPOCHS);
+            let epochs = study.defaults.epochs();
             Some(self.mean_tuning_seconds? * epochs as f64 / t.epochs as f64)
         })?;
         // Before an adaptive study decides, its most seeds: an upper bound.

@@ -41,6 +41,7 @@
 
 pub mod claim;
 pub mod execute;
+pub mod plan;
 pub mod seeds;
 pub mod summary;
 pub mod tune;
@@ -51,7 +52,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::optim::hyper::{HYPERS, Hyper};
 use crate::train::TrainConfig;
@@ -160,15 +160,7 @@ pub struct RunSpec {
     pub train: TrainConfig,
 }
 
-/// The ID of a run: the first 16 hex digits of the SHA-256 of its configuration's JSON.
-pub fn run_id(config: &TrainConfig) -> String {
-    let json = serde_json::to_string(config).expect("serialisable");
-    Sha256::digest(json.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::train::identity::run_id;
 
 /// Sets a grid's value: a numeric hyperparameter ([`crate::optim::hyper::HYPERS`]) or the
 /// dropout probability.
@@ -342,10 +334,7 @@ impl StudyFile {
     /// Training epochs the study's runs add up to (tuning and final, an adaptive study's most
     /// seeds), for estimates.
     pub fn epoch_count(&self) -> u64 {
-        let epochs = |c: &ConfigEntry| {
-            (self.defaults.overridden_by(&c.options).epochs)
-                .unwrap_or(crate::train::options::DEFAULT_EPOCHS) as u64
-        };
+        let epochs = |c: &ConfigEntry| self.defaults.overridden_by(&c.options).epochs() as u64;
         let tune_epochs = self.tuning.as_ref().map_or(0, |t| t.epochs as u64);
         self.configs
             .iter()

@@ -7,6 +7,7 @@
 //! one that ran straight through.
 
 pub mod checkpoint;
+pub mod identity;
 pub mod metrics;
 pub mod options;
 pub mod run;
@@ -59,25 +60,21 @@ pub struct DataConfig {
     /// Seed of the validation split, fixed across the runs of a study.
     pub split_seed: u64,
     pub preprocess: Preprocess,
-    /// What the run trains on. Left out of `config.json` for MNIST, so that a run's file (and
-    /// its ID) is what it was before there was a choice.
-    #[serde(default, skip_serializing_if = "Dataset::is_mnist")]
+    /// What the run trains on (MNIST in files written before there was a choice).
+    #[serde(default)]
     pub dataset: Dataset,
-    /// Every training image distorted anew at every pass ([`crate::data::distort`]); left out
-    /// of `config.json` when off, so other runs keep their IDs.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Every training image distorted anew at every pass ([`crate::data::distort`]).
+    #[serde(default)]
     pub distort: bool,
 }
 
 impl Default for DataConfig {
+    /// The data settings of a run with every option at its declared default.
     fn default() -> Self {
-        DataConfig {
-            valid_size: 5_000,
-            split_seed: 0,
-            preprocess: Preprocess::Unit,
-            dataset: Dataset::Mnist,
-            distort: false,
-        }
+        options::Options::default()
+            .resolve()
+            .expect("the declared defaults resolve")
+            .data
     }
 }
 
@@ -94,8 +91,8 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// Vary only this random stream with `seed`; the other training streams take seed
     /// [`FIXED_STREAM_SEED`], so that runs of different seeds differ by that one source of
-    /// randomness. Left out of `config.json` when not set, so other runs keep their IDs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// randomness.
+    #[serde(default)]
     pub vary: Option<Stream>,
 }
 
@@ -153,10 +150,6 @@ impl TrainConfig {
         }
     }
 }
-
-/// Samples the second derivatives are estimated on before every pass of an optimizer that
-/// needs them (sdlm), as LeCun et al. (1998, section III-C): the first of the pass's order.
-pub const CURVATURE_SAMPLES: usize = 500;
 
 /// Writes a file through a temporary file in the same directory and a rename, so readers
 /// never see a half-written file.
@@ -291,8 +284,8 @@ impl Trainer {
         let batch = self.config.step_size(order.len());
         let steps = order.len().div_ceil(batch);
         observer.epoch_started(self.epoch + 1, steps);
-        if self.optimizer.algorithm.needs_curvature() {
-            let samples = &order[..order.len().min(CURVATURE_SAMPLES)];
+        if let Some(n) = self.optimizer.algorithm.curvature_samples() {
+            let samples = &order[..order.len().min(n)];
             self.estimate_curvature(train, samples);
         }
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);

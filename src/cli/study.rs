@@ -1,0 +1,406 @@
+//! `lenet study`: run a study (or a shard of it), plan it, follow it, summarise it, merge
+//! shards.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+
+use super::args::DataDirArgs;
+use super::inspect::write_report;
+use super::{data_dir_flag, progress, shell_word};
+use crate::report;
+use crate::study::StudyFile;
+use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
+use crate::study::plan::{
+    EPOCH_SECONDS_ESTIMATE, RUN_MEGABYTES_ESTIMATE, check_plan_size, human_seconds,
+};
+use crate::study::summary::summarize;
+
+#[derive(Subcommand, Debug)]
+pub(super) enum StudyCommand {
+    /// Run a study, or this machine's shard of it. Finished runs are skipped and interrupted
+    /// ones resume from their last epoch, so running the same command again continues.
+    Run(StudyRunArgs),
+    /// Print what a study file plans, without running anything: its runs and epochs (an
+    /// adaptive study's most), the time and disk they take, and, when a study directory with
+    /// finished runs is given, the power of its comparisons (what the seeds run detect, and
+    /// the seeds 0.1 points needs) and an adaptive study's decision once its first stage is
+    /// finished.
+    Plan {
+        /// The study file.
+        file: PathBuf,
+        /// A study directory of this study with finished runs, to estimate time and power
+        /// from [default: studies-out/<study name>, when it exists]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Refuse to plan a study of more runs than this, as `study run` does (the plan is
+        /// counted first, without listing its runs).
+        #[arg(long, value_name = "RUNS", default_value_t = 10_000)]
+        max_runs: u64,
+    },
+    /// Show finished, started and remaining runs, and an estimate of the time left.
+    Status {
+        /// The study directory.
+        dir: PathBuf,
+    },
+    /// Print the statistics tables and write summary.md, summary.csv and summary.json.
+    Summary {
+        /// The study directory.
+        dir: PathBuf,
+    },
+    /// Copy the finished runs of shards that ran in separate directories into one.
+    Merge {
+        /// The directory to merge into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Study directories of the shards.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(super) struct StudyRunArgs {
+    /// A study file [default: the shipped regularization study, studies/regularization.toml]
+    file: Option<PathBuf>,
+    /// The study directory [default: studies-out/<study name>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only part K of N of the study's runs (for SLURM job arrays, Kubernetes indexed
+    /// jobs, or several machines). Shards may share one directory or be merged afterwards.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Runs at a time [default: one per core, each on one thread: runs share nothing, so they
+    /// keep every core busy without the waits of one run's threads for each other]. Results
+    /// do not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Threads per run [default: all cores divided by --jobs]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds after which a claim on a run by a process on another host, whose heartbeat has
+    /// stopped, is taken over (a claim on this host is taken over as soon as its process is
+    /// gone). Processes sharing a study directory each take the runs nobody holds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    claim_timeout: u64,
+    /// Refuse a study that plans more runs than this (a grid's points multiply quickly; the
+    /// refusal says how long and how much disk the plan would take).
+    #[arg(long, value_name = "RUNS", default_value_t = 10_000)]
+    max_runs: u64,
+    #[command(flatten)]
+    data: DataDirArgs,
+}
+
+/// The shipped default study.
+const DEFAULT_STUDY: &str = include_str!("../../studies/regularization.toml");
+
+fn load_study_dir(dir: &Path) -> Result<StudyFile> {
+    let path = dir.join(STUDY_FILE);
+    if !path.exists() {
+        bail!(
+            "{} is not a study directory (it has no {STUDY_FILE})",
+            dir.display()
+        );
+    }
+    Ok(StudyFile::load(&path)?)
+}
+
+pub(super) fn run(command: StudyCommand) -> Result<()> {
+    match command {
+        StudyCommand::Run(args) => study_run(&args),
+        StudyCommand::Plan {
+            file,
+            out,
+            max_runs,
+        } => study_plan(&file, out, max_runs),
+        StudyCommand::Status { dir } => {
+            let study = load_study_dir(&dir)?;
+            let s = execute::status(&study, &dir)?;
+            say!("study {} in {}", study.name, dir.display());
+            say!(
+                "  tuning runs: {}/{} finished",
+                s.tuning_done,
+                s.tuning_total
+            );
+            match s.final_total {
+                Some(total) => say!("  final runs:  {}/{} finished", s.final_done, total),
+                None if s.tuning_done < s.tuning_total => say!(
+                    "  final runs:  planned once tuning is finished ({} configurations x {})",
+                    study.configs.len(),
+                    study.seeds
+                ),
+                None => say!(
+                    "  final runs:  {}/{} of the adaptive first stage finished; the seeds are \
+                     decided then ({})",
+                    s.final_done,
+                    study.configs.len() * study.seeds.first(),
+                    study.seeds
+                ),
+            }
+            say!(
+                "  started but unfinished (running or interrupted): {}",
+                s.started
+            );
+            say!("  diverged: {}", s.diverged);
+            match s.seconds_left(&study) {
+                Some(left) if left > 0.0 => say!(
+                    "  time left: about {} at one run at a time (from the mean time of finished runs)",
+                    human_seconds(left)
+                ),
+                Some(_) => say!(
+                    "  time left: none; `lenet study summary {}` gives the results",
+                    dir.display()
+                ),
+                None => say!("  time left: unknown until a run has finished"),
+            }
+            Ok(())
+        }
+        StudyCommand::Summary { dir } => {
+            let study = load_study_dir(&dir)?;
+            write_summary(&study, &dir)
+        }
+        StudyCommand::Merge { out, dirs } => {
+            let sources: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+            let copied = execute::merge(&out, &sources)?;
+            say!("merged {copied} finished runs into {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+/// `lenet study plan`: what the study file plans and what it would cost, and the power of
+/// its comparisons from the runs already finished, if any.
+fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
+    let study = StudyFile::load(file)?;
+    check_plan_size(&study, max_runs).map_err(anyhow::Error::msg)?;
+    let runs = study.run_count().map_err(anyhow::Error::msg)?;
+    let epochs = study.epoch_count();
+    let tuning = study.tuning_runs()?.len();
+    say!("study {} ({})", study.name, file.display());
+    let most = if matches!(study.seeds, crate::study::seeds::Seeds::Adaptive(_)) {
+        "at most "
+    } else {
+        ""
+    };
+    say!(
+        "  runs: {most}{} ({tuning} tuning, {most}{} final: {} configurations x {}), {most}{} epochs",
+        report::text::thousands(runs as usize),
+        study.configs.len() * study.seeds.most(),
+        study.configs.len(),
+        study.seeds,
+        report::text::thousands(epochs as usize)
+    );
+    let dir = out.unwrap_or_else(|| Path::new("studies-out").join(&study.name));
+    let status = (dir.join(STUDY_FILE).is_file())
+        .then(|| execute::status(&study, &dir))
+        .transpose()?;
+    match status.as_ref().and_then(|s| s.seconds_left(&study)) {
+        Some(left) if left <= 0.0 => say!(
+            "  time: none left (every run in {} is finished)",
+            dir.display()
+        ),
+        Some(left) => say!(
+            "  time: about {} left at one run at a time (from the finished runs in {})",
+            human_seconds(left),
+            dir.display()
+        ),
+        None => say!(
+            "  time: about {} at one run at a time ({EPOCH_SECONDS_ESTIMATE} s per 60,000-image \
+             epoch, this machine's order; `lenet study status` refines it once runs finish)",
+            human_seconds(epochs as f64 * EPOCH_SECONDS_ESTIMATE)
+        ),
+    }
+    say!(
+        "  disk: {most}about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
+        runs as f64 * RUN_MEGABYTES_ESTIMATE
+    );
+    // A summary that cannot be made is an error, not "no power figures".
+    let summary = (status.filter(|s| s.final_done > 0))
+        .map(|_| summarize(&study, &dir))
+        .transpose()?;
+    let Some(summary) = summary else {
+        say!(
+            "  power: needs the variance of finished final runs (give --out a study directory \
+             with some)"
+        );
+        return Ok(());
+    };
+    say!(
+        "  power, from the finished runs in {} (80% at 5%):",
+        dir.display()
+    );
+    for p in &summary.pairs {
+        if p.power.is_some_and(|p| p.identical) {
+            say!(
+                "    {} vs {}: identical on every seed; no power figure",
+                p.a,
+                p.b
+            );
+            continue;
+        }
+        let [detectable, seeds] = crate::study::summary::power_cells(p.power);
+        say!(
+            "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
+            p.a,
+            p.b
+        );
+    }
+    if let Some(f) = &summary.factorial {
+        let names = [
+            f.factors[0].clone(),
+            f.factors[1].clone(),
+            "interaction".into(),
+        ];
+        let alpha = crate::study::seeds::family_alpha(crate::study::summary::EFFECTS);
+        for (name, p) in names.iter().zip(f.paired.iter().flatten()) {
+            let power = crate::study::summary::Power::of_paired_at(p, alpha);
+            if power.is_some_and(|p| p.identical) {
+                say!("    {name}: identical on every seed; no power figure");
+                continue;
+            }
+            let [detectable, seeds] = crate::study::summary::power_cells(power);
+            say!(
+                "    {name} (at 5% / 3, the family's level): detects {detectable} with these \
+                 seeds; 0.1 points needs {seeds} seeds"
+            );
+        }
+    }
+    if let Some(a) = &summary.adaptive {
+        let d = &a.decision;
+        say!(
+            "  adaptive seeds, sized from the first stage's validation accuracy: {} per \
+             configuration ({})",
+            d.seeds,
+            match d.stopped {
+                crate::study::seeds::Stop::Until => "every comparison reaches the half-width asked",
+                crate::study::seeds::Stop::Max => "the maximum; some comparison needs more",
+            }
+        );
+        for m in &d.comparisons {
+            say!(
+                "    {}: first-stage validation sd {:.3} points, needs {} seeds",
+                m.name,
+                100.0 * m.first_valid_sd,
+                m.needed
+                    .map_or("more than can be counted".into(), report::text::thousands)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Computes a study's statistics, prints them and writes the summary files.
+fn write_summary(study: &StudyFile, dir: &Path) -> Result<()> {
+    let summary = summarize(study, dir)?;
+    summary.write(dir)?;
+    say!("{}", summary.markdown());
+    eprintln!(
+        "wrote summary.md, summary.csv and summary.json in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The command that continues this study run, for the message on an interruption.
+fn resume_command(args: &StudyRunArgs, dir: &Path) -> String {
+    let resume = match &args.file {
+        Some(file) => format!(
+            "lenet study run {} --out {}",
+            shell_word(file),
+            shell_word(dir)
+        ),
+        None => format!("lenet study run --out {}", shell_word(dir)),
+    };
+    let resume = resume + &data_dir_flag(&args.data);
+    match args.shard {
+        Some(s) => format!("{resume} --shard {}/{}", s.index, s.count),
+        None => resume,
+    }
+}
+
+fn study_run(args: &StudyRunArgs) -> Result<()> {
+    let (text, origin) = match &args.file {
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            DEFAULT_STUDY.to_string(),
+            "studies/regularization.toml (shipped)".to_string(),
+        ),
+    };
+    let study = StudyFile::parse(&text, &origin)?;
+    check_plan_size(&study, args.max_runs).map_err(anyhow::Error::msg)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("studies-out").join(&study.name));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.unwrap_or(cores);
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let opts = ExecOptions {
+        shard: args.shard.unwrap_or(Shard::ALL),
+        jobs,
+        threads: args.threads.unwrap_or((cores / jobs).max(1)),
+        claim_timeout: std::time::Duration::from_secs(args.claim_timeout),
+    };
+    execute::prepare(&dir, &text)?;
+    let data = args.data.library();
+    // Every dataset the study trains on, loaded (or fetched) before any run starts.
+    for c in &study.configs {
+        let config =
+            (study.resolve(c, &[], crate::study::Phase::Final, 0)).map_err(anyhow::Error::msg)?;
+        data.get(config.data.dataset)?;
+    }
+    if !args.data.quiet {
+        eprintln!(
+            "study {} ({}) -> {}; shard {}/{}, {} run(s) at a time with {} thread(s) each",
+            study.name,
+            origin,
+            dir.display(),
+            opts.shard.index,
+            opts.shard.count,
+            opts.jobs,
+            opts.threads
+        );
+    }
+    let resume = resume_command(args, &dir);
+    // This shard's share of the plan (the executor says how many were already finished).
+    let planned = study.run_count().map_err(anyhow::Error::msg)?;
+    let terminal = progress::StudyTerminal::new(
+        args.data.quiet,
+        planned.div_ceil(opts.shard.count as u64) as usize,
+        opts.jobs,
+        resume,
+    );
+    let outcome = execute::run_study(&study, &data, &dir, opts, &terminal);
+    terminal.finish();
+    match outcome? {
+        StudyOutcome::Complete => {
+            if opts.shard.count == 1 {
+                write_summary(&study, &dir)?;
+                write_report(&dir, &data)?;
+            } else {
+                say!(
+                    "shard {}/{} finished; when every shard has, `lenet study summary` (after `lenet study merge` if they wrote to separate directories)",
+                    opts.shard.index,
+                    opts.shard.count
+                );
+            }
+        }
+        StudyOutcome::WaitingForTuning { done, total } => say!(
+            "this shard's tuning runs are finished; {done}/{total} tuning runs of the study are. \
+             Run this command again when the other shards' tuning is done (or after merging) to \
+             plan and run the final runs."
+        ),
+        StudyOutcome::WaitingForSeeds { done, total } => say!(
+            "this shard's runs of the adaptive first stage are finished; {done}/{total} of the \
+             study's are. Run this command again when the other shards' are (or after merging): \
+             the first stage's spread decides how many seeds the rest runs."
+        ),
+    }
+    Ok(())
+}
