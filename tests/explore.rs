@@ -1120,6 +1120,9 @@ const MAPS_SHOWN: &str = "['A', 'B'].map(w => { const maps = [...document.queryS
 
 #[test]
 fn chromium_draws_on_the_page_and_sees_what_lenet_eval_sees() {
+    if common::skip_without_chromium("chromium_draws_on_the_page_and_sees_what_lenet_eval_sees") {
+        return;
+    }
     let f = fixture();
     // The runs to show: the fixture's, or $LENET_EXPLORE_DIRS (':'-separated) with the data
     // of $LENET_DATA, for screenshots of real runs.

@@ -280,6 +280,9 @@ fn headless(profile: &Path) -> std::process::Command {
 
 #[test]
 fn chromium_renders_the_html_report() {
+    if common::skip_without_chromium("chromium_renders_the_html_report") {
+        return;
+    }
     let report = study_dir().join("report.html");
     let url = format!("file://{}", report.canonicalize().unwrap().display());
     let tmp = tempfile::tempdir().unwrap();

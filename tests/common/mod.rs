@@ -138,21 +138,39 @@ pub fn subset_copy() -> tempfile::TempDir {
     dir
 }
 
-/// Chromium from Debian's `chromium` package (`.ci/run` installs it), or $LENET_CHROMIUM.
-pub fn chromium() -> PathBuf {
-    if let Ok(path) = std::env::var("LENET_CHROMIUM") {
-        return PathBuf::from(path);
+/// Chromium from Debian's `chromium` package (`scripts/test.sh` installs it), or
+/// $LENET_CHROMIUM.
+pub fn find_chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("LENET_CHROMIUM") {
+        return Some(PathBuf::from(path));
     }
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         for dir in std::env::var("PATH").unwrap_or_default().split(':') {
             let path = Path::new(dir).join(name);
             if path.is_file() {
-                return path;
+                return Some(path);
             }
         }
     }
-    panic!(
-        "this test opens a page in headless Chromium: install it (Debian: apt-get install \
-         chromium; `.ci/run` does) or point LENET_CHROMIUM at a Chromium binary"
-    );
+    None
+}
+
+const INSTALL_CHROMIUM: &str = "install it (Debian: apt-get install chromium; scripts/test.sh \
+                                does) or point LENET_CHROMIUM at a Chromium binary";
+
+/// The Chromium binary; this test's failure when there is none.
+pub fn chromium() -> PathBuf {
+    find_chromium().unwrap_or_else(|| {
+        panic!("this test opens a page in headless Chromium: {INSTALL_CHROMIUM}")
+    })
+}
+
+/// Whether a browser test should skip: no Chromium here and `CI` unset, said in one line.
+/// Under CI a missing Chromium is the test's failure, never a skip.
+pub fn skip_without_chromium(test: &str) -> bool {
+    if find_chromium().is_some() || std::env::var_os("CI").is_some() {
+        return false;
+    }
+    eprintln!("skipped {test}: no headless Chromium; {INSTALL_CHROMIUM}");
+    true
 }
