@@ -239,7 +239,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
             );
             continue;
         }
-        let [detectable, seeds] = crate::study::summary::power_cells(p.power);
+        let [detectable, seeds] = crate::report::summary::power_cells(p.power);
         say!(
             "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
             p.a,
@@ -259,7 +259,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
                 say!("    {name}: identical on every seed; no power figure");
                 continue;
             }
-            let [detectable, seeds] = crate::study::summary::power_cells(power);
+            let [detectable, seeds] = crate::report::summary::power_cells(power);
             say!(
                 "    {name} (at 5% / 3, the family's level): detects {detectable} with these \
                  seeds; 0.1 points needs {seeds} seeds"

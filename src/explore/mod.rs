@@ -27,10 +27,12 @@
 //! lock others out. The forward passes, short CPU work, run on a blocking pool of `workers`
 //! threads beside the I/O threads.
 
+mod answers;
 pub mod api;
 pub mod catalogue;
 pub mod drawing;
 pub mod models;
+pub mod routes;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -358,7 +360,7 @@ mod http {
                             authorization: authorization.as_deref(),
                             body: &body,
                         };
-                        api::answer(&state, &request)
+                        super::routes::answer(&state, &request)
                     });
                     work.await.unwrap_or_else(|_| {
                         fail(500, "the server failed on this request; it goes on serving").reply()

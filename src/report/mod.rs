@@ -14,6 +14,7 @@ pub mod lecun1998;
 pub mod load;
 pub mod run;
 pub mod study;
+pub mod summary;
 pub mod tables;
 pub mod text;
 

@@ -1,10 +1,11 @@
 //! The tables of a report.
 
+use super::summary::power_cells;
 use super::text::{self, pct, pct_ci};
 use crate::doc::Doc;
 use crate::study::StudyFile;
 use crate::study::seeds::family_alpha;
-use crate::study::summary::{EFFECTS, Factorial, Power, StudySummary, power_cells};
+use crate::study::summary::{EFFECTS, Factorial, Power, StudySummary};
 use crate::train::TrainConfig;
 use crate::train::metrics::EpochMetrics;
 
