@@ -11,7 +11,7 @@ use lenet::train::{DataConfig, Silent, TrainConfig, Trainer, evaluate};
 
 fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
     let mut hypers = Hypers::default();
-    hypers.set("lr", lr).unwrap();
+    hypers.set(lenet::optim::hyper::HyperKey::Lr, lr);
     let optimizer = OptimizerConfig::resolve(name, &hypers).unwrap();
     TrainConfig {
         model: Default::default(),

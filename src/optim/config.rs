@@ -27,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hyper::{HYPERS, Hyper, Hypers};
+use super::hyper::{HYPERS, HyperKey, HyperKey as H, Hypers};
 pub use super::name::{BatchPolicy, OptimizerName};
 use super::{Algorithm, Momentum, Optimizer, WeightDecay};
 
@@ -124,34 +124,37 @@ impl OptimizerConfig {
     /// does not have, or a value out of its range, is an error ([`HYPERS`] declares both).
     pub fn resolve(name: OptimizerName, given: &Hypers) -> Result<Self, String> {
         for (h, v) in given.iter() {
-            Hyper::lookup(h)?.check(name, v)?;
+            h.check(name, v)?;
         }
-        let value = |h: &str| {
+        let value = |k: HyperKey| {
             given
-                .get(h)
-                .or_else(|| Hyper::lookup(h).ok()?.default_for(name))
+                .get(k)
+                .or_else(|| k.decl().default_for(name))
                 .expect("a hyperparameter of this optimizer")
         };
-        let decoupled = value("decoupled_weight_decay") != 0.0;
+        let decoupled = value(H::DecoupledWeightDecay) != 0.0;
         if name == OptimizerName::Adamw && !decoupled {
             return Err("adamw's weight decay is decoupled by definition; use adam for L2".into());
         }
-        let weight_decay = match (value("weight_decay"), decoupled) {
+        let weight_decay = match (value(H::WeightDecay), decoupled) {
             (0.0, _) => WeightDecay::None,
             (wd, true) => WeightDecay::Decoupled(wd),
             (wd, false) => WeightDecay::L2(wd),
         };
         Ok(OptimizerConfig {
             name,
-            lr: value("lr"),
+            lr: value(H::Lr),
             algorithm: Self::algorithm(name, &value)?,
             weight_decay,
         })
     }
 
     /// The rule `name` stands for, with its hyperparameters' values.
-    fn algorithm(name: OptimizerName, value: &dyn Fn(&str) -> f64) -> Result<Algorithm, String> {
-        let flag = |h: &str| value(h) != 0.0;
+    fn algorithm(
+        name: OptimizerName,
+        value: &dyn Fn(HyperKey) -> f64,
+    ) -> Result<Algorithm, String> {
+        let flag = |k: HyperKey| value(k) != 0.0;
         let sgd = |momentum, dampening, kind| Algorithm::Sgd {
             momentum,
             dampening,
@@ -162,90 +165,90 @@ impl OptimizerConfig {
                 sgd(0.0, 0.0, Momentum::PyTorch)
             }
             OptimizerName::Momentum => {
-                let classic = flag("classic_momentum");
-                let kind = if classic {
+                let kind = if flag(H::ClassicMomentum) {
                     Momentum::Classic
                 } else {
                     Momentum::PyTorch
                 };
-                sgd(value("momentum"), value("dampening"), kind)
+                sgd(value(H::Momentum), value(H::Dampening), kind)
             }
             OptimizerName::Nesterov => {
-                if value("momentum") == 0.0 {
+                if value(H::Momentum) == 0.0 {
                     return Err("Nesterov momentum needs a momentum above 0 (as PyTorch)".into());
                 }
-                sgd(value("momentum"), 0.0, Momentum::Nesterov)
+                sgd(value(H::Momentum), 0.0, Momentum::Nesterov)
             }
             OptimizerName::Adagrad => Algorithm::Adagrad {
-                lr_decay: value("lr_decay"),
-                initial_accumulator_value: value("initial_accumulator_value"),
-                eps: value("eps"),
+                lr_decay: value(H::LrDecay),
+                initial_accumulator_value: value(H::InitialAccumulatorValue),
+                eps: value(H::Eps),
             },
             OptimizerName::Adadelta => Algorithm::Adadelta {
-                rho: value("rho"),
-                eps: value("eps"),
+                rho: value(H::Rho),
+                eps: value(H::Eps),
             },
             OptimizerName::Rmsprop => Algorithm::Rmsprop {
-                alpha: value("alpha"),
-                eps: value("eps"),
-                centered: flag("centered"),
-                momentum: value("momentum"),
+                alpha: value(H::Alpha),
+                eps: value(H::Eps),
+                centered: flag(H::Centered),
+                momentum: value(H::Momentum),
             },
             OptimizerName::Adam | OptimizerName::Adamw => Algorithm::Adam {
-                beta1: value("beta1"),
-                beta2: value("beta2"),
-                eps: value("eps"),
-                amsgrad: flag("amsgrad"),
+                beta1: value(H::Beta1),
+                beta2: value(H::Beta2),
+                eps: value(H::Eps),
+                amsgrad: flag(H::Amsgrad),
             },
             OptimizerName::Sdlm => Algorithm::Sdlm {
-                mu: value("mu"),
-                curvature_samples: value("curvature_samples") as usize,
+                mu: value(H::Mu),
+                curvature_samples: value(H::CurvatureSamples) as usize,
             },
         })
     }
 
-    /// The value of hyperparameter `h` in this configuration (flags as 0 or 1), or `None`
+    /// The value of hyperparameter `k` in this configuration (flags as 0 or 1), or `None`
     /// when the optimizer does not have it.
-    pub fn value(&self, h: &str) -> Option<f64> {
-        Hyper::find(h)?.default_for(self.name)?;
+    pub fn value(&self, k: HyperKey) -> Option<f64> {
+        k.decl().default_for(self.name)?;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let (decay, decoupled) = match self.weight_decay {
             WeightDecay::None => (0.0, self.name == OptimizerName::Adamw),
             WeightDecay::L2(wd) => (wd, false),
             WeightDecay::Decoupled(wd) => (wd, true),
         };
-        let v = match (h, self.algorithm) {
-            ("lr", _) => self.lr,
-            ("weight_decay", _) => decay,
-            ("decoupled_weight_decay", _) => flag(decoupled),
-            ("momentum", Algorithm::Sgd { momentum, .. } | Algorithm::Rmsprop { momentum, .. }) => {
-                momentum
-            }
-            ("dampening", Algorithm::Sgd { dampening, .. }) => dampening,
-            ("classic_momentum", Algorithm::Sgd { kind, .. }) => flag(kind == Momentum::Classic),
-            ("lr_decay", Algorithm::Adagrad { lr_decay, .. }) => lr_decay,
+        let v = match (k, self.algorithm) {
+            (H::Lr, _) => self.lr,
+            (H::WeightDecay, _) => decay,
+            (H::DecoupledWeightDecay, _) => flag(decoupled),
             (
-                "initial_accumulator_value",
+                H::Momentum,
+                Algorithm::Sgd { momentum, .. } | Algorithm::Rmsprop { momentum, .. },
+            ) => momentum,
+            (H::Dampening, Algorithm::Sgd { dampening, .. }) => dampening,
+            (H::ClassicMomentum, Algorithm::Sgd { kind, .. }) => flag(kind == Momentum::Classic),
+            (H::LrDecay, Algorithm::Adagrad { lr_decay, .. }) => lr_decay,
+            (
+                H::InitialAccumulatorValue,
                 Algorithm::Adagrad {
                     initial_accumulator_value,
                     ..
                 },
             ) => initial_accumulator_value,
-            ("rho", Algorithm::Adadelta { rho, .. }) => rho,
-            ("alpha", Algorithm::Rmsprop { alpha, .. }) => alpha,
-            ("centered", Algorithm::Rmsprop { centered, .. }) => flag(centered),
-            ("beta1", Algorithm::Adam { beta1, .. }) => beta1,
-            ("beta2", Algorithm::Adam { beta2, .. }) => beta2,
-            ("amsgrad", Algorithm::Adam { amsgrad, .. }) => flag(amsgrad),
-            ("mu", Algorithm::Sdlm { mu, .. }) => mu,
+            (H::Rho, Algorithm::Adadelta { rho, .. }) => rho,
+            (H::Alpha, Algorithm::Rmsprop { alpha, .. }) => alpha,
+            (H::Centered, Algorithm::Rmsprop { centered, .. }) => flag(centered),
+            (H::Beta1, Algorithm::Adam { beta1, .. }) => beta1,
+            (H::Beta2, Algorithm::Adam { beta2, .. }) => beta2,
+            (H::Amsgrad, Algorithm::Adam { amsgrad, .. }) => flag(amsgrad),
+            (H::Mu, Algorithm::Sdlm { mu, .. }) => mu,
             (
-                "curvature_samples",
+                H::CurvatureSamples,
                 Algorithm::Sdlm {
                     curvature_samples, ..
                 },
             ) => curvature_samples as f64,
             (
-                "eps",
+                H::Eps,
                 Algorithm::Adagrad { eps, .. }
                 | Algorithm::Adadelta { eps, .. }
                 | Algorithm::Rmsprop { eps, .. }
@@ -260,7 +263,7 @@ impl OptimizerConfig {
     /// run's `config.json` may have been edited by hand).
     pub fn validate(&self) -> Result<(), String> {
         for h in HYPERS {
-            if let Some(v) = self.value(h.name) {
+            if let Some(v) = self.value(h.key) {
                 h.check(self.name, v)?;
             }
         }
@@ -295,11 +298,11 @@ mod tests {
         for name in OptimizerName::ALL {
             for h in HYPERS {
                 let Some(default) = h.default_for(name) else {
-                    assert_eq!(OptimizerConfig::defaults(name).value(h.name), None);
+                    assert_eq!(OptimizerConfig::defaults(name).value(h.key), None);
                     continue;
                 };
                 assert_eq!(
-                    OptimizerConfig::defaults(name).value(h.name),
+                    OptimizerConfig::defaults(name).value(h.key),
                     Some(default),
                     "{} of {}",
                     h.name,
@@ -307,15 +310,15 @@ mod tests {
                 );
                 let v = another(h.range, default);
                 let mut given = Hypers::default();
-                given.set(h.name, v).unwrap();
-                if h.name == "decoupled_weight_decay" {
+                given.set(h.key, v);
+                if h.key == H::DecoupledWeightDecay {
                     // Without weight decay there is nothing to decouple: the flag is moot.
-                    given.set("weight_decay", 0.01).unwrap();
+                    given.set(H::WeightDecay, 0.01);
                 }
                 match OptimizerConfig::resolve(name, &given) {
                     Ok(config) => {
                         assert_eq!(
-                            config.value(h.name),
+                            config.value(h.key),
                             Some(v),
                             "{} of {}",
                             h.name,
@@ -325,7 +328,7 @@ mod tests {
                     }
                     // The one value the table allows that a rule refuses by definition.
                     Err(e) => assert!(
-                        name == OptimizerName::Adamw && h.name == "decoupled_weight_decay",
+                        name == OptimizerName::Adamw && h.key == H::DecoupledWeightDecay,
                         "{} = {v} for {}: {e}",
                         h.name,
                         name.as_str()

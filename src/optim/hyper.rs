@@ -53,9 +53,43 @@ impl Range {
     }
 }
 
+/// A hyperparameter, by name: the key of its declaration in [`HYPERS`], so that code names it
+/// by a value the compiler checks rather than by a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HyperKey {
+    Lr,
+    Mu,
+    CurvatureSamples,
+    Momentum,
+    Dampening,
+    ClassicMomentum,
+    LrDecay,
+    InitialAccumulatorValue,
+    Rho,
+    Alpha,
+    Centered,
+    Beta1,
+    Beta2,
+    Eps,
+    Amsgrad,
+    WeightDecay,
+    DecoupledWeightDecay,
+}
+
+impl HyperKey {
+    /// Its declaration.
+    pub fn decl(self) -> &'static Hyper {
+        HYPERS
+            .iter()
+            .find(|h| h.key == self)
+            .expect("every key is declared")
+    }
+}
+
 /// One hyperparameter.
 #[derive(Clone, Copy, Debug)]
 pub struct Hyper {
+    pub key: HyperKey,
     /// Its name in study files and `config.json`; the command line's flag is this name with
     /// dashes (`--lr-decay`).
     pub name: &'static str,
@@ -66,22 +100,26 @@ pub struct Hyper {
 }
 
 const ALL: &[OptimizerName] = &OptimizerName::ALL;
-const ALL_BUT_ADAMW: &[OptimizerName] = &[
-    Gd,
-    Sgd,
-    MinibatchSgd,
-    Momentum,
-    Nesterov,
-    Adagrad,
-    Adadelta,
-    Rmsprop,
-    Adam,
-    Sdlm,
-];
+const ALL_BUT_ADAMW: &[OptimizerName] = &all_but(Adamw);
+
+/// Every optimizer but `except`, in [`OptimizerName::ALL`]'s order.
+const fn all_but(except: OptimizerName) -> [OptimizerName; OptimizerName::ALL.len() - 1] {
+    let mut out = [Gd; OptimizerName::ALL.len() - 1];
+    let (mut i, mut j) = (0, 0);
+    while i < OptimizerName::ALL.len() {
+        if OptimizerName::ALL[i] as u8 != except as u8 {
+            out[j] = OptimizerName::ALL[i];
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
 
 /// Every hyperparameter, in the order the help lists them.
 pub const HYPERS: &[Hyper] = &[
     Hyper {
+        key: HyperKey::Lr,
         name: "lr",
         range: Range::Positive,
         defaults: &[
@@ -96,6 +134,7 @@ pub const HYPERS: &[Hyper] = &[
         help: "Learning rate (sdlm: the global rate eta, 5e-4 the paper's first passes)",
     },
     Hyper {
+        key: HyperKey::Mu,
         name: "mu",
         range: Range::Positive,
         defaults: &[(&[Sdlm], 0.02)],
@@ -103,6 +142,7 @@ pub const HYPERS: &[Hyper] = &[
                small: rate lr / (mu + h) (the paper's 0.02)",
     },
     Hyper {
+        key: HyperKey::CurvatureSamples,
         name: "curvature_samples",
         range: Range::Count,
         defaults: &[(&[Sdlm], CURVATURE_SAMPLES as f64)],
@@ -110,66 +150,77 @@ pub const HYPERS: &[Hyper] = &[
                the pass's order (the paper's 500)",
     },
     Hyper {
+        key: HyperKey::Momentum,
         name: "momentum",
         range: Range::Fraction,
         defaults: &[(&[Momentum, Nesterov], 0.9), (&[Rmsprop], 0.0)],
         help: "Momentum factor (PyTorch's default is 0, lenet's 0.9 for momentum and nesterov)",
     },
     Hyper {
+        key: HyperKey::Dampening,
         name: "dampening",
         range: Range::Fraction,
         defaults: &[(&[Momentum], 0.0)],
         help: "Dampening of the momentum buffer (Nesterov momentum needs none)",
     },
     Hyper {
+        key: HyperKey::ClassicMomentum,
         name: "classic_momentum",
         range: Range::Flag,
         defaults: &[(&[Momentum], 0.0)],
         help: "Classic momentum v = mu v + lr g, p -= v, instead of PyTorch's",
     },
     Hyper {
+        key: HyperKey::LrDecay,
         name: "lr_decay",
         range: Range::NonNegative,
         defaults: &[(&[Adagrad], 0.0)],
         help: "Learning-rate decay per step",
     },
     Hyper {
+        key: HyperKey::InitialAccumulatorValue,
         name: "initial_accumulator_value",
         range: Range::NonNegative,
         defaults: &[(&[Adagrad], 0.0)],
         help: "Starting value of the squared-gradient sum (Keras uses 0.1)",
     },
     Hyper {
+        key: HyperKey::Rho,
         name: "rho",
         range: Range::Decay,
         defaults: &[(&[Adadelta], 0.9)],
         help: "Decay of the running averages",
     },
     Hyper {
+        key: HyperKey::Alpha,
         name: "alpha",
         range: Range::Decay,
         defaults: &[(&[Rmsprop], 0.99)],
         help: "Smoothing constant of the squared-gradient average",
     },
     Hyper {
+        key: HyperKey::Centered,
         name: "centered",
         range: Range::Flag,
         defaults: &[(&[Rmsprop], 0.0)],
         help: "Normalise by the centred second moment",
     },
     Hyper {
+        key: HyperKey::Beta1,
         name: "beta1",
         range: Range::Decay,
         defaults: &[(&[Adam, Adamw], 0.9)],
         help: "First-moment decay",
     },
     Hyper {
+        key: HyperKey::Beta2,
         name: "beta2",
         range: Range::Decay,
         defaults: &[(&[Adam, Adamw], 0.999)],
         help: "Second-moment decay",
     },
     Hyper {
+        key: HyperKey::Eps,
         name: "eps",
         range: Range::Positive,
         defaults: &[
@@ -180,18 +231,21 @@ pub const HYPERS: &[Hyper] = &[
         help: "Added to the denominator for numerical stability",
     },
     Hyper {
+        key: HyperKey::Amsgrad,
         name: "amsgrad",
         range: Range::Flag,
         defaults: &[(&[Adam, Adamw], 0.0)],
         help: "AMSGrad: divide by the largest second moment so far",
     },
     Hyper {
+        key: HyperKey::WeightDecay,
         name: "weight_decay",
         range: Range::NonNegative,
         defaults: &[(ALL_BUT_ADAMW, 0.0), (&[Adamw], 1e-2)],
         help: "Weight decay: L2 (added to the gradient), decoupled for adamw",
     },
     Hyper {
+        key: HyperKey::DecoupledWeightDecay,
         name: "decoupled_weight_decay",
         range: Range::Flag,
         // adamw's decoupled weight decay is its definition.
@@ -314,27 +368,32 @@ impl Hyper {
     }
 }
 
-/// Hyperparameter values given explicitly (on the command line or in a study file), by
-/// name; what is not given takes the optimizer's default. Flags are 1 (true) or 0 (false).
+/// Hyperparameter values given explicitly (on the command line or in a study file); what is
+/// not given takes the optimizer's default. A flag's value is 1 (true) or 0 (false), read
+/// with [`Hypers::flag`].
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Hypers(BTreeMap<&'static str, f64>);
+pub struct Hypers(BTreeMap<HyperKey, f64>);
 
 impl Hypers {
-    /// Sets `name` to `value`; an unknown name is an error (the range and whether the
-    /// optimizer has it are checked when the options are resolved).
-    pub fn set(&mut self, name: &str, value: f64) -> Result<(), String> {
-        let h = Hyper::lookup(name)?;
-        self.0.insert(h.name, value);
+    /// Sets `key` to `value` (its range and whether the optimizer has it are checked when the
+    /// options are resolved).
+    pub fn set(&mut self, key: HyperKey, value: f64) {
+        self.0.insert(key, value);
+    }
+
+    /// Sets the hyperparameter named `name`; an unknown name is an error listing every name.
+    pub fn set_named(&mut self, name: &str, value: f64) -> Result<(), String> {
+        self.set(Hyper::lookup(name)?.key, value);
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.0.get(name).copied()
+    pub fn get(&self, key: HyperKey) -> Option<f64> {
+        self.0.get(&key).copied()
     }
 
-    /// Every value given, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
-        self.0.iter().map(|(&k, &v)| (k, v))
+    /// Every value given, with its declaration.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static Hyper, f64)> + '_ {
+        self.0.iter().map(|(&k, &v)| (k.decl(), v))
     }
 
     /// These values with every one that `over` gives replaced by its value.
@@ -360,6 +419,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), HYPERS.len());
         for h in HYPERS {
+            assert_eq!(h.key.decl().name, h.name, "{:?} is declared once", h.key);
             for (optimizers, v) in h.defaults {
                 assert!(h.range.contains(*v), "{}: default {v}", h.name);
                 assert!(!optimizers.is_empty());

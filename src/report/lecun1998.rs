@@ -132,7 +132,9 @@ fn rates_sentence(
     is_1998: &dyn Fn(&str) -> bool,
 ) -> Option<String> {
     let spec = |name: &str| finals.iter().find(|f| f.config == name);
-    let mu_of = |name: &str| spec(name).and_then(|f| f.train.optimizer.value("mu"));
+    let mu_of = |name: &str| {
+        spec(name).and_then(|f| f.train.optimizer.value(crate::optim::hyper::HyperKey::Mu))
+    };
     let mut parts = Vec::new();
     let at_chance: Vec<String> = (summary.configs.iter())
         .filter(|c| is_1998(&c.name))

@@ -170,7 +170,10 @@ fn set_hyper(o: &mut Options, key: &str, value: f64) -> Result<(), String> {
         return Ok(());
     }
     match Hyper::find(key) {
-        Some(h) if !h.is_flag() => o.hypers.set(key, value),
+        Some(h) if !h.is_flag() => {
+            o.hypers.set(h.key, value);
+            Ok(())
+        }
         _ => Err(format!(
             "cannot tune '{key}'; grids take dropout or a numeric hyperparameter: {}",
             HYPERS

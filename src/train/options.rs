@@ -10,7 +10,7 @@ use crate::data::{Dataset, Preprocess};
 use crate::nn::activation::ActivationKind;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
-use crate::optim::hyper::{HYPERS, Hyper, Hypers};
+use crate::optim::hyper::{HYPERS, Hypers};
 use crate::optim::{OptimizerConfig, OptimizerName, Schedule, ScheduleConfig};
 use crate::rng::Stream;
 
@@ -108,7 +108,7 @@ macro_rules! declare_options {
                 )*
                 let _ = i;
                 let hypers = self.hypers.iter();
-                flags.extend(hypers.map(|(name, _)| format!("--{}", name.replace('_', "-"))));
+                flags.extend(hypers.map(|(h, _)| h.flag()));
                 flags
             }
 
@@ -218,7 +218,7 @@ fn hypers_from_matches(m: &clap::ArgMatches) -> Hypers {
             m.try_get_one::<f64>(h.name).ok().flatten().copied()
         };
         if let Some(v) = value {
-            given.set(h.name, v).expect("a declared hyperparameter");
+            given.set(h.key, v);
         }
     }
     given
@@ -371,7 +371,7 @@ impl<'de> Deserialize<'de> for OptionsFile {
                     )));
                 }
             };
-            hypers.set(h.name, v).map_err(D::Error::custom)?;
+            hypers.set(h.key, v);
         }
         let known: Vec<&str> = OPTION_KEYS
             .iter()
@@ -399,14 +399,13 @@ impl Serialize for OptionsFile {
             _ => unreachable!("options serialise as a table"),
         };
         table.retain(|_, v| !v.is_null());
-        for (name, v) in self.0.hypers.iter() {
-            let h = Hyper::lookup(name).map_err(S::Error::custom)?;
+        for (h, v) in self.0.hypers.iter() {
             let value = if h.is_flag() {
                 serde_json::Value::Bool(v != 0.0)
             } else {
                 serde_json::json!(v)
             };
-            table.insert(name.to_string(), value);
+            table.insert(h.name.to_string(), value);
         }
         table.serialize(s)
     }
@@ -499,6 +498,7 @@ const DECLARED_DEFAULT: &str = "declared with a default";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::hyper::HyperKey;
 
     #[test]
     fn later_options_win_and_defaults_fill_the_rest() {
@@ -506,17 +506,17 @@ mod tests {
             optimizer: Some(OptimizerName::Momentum),
             ..Default::default()
         };
-        base.hypers.set("lr", 0.1).unwrap();
-        base.hypers.set("momentum", 0.5).unwrap();
+        base.hypers.set(HyperKey::Lr, 0.1);
+        base.hypers.set(HyperKey::Momentum, 0.5);
         let mut over = Options {
             dropout: Some(0.4),
             ..Default::default()
         };
-        over.hypers.set("lr", 0.01).unwrap();
+        over.hypers.set(HyperKey::Lr, 0.01);
         let c = base.overridden_by(&over).resolve().unwrap();
         assert_eq!(c.optimizer.name, OptimizerName::Momentum);
         assert_eq!(c.optimizer.lr, 0.01);
-        assert_eq!(c.optimizer.value("momentum"), Some(0.5));
+        assert_eq!(c.optimizer.value(HyperKey::Momentum), Some(0.5));
         assert_eq!(c.model.dropout, 0.4);
         assert_eq!(c.batch_size, DEFAULT_BATCH);
         assert_eq!(c.epochs, 15);
@@ -540,6 +540,7 @@ mod tests {
 #[cfg(test)]
 mod file_tests {
     use super::*;
+    use crate::optim::hyper::HyperKey;
 
     fn parse(text: &str) -> Result<Options, String> {
         toml::from_str::<OptionsFile>(text)
@@ -566,8 +567,8 @@ mod file_tests {
     #[test]
     fn study_options_read_hyperparameters_by_their_declared_names() {
         let o = parse("optimizer = \"adam\"\nlr = 0.01\namsgrad = true\nepochs = 3").unwrap();
-        assert_eq!(o.hypers.get("lr"), Some(0.01));
-        assert_eq!(o.hypers.get("amsgrad"), Some(1.0));
+        assert_eq!(o.hypers.get(HyperKey::Lr), Some(0.01));
+        assert_eq!(o.hypers.get(HyperKey::Amsgrad), Some(1.0));
         assert_eq!(o.epochs, Some(3));
         let back: Options =
             toml::from_str::<OptionsFile>(&toml::to_string(&OptionsFile(o.clone())).unwrap())
