@@ -10,9 +10,12 @@ pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Reads one of the PyTorch golden-value files (see tests/fixtures/torch/README.md).
+/// Reads one of the PyTorch golden-value files (see tests/fixtures/torch/README.md), from
+/// `$LENET_TORCH_FIXTURES` when set (a set made by `scripts/torch_golden.py`).
 pub fn torch_fixture(name: &str) -> Value {
-    let path = fixture_dir().join("torch").join(name);
+    let dir = std::env::var_os("LENET_TORCH_FIXTURES")
+        .map_or_else(|| fixture_dir().join("torch"), PathBuf::from);
+    let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON")
 }
