@@ -11,6 +11,7 @@ use super::catalogue::Entry;
 use super::drawing;
 use super::models::Loaded;
 use crate::data::{IMAGE_SIDE, INPUT_SIDE, Mnist};
+use crate::nn::LayerKind;
 use crate::nn::network::LayerSummary;
 use crate::report::layers::{Probe, figure_of};
 use crate::tensor::Tensor;
@@ -202,12 +203,6 @@ struct LayerInfo {
     params: usize,
 }
 
-fn is_kind(layer: &str, kinds: &[&str]) -> bool {
-    kinds.iter().any(|k| layer.starts_with(k))
-}
-
-const ACTIVATIONS: [&str; 3] = ["ReLU", "Tanh", "ScaledTanh"];
-
 /// Short names of the layers: the module's own when it has one (the 1998 network's `c1`,
 /// `s2_squash`), else the block's kind and number (`conv1`, `conv1 → relu`, `pool1`, `bn1`).
 fn roles(rows: &[LayerSummary]) -> Vec<String> {
@@ -215,28 +210,32 @@ fn roles(rows: &[LayerSummary]) -> Vec<String> {
     let mut last = String::new();
     rows.iter()
         .map(|r| {
+            // The layer's class name, lower case: `relu`, `dropout`.
             let l = r.layer.as_str();
+            let class = l.split('(').next().unwrap_or(l).to_lowercase();
             let role = if !r.name.contains('.') {
                 r.name.clone()
-            } else if is_kind(l, &["Conv2d"]) {
-                conv += 1;
-                format!("conv{conv}")
-            } else if is_kind(l, &["MaxPool2d", "AvgPool2d", "Subsample"]) {
-                pool += 1;
-                format!("pool{pool}")
-            } else if is_kind(l, &["Linear"]) {
-                fc += 1;
-                format!("fc{fc}")
-            } else if is_kind(l, &["BatchNorm"]) {
-                bn += 1;
-                format!("bn{bn}")
-            } else if is_kind(l, &ACTIVATIONS) {
-                format!(
-                    "{last} → {}",
-                    l.split('(').next().unwrap_or(l).to_lowercase()
-                )
             } else {
-                l.split('(').next().unwrap_or(l).to_lowercase()
+                match r.kind {
+                    LayerKind::Conv => {
+                        conv += 1;
+                        format!("conv{conv}")
+                    }
+                    LayerKind::Pool | LayerKind::Subsample => {
+                        pool += 1;
+                        format!("pool{pool}")
+                    }
+                    LayerKind::Linear => {
+                        fc += 1;
+                        format!("fc{fc}")
+                    }
+                    LayerKind::BatchNorm => {
+                        bn += 1;
+                        format!("bn{bn}")
+                    }
+                    LayerKind::Activation => format!("{last} → {class}"),
+                    LayerKind::Dropout | LayerKind::Rbf => class,
+                }
             };
             last = role.clone();
             role
@@ -260,29 +259,22 @@ fn layer_infos(rows: &[LayerSummary]) -> Vec<LayerInfo> {
 /// (activation, pooling, subsampling, batch normalization): its row.
 fn source_conv(rows: &[LayerSummary], mut i: usize) -> Option<usize> {
     loop {
-        let l = rows[i].layer.as_str();
-        if is_kind(l, &["Conv2d"]) {
+        let kind = rows[i].kind;
+        if kind == LayerKind::Conv {
             return Some(i);
         }
-        let per_map = [
-            "MaxPool2d",
-            "AvgPool2d",
-            "Subsample",
-            "BatchNorm",
-            "Dropout",
-        ];
-        if i == 0 || !(is_kind(l, &ACTIVATIONS) || is_kind(l, &per_map)) {
+        if i == 0 || !kind.is_per_map() {
             return None;
         }
         i -= 1;
     }
 }
 
+/// What the network's scores are: probabilities after a softmax, or an RBF output's distances.
 fn output_kind(loaded: &Loaded) -> &'static str {
-    if loaded.model.arch == crate::nn::Arch::Lecun1998 {
-        "distances"
-    } else {
-        "probabilities"
+    match loaded.summary.last().map(|r| r.kind) {
+        Some(LayerKind::Rbf) => "distances",
+        _ => "probabilities",
     }
 }
 
@@ -317,7 +309,7 @@ pub(super) fn kernels(loaded: &Loaded) -> Answer {
     let params = loaded.params();
     let mut layers = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        if !is_kind(&r.layer, &["Conv2d"]) {
+        if r.kind != LayerKind::Conv {
             continue;
         }
         let wanted = format!("{}.weight", r.name);

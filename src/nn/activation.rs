@@ -109,6 +109,10 @@ pub struct Activation {
 }
 
 impl Layer for Activation {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Activation
+    }
+
     fn describe(&self) -> String {
         match self.kind {
             ActivationKind::Relu => "ReLU()".into(),

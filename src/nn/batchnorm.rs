@@ -207,6 +207,10 @@ impl BatchNorm {
 }
 
 impl Layer for BatchNorm {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::BatchNorm
+    }
+
     fn describe(&self) -> String {
         let d = if self.spatial { "2d" } else { "1d" };
         format!(

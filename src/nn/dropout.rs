@@ -41,6 +41,10 @@ impl Dropout {
 }
 
 impl Layer for Dropout {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Dropout
+    }
+
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }

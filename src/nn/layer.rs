@@ -65,10 +65,46 @@ pub struct Context<'a> {
     pub rng: &'a mut Rng,
 }
 
+/// What a layer is, for those that show or name layers (reports, `lenet explore`) without
+/// parsing their descriptions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    Conv,
+    /// Max or average pooling.
+    Pool,
+    /// The 1998 network's trainable subsampling.
+    Subsample,
+    BatchNorm,
+    /// An elementwise activation (ReLU, tanh, the 1998 network's scaled tanh).
+    Activation,
+    Dropout,
+    Linear,
+    /// The 1998 network's Euclidean RBF output: its scores are minus squared distances.
+    Rbf,
+}
+
+impl LayerKind {
+    /// Whether it maps each input map to one output map of its own (so a map after it is still
+    /// the convolution's map before it): activation, pooling, subsampling, batch norm, dropout.
+    pub fn is_per_map(self) -> bool {
+        matches!(
+            self,
+            LayerKind::Activation
+                | LayerKind::Pool
+                | LayerKind::Subsample
+                | LayerKind::BatchNorm
+                | LayerKind::Dropout
+        )
+    }
+}
+
 /// One layer: forward and backward over a batch.
 pub trait Layer: Send + CloneLayer + Any {
     /// PyTorch-style description, e.g. `Conv2d(1, 6, kernel_size=5)`.
     fn describe(&self) -> String;
+
+    /// What kind of layer it is.
+    fn kind(&self) -> LayerKind;
 
     /// Shape of the output for an input of shape `input` (batch axis included).
     fn output_shape(&self, input: &[usize]) -> Vec<usize>;

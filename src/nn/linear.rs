@@ -209,6 +209,10 @@ fn add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32]) {
 }
 
 impl Layer for Linear {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Linear
+    }
+
     fn describe(&self) -> String {
         format!(
             "Linear(in_features={}, out_features={})",

@@ -37,7 +37,7 @@ pub mod rbf;
 pub mod subsample;
 
 pub use denormals::FlushDenormals;
-pub use layer::{Buffer, CloneLayer, Context, Layer, Mode, Param};
+pub use layer::{Buffer, CloneLayer, Context, Layer, LayerKind, Mode, Param};
 pub use model::{Arch, BatchNormAt, ModelConfig, Pooling};
 pub use network::Network;
 

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::loss::Criterion;
 use super::plan::{Stage, plan};
 use super::rbf::Rbf;
-use super::{Buffer, Context, Layer, Mode, Param};
+use super::{Buffer, Context, Layer, LayerKind, Mode, Param};
 use crate::parallel;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -54,6 +54,7 @@ pub struct Network {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSummary {
     pub name: String,
+    pub kind: LayerKind,
     pub layer: String,
     /// Output shape of one sample.
     pub output_shape: Vec<usize>,
@@ -383,6 +384,7 @@ impl Network {
             shape = layer.output_shape(&shape);
             rows.push(LayerSummary {
                 name: name.clone(),
+                kind: layer.kind(),
                 layer: layer.describe(),
                 output_shape: shape[1..].to_vec(),
                 params: layer.params().iter().map(|p| p.trainable_len()).sum(),

@@ -407,6 +407,10 @@ impl Pool2d {
 }
 
 impl Layer for Pool2d {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Pool
+    }
+
     fn describe(&self) -> String {
         let name = match self.kind {
             PoolKind::Max => "MaxPool2d",

@@ -112,6 +112,10 @@ impl Rbf {
 }
 
 impl Layer for Rbf {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Rbf
+    }
+
     fn describe(&self) -> String {
         let (classes, inputs) = self.dims();
         format!("EuclideanRBF({inputs}, {classes}, fixed 7x12 prototypes; scores -y)")

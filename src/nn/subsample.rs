@@ -48,6 +48,10 @@ impl Subsample {
 }
 
 impl Layer for Subsample {
+    fn kind(&self) -> super::LayerKind {
+        super::LayerKind::Subsample
+    }
+
     fn describe(&self) -> String {
         format!(
             "Subsample2x2({}, trainable coefficient and bias per map)",

@@ -10,7 +10,7 @@ use super::ReportError;
 use super::draw::{Draw, DrawResult, Picture, font, render};
 use crate::data::{LabelledImages, Preprocess};
 use crate::doc::Figure;
-use crate::nn::{Context, Mode, Network};
+use crate::nn::{Context, LayerKind, Mode, Network};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -175,17 +175,16 @@ pub fn probe(net: &mut Network, input: &Tensor) -> Probe {
     let mut panels = vec![maps_of("input", input, &input.shape[1..])];
     let mut rows = vec![None];
     for (i, r) in summary.iter().enumerate() {
-        let next_is_activation = (summary.get(i + 1)).is_some_and(|n| is_activation(&n.layer));
-        if next_is_activation || r.layer.starts_with("Dropout") || i + 1 == summary.len() {
+        let next_is_activation =
+            (summary.get(i + 1)).is_some_and(|n| n.kind == LayerKind::Activation);
+        if next_is_activation || r.kind == LayerKind::Dropout || i + 1 == summary.len() {
             continue;
         }
         let title = format!("{} — {}", r.name, describe_shape(&r.output_shape));
         panels.push(maps_of(&title, net.activation(i), &r.output_shape));
         rows.push(Some(i));
     }
-    let rbf = summary
-        .last()
-        .is_some_and(|r| r.layer.starts_with("EuclideanRBF"));
+    let rbf = summary.last().is_some_and(|r| r.kind == LayerKind::Rbf);
     let best = (0..scores.len())
         .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
         .unwrap_or(0);
@@ -261,12 +260,6 @@ pub fn layer_figure(
         class_names[probe.best]
     );
     figure_of(probe, title, class_names)
-}
-
-fn is_activation(layer: &str) -> bool {
-    ["ReLU", "Tanh", "ScaledTanh"]
-        .iter()
-        .any(|a| layer.starts_with(a))
 }
 
 fn describe_shape(shape: &[usize]) -> String {

@@ -285,6 +285,10 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
+    fn kind(&self) -> crate::nn::LayerKind {
+        crate::nn::LayerKind::Conv
+    }
+
     fn describe(&self) -> String {
         let g = self.geometry;
         let mut s = format!("Conv2d({}, {}, kernel_size={}", g.c_in, g.c_out, g.kernel);
