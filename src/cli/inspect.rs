@@ -78,7 +78,10 @@ pub(super) fn print_model(args: &ModelArgs) -> Result<()> {
         thousands(net.param_count()),
         thousands(rows.iter().map(|r| r.connections).sum())
     );
-    if rows.last().is_some_and(|r| r.kind == crate::nn::LayerKind::Rbf) {
+    if rows
+        .last()
+        .is_some_and(|r| r.kind == crate::nn::LayerKind::Rbf)
+    {
         say!("\nthe output's fixed prototypes, digits 0 to 9 (7x12 bitmaps: # = +1, . = -1):");
         let p = crate::nn::rbf::prototypes();
         let (w, h) = (crate::nn::rbf::WIDTH, crate::nn::rbf::HEIGHT);

@@ -146,22 +146,22 @@ impl Conv2d {
         let chunks = n.div_ceil(DIRECT_CHUNK);
         let w_len = self.weight.value.len();
         self.zero_partials(chunks);
-        if self.grad_masks.0 != (oh, ow, w) {
-            self.grad_masks = (
+        if self.scratch.grad_masks.0 != (oh, ow, w) {
+            self.scratch.grad_masks = (
                 (oh, ow, w),
                 kernels::conv_single_channel::conv1ch_grad_masks((oh, ow), w),
             );
         }
-        let masks = &self.grad_masks.1;
+        let masks = &self.scratch.grad_masks.1;
         // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
         let threads = crate::parallel::threads();
         let grad_len = c_out * layout.1;
         let slab_len = grad_len + w_len * 16;
-        self.dcols.resize(threads * slab_len + 16, 0.0);
-        let align = self.dcols.as_ptr().align_offset(64).min(15);
-        let scratch = SharedMut::new(&mut self.dcols[align..]);
-        let pdw = SharedMut::new(&mut self.partial_dw);
-        let pdb = SharedMut::new(&mut self.partial_db);
+        self.scratch.dcols.resize(threads * slab_len + 16, 0.0);
+        let align = self.scratch.dcols.as_ptr().align_offset(64).min(15);
+        let scratch = SharedMut::new(&mut self.scratch.dcols[align..]);
+        let pdw = SharedMut::new(&mut self.scratch.partial_dw);
+        let pdb = SharedMut::new(&mut self.scratch.partial_db);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             // SAFETY: chunk ci owns its partial slots and its samples of dy; a worker thread
             // owns its scratch slab; AVX-512F checked.
@@ -208,7 +208,7 @@ impl Conv2d {
         let (in_len, out_len) = (x.item_len(), y.item_len());
         self.transpose_weight_by_tap();
         let ys = SharedMut::new(&mut y.data);
-        let (wt, bias) = (&self.weight_t, &self.bias.value.data);
+        let (wt, bias) = (&self.scratch.weight_t, &self.bias.value.data);
         for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
             // SAFETY: disjoint sample ranges; AVX-512F checked by is_direct_narrow.
             unsafe {
@@ -233,8 +233,13 @@ impl Conv2d {
     /// kernels: each tap's weights for all output channels are one contiguous row.
     fn transpose_weight_by_tap(&mut self) {
         let (rows, c_out) = (self.geometry.col_rows(), self.geometry.c_out);
-        self.weight_t.resize(rows * c_out, 0.0);
-        transpose(&self.weight.value.data, c_out, rows, &mut self.weight_t);
+        self.scratch.weight_t.resize(rows * c_out, 0.0);
+        transpose(
+            &self.weight.value.data,
+            c_out,
+            rows,
+            &mut self.scratch.weight_t,
+        );
     }
 
     /// [`Conv2d::forward_relu_maxpool`] on the direct kernels: the single-channel kernel
@@ -287,7 +292,7 @@ impl Conv2d {
                 }
             });
         } else {
-            let wt = &self.weight_t;
+            let wt = &self.scratch.weight_t;
             for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
                 // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.
                 unsafe {
@@ -314,9 +319,9 @@ impl Conv2d {
     fn transpose_weight_channel_last(&mut self) {
         let g = self.geometry;
         let rows = g.col_rows();
-        self.weight_t.resize(self.weight.value.len(), 0.0);
+        self.scratch.weight_t.resize(self.weight.value.len(), 0.0);
         let weight = self.weight.value.data.chunks_exact(rows);
-        for (wo, wto) in weight.zip(self.weight_t.chunks_exact_mut(rows)) {
+        for (wo, wto) in weight.zip(self.scratch.weight_t.chunks_exact_mut(rows)) {
             transpose(wo, g.c_in, g.kernel * g.kernel, wto);
         }
     }
@@ -346,7 +351,8 @@ impl Conv2d {
         let sparse_len =
             DIRECT_CHUNK * in_len + positions * 16 + in_len + sparse::weight_grad_len(g);
         if sparse_ok {
-            self.sparse_scratch
+            self.scratch
+                .sparse
                 .resize(crate::parallel::threads() * sparse_len, 0.0);
         }
         if dx.is_some() {
@@ -356,14 +362,14 @@ impl Conv2d {
         let threads = crate::parallel::threads();
         let slab_len = DIRECT_CHUNK * out_len;
         if channel_last {
-            self.dcols.resize(threads * slab_len, 0.0);
+            self.scratch.dcols.resize(threads * slab_len, 0.0);
         }
-        let pdw = SharedMut::new(&mut self.partial_dw);
-        let pdb = SharedMut::new(&mut self.partial_db);
-        let scratch = SharedMut::new(&mut self.dcols);
+        let pdw = SharedMut::new(&mut self.scratch.partial_dw);
+        let pdb = SharedMut::new(&mut self.scratch.partial_db);
+        let scratch = SharedMut::new(&mut self.scratch.dcols);
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
-        let wt = &self.weight_t;
-        let sparse_scratch = SharedMut::new(&mut self.sparse_scratch);
+        let wt = &self.scratch.weight_t;
+        let sparse_scratch = SharedMut::new(&mut self.scratch.sparse);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
             // SAFETY: chunk ci owns its partial slots and its samples of dy and dx; a worker

@@ -24,10 +24,11 @@
 #[cfg_attr(not(target_arch = "x86_64"), path = "portable.rs")]
 mod direct;
 
+use super::kernels::dense::{linear_backward, linear_forward};
 pub use super::kernels::im2col::ConvGeometry;
 use super::kernels::im2col::{col2im, im2col};
 use super::kernels::matmul::{MatRef, matmul};
-use super::linear::{linear_backward, linear_forward};
+use super::kernels::scratch::ConvScratch;
 use super::pool::PooledGrad;
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
@@ -129,24 +130,8 @@ pub struct Conv2d {
     pub geometry: ConvGeometry,
     pub weight: Param,
     pub bias: Param,
-    /// Cached by forward: im2col columns of the whole batch, chunk after chunk.
-    cols: Vec<f32>,
-    /// Scratch: per-chunk `[O, positions]` products, and column gradients (on the narrow
-    /// path: each worker thread's output gradient, channel-last).
-    chunk_out: Vec<f32>,
-    dcols: Vec<f32>,
-    /// Per-chunk partial weight and bias gradients, summed in chunk order.
-    partial_dw: Vec<f32>,
-    partial_db: Vec<f32>,
-    /// Scratch: the weight rearranged for the narrow direct kernels, `[C*K*K, O]` forward and
-    /// `[O, K, K, C]` backward.
-    weight_t: Vec<f32>,
-    /// Scratch of the sparse backward kernels: each worker thread's channel-last copies of
-    /// its chunk.
-    sparse_scratch: Vec<f32>,
-    /// The single-channel weight gradient's input masks, and the `(oh, ow, w)` they are for
-    /// (computed once, not at every one-sample step).
-    grad_masks: ((usize, usize, usize), Vec<u16>),
+    /// What the kernels keep between and within passes ([`ConvScratch`]).
+    scratch: ConvScratch,
 }
 
 /// A copy with the same geometry, parameters and connection table but none of the scratch:
@@ -183,14 +168,7 @@ impl Conv2d {
             geometry,
             weight,
             bias,
-            cols: Vec::new(),
-            chunk_out: Vec::new(),
-            dcols: Vec::new(),
-            partial_dw: Vec::new(),
-            partial_db: Vec::new(),
-            weight_t: Vec::new(),
-            sparse_scratch: Vec::new(),
-            grad_masks: ((0, 0, 0), Vec::new()),
+            scratch: ConvScratch::default(),
         }
     }
 
@@ -255,22 +233,22 @@ impl Conv2d {
     /// Sizes the per-chunk partial gradients for `chunks` chunks, all zero.
     fn zero_partials(&mut self, chunks: usize) {
         let (w_len, c_out) = (self.weight.value.len(), self.geometry.c_out);
-        self.partial_dw.clear();
-        self.partial_dw.resize(chunks * w_len, 0.0);
-        self.partial_db.clear();
-        self.partial_db.resize(chunks * c_out, 0.0);
+        self.scratch.partial_dw.clear();
+        self.scratch.partial_dw.resize(chunks * w_len, 0.0);
+        self.scratch.partial_db.clear();
+        self.scratch.partial_db.resize(chunks * c_out, 0.0);
     }
 
     /// Adds the per-chunk partial gradients to the parameter gradients, in chunk order.
     fn add_partials(&mut self, chunks: usize) {
         let w_len = self.weight.value.len();
         let c_out = self.geometry.c_out;
-        for part in self.partial_dw[..chunks * w_len].chunks_exact(w_len) {
+        for part in self.scratch.partial_dw[..chunks * w_len].chunks_exact(w_len) {
             for (acc, &p) in self.weight.grad.data.iter_mut().zip(part) {
                 *acc += p;
             }
         }
-        for part in self.partial_db[..chunks * c_out].chunks_exact(c_out) {
+        for part in self.scratch.partial_db[..chunks * c_out].chunks_exact(c_out) {
             for (acc, &p) in self.bias.grad.data.iter_mut().zip(part) {
                 *acc += p;
             }
@@ -339,10 +317,10 @@ impl Layer for Conv2d {
         let positions = y.shape[2] * y.shape[3];
         let rows = g.col_rows();
         let chunk = self.chunk_samples(positions);
-        self.cols.resize(n * rows * positions, 0.0);
-        self.chunk_out.resize(n * g.c_out * positions, 0.0);
-        let cols = SharedMut::new(&mut self.cols);
-        let out = SharedMut::new(&mut self.chunk_out);
+        self.scratch.cols.resize(n * rows * positions, 0.0);
+        self.scratch.chunk_out.resize(n * g.c_out * positions, 0.0);
+        let cols = SharedMut::new(&mut self.scratch.cols);
+        let out = SharedMut::new(&mut self.scratch.chunk_out);
         let ys = SharedMut::new(&mut y.data);
         let (weight, bias) = (&self.weight.value.data, &self.bias.value.data);
         let in_len = g.c_in * h * w;
@@ -402,16 +380,16 @@ impl Layer for Conv2d {
         let w_len = g.c_out * rows;
         self.zero_partials(chunks);
         if dx.is_some() {
-            self.dcols.resize(n * rows * positions, 0.0);
+            self.scratch.dcols.resize(n * rows * positions, 0.0);
         }
         let in_len = g.c_in * h * w;
         let out_len = g.c_out * positions;
-        let cols = &self.cols;
+        let cols = &self.scratch.cols;
         let weight = &self.weight.value.data;
-        let tmp_buf = SharedMut::new(&mut self.chunk_out);
-        let dcols_buf = SharedMut::new(&mut self.dcols);
-        let pdw = SharedMut::new(&mut self.partial_dw);
-        let pdb = SharedMut::new(&mut self.partial_db);
+        let tmp_buf = SharedMut::new(&mut self.scratch.chunk_out);
+        let dcols_buf = SharedMut::new(&mut self.scratch.dcols);
+        let pdw = SharedMut::new(&mut self.scratch.partial_dw);
+        let pdb = SharedMut::new(&mut self.scratch.partial_db);
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
         for_each_chunk(n, chunk, |ci, first, samples| {
             let width = samples * positions;
@@ -460,8 +438,8 @@ impl Layer for Conv2d {
         d2y: &Tensor,
         d2x: Option<&mut Tensor>,
     ) {
-        let x2 = Tensor::from_vec(&x.shape, super::linear::squares(&x.data));
-        let w2 = super::linear::squares(&self.weight.value.data);
+        let x2 = Tensor::from_vec(&x.shape, super::kernels::dense::squares(&x.data));
+        let w2 = super::kernels::dense::squares(&self.weight.value.data);
         let (input, weight, bias) = conv2d_backward_direct(&x2, &w2, d2y, self.geometry);
         for (h, w) in self.weight.curvature.data.iter_mut().zip(weight) {
             *h += w;
@@ -559,12 +537,12 @@ mod tests {
         });
         let scratch = |c: &Conv2d| {
             [
-                &c.cols,
-                &c.chunk_out,
-                &c.dcols,
-                &c.partial_dw,
-                &c.weight_t,
-                &c.sparse_scratch,
+                &c.scratch.cols,
+                &c.scratch.chunk_out,
+                &c.scratch.dcols,
+                &c.scratch.partial_dw,
+                &c.scratch.weight_t,
+                &c.scratch.sparse,
             ]
             .iter()
             .map(|v| v.len())

@@ -1,10 +1,13 @@
 //! The engine's kernels, one file per operation, apart from the layers that dispatch to them.
 //!
 //! Portable, on every processor:
+//! - [`dense`]: the fully connected products and their gradients (the linear layer, and the
+//!   convolutions on their im2col matrix);
 //! - [`im2col`]: a convolution's geometry and its im2col matrix (the layout the convolution
 //!   layer and the kernels share);
 //! - [`matmul`]: the matrix product every layer with weights reduces to, through the
 //!   AVX-512 [`gemm`] kernels where they apply and the `gemm` crate elsewhere;
+//! - [`scratch`]: a convolution's working memory, kept between passes;
 //! - [`reduce`]: sums in a fixed order (float32, and batch normalization's float64 sums);
 //! - [`tanh`]: the hyperbolic tangent in arithmetic that vectorises (the tanh activations).
 //!
@@ -22,9 +25,11 @@
 //! The layers keep the plain reference loops beside their dispatch, and the tests hold every
 //! kernel to them.
 
+pub mod dense;
 pub mod im2col;
 pub mod matmul;
 pub mod reduce;
+pub mod scratch;
 pub mod tanh;
 
 #[cfg(target_arch = "x86_64")]
