@@ -61,7 +61,7 @@ pub(super) fn print_model(args: &ModelArgs) -> Result<()> {
     line("name", "layer", "output", "parameters", "connections");
     let input: Vec<String> = net.input_shape().iter().map(|d| d.to_string()).collect();
     line("input", "", &input.join("x"), "", "");
-    let thousands = report::text::thousands;
+    let thousands = crate::format::thousands;
     for r in &rows {
         let shape: Vec<String> = r.output_shape.iter().map(|d| d.to_string()).collect();
         line(

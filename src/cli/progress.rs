@@ -114,7 +114,7 @@ impl Observer for EpochTerminal {
                 let steps = step as f64 / seconds;
                 bar.set_message(format!(
                     "{running_loss:.4}  {steps:.0} steps/s  {} images/s",
-                    crate::report::text::thousands((steps * self.batch as f64) as usize)
+                    crate::format::thousands((steps * self.batch as f64) as usize)
                 ));
             }
         }

@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 use super::args::DataDirArgs;
 use super::inspect::write_report;
 use super::{data_dir_flag, progress, shell_word};
-use crate::report;
 use crate::study::StudyFile;
 use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
 use crate::study::plan::{
@@ -185,11 +184,11 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
     };
     say!(
         "  runs: {most}{} ({tuning} tuning, {most}{} final: {} configurations x {}), {most}{} epochs",
-        report::text::thousands(runs as usize),
+        crate::format::thousands(runs as usize),
         study.configs.len() * study.seeds.most(),
         study.configs.len(),
         study.seeds,
-        report::text::thousands(epochs as usize)
+        crate::format::thousands(epochs as usize)
     );
     let dir = out.unwrap_or_else(|| Path::new("studies-out").join(&study.name));
     let status = (dir.join(STUDY_FILE).is_file())
@@ -239,7 +238,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
             );
             continue;
         }
-        let [detectable, seeds] = crate::report::summary::power_cells(p.power);
+        let [detectable, seeds] = crate::report::numbers::power_cells(p.power);
         say!(
             "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
             p.a,
@@ -259,7 +258,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
                 say!("    {name}: identical on every seed; no power figure");
                 continue;
             }
-            let [detectable, seeds] = crate::report::summary::power_cells(power);
+            let [detectable, seeds] = crate::report::numbers::power_cells(power);
             say!(
                 "    {name} (at 5% / 3, the family's level): detects {detectable} with these \
                  seeds; 0.1 points needs {seeds} seeds"
@@ -283,7 +282,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
                 m.name,
                 100.0 * m.first_valid_sd,
                 m.needed
-                    .map_or("more than can be counted".into(), report::text::thousands)
+                    .map_or("more than can be counted".into(), crate::format::thousands)
             );
         }
     }

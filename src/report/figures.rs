@@ -8,7 +8,7 @@ use super::draw::{
     Confusion, Curve, Curves, Digit, DigitGrid, DotPanel, DotPlot, Interval, Lines, Series, render,
 };
 use super::load::Run;
-use super::text::pct;
+use super::numbers::pct;
 use crate::data::Mnist;
 use crate::doc::{Doc, Figure};
 use crate::stats::{Estimate, letter_groups};

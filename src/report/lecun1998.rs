@@ -15,7 +15,7 @@ use super::ReportError;
 use super::draw::{Curves, render};
 use super::figures::curve;
 use super::load::Run;
-use super::text::{pct, points};
+use super::numbers::{pct, points};
 use crate::doc::Doc;
 use crate::stats::Estimate;
 use crate::study::RunSpec;

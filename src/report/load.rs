@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
-use super::text::pct;
+use super::numbers::pct;
 use crate::data::Mnist;
 use crate::study::summary::StudySummary;
 use crate::study::{RunSpec, StudyFile, run_dir};

@@ -12,6 +12,8 @@ pub mod figures;
 pub mod layers;
 pub mod lecun1998;
 pub mod load;
+pub mod numbers;
+pub mod original;
 pub mod run;
 pub mod study;
 pub mod summary;

@@ -11,14 +11,17 @@ use super::figures::{
 use super::load::{
     Run, median_run, predict, predict_with, representative, run_with_seed, runs_by_config,
 };
+use super::numbers::{self, pct, pct_ci};
+use super::original;
 use super::tables::{
     CONFIG_HEADER, config_row, effects_table, pairs_table, streams_table, summary_table,
     tuning_table,
 };
-use super::text::{self, pct, pct_ci, thousands};
+use super::text;
 use super::{ReportError, Written, write};
 use crate::data::{Dataset, Library, Mnist};
 use crate::doc::Doc;
+use crate::format::thousands;
 use crate::study::execute::STUDY_FILE;
 use crate::study::summary::{StudySummary, summarize};
 use crate::study::{Chosen, Phase, RunSpec, StudyFile, describe_point, finished};
@@ -166,8 +169,8 @@ fn answer_section(s: &Study, doc: &mut Doc) {
                 thousands(test),
                 pct(low),
                 pct(high),
-                text::points(low - e.mean),
-                text::points(high - e.mean)
+                numbers::points(low - e.mean),
+                numbers::points(high - e.mean)
             ));
         }
     }
@@ -287,7 +290,7 @@ fn images_section(
             pct(other.summary.test_accuracy.unwrap_or(0.0)),
             only_best.to_string(),
             only_other.to_string(),
-            text::p_cell(crate::stats::mcnemar(only_best, only_other)),
+            numbers::p_cell(crate::stats::mcnemar(only_best, only_other)),
         ]);
     }
     if rows.is_empty() {
@@ -360,7 +363,9 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
     // question on other data or another network says why they are not set against it.
     let mut elsewhere: Vec<String> = Vec::new();
     let mut only_on_protocol =
-        |rows: Vec<text::ClaimRow>, protocol, what: &str| match claims_protocol(finals, protocol) {
+        |rows: Vec<original::OriginalRow>, protocol, what: &str| match claims_protocol(
+            finals, protocol,
+        ) {
             Ok(()) => rows,
             Err(why) => {
                 if !rows.is_empty() {
@@ -371,10 +376,10 @@ fn claims_section(summary: &StudySummary, study: &StudyFile, finals: &[RunSpec],
                 Vec::new()
             }
         };
-    let (rows, ranking) = optimizer_claims(summary, finals);
+    let (rows, ranking) = optimizer_rows(summary, finals);
     let rows = only_on_protocol(rows, None, "optimizers");
     let ranking = ranking.filter(|_| !rows.is_empty());
-    let cells = regularization_claims(summary, study);
+    let cells = regularization_rows(summary, study);
     let cells = only_on_protocol(
         cells,
         Some(REGULARIZATION_PROTOCOL),
@@ -471,10 +476,10 @@ fn claims_protocol(
 
 /// The study's claims about the optimizers, where this study compares two or more, and the
 /// ranking sentence.
-fn optimizer_claims(
+fn optimizer_rows(
     summary: &StudySummary,
     finals: &[RunSpec],
-) -> (Vec<text::ClaimRow>, Option<String>) {
+) -> (Vec<original::OriginalRow>, Option<String>) {
     let optimizer_of = |name: &str| {
         (finals.iter().find(|s| s.config == name))
             .map(|s| s.train.optimizer.name.as_str().to_string())
@@ -500,11 +505,11 @@ fn optimizer_claims(
             )
         })
     };
-    text::optimizer_claims(summary, optimizer_of, note_of)
+    original::optimizer_rows(summary, optimizer_of, note_of)
 }
 
 /// The study's claims about dropout and batch normalization, where this study is their 2x2.
-fn regularization_claims(summary: &StudySummary, study: &StudyFile) -> Vec<text::ClaimRow> {
+fn regularization_rows(summary: &StudySummary, study: &StudyFile) -> Vec<original::OriginalRow> {
     let factors_match = study.factors.len() == 2
         && study.factors.iter().any(|f| f.contains("dropout"))
         && study.factors.iter().any(|f| f.contains("batch"));
@@ -513,11 +518,11 @@ fn regularization_claims(summary: &StudySummary, study: &StudyFile) -> Vec<text:
     }
     let dropout_first = study.factors[0].contains("dropout");
     let cell_of = |name: &str| study.configs.iter().find(|c| c.name == name)?.cell;
-    text::regularization_claims(summary, cell_of, dropout_first)
+    original::regularization_rows(summary, cell_of, dropout_first)
 }
 
 /// Claims beside their measurements, and a sentence each.
-fn claims_table(rows: &[text::ClaimRow], doc: &mut Doc) {
+fn claims_table(rows: &[original::OriginalRow], doc: &mut Doc) {
     let header = [
         "the study's",
         "it claimed (one run)",
@@ -531,7 +536,7 @@ fn claims_table(rows: &[text::ClaimRow], doc: &mut Doc) {
             r.claimed.clone(),
             format!("`{}`", r.config),
             pct_ci(&r.measured),
-            text::pct_prediction(&r.measured),
+            numbers::pct_prediction(&r.measured),
         ]
     });
     doc.table(&header, cells.collect());

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::numbers::{interval_cell, num_cell, pct_cell, power_cells, yes_no};
 use crate::doc::Doc;
 use crate::stats::Estimate;
 use crate::study::StudyError;
@@ -48,48 +49,6 @@ impl AdaptiveSummary {
             .collect();
         doc.table(&header, rows);
     }
-}
-
-fn pct(e: &Option<Estimate>) -> String {
-    match e {
-        Some(e) if e.n > 1 => format!("{:.2}% ± {:.2}", 100.0 * e.mean, 100.0 * e.ci95),
-        Some(e) => format!("{:.2}%", 100.0 * e.mean),
-        None => "–".into(),
-    }
-}
-
-fn num(e: &Option<Estimate>, digits: usize) -> String {
-    match e {
-        Some(e) if e.n > 1 => format!("{:.*} ± {:.*}", digits, e.mean, digits, e.ci95),
-        Some(e) => format!("{:.*}", digits, e.mean),
-        None => "–".into(),
-    }
-}
-
-/// An interval `mean` ± `half` (fractions) as a table cell in points: `[-0.140, +0.200]`.
-fn interval_cell(mean: f64, half: f64) -> String {
-    format!(
-        "[{:+.3}, {:+.3}]",
-        100.0 * (mean - half),
-        100.0 * (mean + half)
-    )
-}
-
-/// A power figure's two cells: the detectable difference in points, and the seeds needed.
-pub fn power_cells(power: Option<Power>) -> [String; 2] {
-    match power {
-        Some(p) if p.identical => ["identical on every seed".into(), "–".into()],
-        Some(p) => [
-            format!("{:.3} points", 100.0 * p.detectable),
-            p.seeds_needed
-                .map_or("over 100,000".into(), |n| n.to_string()),
-        ],
-        None => ["–".into(), "–".into()],
-    }
-}
-
-fn yes_no(yes: bool) -> String {
-    if yes { "yes" } else { "no" }.to_string()
 }
 
 impl StudySummary {
@@ -164,15 +123,15 @@ impl StudySummary {
                 chosen,
                 c.runs.to_string(),
                 c.diverged.to_string(),
-                pct(&c.test_accuracy),
-                num(&c.test_loss, 4),
-                pct(&c.best_valid_accuracy),
+                pct_cell(&c.test_accuracy),
+                num_cell(&c.test_loss, 4),
+                pct_cell(&c.best_valid_accuracy),
             ];
             row.extend(
                 (c.targets.iter())
-                    .map(|t| format!("{} ({}/{})", num(&t.epochs, 1), t.reached, c.runs)),
+                    .map(|t| format!("{} ({}/{})", num_cell(&t.epochs, 1), t.reached, c.runs)),
             );
-            row.push(num(&c.wall_seconds, 1));
+            row.push(num_cell(&c.wall_seconds, 1));
             row.push(if c.collapsed.is_empty() {
                 yes_no(c.tied_with_best)
             } else {

@@ -1,7 +1,7 @@
 //! The tables of a report.
 
-use super::summary::power_cells;
-use super::text::{self, pct, pct_ci};
+use super::numbers::power_cells;
+use super::numbers::{self, pct, pct_ci};
 use crate::doc::Doc;
 use crate::study::StudyFile;
 use crate::study::seeds::family_alpha;
@@ -147,11 +147,11 @@ pub(crate) fn pairs_table(summary: &StudySummary, doc: &mut Doc) {
             p.b.clone(),
             format!("{:+.3} points", 100.0 * p.difference),
             format!("±{:.3}", 100.0 * p.welch_ci95),
-            text::p_cell(p.p),
-            text::p_cell(p.p_holm),
+            numbers::p_cell(p.p),
+            numbers::p_cell(p.p_holm),
             if p.significant { "yes" } else { "no" }.into(),
             paired.map_or("-".into(), |t| format!("±{:.3}", 100.0 * t.ci95)),
-            paired.map_or("-".into(), |t| text::p_cell(t.p)),
+            paired.map_or("-".into(), |t| numbers::p_cell(t.p)),
             paired.map_or("-".into(), |t| format!("{:.2}", t.ci95 / p.welch_ci95)),
         ];
         row.extend(power_cells(p.power));
@@ -182,9 +182,9 @@ pub(crate) fn effects_table(f: &Factorial, doc: &mut Doc) {
             name.clone(),
             format!("{:+.3} points", 100.0 * c.estimate),
             interval(c.estimate, c.half_width(alpha)),
-            text::p_cell(c.p_bonferroni(EFFECTS)),
+            numbers::p_cell(c.p_bonferroni(EFFECTS)),
             paired.map_or("-".into(), |p| interval(p.mean, p.half_width(alpha))),
-            paired.map_or("-".into(), |p| text::p_cell(p.p_bonferroni(EFFECTS))),
+            paired.map_or("-".into(), |p| numbers::p_cell(p.p_bonferroni(EFFECTS))),
         ];
         row.extend(power_cells(
             paired.as_ref().and_then(|p| Power::of_paired_at(p, alpha)),

@@ -2,61 +2,11 @@
 //! claims set beside what was measured. Nothing here is written for a particular result; every
 //! number and every verdict comes from the summary.
 
+use super::numbers::{p_value, pct, pct_ci, points, points_within};
+use crate::format::thousands;
 use crate::stats::Estimate;
 use crate::study::seeds::{contrast_names, family_alpha, within};
 use crate::study::summary::{ConfigSummary, EFFECTS, Factorial, Power, StudySummary};
-
-/// A fraction as a percentage with two decimals.
-pub fn pct(v: f64) -> String {
-    format!("{:.2}%", 100.0 * v)
-}
-
-/// A mean accuracy with its 95% confidence interval, as percentages. The t-interval of a
-/// bounded quantity can reach past 0 or 100% with few seeds; it is shown clipped.
-pub fn pct_ci(e: &Estimate) -> String {
-    if e.ci95.is_finite() {
-        format!(
-            "{} (95% CI {} to {}, {} seeds)",
-            pct(e.mean),
-            pct(e.low().max(0.0)),
-            pct(e.high().min(1.0)),
-            e.n
-        )
-    } else {
-        format!("{} ({} seed, no interval)", pct(e.mean), e.n)
-    }
-}
-
-/// A difference of fractions in percentage points, signed.
-pub fn points(v: f64) -> String {
-    format!("{:+.2} points", 100.0 * v)
-}
-
-/// [`points`] with three decimals where an interval's half-width `half` is below 0.1 points,
-/// so that narrow intervals keep their digits.
-fn points_within(v: f64, half: f64) -> String {
-    let digits = if half < 0.001 { 3 } else { 2 };
-    format!("{:+.*} points", digits, 100.0 * v)
-}
-
-pub use crate::format::thousands;
-
-/// A p-value as a comparison: "= 0.026", or "< 0.001".
-pub fn p_value(p: f64) -> String {
-    match p_cell(p) {
-        cell if p < 0.001 => cell,
-        cell => format!("= {cell}"),
-    }
-}
-
-/// A p-value for a table cell: three decimals, or "< 0.001".
-pub fn p_cell(p: f64) -> String {
-    if p < 0.001 {
-        "< 0.001".into()
-    } else {
-        format!("{p:.3}")
-    }
-}
 
 fn join(names: &[String]) -> String {
     match names.len() {
@@ -66,7 +16,8 @@ fn join(names: &[String]) -> String {
     }
 }
 
-fn code(name: &str) -> String {
+/// A configuration's name as code: `` `name` ``.
+pub(super) fn code(name: &str) -> String {
     format!("`{name}`")
 }
 
@@ -601,199 +552,9 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// One configuration as the study ran it and as lenet measured it.
-pub struct ClaimRow {
-    pub original: &'static str,
-    pub config: String,
-    pub claimed: String,
-    pub measured: Estimate,
-    /// One sentence on the difference.
-    pub line: String,
-}
-
-/// The original study's optimizer results: (its name, lenet's optimizer, its test accuracy).
-pub const OPTIMIZER_CLAIMS: [(&str, &str, f64); 6] = [
-    ("gradient descent", "gd", 0.8804),
-    ("SGD", "minibatch-sgd", 0.9593),
-    ("SGD with momentum", "momentum", 0.9819),
-    ("AdaGrad", "adagrad", 0.9391),
-    ("RMSprop", "rmsprop", 0.9891),
-    ("Adam", "adam", 0.9875),
-];
-/// Its ranking, best first.
-pub const OPTIMIZER_RANKING: &str = "Adam, RMSprop, AdaGrad, SGD, GD";
-
-/// The original 2x2: (cell as [dropout, batch norm], its name, the validation accuracy its log
-/// ends at, the accuracy its text claims).
-pub const REGULARIZATION_CLAIMS: [([u8; 2], &str, f64, f64); 4] = [
-    ([0, 0], "neither", 0.9875, 0.98),
-    ([0, 1], "batch normalization", 0.9895, 0.97),
-    ([1, 0], "dropout", 0.9885, 0.78),
-    ([1, 1], "both", 0.9885, 0.983),
-];
-
-/// Where one run's number (`claim`: the original study ran each configuration once) lies
-/// against the 95% prediction interval of one run, mean ± t s sqrt(1 + 1/n), which is what a
-/// single run is expected to fall in; the interval of the mean, which narrows with every
-/// seed, is not.
-fn position(claim: f64, e: &Estimate) -> String {
-    let diff = points(claim - e.mean);
-    match e.prediction() {
-        None => format!("{diff} from the single measured run"),
-        Some((low, _)) if claim < low => {
-            format!("below the interval a single run falls in ({diff} from the mean)")
-        }
-        Some((_, high)) if claim > high => {
-            format!("above the interval a single run falls in ({diff} from the mean)")
-        }
-        Some(_) => format!("inside the interval a single run falls in ({diff} from the mean)"),
-    }
-}
-
-/// A 95% prediction interval of one run, as percentages.
-pub fn pct_prediction(e: &Estimate) -> String {
-    match e.prediction() {
-        Some((low, high)) => format!("{} to {}", pct(low.max(0.0)), pct(high.min(1.0))),
-        None => "-".into(),
-    }
-}
-
-/// The optimizer claims, for the configurations whose optimizer matches (`optimizer_of`
-/// gives a configuration's optimizer name). Also returns the ranking sentence.
-pub fn optimizer_claims(
-    s: &StudySummary,
-    optimizer_of: impl Fn(&str) -> Option<String>,
-    note_of: impl Fn(&str) -> Option<String>,
-) -> (Vec<ClaimRow>, Option<String>) {
-    let mut rows = Vec::new();
-    for (original, optimizer, claimed) in OPTIMIZER_CLAIMS {
-        let Some(c) = s
-            .configs
-            .iter()
-            .find(|c| optimizer_of(&c.name).as_deref() == Some(optimizer))
-        else {
-            continue;
-        };
-        let Some(e) = c.test_accuracy else { continue };
-        rows.push(ClaimRow {
-            original,
-            config: c.name.clone(),
-            claimed: pct(claimed),
-            measured: e,
-            line: format!(
-                "{original}: the study reported {} from one untuned run; {} measured {}. The \
-                 claim is {}.{}",
-                pct(claimed),
-                code(&c.name),
-                pct_ci(&e),
-                position(claimed, &e),
-                note_of(&c.name).map_or(String::new(), |n| format!(" {n}"))
-            ),
-        });
-    }
-    if rows.len() < 2 {
-        return (rows, None);
-    }
-    let mut ranked: Vec<&ClaimRow> = rows.iter().collect();
-    ranked.sort_by(|a, b| b.measured.mean.total_cmp(&a.measured.mean));
-    let tied = |name: &str| s.configs.iter().any(|c| c.name == name && c.tied_with_best);
-    let order: Vec<String> = ranked
-        .iter()
-        .map(|r| {
-            let mark = if tied(&r.config) {
-                " (not shown different from the best)"
-            } else {
-                ""
-            };
-            format!("{}{mark}", r.original)
-        })
-        .collect();
-    let ranking = format!(
-        "The study ranked the optimizers {OPTIMIZER_RANKING}. Measured, by mean test accuracy: \
-         {}. Where configurations are not shown different from the best, their order is within \
-         the noise.",
-        order.join(" > ")
-    );
-    (rows, Some(ranking))
-}
-
-/// The 2x2 claims, when the study's factors are dropout and batch normalization. `cell_of`
-/// gives a configuration's cell in the study's factor order; `dropout_first` says whether
-/// dropout is the first factor.
-pub fn regularization_claims(
-    s: &StudySummary,
-    cell_of: impl Fn(&str) -> Option<[u8; 2]>,
-    dropout_first: bool,
-) -> Vec<ClaimRow> {
-    let mut rows = Vec::new();
-    for (cell, original, logged, text) in REGULARIZATION_CLAIMS {
-        let want = if dropout_first {
-            cell
-        } else {
-            [cell[1], cell[0]]
-        };
-        let Some(c) = s.configs.iter().find(|c| cell_of(&c.name) == Some(want)) else {
-            continue;
-        };
-        let Some(e) = c.test_accuracy else { continue };
-        let contradiction = if (logged - text).abs() >= 0.005 {
-            format!(
-                " The text contradicts the study's own log by {}.",
-                points(text - logged)
-            )
-        } else {
-            String::new()
-        };
-        let copied = if cell == [1, 1] {
-            " Its log for this cell is a copy of the dropout log, so the study has no \
-             measurement of it."
-        } else {
-            ""
-        };
-        rows.push(ClaimRow {
-            original,
-            config: c.name.clone(),
-            claimed: format!("log {}, text {}", pct(logged), pct(text)),
-            measured: e,
-            line: format!(
-                "{original}: the study's log ends at {} validation accuracy and its text claims {}; \
-                 {} measured {} test accuracy. The log is {}; the text is {}.{contradiction}\
-                 {copied}",
-                pct(logged),
-                pct(text),
-                code(&c.name),
-                pct_ci(&e),
-                position(logged, &e),
-                position(text, &e)
-            ),
-        });
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn estimate(mean: f64, ci95: f64) -> Estimate {
-        Estimate {
-            n: 5,
-            mean,
-            sd: ci95,
-            ci95,
-        }
-    }
-
-    #[test]
-    fn a_claim_is_placed_against_the_interval() {
-        let e = estimate(0.99, 0.001);
-        // The prediction interval of one run: 0.99 ± 2.776 x 0.001 x sqrt(1.2) = ± 0.0030.
-        assert!(position(0.986, &e).starts_with("below"));
-        assert!(position(0.994, &e).starts_with("above"));
-        // Outside the interval of the mean (± 0.001) but where a single run falls.
-        assert!(position(0.9925, &e).starts_with("inside"));
-        assert_eq!(points(0.0123), "+1.23 points");
-    }
 
     /// The headline's phrases: a sign when the interval excludes 0, a bound when it reached
     /// the precision asked, else the cost of deciding; an interaction is a difference of
