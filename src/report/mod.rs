@@ -7,7 +7,9 @@
 //! [`figures`] and drawn by [`draw`]; [`tables`] has the tables. The two outlines, a list of
 //! sections each, are [`study`] and [`run`].
 
+pub mod digit_figures;
 pub mod draw;
+pub mod draw_digits;
 pub mod figures;
 pub mod layers;
 pub mod lecun1998;

@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use super::figures::{curve_figures, distortions_figure, prediction_figures, samples_figure};
+use super::digit_figures::{distortions_figure, prediction_figures, samples_figure};
+use super::figures::curve_figures;
 use super::load::{load_run, predict_with};
 use super::numbers::pct;
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use super::digit_figures::{distortions_figure, prediction_figures, samples_figure};
 use super::figures::{
-    curve_figures, distortions_figure, interaction_figure, lr_figure, prediction_figures,
-    samples_figure, test_accuracy_figure, time_figure,
+    curve_figures, interaction_figure, lr_figure, test_accuracy_figure, time_figure,
 };
 use super::load::{
     Run, median_run, predict, predict_with, representative, run_with_seed, runs_by_config,
