@@ -27,7 +27,8 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     Init,
-    Shuffle,
+    /// The order of the training images, shuffled anew every pass.
+    Order,
     Dropout,
     Split,
     /// The training images' distortions (`--distort`).
@@ -53,7 +54,7 @@ impl Stream {
     pub fn purpose(self) -> Purpose {
         match self {
             Stream::Init => Purpose::Init,
-            Stream::Order => Purpose::Shuffle,
+            Stream::Order => Purpose::Order,
             Stream::Dropout => Purpose::Dropout,
         }
     }
@@ -71,7 +72,7 @@ impl Purpose {
     fn tag(self) -> u64 {
         match self {
             Purpose::Init => 0x1A17,
-            Purpose::Shuffle => 0x5F0F,
+            Purpose::Order => 0x5F0F,
             Purpose::Dropout => 0xD809,
             Purpose::Split => 0x5B17,
             Purpose::Distort => 0xD157,
@@ -170,7 +171,7 @@ mod tests {
         let mut r = Rng::stream(7, Purpose::Init);
         let b: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
         assert_eq!(a, b);
-        let mut other = Rng::stream(7, Purpose::Shuffle);
+        let mut other = Rng::stream(7, Purpose::Order);
         assert_ne!(a[0], other.next_u64());
     }
 

@@ -856,7 +856,7 @@ fn a_resume_continues_on_the_data_it_started_with_and_nothing_else() {
 
     // Other data: the subset with its test set cut to 400 images.
     let other = tmp.path().join("other");
-    let mnist = lenet::data::Mnist::load(&subset_dir()).unwrap();
+    let mnist = lenet::data::DatasetImages::load(&subset_dir()).unwrap();
     lenet::data::write_subset(&mnist, 2000, 400, &other).unwrap();
     let refused = lenet()
         .args(["train", "-q", "--resume"])

@@ -783,7 +783,7 @@ fn a_study_continues_on_the_data_it_started_with() {
     run_study(&study_file("tiny2x2.toml"), &out, &["-q", "--shard", "1/2"]);
     let before = std::fs::read_dir(out.join("runs")).unwrap().count();
     let other = tmp.path().join("other");
-    let mnist = lenet::data::Mnist::load(&subset_dir()).unwrap();
+    let mnist = lenet::data::DatasetImages::load(&subset_dir()).unwrap();
     lenet::data::write_subset(&mnist, 2000, 400, &other).unwrap();
     let refused = lenet()
         .args(["study", "run", "-q"])

@@ -4,7 +4,7 @@
 
 mod common;
 
-use lenet::data::{Mnist, Split};
+use lenet::data::{DatasetImages, Split};
 use lenet::optim::hyper::Hypers;
 use lenet::optim::{OptimizerConfig, OptimizerName};
 use lenet::train::{DataConfig, Silent, TrainConfig, Trainer, evaluate};
@@ -34,7 +34,7 @@ fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
 
 #[test]
 fn adam_reaches_90_percent_on_the_subset() {
-    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let data = DatasetImages::load(&common::subset_dir()).unwrap();
     let split = Split::new(data.train.len(), 500, 0).unwrap();
     let mut trainer = Trainer::new(config(OptimizerName::Adam, 2e-3, 8)).unwrap();
     for _ in 0..8 {
@@ -48,7 +48,7 @@ fn adam_reaches_90_percent_on_the_subset() {
 /// The test accuracy of LeCun's 1998 network, RBF output and MAP criterion, after two passes
 /// over the subset's 1,500 training images with `name` at `lr` and `schedule`.
 fn train_1998(name: OptimizerName, lr: f64, schedule: lenet::optim::Schedule) -> f64 {
-    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let data = DatasetImages::load(&common::subset_dir()).unwrap();
     let split = Split::new(data.train.len(), 500, 0).unwrap();
     let mut c = config(name, lr, 2);
     c.model.arch = lenet::nn::Arch::Lecun1998;
@@ -87,7 +87,7 @@ fn the_1998_network_learns_with_sdlm() {
 
 #[test]
 fn every_optimizer_lowers_the_training_loss() {
-    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let data = DatasetImages::load(&common::subset_dir()).unwrap();
     let split = Split::new(data.train.len(), 500, 0).unwrap();
     // Learning rates that suit each rule on this small set, away from the edge of stability
     // (minibatch-sgd at 0.2 oscillated on one code path and not the other); gd takes one step
@@ -145,7 +145,7 @@ fn evaluation_is_the_same_bits_with_one_thread_and_two() {
     use lenet::rng::Rng;
     use lenet::train::{MAX_CHUNK, evaluate_with};
 
-    let data = Mnist::load(&common::subset_dir()).unwrap();
+    let data = DatasetImages::load(&common::subset_dir()).unwrap();
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     assert!(
         all.len() > 2 * MAX_CHUNK - 50,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::data::{Dataset, Library, Mnist, fetch};
+use crate::data::{DataCache, Dataset, DatasetImages, fetch};
 
 #[derive(Args, Debug, Clone)]
 pub(super) struct DataDirArgs {
@@ -27,12 +27,12 @@ impl DataDirArgs {
     }
 
     /// Loads `dataset`, fetching it first when files are missing.
-    pub(super) fn load(&self, dataset: Dataset) -> Result<Mnist> {
+    pub(super) fn load(&self, dataset: Dataset) -> Result<DatasetImages> {
         Ok(fetch::load(&self.dir(), dataset, self.quiet)?)
     }
 
     /// The datasets of the data directory, each loaded when first needed.
-    pub(super) fn library(&self) -> Library {
-        Library::new(&self.dir(), self.quiet)
+    pub(super) fn library(&self) -> DataCache {
+        DataCache::new(&self.dir(), self.quiet)
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::args::DataDirArgs;
-use crate::data::{self, Dataset, Mnist, fetch};
+use crate::data::{self, Dataset, DatasetImages, fetch};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DataCommand {
@@ -55,7 +55,7 @@ pub(super) fn run(command: DataCommand) -> Result<()> {
             let dir = fetch::locate(&data.dir(), dataset);
             fetch::verify_present(&dir, dataset)?;
             fetch::ensure(&dir, dataset, &mirrors, data.quiet)?;
-            let m = Mnist::load_as(&dir, dataset)?;
+            let m = DatasetImages::load_as(&dir, dataset)?;
             say!(
                 "{} in {}: {} training and {} test images",
                 dataset.title(),

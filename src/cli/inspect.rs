@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::args::DataDirArgs;
-use crate::data::Library;
+use crate::data::DataCache;
 use crate::optim::OptimizerName;
 use crate::optim::config::BatchPolicy;
 use crate::optim::hyper::HYPERS;
@@ -149,7 +149,7 @@ pub(super) fn show(args: &ShowArgs) -> Result<()> {
 }
 
 /// Writes the report of a study or run directory and says where it is.
-pub(super) fn write_report(dir: &Path, data: &Library) -> Result<()> {
+pub(super) fn write_report(dir: &Path, data: &DataCache) -> Result<()> {
     let start = std::time::Instant::now();
     let written = if report::is_study_dir(dir) {
         report::study_report(dir, data)?

@@ -15,7 +15,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use super::{DataError, Dataset, FILES, Mnist, find_file, is_complete};
+use super::{DataError, Dataset, DatasetImages, FILES, find_file, is_complete};
 
 /// The most a downloaded file may inflate to: MNIST's largest file holds 47 MB.
 const MAX_FILE_BYTES: usize = 64 << 20;
@@ -347,12 +347,12 @@ pub fn mirrors_of(dataset: Dataset) -> Vec<String> {
 
 /// Loads `dataset` from under `data_dir` ([`locate`]), fetching its missing files from its
 /// mirrors first.
-pub fn load(data_dir: &Path, dataset: Dataset, quiet: bool) -> Result<Mnist, DataError> {
+pub fn load(data_dir: &Path, dataset: Dataset, quiet: bool) -> Result<DatasetImages, DataError> {
     let dir = locate(data_dir, dataset);
     if !is_complete(&dir) {
         ensure(&dir, dataset, &mirrors_of(dataset), quiet)?;
     }
-    Mnist::load_as(&dir, dataset)
+    DatasetImages::load_as(&dir, dataset)
 }
 
 /// The test set of `dataset` alone (fetched first when a file is missing): a trained model's
@@ -366,7 +366,7 @@ pub fn load_test(
     if !is_complete(&dir) {
         ensure(&dir, dataset, &mirrors_of(dataset), quiet)?;
     }
-    Mnist::load_test(&dir)
+    DatasetImages::load_test(&dir)
 }
 
 #[cfg(test)]

@@ -86,11 +86,11 @@ impl LabelledImages {
 
 /// The training and test sets of a dataset (MNIST, or one of the same shape).
 #[derive(Clone, Debug)]
-pub struct Mnist {
+pub struct DatasetImages {
     pub dataset: Dataset,
     pub train: LabelledImages,
     pub test: LabelledImages,
-    /// [`Mnist::fingerprint`], computed when first asked for (a run's start or resume; a
+    /// [`DatasetImages::fingerprint`], computed when first asked for (a run's start or resume; a
     /// report or the explorer never need it).
     fingerprint: std::sync::OnceLock<String>,
 }
@@ -183,7 +183,7 @@ fn load_pair(dir: &Path, images: &str, labels: &str) -> Result<LabelledImages, D
     })
 }
 
-impl Mnist {
+impl DatasetImages {
     /// Loads MNIST from a directory holding the four IDX files (raw or `.gz`).
     pub fn load(dir: &Path) -> Result<Self, DataError> {
         Self::load_as(dir, Dataset::Mnist)
@@ -224,7 +224,7 @@ impl Mnist {
                 test.images.cols
             )));
         }
-        Ok(Mnist {
+        Ok(DatasetImages {
             dataset,
             train,
             test,
@@ -261,16 +261,16 @@ fn fingerprint(sets: &[&LabelledImages]) -> String {
 /// The datasets of one data directory, each loaded (and fetched when missing) the first time
 /// it is asked for, then shared: a study whose configurations train on different datasets
 /// reads each once.
-pub struct Library {
+pub struct DataCache {
     dir: PathBuf,
     quiet: bool,
-    loaded: [std::sync::OnceLock<Result<Mnist, String>>; 2],
+    loaded: [std::sync::OnceLock<Result<DatasetImages, String>>; 2],
 }
 
-impl Library {
+impl DataCache {
     /// The datasets under `dir` ([`fetch::locate`]); `quiet` silences the fetching.
     pub fn new(dir: &Path, quiet: bool) -> Self {
-        Library {
+        DataCache {
             dir: dir.to_path_buf(),
             quiet,
             loaded: Default::default(),
@@ -278,7 +278,7 @@ impl Library {
     }
 
     /// `dataset`, loaded on first use.
-    pub fn get(&self, dataset: Dataset) -> Result<&Mnist, DataError> {
+    pub fn get(&self, dataset: Dataset) -> Result<&DatasetImages, DataError> {
         let slot = Dataset::ALL.iter().position(|d| *d == dataset);
         let loaded = self.loaded[slot.expect("a known dataset")]
             .get_or_init(|| fetch::load(&self.dir, dataset, self.quiet).map_err(|e| e.to_string()));
@@ -446,7 +446,12 @@ fn prefetch(bytes: &[u8]) {
 
 /// Writes the first `train` training and `test` test images of `mnist` to `dir` as IDX `.gz`
 /// files under the usual names.
-pub fn write_subset(mnist: &Mnist, train: usize, test: usize, dir: &Path) -> Result<(), DataError> {
+pub fn write_subset(
+    mnist: &DatasetImages,
+    train: usize,
+    test: usize,
+    dir: &Path,
+) -> Result<(), DataError> {
     use std::io::Write;
     std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
         path: dir.to_path_buf(),

@@ -10,7 +10,7 @@ use super::api::{Answer, HttpError, MAX_MISTAKES, Reply, State, fail, json};
 use super::catalogue::Entry;
 use super::drawing;
 use super::models::Loaded;
-use crate::data::{IMAGE_SIDE, INPUT_SIDE, Mnist};
+use crate::data::{DatasetImages, IMAGE_SIDE, INPUT_SIDE};
 use crate::nn::LayerKind;
 use crate::nn::network::LayerSummary;
 use crate::report::layers::{Probe, figure_of};
@@ -41,7 +41,7 @@ pub(super) struct Source {
     class: Option<&'static str>,
 }
 
-fn dataset<'a>(state: &'a State, loaded: &Loaded) -> Result<&'a Mnist, HttpError> {
+fn dataset<'a>(state: &'a State, loaded: &Loaded) -> Result<&'a DatasetImages, HttpError> {
     state.library.get(loaded.dataset).map_err(|e| {
         fail(
             503,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::ExploreError;
 use super::catalogue::Catalogue;
 use super::models::Models;
-use crate::data::Library;
+use crate::data::DataCache;
 
 /// The largest request body accepted (a 512 x 512 drawing fits, as JSON).
 pub const MAX_BODY: usize = 2 << 20;
@@ -28,7 +28,7 @@ pub const PAGE: &str = include_str!("page.html");
 pub struct State {
     pub catalogue: Catalogue,
     pub models: Models,
-    pub(super) library: Library,
+    pub(super) library: DataCache,
     pub token: Option<String>,
 }
 
@@ -37,7 +37,7 @@ impl State {
         State {
             catalogue,
             models: Models::default(),
-            library: Library::new(data_dir, true),
+            library: DataCache::new(data_dir, true),
             token,
         }
     }

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use super::ExploreError;
 use super::catalogue::Entry;
-use crate::data::{Dataset, IMAGE_SIDE, INPUT_SIDE, LabelledImages, Mnist, Preprocess};
+use crate::data::{Dataset, DatasetImages, IMAGE_SIDE, INPUT_SIDE, LabelledImages, Preprocess};
 use crate::nn::network::LayerSummary;
 use crate::nn::{FlushDenormals, ModelConfig, Network};
 use crate::report::layers::{Probe, probe};
@@ -167,7 +167,7 @@ impl Loaded {
     }
 
     /// The test images of `data` this model gets wrong, in index order (computed once).
-    pub fn mistakes(&self, data: &Mnist) -> &[Mistake] {
+    pub fn mistakes(&self, data: &DatasetImages) -> &[Mistake] {
         self.mistakes.get_or_init(|| {
             // A network of its own: the pass keeps replicas for its threads, which the pooled
             // networks should not carry afterwards.

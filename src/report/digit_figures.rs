@@ -5,7 +5,7 @@ use super::ReportError;
 use super::draw::render;
 use super::draw_digits::{Confusion, Digit, DigitGrid};
 use super::numbers::pct;
-use crate::data::Mnist;
+use crate::data::DatasetImages;
 use crate::doc::{Doc, Figure};
 
 /// A softmax confidence as a percentage that never rounds up to a certainty it is not.
@@ -23,7 +23,7 @@ pub(crate) fn prediction_figures(
     doc: &mut Doc,
     predictions: &[(u8, f32)],
     who: &str,
-    data: &Mnist,
+    data: &DatasetImages,
 ) -> Result<(), ReportError> {
     doc.figure(first_predictions(predictions, who, data)?);
     doc.figure(confusion_figure(predictions, who, data)?);
@@ -34,7 +34,7 @@ pub(crate) fn prediction_figures(
 }
 
 /// Test image `i` with a label under it, framed in red when `flagged`.
-fn test_digit(data: &Mnist, i: usize, label: String, flagged: bool) -> Digit {
+fn test_digit(data: &DatasetImages, i: usize, label: String, flagged: bool) -> Digit {
     Digit {
         pixels: data.test.images.image(i).to_vec(),
         label,
@@ -46,7 +46,7 @@ fn test_digit(data: &Mnist, i: usize, label: String, flagged: bool) -> Digit {
 fn first_predictions(
     predictions: &[(u8, f32)],
     who: &str,
-    data: &Mnist,
+    data: &DatasetImages,
 ) -> Result<Figure, ReportError> {
     let labels = &data.test.labels;
     let names = data.dataset.short_names();
@@ -89,7 +89,7 @@ fn first_predictions(
 fn confusion_figure(
     predictions: &[(u8, f32)],
     who: &str,
-    data: &Mnist,
+    data: &DatasetImages,
 ) -> Result<Figure, ReportError> {
     let labels = &data.test.labels;
     let names = data.dataset.class_names();
@@ -139,7 +139,7 @@ fn confusion_figure(
 fn mistakes_figure(
     predictions: &[(u8, f32)],
     who: &str,
-    data: &Mnist,
+    data: &DatasetImages,
 ) -> Result<Option<Figure>, ReportError> {
     let labels = &data.test.labels;
     let names = data.dataset.short_names();
@@ -177,7 +177,11 @@ fn mistakes_figure(
 
 /// The first 50 training images of `data` with their labels; `named` gives the figure the
 /// dataset's name (a study over several datasets shows each).
-pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist, named: bool) -> Result<(), ReportError> {
+pub(crate) fn samples_figure(
+    doc: &mut Doc,
+    data: &DatasetImages,
+    named: bool,
+) -> Result<(), ReportError> {
     let n = 50.min(data.train.len());
     let names = data.dataset.short_names();
     let digits = (0..n)
@@ -210,7 +214,7 @@ pub(crate) fn samples_figure(doc: &mut Doc, data: &Mnist, named: bool) -> Result
 
 /// The paper's distortions made visible: the first training image of each class, then eight
 /// of its distortions (the ones passes 1 to 8 of a seed-0 run with `--distort` train on).
-pub(crate) fn distortions_figure(doc: &mut Doc, data: &Mnist) -> Result<(), ReportError> {
+pub(crate) fn distortions_figure(doc: &mut Doc, data: &DatasetImages) -> Result<(), ReportError> {
     use crate::data::distort::{Distortion, RANGES};
     let set = &data.train;
     let names = data.dataset.short_names();

@@ -327,7 +327,7 @@ pub fn render_figure(figure: &LayerFigure) -> Result<Figure, ReportError> {
 /// `layers-INDEX.svg` and `.png` in `out`; returns the two paths.
 pub fn show(
     model: &std::path::Path,
-    library: &crate::data::Library,
+    library: &crate::data::DataCache,
     index: usize,
     out: &std::path::Path,
 ) -> Result<[std::path::PathBuf; 2], ReportError> {

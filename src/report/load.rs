@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use super::numbers::pct;
-use crate::data::Mnist;
+use crate::data::DatasetImages;
 use crate::study::summary::StudySummary;
 use crate::study::{RunSpec, StudyFile, run_dir};
 use crate::train::metrics::{EpochMetrics, Summary};
@@ -32,7 +32,7 @@ pub(crate) fn load_run(dir: &Path, seed: u64) -> Result<Option<Run>, ReportError
 }
 
 /// Softmax outputs of a saved model on the whole test set: (predicted label, confidence).
-pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, ReportError> {
+pub(crate) fn predict(model: &Path, data: &DatasetImages) -> Result<Vec<(u8, f32)>, ReportError> {
     let (mut net, _, preprocess, _) = crate::train::load_model(model)?;
     Ok(predict_with(&mut net, preprocess, data))
 }
@@ -41,7 +41,7 @@ pub(crate) fn predict(model: &Path, data: &Mnist) -> Result<Vec<(u8, f32)>, Repo
 pub(crate) fn predict_with(
     net: &mut crate::nn::Network,
     preprocess: crate::data::Preprocess,
-    data: &Mnist,
+    data: &DatasetImages,
 ) -> Vec<(u8, f32)> {
     let all: Vec<u32> = (0..data.test.len() as u32).collect();
     let mut out = vec![(0u8, 0.0f32); all.len()];

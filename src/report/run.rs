@@ -8,13 +8,13 @@ use super::load::{load_run, predict_with};
 use super::numbers::pct;
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
 use super::{ReportError, Written, write};
-use crate::data::Library;
+use crate::data::DataCache;
 use crate::doc::Doc;
 use crate::train::metrics::Status;
 use crate::train::{TrainError, run};
 
 /// The report of one run directory: its curves, predictions and configuration.
-pub fn run_report(dir: &Path, data: &Library) -> Result<Written, ReportError> {
+pub fn run_report(dir: &Path, data: &DataCache) -> Result<Written, ReportError> {
     let config = run::read_config(dir)?;
     let data = data.get(config.data.dataset).map_err(TrainError::from)?;
     let Some(r) = load_run(dir, config.seed)? else {
@@ -77,7 +77,7 @@ pub(crate) fn layers_section(
     doc: &mut Doc,
     net: &mut crate::nn::Network,
     preprocess: crate::data::Preprocess,
-    data: &crate::data::Mnist,
+    data: &crate::data::DatasetImages,
 ) -> Result<(), ReportError> {
     let names = data.dataset.class_names();
     let figure = super::layers::layer_figure(net, preprocess, &data.test, 0, names);

@@ -19,7 +19,7 @@ use super::tables::{
 };
 use super::text;
 use super::{ReportError, Written, write};
-use crate::data::{Dataset, Library, Mnist};
+use crate::data::{DataCache, Dataset, DatasetImages};
 use crate::doc::Doc;
 use crate::format::thousands;
 use crate::study::execute::STUDY_FILE;
@@ -38,7 +38,7 @@ struct Study<'a> {
     finals: Vec<RunSpec>,
     /// Each configuration's finished final runs, with its colour.
     runs: Vec<(String, usize, Vec<Run>)>,
-    data: &'a Mnist,
+    data: &'a DatasetImages,
 }
 
 impl Study<'_> {
@@ -53,7 +53,7 @@ impl Study<'_> {
 }
 
 /// The report of a study directory.
-pub fn study_report(dir: &Path, library: &Library) -> Result<Written, ReportError> {
+pub fn study_report(dir: &Path, library: &DataCache) -> Result<Written, ReportError> {
     let file = StudyFile::load(&dir.join(STUDY_FILE))?;
     let summary = summarize(&file, dir)?;
     let plan = crate::study::tune::tuning_plan(&file, dir)?;
@@ -253,7 +253,7 @@ fn tuning_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
 fn images_section(
     s: &Study,
     dataset: Dataset,
-    data: &Mnist,
+    data: &DatasetImages,
     predictions: &[(u8, f32)],
     doc: &mut Doc,
 ) -> Result<(), ReportError> {

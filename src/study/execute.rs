@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::claim::{self, Attempt};
 use super::tune::tuning_plan;
 use super::{Phase, RunSpec, StudyError, StudyFile, check_run_dir, final_seeds, finished, run_dir};
-use crate::data::Library;
+use crate::data::DataCache;
 use crate::train::metrics::Summary;
 use crate::train::run::{self, Outcome};
 use crate::train::{EpochMetrics, Observer, TrainError};
@@ -132,7 +132,7 @@ pub fn prepare(dir: &Path, text: &str) -> Result<(), StudyError> {
 /// Runs this shard's runs of the study in `dir`, telling `observer` what happens.
 pub fn run_study(
     study: &StudyFile,
-    data: &Library,
+    data: &DataCache,
     dir: &Path,
     opts: ExecOptions,
     observer: &dyn StudyObserver,
@@ -206,7 +206,7 @@ fn is_finished(dir: &Path, spec: &RunSpec) -> Result<bool, StudyError> {
 /// their claims go stale and it takes them over).
 fn execute(
     specs: &[RunSpec],
-    data: &Library,
+    data: &DataCache,
     dir: &Path,
     opts: ExecOptions,
     observer: &dyn StudyObserver,
@@ -340,7 +340,7 @@ impl Observer for RunEpochs<'_> {
 /// Runs (or resumes) one run to its end; a diverged run is an ending too.
 fn run_one(
     spec: &RunSpec,
-    data: &Library,
+    data: &DataCache,
     dir: &Path,
     observer: &dyn StudyObserver,
 ) -> Result<Summary, StudyError> {

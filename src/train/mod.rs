@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataError, Dataset, LabelledImages, Mnist, Preprocess, Split};
+use crate::data::{DataError, Dataset, DatasetImages, LabelledImages, Preprocess, Split};
 use crate::nn::loss::BatchLoss;
 use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
@@ -248,7 +248,7 @@ impl Trainer {
         Ok(Trainer {
             optimizer: config.optimizer.build(),
             net,
-            shuffle_rng: Rng::stream(config.stream_seed(Purpose::Shuffle), Purpose::Shuffle),
+            shuffle_rng: Rng::stream(config.stream_seed(Purpose::Order), Purpose::Order),
             dropout_rng: Rng::stream(config.stream_seed(Purpose::Dropout), Purpose::Dropout),
             epoch: 0,
             history: Vec::new(),
@@ -372,7 +372,7 @@ impl Trainer {
     /// Trains one epoch and validates; records and returns the epoch's metrics.
     pub fn run_epoch(
         &mut self,
-        data: &Mnist,
+        data: &DatasetImages,
         split: &Split,
         observer: &mut dyn Observer,
     ) -> Result<EpochMetrics, TrainError> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::checkpoint::{self, CheckpointFiles};
 use super::metrics::{self, Status, Summary};
 use super::{Observer, TrainConfig, TrainError, Trainer, evaluate, write_atomically};
-use crate::data::{Mnist, Split};
+use crate::data::{DatasetImages, Split};
 
 pub const CONFIG: &str = "config.json";
 pub const METRICS: &str = "metrics.csv";
@@ -23,12 +23,12 @@ pub struct DataRecord {
     pub dataset: String,
     pub train_images: usize,
     pub test_images: usize,
-    /// [`Mnist::fingerprint`].
+    /// [`DatasetImages::fingerprint`].
     pub fingerprint: String,
 }
 
 impl DataRecord {
-    pub fn of(data: &Mnist) -> DataRecord {
+    pub fn of(data: &DatasetImages) -> DataRecord {
         DataRecord {
             dataset: data.dataset.as_str().to_string(),
             train_images: data.train.len(),
@@ -46,7 +46,7 @@ impl DataRecord {
 
     /// Checks `data` against the record in `path` (`what` names the run or study), or writes
     /// the record when there is none yet (work begun before lenet recorded its data).
-    pub fn check_or_write(path: &Path, data: &Mnist, what: &str) -> Result<(), TrainError> {
+    pub fn check_or_write(path: &Path, data: &DatasetImages, what: &str) -> Result<(), TrainError> {
         let now = DataRecord::of(data);
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -164,7 +164,7 @@ pub enum Outcome {
 /// pauses once that many epochs are done.
 pub fn start(
     config: TrainConfig,
-    data: &Mnist,
+    data: &DatasetImages,
     dir: &Path,
     observer: &mut dyn Observer,
     stop_after: Option<usize>,
@@ -189,7 +189,7 @@ pub fn start(
 
 /// Continues the run in `dir` from its last finished epoch; a finished run is left as it is.
 pub fn resume(
-    data: &Mnist,
+    data: &DatasetImages,
     dir: &Path,
     observer: &mut dyn Observer,
     stop_after: Option<usize>,
@@ -234,7 +234,7 @@ fn checkpoint_files(dir: &Path) -> CheckpointFiles {
 /// Trains to the configured number of epochs, checkpointing after each, then tests.
 fn drive(
     mut trainer: Trainer,
-    data: &Mnist,
+    data: &DatasetImages,
     dir: &Path,
     observer: &mut dyn Observer,
     wall_before: f64,
