@@ -9,11 +9,16 @@ use clap::{Args, Subcommand};
 use super::args::DataDirArgs;
 use super::inspect::write_report;
 use super::{data_dir_flag, progress, shell_word};
+use crate::format::thousands;
+use crate::report::numbers::power_cells;
 use crate::study::StudyFile;
 use crate::study::execute::{self, ExecOptions, STUDY_FILE, Shard, StudyOutcome};
 use crate::study::plan::{
-    EPOCH_SECONDS_ESTIMATE, RUN_MEGABYTES_ESTIMATE, check_plan_size, human_seconds,
+    EPOCH_SECONDS_ESTIMATE, Plan, RUN_MEGABYTES_ESTIMATE, TimeEstimate, check_plan_size,
+    human_seconds,
 };
+use crate::study::seeds::Stop;
+use crate::study::summary::Power;
 use crate::study::summary::summarize;
 
 #[derive(Subcommand, Debug)]
@@ -173,52 +178,40 @@ pub(super) fn run(command: StudyCommand) -> Result<()> {
 fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
     let study = StudyFile::load(file)?;
     check_plan_size(&study, max_runs).map_err(anyhow::Error::msg)?;
-    let runs = study.run_count().map_err(anyhow::Error::msg)?;
-    let epochs = study.epoch_count();
-    let tuning = study.tuning_runs()?.len();
+    let dir = out.unwrap_or_else(|| Path::new("studies-out").join(&study.name));
+    let plan = Plan::of(&study, &dir)?;
+    let most = if plan.adaptive { "at most " } else { "" };
     say!("study {} ({})", study.name, file.display());
-    let most = if matches!(study.seeds, crate::study::seeds::Seeds::Adaptive(_)) {
-        "at most "
-    } else {
-        ""
-    };
     say!(
-        "  runs: {most}{} ({tuning} tuning, {most}{} final: {} configurations x {}), {most}{} epochs",
-        crate::format::thousands(runs as usize),
-        study.configs.len() * study.seeds.most(),
+        "  runs: {most}{} ({} tuning, {most}{} final: {} configurations x {}), {most}{} epochs",
+        thousands(plan.runs as usize),
+        plan.tuning_runs,
+        plan.final_runs,
         study.configs.len(),
         study.seeds,
-        crate::format::thousands(epochs as usize)
+        thousands(plan.epochs as usize)
     );
-    let dir = out.unwrap_or_else(|| Path::new("studies-out").join(&study.name));
-    let status = (dir.join(STUDY_FILE).is_file())
-        .then(|| execute::status(&study, &dir))
-        .transpose()?;
-    match status.as_ref().and_then(|s| s.seconds_left(&study)) {
-        Some(left) if left <= 0.0 => say!(
+    match plan.time {
+        TimeEstimate::Done => say!(
             "  time: none left (every run in {} is finished)",
             dir.display()
         ),
-        Some(left) => say!(
+        TimeEstimate::Left(left) => say!(
             "  time: about {} left at one run at a time (from the finished runs in {})",
             human_seconds(left),
             dir.display()
         ),
-        None => say!(
+        TimeEstimate::Guess(all) => say!(
             "  time: about {} at one run at a time ({EPOCH_SECONDS_ESTIMATE} s per 60,000-image \
              epoch, this machine's order; `lenet study status` refines it once runs finish)",
-            human_seconds(epochs as f64 * EPOCH_SECONDS_ESTIMATE)
+            human_seconds(all)
         ),
     }
     say!(
         "  disk: {most}about {:.1} MB of run directories ({RUN_MEGABYTES_ESTIMATE} MB each)",
-        runs as f64 * RUN_MEGABYTES_ESTIMATE
+        plan.disk_mb
     );
-    // A summary that cannot be made is an error, not "no power figures".
-    let summary = (status.filter(|s| s.final_done > 0))
-        .map(|_| summarize(&study, &dir))
-        .transpose()?;
-    let Some(summary) = summary else {
+    let Some(power) = plan.power else {
         say!(
             "  power: needs the variance of finished final runs (give --out a study directory \
              with some)"
@@ -229,51 +222,30 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
         "  power, from the finished runs in {} (80% at 5%):",
         dir.display()
     );
-    for p in &summary.pairs {
-        if p.power.is_some_and(|p| p.identical) {
+    let line = |what: String, power: Option<Power>, level: &str| match power {
+        Some(p) if p.identical => say!("    {what}: identical on every seed; no power figure"),
+        _ => {
+            let [detectable, seeds] = power_cells(power);
             say!(
-                "    {} vs {}: identical on every seed; no power figure",
-                p.a,
-                p.b
-            );
-            continue;
+                "    {what}{level}: detects {detectable} with these seeds; 0.1 points needs \
+                 {seeds} seeds"
+            )
         }
-        let [detectable, seeds] = crate::report::numbers::power_cells(p.power);
-        say!(
-            "    {} vs {}: detects {detectable} with these seeds; 0.1 points needs {seeds} seeds",
-            p.a,
-            p.b
-        );
+    };
+    for (a, b, p) in power.pairs {
+        line(format!("{a} vs {b}"), p, "");
     }
-    if let Some(f) = &summary.factorial {
-        let names = [
-            f.factors[0].clone(),
-            f.factors[1].clone(),
-            "interaction".into(),
-        ];
-        let alpha = crate::study::seeds::family_alpha(crate::study::summary::EFFECTS);
-        for (name, p) in names.iter().zip(f.paired.iter().flatten()) {
-            let power = crate::study::summary::Power::of_paired_at(p, alpha);
-            if power.is_some_and(|p| p.identical) {
-                say!("    {name}: identical on every seed; no power figure");
-                continue;
-            }
-            let [detectable, seeds] = crate::report::numbers::power_cells(power);
-            say!(
-                "    {name} (at 5% / 3, the family's level): detects {detectable} with these \
-                 seeds; 0.1 points needs {seeds} seeds"
-            );
-        }
+    for (name, p) in power.effects {
+        line(name, p, " (at 5% / 3, the family's level)");
     }
-    if let Some(a) = &summary.adaptive {
-        let d = &a.decision;
+    if let Some(d) = &power.decision {
         say!(
             "  adaptive seeds, sized from the first stage's validation accuracy: {} per \
              configuration ({})",
             d.seeds,
             match d.stopped {
-                crate::study::seeds::Stop::Until => "every comparison reaches the half-width asked",
-                crate::study::seeds::Stop::Max => "the maximum; some comparison needs more",
+                Stop::Until => "every comparison reaches the half-width asked",
+                Stop::Max => "the maximum; some comparison needs more",
             }
         );
         for m in &d.comparisons {
@@ -282,7 +254,7 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
                 m.name,
                 100.0 * m.first_valid_sd,
                 m.needed
-                    .map_or("more than can be counted".into(), crate::format::thousands)
+                    .map_or("more than can be counted".into(), thousands)
             );
         }
     }
