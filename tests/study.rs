@@ -807,3 +807,42 @@ fn a_study_continues_on_the_data_it_started_with() {
         "no run started on the other data"
     );
 }
+
+/// A finished study's summary and report are written once: the processes that find it
+/// finished after (the other tasks of a SLURM array) leave them as they are, and say so; a
+/// held summary claim is left to its holder.
+#[test]
+fn a_finished_study_writes_its_summary_and_report_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny");
+    let first = run_study(&study_file("tiny.toml"), &out, &["-q"]);
+    assert!(first.contains("Study `tiny`"), "{first}");
+    let written = |name: &str| {
+        std::fs::metadata(out.join(name))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let (summary, report) = (written("summary.json"), written("report.html"));
+    let again = run_study(&study_file("tiny.toml"), &out, &["-q"]);
+    assert!(again.contains("written already"), "{again}");
+    assert_eq!(written("summary.json"), summary);
+    assert_eq!(written("report.html"), report);
+
+    // A summary older than the runs (written before the last of them finished) is written
+    // anew.
+    let stale = std::fs::read_to_string(out.join("summary.json"))
+        .unwrap()
+        .replace("\"missing_runs\": 0", "\"missing_runs\": 1");
+    std::fs::write(out.join("summary.json"), stale).unwrap();
+    let rewritten = run_study(&study_file("tiny.toml"), &out, &["-q"]);
+    assert!(rewritten.contains("Study `tiny`"), "{rewritten}");
+
+    // Another process holds the summary's claim: this one leaves the writing to it.
+    let claim =
+        lenet::study::claim::try_claim(&out, "summary", lenet::study::claim::DEFAULT_TIMEOUT)
+            .unwrap();
+    assert!(matches!(claim, lenet::study::claim::Attempt::Claimed(_)));
+    let held = run_study(&study_file("tiny.toml"), &out, &["-q"]);
+    assert!(held.contains("being written by process"), "{held}");
+}

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use super::args::DataDirArgs;
 use super::inspect::write_report;
 use super::{data_dir_flag, progress, shell_word};
+use crate::data::DataCache;
 use crate::format::thousands;
 use crate::report::numbers::power_cells;
 use crate::study::StudyFile;
@@ -18,8 +19,7 @@ use crate::study::plan::{
     human_seconds,
 };
 use crate::study::seeds::Stop;
-use crate::study::summary::Power;
-use crate::study::summary::summarize;
+use crate::study::summary::{Power, StudySummary, summarize};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum StudyCommand {
@@ -261,6 +261,46 @@ fn study_plan(file: &Path, out: Option<PathBuf>, max_runs: u64) -> Result<()> {
     Ok(())
 }
 
+/// Writes a finished study's summary and report once, however many processes sharing its
+/// directory finish it together (the tasks of a SLURM array): under the claim
+/// `claims/summary.lock`, and only when the summary there is not already this one. A process
+/// that finds the claim held, or the results written, says so and leaves them.
+fn write_results_once(study: &StudyFile, dir: &Path, data: &DataCache) -> Result<()> {
+    use crate::study::claim::{Attempt, DEFAULT_TIMEOUT, try_claim};
+    let _claim = match try_claim(dir, "summary", DEFAULT_TIMEOUT)
+        .with_context(|| format!("claiming the summary of {}", dir.display()))?
+    {
+        Attempt::Claimed(claim) => claim,
+        Attempt::Held(owner) => {
+            say!(
+                "study {} is finished; its summary and report are being written by {}",
+                study.name,
+                owner.describe()
+            );
+            return Ok(());
+        }
+    };
+    let summary = summarize(study, dir)?;
+    let written = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<StudySummary>(&text).ok());
+    if written.as_ref() == Some(&summary) && dir.join("report.html").is_file() {
+        say!(
+            "study {} is finished; its summary and report in {} are written already",
+            study.name,
+            dir.display()
+        );
+        return Ok(());
+    }
+    summary.write(dir)?;
+    say!("{}", summary.markdown());
+    eprintln!(
+        "wrote summary.md, summary.csv and summary.json in {}",
+        dir.display()
+    );
+    write_report(dir, data)
+}
+
 /// Computes a study's statistics, prints them and writes the summary files.
 fn write_summary(study: &StudyFile, dir: &Path) -> Result<()> {
     let summary = summarize(study, dir)?;
@@ -352,8 +392,7 @@ fn study_run(args: &StudyRunArgs) -> Result<()> {
     match outcome? {
         StudyOutcome::Complete => {
             if opts.shard.count == 1 {
-                write_summary(&study, &dir)?;
-                write_report(&dir, &data)?;
+                write_results_once(&study, &dir, &data)?;
             } else {
                 say!(
                     "shard {}/{} finished; when every shard has, `lenet study summary` (after `lenet study merge` if they wrote to separate directories)",
