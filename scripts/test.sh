@@ -4,7 +4,9 @@
 #
 # Needs the Rust toolchain. The report's browser test needs Chromium: Debian's `chromium`
 # package is installed when no Chromium is found (as root, or through sudo), unless
-# LENET_CHROMIUM names one. The tests use the committed MNIST subset and never the network.
+# LENET_CHROMIUM names one. The event-file test needs TensorBoard's Python package
+# (installed with pip when missing). The tests themselves use the committed MNIST subset and
+# never the network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,13 @@ if ! have_chromium; then
     fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
+# TensorBoard's reader, for the test that reads a run's event file back.
+if ! python3 -c "import tensorboard" >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing TensorBoard's reader (pip install tensorboard)" >&2
+    python3 -m pip install -q tensorboard ||
+        python3 -m pip install -q --break-system-packages tensorboard
 fi
 
 cargo test --release --no-fail-fast

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod metrics;
 pub mod options;
 pub mod run;
+pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

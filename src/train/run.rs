@@ -257,6 +257,7 @@ fn drive(
                     &dir.join(METRICS),
                     metrics::to_csv(&trainer.history).as_bytes(),
                 )?;
+                write_events(dir, &trainer)?;
                 write_json(&dir.join(SUMMARY), &summary)?;
                 return Err(TrainError::Diverged { epoch, loss });
             }
@@ -264,6 +265,7 @@ fn drive(
         }
         let wall = wall_before + start.elapsed().as_secs_f64();
         checkpoint::save(&trainer, &checkpoint_files(dir), wall)?;
+        write_events(dir, &trainer)?;
         if stop_after.is_some_and(|s| trainer.epoch >= s) && trainer.epoch < trainer.config.epochs {
             return Ok(Outcome::Paused {
                 epoch: trainer.epoch,
@@ -285,6 +287,12 @@ fn drive(
     );
     write_json(&dir.join(SUMMARY), &summary)?;
     Ok(Outcome::Finished(summary))
+}
+
+/// Rewrites the run's TensorBoard event file from its epochs so far.
+fn write_events(dir: &Path, trainer: &Trainer) -> Result<(), TrainError> {
+    let events = super::tensorboard::epoch_events(&trainer.history);
+    write_atomically(&dir.join(super::tensorboard::EVENTS), &events)
 }
 
 fn summarize(
