@@ -7,7 +7,7 @@
 //! invocation, and both medians are printed with their ratio.
 //!
 //! cargo bench --bench epoch -- [--epochs N] [--threads T] [--variant plain|bn-dropout]
-//!                             [--batch-size B] [--no-torch]
+//!                             [--batch-size B] [--no-torch] [--instruments none|cheap]
 //!
 //! Data: MNIST from $LENET_DATA or the cache directory (fetched on first use).
 
@@ -56,6 +56,12 @@ fn main() {
     let batch: usize = arg(&args, "--batch-size", 64);
     let variant: String = arg(&args, "--variant", "plain".to_string());
     let no_torch = args.iter().any(|a| a == "--no-torch");
+    // Per-step instruments recorded every step: their cost against a run without them.
+    let instruments = match arg(&args, "--instruments", "none".to_string()).as_str() {
+        "none" => lenet::train::instruments::InstrumentSet::None,
+        "cheap" => lenet::train::instruments::InstrumentSet::Cheap,
+        other => panic!("unknown --instruments {other}: none or cheap"),
+    };
 
     let dir = fetch::default_data_dir();
     let data = fetch::load(&dir, Dataset::Mnist, true).expect("MNIST loads");
@@ -87,6 +93,8 @@ fn main() {
         seed: 0,
         data: DataConfig::default(),
         vary: None,
+        instruments,
+        instruments_every: 1,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -29,6 +29,8 @@ fn config(name: OptimizerName, lr: f64, epochs: usize) -> TrainConfig {
             ..Default::default()
         },
         vary: None,
+        instruments: Default::default(),
+        instruments_every: 1,
     }
 }
 

@@ -29,6 +29,8 @@ pub const ADDED: &[Added] = &[
     (&["data", "dataset"], || json!("mnist")),
     (&["data", "distort"], || json!(false)),
     (&["vary"], || Value::Null),
+    (&["instruments"], || json!("none")),
+    (&["instruments_every"], || json!(1)),
     (&["optimizer", "algorithm", "curvature_samples"], || {
         json!(crate::optim::rules::CURVATURE_SAMPLES)
     }),

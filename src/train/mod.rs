@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod identity;
+pub mod instruments;
 pub mod metrics;
 pub mod options;
 pub mod run;
@@ -28,6 +29,7 @@ use crate::parallel;
 use crate::rng::{Purpose, Rng, Stream};
 use crate::tensor::Tensor;
 pub use checkpoint::{load_model, model_file};
+use instruments::{InstrumentSet, Recorder};
 pub use metrics::{EpochMetrics, Evaluation, Summary};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,18 @@ pub struct TrainConfig {
     /// randomness.
     #[serde(default)]
     pub vary: Option<Stream>,
+    /// Per-step instruments recorded to `instruments.csv` ([`instruments`]); they never
+    /// change training.
+    #[serde(default)]
+    pub instruments: InstrumentSet,
+    /// Record every this-many steps.
+    #[serde(default = "one")]
+    pub instruments_every: usize,
+}
+
+/// For files written before the setting existed.
+fn one() -> usize {
+    1
 }
 
 /// The seed of the streams a run with [`TrainConfig::vary`] holds fixed.
@@ -122,6 +136,16 @@ impl TrainConfig {
         self.optimizer.validate().map_err(TrainError::Config)?;
         if self.epochs == 0 {
             return Err(TrainError::Config("--epochs must be at least 1".into()));
+        }
+        if self.instruments_every == 0 {
+            return Err(TrainError::Config(
+                "--instruments-every must be at least 1".into(),
+            ));
+        }
+        if self.instruments == InstrumentSet::None && self.instruments_every != 1 {
+            return Err(TrainError::Config(
+                "--instruments-every needs --instruments (cheap): no instrument is recorded".into(),
+            ));
         }
         match self.optimizer.name.fixed_batch() {
             Some(BatchPolicy::Fixed(b)) if self.batch_size != b => {
@@ -237,6 +261,8 @@ pub struct Trainer {
     pub epoch: usize,
     pub history: Vec<EpochMetrics>,
     labels: Vec<u8>,
+    /// The per-step instruments, when the run records them.
+    pub instruments: Option<Recorder>,
 }
 
 impl Trainer {
@@ -246,8 +272,12 @@ impl Trainer {
             config.stream_seed(Purpose::Init),
             Purpose::Init,
         ));
+        // Made before a resumed run's checkpoint is restored: the weights are the initial ones.
+        let instruments = (config.instruments != InstrumentSet::None)
+            .then(|| Recorder::new(&net, config.instruments_every));
         Ok(Trainer {
             optimizer: config.optimizer.build(),
+            instruments,
             net,
             shuffle_rng: Rng::stream(config.stream_seed(Purpose::Order), Purpose::Order),
             dropout_rng: Rng::stream(config.stream_seed(Purpose::Dropout), Purpose::Dropout),
@@ -294,6 +324,7 @@ impl Trainer {
         self.net.zero_grad();
         for (s, step) in order.chunks(batch).enumerate() {
             let scale = 1.0 / step.len() as f32;
+            let loss_before = loss_sum;
             for chunk in step.chunks(MAX_CHUNK) {
                 self.fill_input(train, chunk);
                 self.labels.clear();
@@ -318,7 +349,17 @@ impl Trainer {
                     loss: running,
                 });
             }
-            self.optimizer.step_and_zero_grad(&mut self.net, lr);
+            let global = self.epoch * steps + s + 1;
+            let recorded = self.instruments.as_mut().filter(|r| r.records(global));
+            match recorded {
+                Some(recorder) => {
+                    recorder.before_update(&self.net);
+                    self.optimizer.step_and_zero_grad(&mut self.net, lr);
+                    let loss = (loss_sum - loss_before) / step.len() as f64;
+                    recorder.after_update(&self.net, self.epoch + 1, global, loss, lr);
+                }
+                None => self.optimizer.step_and_zero_grad(&mut self.net, lr),
+            }
             observer.step_done(s + 1, running);
         }
         let n = order.len() as f64;

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::instruments::InstrumentSet;
 use super::{DataConfig, TrainConfig};
 use crate::data::{Dataset, Preprocess};
 use crate::nn::activation::ActivationKind;
@@ -270,6 +271,12 @@ declare_options! {
     /// translation (up to 2 pixels), scaling and squeezing (0.9 to 1.1) and horizontal shear
     /// (up to 0.15), from the run's own distortion stream.
     distort: bool = Some(false), "", Switch, "", false;
+    /// Per-step instruments written to instruments.csv: cheap (loss, learning rate, gradient,
+    /// update and parameter norms per layer, distance from the initial weights). They never
+    /// change training.
+    instruments: InstrumentSet = Some(InstrumentSet::None), "", Value, "Instruments", false;
+    /// Record the instruments every K steps.
+    instruments_every: usize = Some(1), "", Value, "Instruments", false;
 }
 
 /// The training options and the optimizer hyperparameters on the command line, made from
@@ -478,6 +485,8 @@ impl Options {
                 distort: o.distort.expect(DECLARED_DEFAULT),
             },
             vary: o.vary,
+            instruments: o.instruments.expect(DECLARED_DEFAULT),
+            instruments_every: o.instruments_every.expect(DECLARED_DEFAULT),
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::checkpoint::{self, CheckpointFiles};
+use super::instruments::INSTRUMENTS;
 use super::metrics::{self, Status, Summary};
 use super::{Observer, TrainConfig, TrainError, Trainer, evaluate, write_atomically};
 use crate::data::{DatasetImages, Split};
@@ -218,6 +219,13 @@ pub fn resume(
         }
         rows.truncate(trainer.epoch);
         trainer.history = rows;
+        if let Some(recorder) = &mut trainer.instruments {
+            let path = dir.join(INSTRUMENTS);
+            let csv = std::fs::read_to_string(&path).map_err(io(&path))?;
+            recorder
+                .restore(&csv, trainer.epoch)
+                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        }
     }
     drive(trainer, data, dir, observer, wall, stop_after)
 }
@@ -264,8 +272,10 @@ fn drive(
             Err(e) => return Err(e),
         }
         let wall = wall_before + start.elapsed().as_secs_f64();
-        checkpoint::save(&trainer, &checkpoint_files(dir), wall)?;
+        // Before the checkpoint: a run killed between the two resumes from the previous
+        // epoch, and drops the rows this one wrote ahead of it.
         write_events(dir, &trainer)?;
+        checkpoint::save(&trainer, &checkpoint_files(dir), wall)?;
         if stop_after.is_some_and(|s| trainer.epoch >= s) && trainer.epoch < trainer.config.epochs {
             return Ok(Outcome::Paused {
                 epoch: trainer.epoch,
@@ -289,10 +299,15 @@ fn drive(
     Ok(Outcome::Finished(summary))
 }
 
-/// Rewrites the run's TensorBoard event file from its epochs so far.
+/// Rewrites the run's TensorBoard event file from its epochs so far, and its instruments'
+/// file when it records them.
 fn write_events(dir: &Path, trainer: &Trainer) -> Result<(), TrainError> {
     let events = super::tensorboard::epoch_events(&trainer.history);
-    write_atomically(&dir.join(super::tensorboard::EVENTS), &events)
+    write_atomically(&dir.join(super::tensorboard::EVENTS), &events)?;
+    if let Some(recorder) = &trainer.instruments {
+        write_atomically(&dir.join(INSTRUMENTS), recorder.to_csv().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn summarize(

@@ -1,0 +1,237 @@
+//! Per-step instruments: what happens inside an epoch, step by step, written to
+//! `instruments.csv` in the run directory. They observe and never change training: they read
+//! the gradients after the backward pass and the parameters before and after the update.
+//!
+//! The cheap set (`--instruments cheap`), from what a step computes anyway, at every
+//! `--instruments-every` K-th step: the batch's mean loss, the learning rate, the norms of
+//! the whole gradient, of all parameters and of their distance from the initial weights, and
+//! per layer (the parameters of one module, weight and bias together) the gradient norm, the
+//! update norm ||p_after - p_before|| and the update-to-weight ratio
+//! ||p_after - p_before|| / ||p_before||.
+//!
+//! Sums of squares are taken in f64 in parameter order on one thread, so the file does not
+//! depend on the thread count, and it holds no timing: a paused and resumed run writes the
+//! same file as one that ran straight through.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::Network;
+
+/// Which instruments a run records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstrumentSet {
+    /// None (the default).
+    #[default]
+    None,
+    /// Loss, learning rate, gradient, update and parameter norms per layer, distance from the
+    /// initial weights: from what each step computes anyway.
+    Cheap,
+}
+
+/// The instruments' file in a run directory.
+pub const INSTRUMENTS: &str = "instruments.csv";
+
+/// Records the instruments of a run's steps.
+pub struct Recorder {
+    every: usize,
+    /// The layers (module names) and, for each parameter in order, its layer's index.
+    layers: Vec<String>,
+    layer_of: Vec<usize>,
+    /// The initial weights, for the distance from them.
+    initial: Vec<Vec<f32>>,
+    /// The weights before this step's update, when the step is recorded.
+    before: Vec<Vec<f32>>,
+    /// Gradient sums of squares of the step being recorded, per layer.
+    grad_sq: Vec<f64>,
+    /// One row per recorded step: epoch, step, then [`Recorder::header`]'s values.
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl Recorder {
+    /// A recorder of every `every`-th step of `net`, whose weights now are the initial ones.
+    pub fn new(net: &Network, every: usize) -> Recorder {
+        let params = net.params();
+        let mut layers: Vec<String> = Vec::new();
+        let mut layer_of = Vec::new();
+        for (name, _) in &params {
+            let module = name.rsplit_once('.').map_or(name.as_str(), |(m, _)| m);
+            if layers.last().map(String::as_str) != Some(module) {
+                layers.push(module.to_string());
+            }
+            layer_of.push(layers.len() - 1);
+        }
+        Recorder {
+            every: every.max(1),
+            initial: params.iter().map(|(_, p)| p.value.data.clone()).collect(),
+            before: params
+                .iter()
+                .map(|(_, p)| vec![0.0; p.value.len()])
+                .collect(),
+            grad_sq: vec![0.0; layers.len()],
+            layers,
+            layer_of,
+            rows: Vec::new(),
+        }
+    }
+
+    /// The file's columns.
+    pub fn header(&self) -> String {
+        let mut cols: Vec<String> = [
+            "epoch",
+            "step",
+            "loss",
+            "lr",
+            "grad_norm",
+            "param_norm",
+            "distance_from_init",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for what in ["grad_norm", "update_norm", "update_ratio"] {
+            cols.extend(self.layers.iter().map(|l| format!("{what}/{l}")));
+        }
+        cols.join(",")
+    }
+
+    /// Whether global step `step` (from 1) is recorded.
+    pub fn records(&self, step: usize) -> bool {
+        step.is_multiple_of(self.every)
+    }
+
+    /// Before the update of a recorded step: the gradients' norms and a copy of the weights.
+    pub fn before_update(&mut self, net: &Network) {
+        self.grad_sq.iter_mut().for_each(|s| *s = 0.0);
+        for (i, (_, p)) in net.params().iter().enumerate() {
+            self.grad_sq[self.layer_of[i]] += sum_sq(&p.grad.data);
+            // The copy reuses its buffer: a fresh one a step would be mapped and zeroed anew.
+            self.before[i].copy_from_slice(&p.value.data);
+        }
+    }
+
+    /// After the update of a recorded step: the row of `epoch` (from 1) and global `step`.
+    pub fn after_update(&mut self, net: &Network, epoch: usize, step: usize, loss: f64, lr: f64) {
+        let n = self.layers.len();
+        let (mut update_sq, mut before_sq) = (vec![0.0; n], vec![0.0; n]);
+        let (mut param_sq, mut distance_sq) = (0.0, 0.0);
+        for (i, (_, p)) in net.params().iter().enumerate() {
+            let layer = self.layer_of[i];
+            let [update, before, now, distance] =
+                squares(&p.value.data, &self.before[i], &self.initial[i]);
+            update_sq[layer] += update;
+            before_sq[layer] += before;
+            param_sq += now;
+            distance_sq += distance;
+        }
+        let mut row = vec![
+            epoch as f64,
+            step as f64,
+            loss,
+            lr,
+            self.grad_sq.iter().sum::<f64>().sqrt(),
+            param_sq.sqrt(),
+            distance_sq.sqrt(),
+        ];
+        row.extend(self.grad_sq.iter().map(|s| s.sqrt()));
+        row.extend(update_sq.iter().map(|s| s.sqrt()));
+        row.extend((update_sq.iter().zip(&before_sq)).map(|(u, b)| u.sqrt() / b.sqrt()));
+        self.rows.push(row);
+    }
+
+    /// The rows as CSV, with the header; numbers in their shortest exact form.
+    pub fn to_csv(&self) -> String {
+        let mut out = self.header() + "\n";
+        for row in &self.rows {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            out += &cells.join(",");
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Takes back the rows of a file this recorder's run wrote, up to epoch `epochs`: a
+    /// resumed run goes on from its checkpoint. A file of other columns is an error.
+    pub fn restore(&mut self, csv: &str, epochs: usize) -> Result<(), String> {
+        let mut lines = csv.lines();
+        if lines.next() != Some(self.header().as_str()) {
+            return Err(format!(
+                "{INSTRUMENTS} has other columns than this run records"
+            ));
+        }
+        self.rows.clear();
+        for line in lines {
+            let row: Vec<f64> = (line.split(',').map(str::parse))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{INSTRUMENTS}: {e} in '{line}'"))?;
+            if row.first().is_some_and(|&e| e <= epochs as f64) {
+                self.rows.push(row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lanes of the sums of squares: independent partial sums, so the additions do not wait for
+/// each other and vectorise (one running sum made the cheap set cost a third of an epoch).
+/// The lanes are added in a fixed order, so the result does not depend on anything but the
+/// values.
+const LANES: usize = 8;
+
+crate::simd::avx512_variant! {
+    /// The sum of the squares of `a`, in f64 (eight f64 lanes a vector where AVX-512 is
+    /// present; the same lanes, so the same bits, elsewhere).
+    fn sum_sq = sum_sq_lanes(a: &[f32]) -> f64
+}
+
+#[inline(always)]
+fn sum_sq_lanes(a: &[f32]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (chunks, rest) = (a.chunks_exact(LANES), a.len() % LANES);
+    for c in chunks {
+        for k in 0..LANES {
+            let v = c[k] as f64;
+            acc[k] += v * v;
+        }
+    }
+    for (k, &v) in a[a.len() - rest..].iter().enumerate() {
+        acc[k] += (v as f64) * (v as f64);
+    }
+    acc.iter().sum()
+}
+
+crate::simd::avx512_variant! {
+    /// In one pass over a parameter's values `now`, `before` the update and `initial`: the
+    /// sums of squares of now - before, before, now and now - initial, in f64.
+    fn squares = squares_lanes(now: &[f32], before: &[f32], initial: &[f32]) -> [f64; 4]
+}
+
+#[inline(always)]
+fn squares_lanes(now: &[f32], before: &[f32], initial: &[f32]) -> [f64; 4] {
+    assert!(now.len() == before.len() && now.len() == initial.len());
+    let (mut du, mut bb, mut nn, mut di) =
+        ([0.0f64; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let whole = now.len() - now.len() % LANES;
+    let (x8, b8, i8) = (&now[..whole], &before[..whole], &initial[..whole]);
+    for ((x, b), i) in x8
+        .chunks_exact(LANES)
+        .zip(b8.chunks_exact(LANES))
+        .zip(i8.chunks_exact(LANES))
+    {
+        for k in 0..LANES {
+            let (x, b, i) = (x[k] as f64, b[k] as f64, i[k] as f64);
+            du[k] += (x - b) * (x - b);
+            bb[k] += b * b;
+            nn[k] += x * x;
+            di[k] += (x - i) * (x - i);
+        }
+    }
+    for (k, j) in (whole..now.len()).enumerate() {
+        let (x, b, i) = (now[j] as f64, before[j] as f64, initial[j] as f64);
+        du[k] += (x - b) * (x - b);
+        bb[k] += b * b;
+        nn[k] += x * x;
+        di[k] += (x - i) * (x - i);
+    }
+    [du, bb, nn, di].map(|lanes| lanes.iter().sum())
+}

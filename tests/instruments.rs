@@ -1,0 +1,171 @@
+//! Per-step instruments (`--instruments cheap`): they observe and never change training, a
+//! paused and resumed run writes the same file as a straight one, and each quantity agrees
+//! with what it is defined as.
+
+mod common;
+
+use std::path::Path;
+
+use common::{lenet, subset_dir, succeeded};
+
+fn train(out: &Path, extra: &[&str]) {
+    succeeded(
+        lenet()
+            .args(["train", "-q", "--valid-size", "500", "--data-dir"])
+            .arg(subset_dir())
+            .arg("--out")
+            .arg(out)
+            .args(extra),
+    );
+}
+
+/// The file's header and rows.
+fn read(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let text = std::fs::read_to_string(dir.join("instruments.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn instruments_never_change_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, flags) in [
+        ("adam", &["--epochs", "2"][..]),
+        (
+            "bn-dropout-rmsprop",
+            &[
+                "--epochs",
+                "1",
+                "--batch-norm",
+                "first",
+                "--dropout",
+                "0.4",
+                "--optimizer",
+                "rmsprop",
+                "--lr",
+                "0.001",
+            ],
+        ),
+        ("sgd", &["--epochs", "1", "--optimizer", "sgd"]),
+    ] {
+        let (plain, measured) = (tmp.path().join(name), tmp.path().join(format!("{name}-i")));
+        train(&plain, flags);
+        let mut with = flags.to_vec();
+        with.extend(["--instruments", "cheap", "--instruments-every", "7"]);
+        train(&measured, &with);
+        let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+        assert_eq!(model(&plain), model(&measured), "{name}: model bits");
+        assert!(!plain.join("instruments.csv").exists());
+        assert!(!read(&measured).1.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_resumed_run_writes_the_same_instruments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (straight, paused) = (tmp.path().join("straight"), tmp.path().join("paused"));
+    let flags = [
+        "--epochs",
+        "3",
+        "--instruments",
+        "cheap",
+        "--instruments-every",
+        "3",
+    ];
+    train(&straight, &flags);
+    let mut first = flags.to_vec();
+    first.extend(["--stop-after", "1"]);
+    train(&paused, &first);
+    succeeded(
+        lenet()
+            .args(["train", "-q", "--data-dir"])
+            .arg(subset_dir())
+            .arg("--resume")
+            .arg(&paused),
+    );
+    let file = |d: &Path| std::fs::read(d.join("instruments.csv")).unwrap();
+    assert_eq!(file(&straight), file(&paused));
+}
+
+/// With plain SGD the update is lr times the gradient, layer by layer; the distance from the
+/// initial weights after the first step is that step's update; the parameter norm of the last
+/// step is the saved model's; a step is recorded every K.
+#[test]
+fn each_quantity_is_what_it_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("sgd");
+    let lr = 0.05;
+    // Plain SGD on steps of 32, at lr 0.05.
+    let sgd = [
+        "--epochs",
+        "1",
+        "--optimizer",
+        "minibatch-sgd",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "32",
+        "--instruments",
+        "cheap",
+    ];
+    train(&run, &sgd);
+    let (header, rows) = read(&run);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    // 1,500 training images in steps of 32.
+    assert_eq!(rows.len(), 1500usize.div_ceil(32));
+    let layers: Vec<&str> = (header.iter())
+        .filter_map(|h| h.strip_prefix("grad_norm/"))
+        .collect();
+    assert_eq!(layers.len(), 5, "{header:?}");
+    for row in &rows {
+        assert_eq!(row[col("lr")], lr);
+        for l in &layers {
+            let (g, u) = (
+                row[col(&format!("grad_norm/{l}"))],
+                row[col(&format!("update_norm/{l}"))],
+            );
+            assert!(
+                (u - lr * g).abs() <= 1e-5 * lr * g,
+                "{l}: update {u}, lr x gradient {}",
+                lr * g
+            );
+        }
+        let total: f64 = (layers.iter())
+            .map(|l| row[col(&format!("grad_norm/{l}"))].powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((total - row[col("grad_norm")]).abs() <= 1e-9 * total);
+    }
+    let first = &rows[0];
+    let update: f64 = (layers.iter())
+        .map(|l| first[col(&format!("update_norm/{l}"))].powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!((first[col("distance_from_init")] - update).abs() <= 1e-9 * update);
+    let (net, ..) = lenet::train::load_model(&run.join("model.safetensors")).unwrap();
+    let saved: f64 = (net.params().iter())
+        .flat_map(|(_, p)| p.value.data.iter())
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    // The same sum of squares, added in another order.
+    let recorded = rows.last().unwrap()[col("param_norm")];
+    assert!(
+        (recorded - saved).abs() <= 1e-12 * saved,
+        "{recorded} against {saved}"
+    );
+
+    // Every 10th step.
+    let every = tmp.path().join("every");
+    let mut sparse_flags = sgd.to_vec();
+    sparse_flags.extend(["--instruments-every", "10"]);
+    train(&every, &sparse_flags);
+    let (_, sparse) = read(&every);
+    let steps: Vec<f64> = sparse.iter().map(|r| r[1]).collect();
+    assert_eq!(steps, (1..=4).map(|k| (10 * k) as f64).collect::<Vec<_>>());
+    assert_eq!(sparse[0], rows[9]);
+}
