@@ -169,3 +169,25 @@ fn each_quantity_is_what_it_says() {
     assert_eq!(steps, (1..=4).map(|k| (10 * k) as f64).collect::<Vec<_>>());
     assert_eq!(sparse[0], rows[9]);
 }
+
+/// The recorded values do not depend on the number of threads sharing the work.
+#[test]
+fn instruments_do_not_depend_on_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = [
+        "--epochs",
+        "1",
+        "--instruments",
+        "cheap",
+        "--instruments-every",
+        "4",
+    ];
+    let file = |threads: &str| {
+        let dir = tmp.path().join(threads);
+        let mut with = flags.to_vec();
+        with.extend(["--threads", threads]);
+        train(&dir, &with);
+        std::fs::read(dir.join("instruments.csv")).unwrap()
+    };
+    assert_eq!(file("1"), file("3"));
+}

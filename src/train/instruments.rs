@@ -9,13 +9,25 @@
 //! update norm ||p_after - p_before|| and the update-to-weight ratio
 //! ||p_after - p_before|| / ||p_before||.
 //!
-//! Sums of squares are taken in f64 in parameter order on one thread, so the file does not
-//! depend on the thread count, and it holds no timing: a paused and resumed run writes the
-//! same file as one that ran straight through.
+//! Sums of squares are taken in f64, over tasks of a fixed split that the threads share and
+//! added in task order, so the file does not depend on the thread count; and it holds no
+//! timing: a paused and resumed run writes the same file as one that ran straight through.
 
 use serde::{Deserialize, Serialize};
 
 use crate::nn::Network;
+use crate::parallel::{SharedMut, for_each_chunk};
+
+/// Values of one parameter a task of a recorded step sums over.
+const TASK: usize = 8192;
+
+/// One task: `len` values of parameter `param` from `start`, at `offset` in the flat copies.
+struct Task {
+    param: usize,
+    start: usize,
+    len: usize,
+    offset: usize,
+}
 
 /// Which instruments a run records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -38,10 +50,17 @@ pub struct Recorder {
     /// The layers (module names) and, for each parameter in order, its layer's index.
     layers: Vec<String>,
     layer_of: Vec<usize>,
-    /// The initial weights, for the distance from them.
-    initial: Vec<Vec<f32>>,
-    /// The weights before this step's update, when the step is recorded.
-    before: Vec<Vec<f32>>,
+    /// The recorded step's work, split in tasks of at most [`TASK`] values of one parameter,
+    /// so the team shares it; the split depends on the network only, so the sums do not
+    /// depend on the thread count.
+    tasks: Vec<Task>,
+    /// The initial weights, for the distance from them, and the weights before this step's
+    /// update: every parameter's values one after the other.
+    initial: Vec<f32>,
+    before: Vec<f32>,
+    /// Each task's gradient sum of squares, and its four sums of [`squares`].
+    grad_parts: Vec<f64>,
+    parts: Vec<[f64; 4]>,
     /// Gradient sums of squares of the step being recorded, per layer.
     grad_sq: Vec<f64>,
     /// One row per recorded step: epoch, step, then [`Recorder::header`]'s values.
@@ -61,13 +80,31 @@ impl Recorder {
             }
             layer_of.push(layers.len() - 1);
         }
+        let mut tasks = Vec::new();
+        let mut offset = 0;
+        for (param, (_, p)) in params.iter().enumerate() {
+            let n = p.value.len();
+            for start in (0..n).step_by(TASK) {
+                let len = TASK.min(n - start);
+                tasks.push(Task {
+                    param,
+                    start,
+                    len,
+                    offset: offset + start,
+                });
+            }
+            offset += n;
+        }
+        let initial: Vec<f32> = (params.iter())
+            .flat_map(|(_, p)| p.value.data.iter().copied())
+            .collect();
         Recorder {
             every: every.max(1),
-            initial: params.iter().map(|(_, p)| p.value.data.clone()).collect(),
-            before: params
-                .iter()
-                .map(|(_, p)| vec![0.0; p.value.len()])
-                .collect(),
+            before: vec![0.0; initial.len()],
+            initial,
+            grad_parts: vec![0.0; tasks.len()],
+            parts: vec![[0.0; 4]; tasks.len()],
+            tasks,
             grad_sq: vec![0.0; layers.len()],
             layers,
             layer_of,
@@ -102,23 +139,48 @@ impl Recorder {
 
     /// Before the update of a recorded step: the gradients' norms and a copy of the weights.
     pub fn before_update(&mut self, net: &Network) {
+        let params = net.params();
+        let (values, grads): (Vec<&[f32]>, Vec<&[f32]>) = (params.iter())
+            .map(|(_, p)| (&p.value.data[..], &p.grad.data[..]))
+            .unzip();
+        let tasks = &self.tasks;
+        let (before, parts) = (
+            SharedMut::new(&mut self.before),
+            SharedMut::new(&mut self.grad_parts),
+        );
+        for_each_chunk(tasks.len(), 1, |t, _, _| {
+            let task = &tasks[t];
+            let range = task.start..task.start + task.len;
+            // SAFETY: task t alone writes part t and its own range of the copy.
+            unsafe {
+                parts.range(t, 1)[0] = sum_sq(&grads[task.param][range.clone()]);
+                (before.range(task.offset, task.len)).copy_from_slice(&values[task.param][range]);
+            }
+        });
         self.grad_sq.iter_mut().for_each(|s| *s = 0.0);
-        for (i, (_, p)) in net.params().iter().enumerate() {
-            self.grad_sq[self.layer_of[i]] += sum_sq(&p.grad.data);
-            // The copy reuses its buffer: a fresh one a step would be mapped and zeroed anew.
-            self.before[i].copy_from_slice(&p.value.data);
+        for (task, part) in self.tasks.iter().zip(&self.grad_parts) {
+            self.grad_sq[self.layer_of[task.param]] += part;
         }
     }
 
     /// After the update of a recorded step: the row of `epoch` (from 1) and global `step`.
     pub fn after_update(&mut self, net: &Network, epoch: usize, step: usize, loss: f64, lr: f64) {
+        let params = net.params();
+        let values: Vec<&[f32]> = params.iter().map(|(_, p)| &p.value.data[..]).collect();
+        let (tasks, before, initial) = (&self.tasks, &self.before, &self.initial);
+        let parts = SharedMut::new(&mut self.parts);
+        for_each_chunk(tasks.len(), 1, |t, _, _| {
+            let task = &tasks[t];
+            let own = task.offset..task.offset + task.len;
+            let now = &values[task.param][task.start..task.start + task.len];
+            // SAFETY: task t alone writes part t.
+            unsafe { parts.range(t, 1)[0] = squares(now, &before[own.clone()], &initial[own]) };
+        });
         let n = self.layers.len();
         let (mut update_sq, mut before_sq) = (vec![0.0; n], vec![0.0; n]);
         let (mut param_sq, mut distance_sq) = (0.0, 0.0);
-        for (i, (_, p)) in net.params().iter().enumerate() {
-            let layer = self.layer_of[i];
-            let [update, before, now, distance] =
-                squares(&p.value.data, &self.before[i], &self.initial[i]);
+        for (task, [update, before, now, distance]) in self.tasks.iter().zip(&self.parts) {
+            let layer = self.layer_of[task.param];
             update_sq[layer] += update;
             before_sq[layer] += before;
             param_sq += now;
