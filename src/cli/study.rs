@@ -292,18 +292,17 @@ fn write_results_once(study: &StudyFile, dir: &Path, data: &DataCache) -> Result
         );
         return Ok(());
     }
-    summary.write(dir)?;
-    say!("{}", summary.markdown());
-    eprintln!(
-        "wrote summary.md, summary.csv and summary.json in {}",
-        dir.display()
-    );
+    publish_summary(&summary, dir)?;
     write_report(dir, data)
 }
 
 /// Computes a study's statistics, prints them and writes the summary files.
 fn write_summary(study: &StudyFile, dir: &Path) -> Result<()> {
-    let summary = summarize(study, dir)?;
+    publish_summary(&summarize(study, dir)?, dir)
+}
+
+/// Writes the summary files of `summary` into `dir` and prints its tables.
+fn publish_summary(summary: &StudySummary, dir: &Path) -> Result<()> {
     summary.write(dir)?;
     say!("{}", summary.markdown());
     eprintln!(
