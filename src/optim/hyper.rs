@@ -381,12 +381,6 @@ impl Hypers {
         self.0.insert(key, value);
     }
 
-    /// Sets the hyperparameter named `name`; an unknown name is an error listing every name.
-    pub fn set_named(&mut self, name: &str, value: f64) -> Result<(), String> {
-        self.set(Hyper::lookup(name)?.key, value);
-        Ok(())
-    }
-
     pub fn get(&self, key: HyperKey) -> Option<f64> {
         self.0.get(&key).copied()
     }
