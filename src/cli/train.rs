@@ -86,11 +86,8 @@ impl TrainArgs {
             eta_min: s.eta_min,
         };
         let kind = s.schedule.unwrap_or(ScheduleKind::Constant);
-        let after_warmup = options
-            .epochs()
-            .saturating_sub(options.warmup_epochs.unwrap_or(0));
         options.schedule = Some(
-            crate::optim::Schedule::from_settings(kind, settings, after_warmup)
+            crate::optim::Schedule::from_settings(kind, settings, options.epochs_after_warmup())
                 .map_err(anyhow::Error::msg)?,
         );
         options.resolve().map_err(anyhow::Error::msg)

@@ -499,6 +499,14 @@ impl Options {
             .epochs
             .expect(DECLARED_DEFAULT)
     }
+
+    /// The epochs these options train for after their warm-up (a cosine schedule's default
+    /// half period).
+    pub fn epochs_after_warmup(&self) -> usize {
+        let o = Options::defaults().overridden_by(self);
+        let warmup = o.warmup_epochs.expect(DECLARED_DEFAULT);
+        o.epochs.expect(DECLARED_DEFAULT).saturating_sub(warmup)
+    }
 }
 
 /// `expect`'s message for an option declared with a default.
