@@ -18,6 +18,52 @@ pub fn lecun1998_bound(fan_in: usize) -> f32 {
     2.4 / fan_in as f32
 }
 
+/// How a 1998 network draws its weights. The paper's appendix C says "uniformly distributed
+/// between -2.4/F_i and 2.4/F_i, where F_i is the number of inputs (fan-in) of the unit";
+/// the study model always starts as PyTorch does and takes only the default.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// Each architecture's own: PyTorch's ±1/sqrt(fan_in) for lenet5; ±2.4/fan_in for the
+    /// 1998 networks, C3's sixteen maps at their mean fan-in (93).
+    #[default]
+    Default,
+    /// ±2.4/fan_in with each C3 map's own fan-in (75, 100 or 150): the appendix word for word.
+    PerMapFanIn,
+    /// ±2.4/sqrt(fan_in), each C3 map's own fan-in: the bound that keeps a unit's weighted sum
+    /// at about unit variance, where the squashing function is steep.
+    SqrtFanIn,
+}
+
+impl Init {
+    /// The name the command line and study files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Init::Default => "default",
+            Init::PerMapFanIn => "per-map-fan-in",
+            Init::SqrtFanIn => "sqrt-fan-in",
+        }
+    }
+
+    /// A 1998 network's bound for a unit of `fan_in` inputs.
+    pub fn lecun1998_bound(self, fan_in: usize) -> f32 {
+        match self {
+            Init::Default | Init::PerMapFanIn => lecun1998_bound(fan_in),
+            Init::SqrtFanIn => 2.4 / (fan_in as f32).sqrt(),
+        }
+    }
+}
+
 /// A tensor with entries uniform in [-bound, bound).
 pub fn uniform(shape: &[usize], bound: f32, rng: &mut Rng) -> Tensor {
     let n = shape.iter().product();

@@ -35,7 +35,7 @@ use super::activation::{Activation as ActLayer, ActivationKind};
 use super::batchnorm::BatchNorm;
 use super::conv2d::{Conv2d, ConvGeometry};
 use super::dropout::Dropout;
-use super::init;
+use super::init::Init;
 use super::linear::Linear;
 use super::loss::{Criterion, MAP_J};
 use super::network::Network;
@@ -108,6 +108,10 @@ pub struct ModelConfig {
     pub activation: ActivationKind,
     /// Study model only.
     pub pooling: Pooling,
+    /// How the weights are drawn (other than the default: the 1998 networks only).
+    pub init: Init,
+    /// The MAP criterion's rubbish-class constant j (the 1998 RBF network only).
+    pub map_j: f32,
 }
 
 impl Default for ModelConfig {
@@ -118,6 +122,8 @@ impl Default for ModelConfig {
             dropout: 0.0,
             activation: ActivationKind::Relu,
             pooling: Pooling::Max,
+            init: Init::Default,
+            map_j: MAP_J,
         }
     }
 }
@@ -141,6 +147,16 @@ struct ModelRecord {
     dropout: f32,
     activation: ActivationKind,
     pooling: PoolingRecord,
+    /// Absent from files written before it was a setting: the default.
+    #[serde(default)]
+    init: Init,
+    #[serde(default = "map_j_default")]
+    map_j: f32,
+}
+
+/// [`MAP_J`], for files written before j was a setting.
+fn map_j_default() -> f32 {
+    MAP_J
 }
 
 impl From<ModelConfig> for ModelRecord {
@@ -160,6 +176,8 @@ impl From<ModelConfig> for ModelRecord {
             dropout: m.dropout,
             activation,
             pooling,
+            init: m.init,
+            map_j: m.map_j,
         }
     }
 }
@@ -174,6 +192,8 @@ impl TryFrom<ModelRecord> for ModelConfig {
             dropout: r.dropout,
             activation,
             pooling,
+            init: r.init,
+            map_j: r.map_j,
         };
         match (r.arch.is_lecun1998(), r.activation, r.pooling) {
             // The 1998 network as recorded now, or as files before recorded it.
@@ -239,6 +259,26 @@ impl ModelConfig {
                 );
             }
         }
+        if self.arch == Arch::Lenet5 && self.init != Init::Default {
+            return Err(format!(
+                "--init {} applies to the 1998 networks; the study's model starts as PyTorch's \
+                 does (--init default)",
+                self.init.as_str()
+            ));
+        }
+        if !(self.map_j.is_finite()) {
+            return Err(format!(
+                "the MAP constant j must be a finite number, not {}",
+                self.map_j
+            ));
+        }
+        if self.arch != Arch::Lecun1998 && self.map_j != MAP_J {
+            return Err(format!(
+                "--map-j is the MAP criterion's constant of the 1998 RBF network (--arch \
+                 lecun1998), not of {}",
+                self.arch.as_str()
+            ));
+        }
         if self.arch == Arch::Lenet5 && self.activation == ActivationKind::ScaledTanh {
             return Err("the study's model takes --activation relu or tanh".into());
         }
@@ -249,8 +289,8 @@ impl ModelConfig {
     pub fn build(&self, rng: &mut Rng) -> Network {
         match self.arch {
             Arch::Lenet5 => self.build_study(rng),
-            Arch::Lecun1998 => build_lecun1998(rng, true),
-            Arch::Lecun1998Softmax => build_lecun1998(rng, false),
+            Arch::Lecun1998 => build_lecun1998(rng, Some(self.map_j), self.init),
+            Arch::Lecun1998Softmax => build_lecun1998(rng, None, self.init),
         }
     }
 
@@ -303,47 +343,57 @@ impl ModelConfig {
     }
 }
 
-/// The 1998 network; `rbf`: the paper's RBF output and MAP criterion, else a linear output
-/// and softmax cross-entropy.
-fn build_lecun1998(rng: &mut Rng, rbf: bool) -> Network {
+/// The 1998 network, its weights drawn by `init`; with `map_j`, the paper's RBF output and
+/// MAP criterion of that constant, else a linear output and softmax cross-entropy.
+fn build_lecun1998(rng: &mut Rng, map_j: Option<f32>, init: Init) -> Network {
     let squash = || -> Box<dyn Layer> {
         Box::new(ActLayer {
             kind: ActivationKind::ScaledTanh,
         })
     };
     let conv = |c_in, c_out, rng: &mut Rng, fan_in: usize| {
-        let b = init::lecun1998_bound(fan_in);
+        let b = init.lecun1998_bound(fan_in);
         Conv2d::with_init(ConvGeometry::unpadded(c_in, c_out, 5), rng, b, b)
     };
     let table: Vec<Vec<bool>> = C3_TABLE
         .iter()
         .map(|inputs| (0..6).map(|c| inputs.contains(&c)).collect())
         .collect();
-    // A C3 unit sees 25 inputs from each connected map; the paper's fan-in varies per map, so
-    // the bound uses the mean connection count (60 connections / 16 maps).
-    let c3 = conv(6, 16, rng, 25 * 60 / 16).with_connection_table(&table);
+    // A C3 unit sees 25 inputs from each connected map. By default every map's bound is that
+    // of the mean connection count (60 connections / 16 maps); the other rules draw the same
+    // numbers and rescale each map's weights and bias to its own fan-in's bound.
+    let mean_fan_in = 25 * 60 / 16;
+    let mut c3 = conv(6, 16, rng, mean_fan_in).with_connection_table(&table);
+    if init != Init::Default {
+        let (per_map, kk) = (c3.weight.value.len() / 16, 25);
+        for (m, inputs) in C3_TABLE.iter().enumerate() {
+            let ratio = init.lecun1998_bound(kk * inputs.len()) / init.lecun1998_bound(mean_fan_in);
+            (c3.weight.value.data[m * per_map..(m + 1) * per_map].iter_mut())
+                .for_each(|w| *w *= ratio);
+            c3.bias.value.data[m] *= ratio;
+        }
+    }
     let linear = |i, o, rng: &mut Rng| {
-        let b = init::lecun1998_bound(i);
+        let b = init.lecun1998_bound(i);
         Linear::with_init(i, o, rng, b, b)
     };
     let layers: Vec<(&str, Box<dyn Layer>)> = vec![
         ("c1", Box::new(conv(1, 6, rng, 25))),
         ("c1_squash", squash()),
-        ("s2", Box::new(Subsample::new(6, rng))),
+        ("s2", Box::new(Subsample::with_init(6, rng, init))),
         ("s2_squash", squash()),
         ("c3", Box::new(c3)),
         ("c3_squash", squash()),
-        ("s4", Box::new(Subsample::new(16, rng))),
+        ("s4", Box::new(Subsample::with_init(16, rng, init))),
         ("s4_squash", squash()),
         ("c5", Box::new(conv(16, 120, rng, 400))),
         ("c5_squash", squash()),
         ("f6", Box::new(linear(120, 84, rng))),
         ("f6_squash", squash()),
     ];
-    let (output, criterion): (Box<dyn Layer>, Criterion) = if rbf {
-        (Box::new(Rbf::lenet5()), Criterion::Map { j: MAP_J })
-    } else {
-        (Box::new(linear(84, 10, rng)), Criterion::CrossEntropy)
+    let (output, criterion): (Box<dyn Layer>, Criterion) = match map_j {
+        Some(j) => (Box::new(Rbf::lenet5()), Criterion::Map { j }),
+        None => (Box::new(linear(84, 10, rng)), Criterion::CrossEntropy),
     };
     let layers = (layers.into_iter())
         .chain([("output", output)])
@@ -355,6 +405,35 @@ fn build_lecun1998(rng: &mut Rng, rbf: bool) -> Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 1998 networks' settings are refused on the study's model, and j on the softmax
+    /// network (nothing would read them).
+    #[test]
+    fn settings_of_the_1998_networks_are_refused_elsewhere() {
+        let study = ModelConfig {
+            init: Init::SqrtFanIn,
+            ..ModelConfig::default()
+        };
+        assert!(study.validate().unwrap_err().contains("--init sqrt-fan-in"));
+        let softmax = ModelConfig {
+            arch: Arch::Lecun1998Softmax,
+            map_j: 2.0,
+            ..ModelConfig::default()
+        };
+        assert!(softmax.validate().unwrap_err().contains("--map-j"));
+        let rbf = ModelConfig {
+            arch: Arch::Lecun1998,
+            map_j: 2.0,
+            init: Init::PerMapFanIn,
+            ..ModelConfig::default()
+        };
+        assert!(rbf.validate().is_ok());
+        let nan = ModelConfig {
+            map_j: f32::NAN,
+            ..rbf
+        };
+        assert!(nan.validate().is_err());
+    }
 
     /// A 1998 network's config.json says what it is built of; files written before (with the
     /// study model's relu and max it ignores) still read as the same network; the 1998

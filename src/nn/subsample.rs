@@ -38,7 +38,12 @@ pub struct Subsample {
 impl Subsample {
     /// Coefficient and bias uniform in ±2.4/fan_in with fan_in = 4, the paper's rule.
     pub fn new(channels: usize, rng: &mut Rng) -> Self {
-        let bound = init::lecun1998_bound(4);
+        Subsample::with_init(channels, rng, init::Init::Default)
+    }
+
+    /// Coefficient and bias uniform in `init`'s bound for a fan-in of 4.
+    pub fn with_init(channels: usize, rng: &mut Rng, init: init::Init) -> Self {
+        let bound = init.lecun1998_bound(4);
         Subsample {
             channels,
             weight: Param::new("weight", init::uniform(&[channels], bound, rng)),

@@ -105,10 +105,16 @@ impl OptimizerConfig {
             Algorithm::Sdlm {
                 mu,
                 curvature_samples,
-            } => parts.extend([
-                format!("mu={mu}"),
-                format!("curvature_samples={curvature_samples}"),
-            ]),
+                curvature_every,
+            } => {
+                parts.extend([
+                    format!("mu={mu}"),
+                    format!("curvature_samples={curvature_samples}"),
+                ]);
+                if curvature_every > 0 {
+                    parts.push(format!("curvature_every={curvature_every}"));
+                }
+            }
         }
         match self.weight_decay {
             WeightDecay::None => {}
@@ -202,6 +208,7 @@ impl OptimizerConfig {
             OptimizerName::Sdlm => Algorithm::Sdlm {
                 mu: value(H::Mu),
                 curvature_samples: value(H::CurvatureSamples) as usize,
+                curvature_every: value(H::CurvatureEvery) as usize,
             },
         })
     }
@@ -248,6 +255,12 @@ impl OptimizerConfig {
                 },
             ) => curvature_samples as f64,
             (
+                H::CurvatureEvery,
+                Algorithm::Sdlm {
+                    curvature_every, ..
+                },
+            ) => curvature_every as f64,
+            (
                 H::Eps,
                 Algorithm::Adagrad { eps, .. }
                 | Algorithm::Adadelta { eps, .. }
@@ -284,7 +297,7 @@ mod tests {
             Range::Decay | Range::Fraction => 0.5,
             Range::Positive => default * 2.0,
             Range::NonNegative => default + 0.25,
-            Range::Count => default + 1.0,
+            Range::Count | Range::CountOrZero => default + 1.0,
         }
     }
 

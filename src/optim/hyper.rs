@@ -26,6 +26,8 @@ pub enum Range {
     Flag,
     /// A whole number from 1 to 1,000,000.
     Count,
+    /// A whole number from 0 (never) to 1,000,000.
+    CountOrZero,
 }
 
 impl Range {
@@ -37,6 +39,7 @@ impl Range {
             Range::Fraction => (0.0..=1.0).contains(&v),
             Range::Flag => v == 0.0 || v == 1.0,
             Range::Count => (1.0..=1e6).contains(&v) && v.fract() == 0.0,
+            Range::CountOrZero => (0.0..=1e6).contains(&v) && v.fract() == 0.0,
         }
     }
 
@@ -49,6 +52,7 @@ impl Range {
             Range::Fraction => "a number in [0, 1]",
             Range::Flag => "true or false",
             Range::Count => "a whole number from 1 to 1000000",
+            Range::CountOrZero => "a whole number from 0 to 1000000",
         }
     }
 }
@@ -60,6 +64,7 @@ pub enum HyperKey {
     Lr,
     Mu,
     CurvatureSamples,
+    CurvatureEvery,
     Momentum,
     Dampening,
     ClassicMomentum,
@@ -148,6 +153,15 @@ pub const HYPERS: &[Hyper] = &[
         defaults: &[(&[Sdlm], CURVATURE_SAMPLES as f64)],
         help: "Samples the second derivatives are estimated on before every pass, the first of \
                the pass's order (the paper's 500)",
+    },
+    Hyper {
+        key: HyperKey::CurvatureEvery,
+        name: "curvature_every",
+        range: Range::CountOrZero,
+        defaults: &[(&[Sdlm], 0.0)],
+        help: "Also re-estimate the second derivatives every this many steps, on the samples \
+               about to be trained on, tracking the curvature within a pass as the running \
+               average of the paper's appendix C does (0: once per pass, its section III)",
     },
     Hyper {
         key: HyperKey::Momentum,

@@ -65,6 +65,10 @@ pub enum Algorithm {
         /// Samples h is estimated on before every pass (the paper's 500).
         #[serde(default = "crate::optim::rules::paper_curvature_samples")]
         curvature_samples: usize,
+        /// Steps between re-estimates within a pass; 0: once per pass (the paper's section
+        /// III). Absent from files written before it was a setting.
+        #[serde(default)]
+        curvature_every: usize,
     },
 }
 
@@ -156,6 +160,16 @@ impl Algorithm {
                 curvature_samples, ..
             } => Some(curvature_samples),
             _ => None,
+        }
+    }
+
+    /// Steps between re-estimates of the second derivatives within a pass (none when 0).
+    pub fn curvature_every(&self) -> usize {
+        match *self {
+            Algorithm::Sdlm {
+                curvature_every, ..
+            } => curvature_every,
+            _ => 0,
         }
     }
 }

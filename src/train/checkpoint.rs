@@ -255,7 +255,12 @@ pub fn model_file(net: &Network, config: &TrainConfig) -> TensorFile {
         preprocess: config.data.preprocess,
         dataset: config.data.dataset,
     };
-    TensorFile::new(net.state_dict(), &meta)
+    // The model's settings added since model files began are left out at their neutral
+    // values (as from a run's identity), so such a file is what it was before they existed.
+    TensorFile {
+        tensors: net.state_dict(),
+        metadata: Some(super::identity::without_added(&meta)),
+    }
 }
 
 /// Loads a model saved by lenet: the network, how its inputs are preprocessed, and what it

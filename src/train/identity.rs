@@ -34,11 +34,22 @@ pub const ADDED: &[Added] = &[
     (&["optimizer", "algorithm", "curvature_samples"], || {
         json!(crate::optim::rules::CURVATURE_SAMPLES)
     }),
+    (&["optimizer", "algorithm", "curvature_every"], || json!(0)),
+    (&["model", "init"], || json!("default")),
+    (&["model", "map_j"], || json!(crate::nn::loss::MAP_J)),
 ];
 
 /// The canonical form of `config`, version 1 (see the module's documentation).
 pub fn canonical(config: &TrainConfig) -> String {
-    let json = serde_json::to_string(config).expect("a configuration serialises");
+    without_added(config)
+}
+
+/// `value`'s compact JSON, fields in their written order, without the [`ADDED`] settings at
+/// their neutral values, read at their paths from `value`'s root: a configuration, or a
+/// model file's metadata (whose `model` is the configuration's), which so stays byte for
+/// byte what it was before the settings existed.
+pub fn without_added(value: &impl Serialize) -> String {
+    let json = serde_json::to_string(value).expect("a configuration serialises");
     let mut form: Ordered = serde_json::from_str(&json).expect("its own JSON parses");
     for (path, neutral) in ADDED {
         form.remove_if(path, &neutral());

@@ -320,9 +320,18 @@ impl Trainer {
             self.estimate_curvature(train, samples);
         }
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let every = self.optimizer.algorithm.curvature_every();
         // Each step's update leaves the gradients at zero for the next.
         self.net.zero_grad();
         for (s, step) in order.chunks(batch).enumerate() {
+            if every > 0 && s > 0 && s % every == 0 {
+                // Re-estimated on the samples about to be trained on (as many as before the
+                // pass, fewer at its end).
+                let n = self.optimizer.algorithm.curvature_samples().unwrap_or(0);
+                let from = s * batch;
+                let samples = &order[from..order.len().min(from + n)];
+                self.estimate_curvature(train, samples);
+            }
             let scale = 1.0 / step.len() as f32;
             let loss_before = loss_sum;
             for chunk in step.chunks(MAX_CHUNK) {

@@ -9,6 +9,7 @@ use super::instruments::InstrumentSet;
 use super::{DataConfig, TrainConfig};
 use crate::data::{Dataset, Preprocess};
 use crate::nn::activation::ActivationKind;
+use crate::nn::init::Init;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::hyper::{HYPERS, Hypers};
@@ -240,6 +241,13 @@ declare_options! {
     activation: ActivationKind = Some(ActivationKind::Relu), "", Value, "", true;
     /// The study model's pooling.
     pooling: Pooling = Some(Pooling::Max), "", Value, "", true;
+    /// How the 1998 networks draw their weights (the study's model always starts as
+    /// PyTorch's does).
+    init: Init = Some(Init::Default), "", Value, "1998 network", false;
+    /// The MAP criterion's rubbish-class constant j (--arch lecun1998): the loss adds
+    /// log(e^-j + sum_i e^-y_i), which stops pushing a wrong class once its distance is well
+    /// above j. The paper gives no value.
+    map_j: f32 = Some(crate::nn::loss::MAP_J), "", Value, "1998 network", false;
     /// gd is full-batch (one step per epoch), sgd and sdlm take one sample per step, the
     /// others take --batch-size. `lenet optimizers` lists them with their defaults.
     optimizer: OptimizerName = Some(OptimizerName::Adam), "", Value, "", false;
@@ -461,6 +469,8 @@ impl Options {
             dropout: o.dropout.expect(DECLARED_DEFAULT),
             activation: o.activation.expect(DECLARED_DEFAULT),
             pooling: o.pooling.expect(DECLARED_DEFAULT),
+            init: o.init.expect(DECLARED_DEFAULT),
+            map_j: o.map_j.expect(DECLARED_DEFAULT),
         };
         model.validate()?;
         let preprocess = o.preprocess.unwrap_or(match model.arch {
