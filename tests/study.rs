@@ -293,7 +293,10 @@ fn bad_study_files_are_clear_errors() {
 #[test]
 fn shipped_studies_parse() {
     for name in [
+        "quick.toml",
         "regularization.toml",
+        "lecun1998.toml",
+        "lecun1998-protocol.toml",
         "optimizers.toml",
         "optimizers-defaults.toml",
         "regularization-fashion.toml",
@@ -691,6 +694,20 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
             && report.contains("the test set chose nothing"),
         "{report}"
     );
+    // The maximum stopped it: the summary says what the widest comparison's seeds would cost.
+    let needed = (adaptive["decision"]["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter())
+    .filter_map(|m| m["needed"].as_u64())
+    .max()
+    .unwrap();
+    let cost = format!(
+        "needs {needed} seeds of each of the 4 configurations, {} runs more than the 20 \
+         finished here; at the ",
+        lenet::format::thousands(needed as usize * 4 - 20)
+    );
+    assert!(report.contains(&cost), "{cost}\n{report}");
     let mut plan = lenet();
     plan.args(["study", "plan"])
         .arg(study_file("adaptive.toml"))
@@ -715,6 +732,8 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
     assert_eq!(runs(&out), 4 * 3);
     let summary = results(&out);
     assert_eq!(summary["adaptive"]["decision"]["stopped"], "until");
+    let report = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(!report.contains("What deciding the rest costs"), "{report}");
 
     // Two shards in one directory: the first waits for the other's first-stage runs.
     let shared = tmp.path().join("shared");

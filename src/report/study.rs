@@ -128,7 +128,7 @@ fn answer_section(s: &Study, doc: &mut Doc) {
     }
     doc.list(text::conclusions(&s.summary, &s.file.targets));
     if let Some(a) = &s.summary.adaptive {
-        a.write(doc);
+        a.write(doc, &s.summary.configs);
     }
     let tuned = if s.file.tuning.is_some() {
         "each configuration's hyperparameters were chosen on the validation split (one short \

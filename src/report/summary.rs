@@ -7,15 +7,60 @@ use std::path::Path;
 
 use super::numbers::{interval_cell, num_cell, pct_cell, power_cells, yes_no};
 use crate::doc::Doc;
+use crate::format::thousands;
 use crate::stats::Estimate;
 use crate::study::StudyError;
+use crate::study::plan::human_seconds;
 use crate::study::seeds;
 use crate::study::summary::{AdaptiveSummary, ConfigSummary, EFFECTS, Power, StudySummary};
 
 impl AdaptiveSummary {
-    /// The rule and its decision in words, and each monitored comparison's interval.
-    pub fn write(&self, doc: &mut Doc) {
+    /// When the maximum stopped the study: the seeds, runs and time that deciding every
+    /// comparison takes, at the mean seconds per run of the finished runs.
+    fn cost_of_the_rest(&self, configs: &[ConfigSummary]) -> Option<String> {
+        let d = &self.decision;
+        if d.stopped != seeds::Stop::Max {
+            return None;
+        }
+        let (needed, name) = (d.comparisons.iter())
+            .filter_map(|m| m.needed.map(|n| (n, m.name.as_str())))
+            .max()?;
+        let done: usize = configs.iter().map(|c| c.runs).sum();
+        let more = (needed * configs.len()).saturating_sub(done);
+        let timed: Vec<f64> = (configs.iter())
+            .filter_map(|c| c.wall_seconds.as_ref().map(|w| w.mean))
+            .collect();
+        let time = if timed.is_empty() {
+            String::new()
+        } else {
+            let per_run = timed.iter().sum::<f64>() / timed.len() as f64;
+            let total = per_run * more as f64;
+            format!(
+                "; at the {per_run:.0} s a run measured here (the mean over the finished \
+                 runs, each timed as it ran), about {} of runs, {} with two at a time",
+                human_seconds(total),
+                human_seconds(total / 2.0)
+            )
+        };
+        Some(format!(
+            "What deciding the rest costs: {name} needs {needed} seeds of each of the {} \
+             configurations, {} runs more than the {} finished here{time}. A study with the \
+             maximum raised to at least {needed} continues from these runs: a run's ID does not \
+             depend on the study, so copying `runs/` into its directory reuses them.",
+            configs.len(),
+            thousands(more),
+            thousands(done)
+        ))
+    }
+
+    /// The rule and its decision in words, what deciding the rest would cost when the
+    /// maximum stopped it (from `configs`' measured seconds per run), and each monitored
+    /// comparison's interval.
+    pub fn write(&self, doc: &mut Doc, configs: &[ConfigSummary]) {
         doc.paragraph(self.decision.describe());
+        if let Some(cost) = self.cost_of_the_rest(configs) {
+            doc.paragraph(cost);
+        }
         let level = format!(
             "{:.2}% CI (joint 95%)",
             100.0 * (1.0 - seeds::family_alpha(self.decision.family))
@@ -146,7 +191,7 @@ impl StudySummary {
     fn adaptive_section(&self, doc: &mut Doc) {
         let Some(a) = &self.adaptive else { return };
         doc.heading(2, "Adaptive seeds");
-        a.write(doc);
+        a.write(doc, &self.configs);
     }
 
     fn pairs_section(&self, doc: &mut Doc) {
