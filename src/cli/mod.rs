@@ -48,9 +48,10 @@ numbers. MNIST is downloaded on first use.",
 lenet train --optimizer momentum --lr 0.01 --batch-norm first --dropout 0.4\n  \
 lenet model --arch lecun1998            print LeCun's 1998 LeNet-5 layer by layer\n  \
 lenet optimizers                        list every optimizer with its defaults\n  \
-lenet study run                         run the shipped dropout x batch-norm study (10-40 seeds)\n  \
+lenet study run                         the dropout x batch-norm 2x2 at a quarter-hour budget\n  \
+lenet study run studies/regularization.toml            the same, run until every effect is decided\n  \
 lenet study run studies/optimizers.toml --shard 1/4    one quarter of the optimizer study\n  \
-lenet study summary studies-out/regularization         its statistics tables\n  \
+lenet study summary studies-out/quick                  a study's statistics tables\n  \
 lenet explore                           draw a digit, watch your runs read it (browser)"
 )]
 pub struct Cli {
@@ -105,7 +106,7 @@ enum Command {
     /// (see the README). Every forward pass runs in lenet's own engine.
     #[command(
         after_help = "Examples:\n  lenet explore                                 the runs under studies-out/\n  \
-lenet explore studies-out/regularization     one study's runs, by configuration and seed\n  \
+lenet explore studies-out/quick              one study's runs, by configuration and seed\n  \
 lenet explore runs/adam runs/sgd             two runs to compare\n  \
 lenet explore --bind 0.0.0.0 --port 8080     reachable from other machines, with a token"
     )]
