@@ -60,12 +60,22 @@ pub(crate) fn curve_figures(
         return Ok(());
     }
     let validated = |r: &&Run| r.metrics.iter().all(|m| m.valid_loss.is_some());
-    if !groups.iter().all(|g| g.2.iter().all(validated)) {
+    let (groups, unvalidated): (Vec<_>, Vec<_>) =
+        (groups.into_iter()).partition(|g| g.2.iter().all(validated));
+    if groups.is_empty() {
         doc.paragraph(
             "These runs have no validation split (`--valid-size 0`), so there are no \
              validation curves; metrics.csv has the training loss and accuracy per epoch.",
         );
         return Ok(());
+    }
+    if !unvalidated.is_empty() {
+        let names: Vec<String> = unvalidated.iter().map(|g| format!("`{}`", g.0)).collect();
+        doc.paragraph(format!(
+            "Not drawn below, trained without a validation split (`valid_size = 0`): {}; \
+             their metrics.csv has the training loss and accuracy per epoch.",
+            names.join(", ")
+        ));
     }
     let seeds = groups.iter().map(|g| g.2.len()).max().unwrap_or(1);
     let band = if seeds > 1 {
@@ -481,7 +491,10 @@ pub(crate) fn time_figure(
                     ),
                     highlight: r.reached > 0,
                     color: color_of(&c.name),
-                    note: format!("{}/{}", r.reached, c.runs),
+                    note: match c.without_validation() {
+                        true => "no validation".to_string(),
+                        false => format!("{}/{}", r.reached, c.runs),
+                    },
                 }
             })
             .collect();

@@ -172,10 +172,12 @@ impl StudySummary {
                 num_cell(&c.test_loss, 4),
                 pct_cell(&c.best_valid_accuracy),
             ];
-            row.extend(
-                (c.targets.iter())
-                    .map(|t| format!("{} ({}/{})", num_cell(&t.epochs, 1), t.reached, c.runs)),
-            );
+            // Runs trained without a validation split have no validation accuracy to reach
+            // a target with: not measured, rather than never reached.
+            row.extend((c.targets.iter()).map(|t| match c.without_validation() {
+                true => "no validation split".to_string(),
+                false => format!("{} ({}/{})", num_cell(&t.epochs, 1), t.reached, c.runs),
+            }));
             row.push(num_cell(&c.wall_seconds, 1));
             row.push(if c.collapsed.is_empty() {
                 yes_no(c.tied_with_best)
@@ -397,7 +399,12 @@ impl StudySummary {
                 c.tied_with_best
             );
             for t in &c.targets {
-                let _ = write!(s, ",{},{}", t.reached, f(&t.epochs, |e| e.mean));
+                // Empty, not 0, for runs without a validation split: nothing was measured.
+                let reached = match c.without_validation() {
+                    true => String::new(),
+                    false => t.reached.to_string(),
+                };
+                let _ = write!(s, ",{reached},{}", f(&t.epochs, |e| e.mean));
             }
             s.push('\n');
         }

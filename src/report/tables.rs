@@ -106,6 +106,7 @@ pub(crate) fn summary_table(summary: &StudySummary, study: &StudyFile, doc: &mut
             ];
             for t in &c.targets {
                 row.push(match t.epochs {
+                    _ if c.without_validation() => "no validation split".to_string(),
                     Some(e) => format!("{:.1} ({}/{} runs)", e.mean, t.reached, c.runs),
                     None => format!("never (0/{} runs)", c.runs),
                 });

@@ -489,15 +489,29 @@ fn fastest_to(s: &StudySummary, t: usize, target: f64) -> Option<String> {
         })
         .collect();
     reached.sort_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
+    // A configuration trained without a validation split has no validation accuracy: not
+    // measured, which is not "never reached".
+    let unvalidated = |c: &ConfigSummary| c.without_validation();
     let never: Vec<String> = (s.configs.iter())
+        .filter(|c| !unvalidated(c))
         .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
         .map(|c| code(&c.name))
         .collect();
-    let never = if never.is_empty() {
+    let unmeasured: Vec<String> = (s.configs.iter())
+        .filter(|c| unvalidated(c))
+        .map(|c| code(&c.name))
+        .collect();
+    let mut never = if never.is_empty() {
         String::new()
     } else {
         format!(" Never reached it: {}.", join(&never))
     };
+    if !unmeasured.is_empty() {
+        never.push_str(&format!(
+            " Not measured (trained without a validation split): {}.",
+            join(&unmeasured)
+        ));
+    }
     let Some(&(c, e)) = reached.first() else {
         return (!s.configs.is_empty()).then(|| {
             format!(

@@ -65,6 +65,15 @@ pub struct ConfigSummary {
     pub collapsed: Vec<u64>,
 }
 
+impl ConfigSummary {
+    /// Whether its runs trained without a validation split (on every training image): their
+    /// validation accuracy, and so its targets, were not measured, which is not "never
+    /// reached".
+    pub fn without_validation(&self) -> bool {
+        self.runs > 0 && self.best_valid_accuracy.is_none()
+    }
+}
+
 /// How far below the median of its seeds a seed's test accuracy must fall to count as
 /// collapsed: 10 points.
 pub const COLLAPSE: f64 = 0.10;
