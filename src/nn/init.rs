@@ -13,11 +13,6 @@ pub fn pytorch_bound(fan_in: usize) -> f32 {
     1.0 / (fan_in as f32).sqrt()
 }
 
-/// LeCun et al. (1998): 2.4/fan_in.
-pub fn lecun1998_bound(fan_in: usize) -> f32 {
-    2.4 / fan_in as f32
-}
-
 /// How a 1998 network draws its weights. The paper's appendix C says "uniformly distributed
 /// between -2.4/F_i and 2.4/F_i, where F_i is the number of inputs (fan-in) of the unit";
 /// the study model always starts as PyTorch does and takes only the default.
@@ -58,7 +53,7 @@ impl Init {
     /// A 1998 network's bound for a unit of `fan_in` inputs.
     pub fn lecun1998_bound(self, fan_in: usize) -> f32 {
         match self {
-            Init::Default | Init::PerMapFanIn => lecun1998_bound(fan_in),
+            Init::Default | Init::PerMapFanIn => 2.4 / fan_in as f32,
             Init::SqrtFanIn => 2.4 / (fan_in as f32).sqrt(),
         }
     }

@@ -266,7 +266,7 @@ impl ModelConfig {
                 self.init.as_str()
             ));
         }
-        if !(self.map_j.is_finite()) {
+        if !self.map_j.is_finite() {
             return Err(format!(
                 "the MAP constant j must be a finite number, not {}",
                 self.map_j
@@ -365,9 +365,9 @@ fn build_lecun1998(rng: &mut Rng, map_j: Option<f32>, init: Init) -> Network {
     let mean_fan_in = 25 * 60 / 16;
     let mut c3 = conv(6, 16, rng, mean_fan_in).with_connection_table(&table);
     if init != Init::Default {
-        let (per_map, kk) = (c3.weight.value.len() / 16, 25);
+        let per_map = c3.weight.value.len() / 16;
         for (m, inputs) in C3_TABLE.iter().enumerate() {
-            let ratio = init.lecun1998_bound(kk * inputs.len()) / init.lecun1998_bound(mean_fan_in);
+            let ratio = init.lecun1998_bound(25 * inputs.len()) / init.lecun1998_bound(mean_fan_in);
             (c3.weight.value.data[m * per_map..(m + 1) * per_map].iter_mut())
                 .for_each(|w| *w *= ratio);
             c3.bias.value.data[m] *= ratio;

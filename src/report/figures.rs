@@ -491,9 +491,10 @@ pub(crate) fn time_figure(
                     ),
                     highlight: r.reached > 0,
                     color: color_of(&c.name),
-                    note: match c.without_validation() {
-                        true => "no validation".to_string(),
-                        false => format!("{}/{}", r.reached, c.runs),
+                    note: if c.without_validation() {
+                        "no validation".to_string()
+                    } else {
+                        format!("{}/{}", r.reached, c.runs)
                     },
                 }
             })

@@ -17,6 +17,8 @@ use super::figures::curve;
 use super::load::Run;
 use super::numbers::{pct, points};
 use crate::doc::Doc;
+use crate::nn::loss::MAP_J;
+use crate::optim::rules::CURVATURE_SAMPLES;
 use crate::stats::Estimate;
 use crate::study::RunSpec;
 use crate::study::summary::StudySummary;
@@ -30,6 +32,8 @@ pub const TEST_ERROR_DISTORTED: f64 = 0.008;
 pub const TRAIN_ERROR_PASS_19: f64 = 0.0035;
 /// The pass the paper quotes its training error at.
 const PASS: usize = 19;
+/// The passes the paper trains for.
+const PASSES: usize = 20;
 
 /// The comparison with the paper, for a study any of whose configurations is a 1998 network;
 /// nothing for the others.
@@ -46,7 +50,7 @@ pub(crate) fn paper_section(
     }
     doc.heading(2, "Against the 1998 paper");
     doc.paragraph(format!(
-        "LeCun et al. (1998) report a test error of {} for LeNet-5 trained 20 passes without \
+        "LeCun et al. (1998) report a test error of {} for LeNet-5 trained {PASSES} passes without \
          distortions, {} with distortions of the training set, and a training error of {} at \
          pass {PASS} (section III-C, Fig. 5): each the figure of one run. So each is set against \
          the 95% prediction interval of one run of the configuration (mean ± t s sqrt(1 + 1/n) \
@@ -142,7 +146,7 @@ fn departures(c: &crate::train::TrainConfig) -> Vec<String> {
         if let Some(mu) = o.value(HyperKey::Mu).filter(|&mu| mu != PAPER_MU) {
             out.push(format!("mu {mu} (paper {PAPER_MU})"));
         }
-        if let Some(n) = o.algorithm.curvature_samples().filter(|&n| n != 500) {
+        if let Some(n) = (o.algorithm.curvature_samples()).filter(|&n| n != CURVATURE_SAMPLES) {
             out.push(format!("h over {n} samples"));
         }
         if o.algorithm.curvature_every() > 0 {
@@ -161,7 +165,7 @@ fn departures(c: &crate::train::TrainConfig) -> Vec<String> {
         let name = name.as_ref().and_then(|v| v.as_str()).unwrap_or("other");
         out.push(format!("inputs {name}"));
     }
-    if c.model.arch == crate::nn::Arch::Lecun1998 && c.model.map_j != crate::nn::loss::MAP_J {
+    if c.model.arch == crate::nn::Arch::Lecun1998 && c.model.map_j != MAP_J {
         out.push(format!("j = {}", c.model.map_j));
     }
     if c.data.valid_size == 0 {
@@ -170,7 +174,7 @@ fn departures(c: &crate::train::TrainConfig) -> Vec<String> {
     if c.data.distort {
         out.push("distortions".into());
     }
-    if c.epochs != 20 {
+    if c.epochs != PASSES {
         out.push(format!("{} passes", c.epochs));
     }
     out
@@ -205,15 +209,15 @@ fn readings(
     if rows.is_empty() {
         return;
     }
-    doc.paragraph(
+    doc.paragraph(format!(
         "Each configuration against the paper's protocol as lenet reads it (sdlm, base rate \
-         5e-4 with the paper's schedule, mu 0.02, h averaged over 500 samples and \
-         re-estimated once per pass, weights uniform in ±2.4/fan-in with C3 at its mean \
-         fan-in, inputs at -0.1 and 1.175, the MAP criterion at j = 1, 20 passes over the \
-         55,000 training images, no distortions): what it changes, its lowest validation \
-         error over its passes (mean over seeds; none for runs without a validation split) \
-         and its test error.",
-    );
+         {PAPER_LR:e} with the paper's schedule, mu {PAPER_MU}, h averaged over \
+         {CURVATURE_SAMPLES} samples and re-estimated once per pass, weights uniform in \
+         ±2.4/fan-in with C3 at its mean fan-in, inputs at -0.1 and 1.175, the MAP criterion \
+         at j = {MAP_J}, {PASSES} passes over the 55,000 training images, no distortions): \
+         what it changes, its lowest validation error over its passes (mean over seeds; none \
+         for runs without a validation split) and its test error.",
+    ));
     let fmt = |e: &Option<Estimate>| e.map_or("-".into(), |e| mean_with_interval(&e));
     doc.table(
         &[
@@ -237,15 +241,17 @@ fn readings(
     let common: Vec<&String> = (rows[0].1.iter())
         .filter(|d| rows.iter().all(|r| r.1.contains(d)))
         .collect();
-    let own = |d: &[String]| -> Vec<String> {
-        (d.iter().filter(|x| !common.contains(x)).cloned()).collect()
-    };
-    let Some((base, _, Some(base_valid), _)) = rows.iter().find(|r| own(&r.1).is_empty()) else {
+    let own: Vec<Vec<&String>> = (rows.iter())
+        .map(|r| r.1.iter().filter(|x| !common.contains(x)).collect())
+        .collect();
+    let Some(((base, _, Some(base_valid), _), _)) =
+        rows.iter().zip(&own).find(|(_, o)| o.is_empty())
+    else {
         return;
     };
-    let sentences: Vec<String> = (rows.iter())
-        .filter(|r| !own(&r.1).is_empty())
-        .filter_map(|(n, d, v, t)| {
+    let sentences: Vec<String> = (rows.iter().zip(&own))
+        .filter(|(_, o)| !o.is_empty())
+        .filter_map(|((n, _, v, t), o)| {
             let v = (*v)?;
             let state = if v.mean > 0.5 {
                 "stays at chance"
@@ -257,7 +263,7 @@ fn readings(
             });
             Some(format!(
                 "`{n}` ({}) {state}: lowest validation error {}, {} against `{base}`'s {}{test}.",
-                own(d).join("; "),
+                o.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "),
                 pct(v.mean),
                 points(v.mean - base_valid.mean),
                 pct(base_valid.mean)

@@ -174,9 +174,12 @@ impl StudySummary {
             ];
             // Runs trained without a validation split have no validation accuracy to reach
             // a target with: not measured, rather than never reached.
-            row.extend((c.targets.iter()).map(|t| match c.without_validation() {
-                true => "no validation split".to_string(),
-                false => format!("{} ({}/{})", num_cell(&t.epochs, 1), t.reached, c.runs),
+            row.extend((c.targets.iter()).map(|t| {
+                if c.without_validation() {
+                    "no validation split".to_string()
+                } else {
+                    format!("{} ({}/{})", num_cell(&t.epochs, 1), t.reached, c.runs)
+                }
             }));
             row.push(num_cell(&c.wall_seconds, 1));
             row.push(if c.collapsed.is_empty() {
@@ -400,9 +403,10 @@ impl StudySummary {
             );
             for t in &c.targets {
                 // Empty, not 0, for runs without a validation split: nothing was measured.
-                let reached = match c.without_validation() {
-                    true => String::new(),
-                    false => t.reached.to_string(),
+                let reached = if c.without_validation() {
+                    String::new()
+                } else {
+                    t.reached.to_string()
                 };
                 let _ = write!(s, ",{reached},{}", f(&t.epochs, |e| e.mean));
             }

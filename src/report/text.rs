@@ -491,16 +491,13 @@ fn fastest_to(s: &StudySummary, t: usize, target: f64) -> Option<String> {
     reached.sort_by(|a, b| a.1.mean.total_cmp(&b.1.mean));
     // A configuration trained without a validation split has no validation accuracy: not
     // measured, which is not "never reached".
-    let unvalidated = |c: &ConfigSummary| c.without_validation();
-    let never: Vec<String> = (s.configs.iter())
-        .filter(|c| !unvalidated(c))
+    let (unmeasured, measured): (Vec<&ConfigSummary>, Vec<&ConfigSummary>) =
+        (s.configs.iter()).partition(|c| c.without_validation());
+    let never: Vec<String> = (measured.into_iter())
         .filter(|c| c.targets.get(t).is_some_and(|r| r.reached == 0))
         .map(|c| code(&c.name))
         .collect();
-    let unmeasured: Vec<String> = (s.configs.iter())
-        .filter(|c| unvalidated(c))
-        .map(|c| code(&c.name))
-        .collect();
+    let unmeasured: Vec<String> = unmeasured.iter().map(|c| code(&c.name)).collect();
     let mut never = if never.is_empty() {
         String::new()
     } else {

@@ -315,19 +315,18 @@ impl Trainer {
         let batch = self.config.step_size(order.len());
         let steps = order.len().div_ceil(batch);
         observer.epoch_started(self.epoch + 1, steps);
-        if let Some(n) = self.optimizer.algorithm.curvature_samples() {
-            let samples = &order[..order.len().min(n)];
-            self.estimate_curvature(train, samples);
-        }
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let curvature = self.optimizer.algorithm.curvature_samples();
         let every = self.optimizer.algorithm.curvature_every();
         // Each step's update leaves the gradients at zero for the next.
         self.net.zero_grad();
         for (s, step) in order.chunks(batch).enumerate() {
-            if every > 0 && s > 0 && s % every == 0 {
-                // Re-estimated on the samples about to be trained on (as many as before the
-                // pass, fewer at its end).
-                let n = self.optimizer.algorithm.curvature_samples().unwrap_or(0);
+            // The second derivatives, for a rule that steps by them: estimated before the
+            // pass's first step, and again every `every` steps when that is above 0, each
+            // time on the `n` samples about to be trained on (fewer at the pass's end).
+            if let Some(n) = curvature
+                && (s == 0 || (every > 0 && s % every == 0))
+            {
                 let from = s * batch;
                 let samples = &order[from..order.len().min(from + n)];
                 self.estimate_curvature(train, samples);
