@@ -71,16 +71,15 @@ fn train_args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> 
     ]
 }
 
+/// What `lenet model ARGS` prints, asserting that it succeeds.
+fn model_text(args: &[&str]) -> String {
+    let out = lenet().arg("model").args(args).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
 #[test]
 fn study_model_has_61706_parameters() {
-    let out = lenet()
-        .arg("model")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = model_text(&[]);
     assert!(
         text.contains("total: 61,706 trainable parameters"),
         "{text}"
@@ -93,14 +92,7 @@ fn study_model_has_61706_parameters() {
 
 #[test]
 fn lecun1998_layers_have_the_papers_parameter_and_connection_counts() {
-    let out = lenet()
-        .args(["model", "--arch", "lecun1998"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = model_text(&["--arch", "lecun1998"]);
     // LeCun et al. (1998), section II-B: each layer's trainable parameters and connections.
     for (layer, params, connections) in [
         ("c1 ", "156", "122,304"),
@@ -123,8 +115,34 @@ fn lecun1998_layers_have_the_papers_parameter_and_connection_counts() {
         "{text}"
     );
     // The prototypes it prints, side by side, are the bitmaps of src/nn/prototypes.txt.
+    assert_prints_prototypes(&text, "prototypes.txt");
+}
+
+/// `--prototypes bold` builds the RBF output against the bold drawing, which `lenet model`
+/// prints; the study's model refuses the option.
+#[test]
+fn lecun1998_with_bold_prototypes_prints_them_and_lenet5_refuses_them() {
+    let text = model_text(&["--arch", "lecun1998", "--prototypes", "bold"]);
+    assert!(text.contains("fixed prototypes (bold)"), "{text}");
+    assert_prints_prototypes(&text, "prototypes-bold.txt");
+    let out = lenet()
+        .args(["model", "--prototypes", "bold"])
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("--prototypes") && line.contains("lenet5"),
+        "{line}"
+    );
+}
+
+/// The twelve lines after "fixed prototypes" in `text` are the ten bitmaps of
+/// `src/nn/<file>` side by side.
+fn assert_prints_prototypes(text: &str, file: &str) {
     let file = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/nn/prototypes.txt"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/nn")
+            .join(file),
     )
     .unwrap();
     let blocks: Vec<Vec<&str>> = file

@@ -21,7 +21,7 @@ use lenet::nn::dropout::Dropout;
 use lenet::nn::linear::Linear;
 use lenet::nn::loss::{Criterion, MAP_J};
 use lenet::nn::pool::{Pool2d, PoolKind};
-use lenet::nn::rbf::Rbf;
+use lenet::nn::rbf::{Prototypes, Rbf};
 use lenet::nn::subsample::Subsample;
 use lenet::nn::{Context, Layer, Mode, Network};
 use lenet::rng::Rng;
@@ -250,7 +250,7 @@ fn the_criteria_second_derivatives_match_centred_differences() {
 #[test]
 fn the_map_criterion_over_the_rbf_matches_centred_differences_in_f6() {
     let mut rng = Rng::new(8);
-    let mut rbf = Rbf::lenet5();
+    let mut rbf = Rbf::lenet5(Prototypes::Plain);
     let labels = [3u8, 8];
     let mut near = rbf.prototypes.data[3 * 84..4 * 84].to_vec();
     near.iter_mut().for_each(|v| *v *= 0.9);
@@ -262,7 +262,7 @@ fn the_map_criterion_over_the_rbf_matches_centred_differences_in_f6() {
     rbf.map_curvature(&x, &scores, j, &mut d2x, 1.0);
     let gradient = |v: &[f32]| {
         let x = Tensor::from_vec(&[2, 84], v.to_vec());
-        let mut rbf = Rbf::lenet5();
+        let mut rbf = Rbf::lenet5(Prototypes::Plain);
         let scores = forward(&mut rbf, &x, Mode::Eval, 0);
         let mut dscores = Tensor::zeros(&scores.shape);
         Criterion::Map { j }.apply(&scores, &labels, Some((&mut dscores, 1.0)));

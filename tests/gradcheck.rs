@@ -15,7 +15,7 @@ use lenet::nn::linear::Linear;
 use lenet::nn::loss::{Criterion, MAP_J};
 use lenet::nn::model::C3_TABLE;
 use lenet::nn::pool::{Pool2d, PoolKind};
-use lenet::nn::rbf::Rbf;
+use lenet::nn::rbf::{Prototypes, Rbf};
 use lenet::nn::subsample::Subsample;
 use lenet::nn::{Arch, Context, Layer, Mode, ModelConfig};
 use lenet::rng::Rng;
@@ -426,7 +426,7 @@ fn rbf_output_gradients() {
         &[3, 84],
         (0..3 * 84).map(|_| rng.uniform_range(-1.7, 1.7)).collect(),
     );
-    gradcheck("rbf", &mut Rbf::lenet5(), x, Mode::Train);
+    gradcheck("rbf", &mut Rbf::lenet5(Prototypes::Plain), x, Mode::Train);
 }
 
 /// The MAP criterion's gradient with respect to the scores, by centred differences, and its

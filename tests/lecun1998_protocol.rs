@@ -7,6 +7,7 @@ mod common;
 use lenet::data::{DatasetImages, Preprocess, Split};
 use lenet::nn::init::Init;
 use lenet::nn::loss::Criterion;
+use lenet::nn::rbf::Prototypes;
 use lenet::nn::{Arch, ModelConfig, Network};
 use lenet::optim::hyper::{HyperKey, Hypers};
 use lenet::optim::{OptimizerConfig, OptimizerName, Schedule};
@@ -87,8 +88,8 @@ fn the_three_rules_draw_the_same_numbers_within_their_bounds() {
 }
 
 /// A model file records a constant j other than the paper-less default (and the rule its
-/// weights were drawn by), and loads back with it; at the defaults it records neither, as
-/// files did before they were settings.
+/// weights were drawn by, and the prototypes' drawing), and loads back with them; at the
+/// defaults it records none, as files did before they were settings.
 #[test]
 fn a_model_file_records_j_and_the_rule_only_when_they_are_not_the_defaults() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,15 +104,22 @@ fn a_model_file_records_j_and_the_rule_only_when_they_are_not_the_defaults() {
     let net = config.model.build(&mut Rng::new(1));
     let plain = model_file(&net, &config);
     let meta = plain.metadata.clone().unwrap();
-    assert!(!meta.contains("map_j") && !meta.contains("init"), "{meta}");
+    assert!(
+        !meta.contains("map_j") && !meta.contains("init") && !meta.contains("prototypes"),
+        "{meta}"
+    );
+    assert_eq!(net.prototypes(), Some(&Prototypes::Plain.tensor()));
 
     config.model.map_j = 3.0;
     config.model.init = Init::SqrtFanIn;
+    config.model.prototypes = Prototypes::Bold;
     let net = config.model.build(&mut Rng::new(1));
     let file = model_file(&net, &config);
     let meta = file.metadata.clone().unwrap();
     assert!(
-        meta.contains("\"map_j\":3.0") && meta.contains("sqrt-fan-in"),
+        meta.contains("\"map_j\":3.0")
+            && meta.contains("sqrt-fan-in")
+            && meta.contains("\"prototypes\":\"bold\""),
         "{meta}"
     );
     let path = dir.path().join("model.safetensors");
@@ -119,6 +127,10 @@ fn a_model_file_records_j_and_the_rule_only_when_they_are_not_the_defaults() {
     let (loaded, model, _, _) = load_model(&path).unwrap();
     assert_eq!(model.map_j, 3.0);
     assert_eq!(loaded.criterion(), Criterion::Map { j: 3.0 });
+    // The loaded network compares F6 with the bold drawing, which every reader of the
+    // prototypes (the report's layer figure, `lenet model`, explore) takes from it.
+    assert_eq!(model.prototypes, Prototypes::Bold);
+    assert_eq!(loaded.prototypes(), Some(&Prototypes::Bold.tensor()));
 }
 
 /// sdlm on the subset's 1,500 training images, two passes, re-estimating every `every` steps.

@@ -78,12 +78,11 @@ pub(super) fn print_model(args: &ModelArgs) -> Result<()> {
         thousands(net.param_count()),
         thousands(rows.iter().map(|r| r.connections).sum())
     );
-    if rows
-        .last()
-        .is_some_and(|r| r.kind == crate::nn::LayerKind::Rbf)
-    {
-        say!("\nthe output's fixed prototypes, digits 0 to 9 (7x12 bitmaps: # = +1, . = -1):");
-        let p = crate::nn::rbf::prototypes();
+    if let Some(p) = net.prototypes() {
+        say!(
+            "\nthe output's fixed prototypes ({}), digits 0 to 9 (7x12 bitmaps: # = +1, . = -1):",
+            config.prototypes.as_str()
+        );
         let (w, h) = (crate::nn::rbf::WIDTH, crate::nn::rbf::HEIGHT);
         for row in 0..h {
             let cells: Vec<String> = (0..10)

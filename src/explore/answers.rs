@@ -282,8 +282,7 @@ pub(super) fn details(state: &State, entry: &Entry) -> Answer {
     let loaded = state.models.get(entry)?;
     let config = Ok(entry.config()?);
     let summary = entry.summary();
-    let prototypes = (output_kind(&loaded) == "distances").then(|| {
-        let p = crate::nn::rbf::prototypes();
+    let prototypes = loaded.prototypes.as_ref().map(|p| {
         p.data
             .chunks_exact(p.data.len() / 10)
             .map(<[f32]>::to_vec)

@@ -52,6 +52,8 @@ pub struct Loaded {
     pub dataset: Dataset,
     /// Each layer's name, description and output shape ([`Network::summary`], made once).
     pub summary: Vec<LayerSummary>,
+    /// The RBF output's prototypes, for a network that ends in one ([`Network::prototypes`]).
+    pub prototypes: Option<Tensor>,
     /// The network as loaded, copied for each thread that needs one.
     template: Mutex<Network>,
     pool: Mutex<Vec<Network>>,
@@ -80,6 +82,7 @@ impl Loaded {
             preprocess,
             dataset,
             summary: net.summary(),
+            prototypes: net.prototypes().cloned(),
             template: Mutex::new(net),
             pool: Mutex::new(Vec::new()),
             mistakes: OnceLock::new(),

@@ -40,7 +40,7 @@ use super::linear::Linear;
 use super::loss::{Criterion, MAP_J};
 use super::network::Network;
 use super::pool::{Pool2d, PoolKind};
-use super::rbf::Rbf;
+use super::rbf::{Prototypes, Rbf};
 use super::subsample::Subsample;
 use crate::rng::Rng;
 
@@ -112,6 +112,8 @@ pub struct ModelConfig {
     pub init: Init,
     /// The MAP criterion's rubbish-class constant j (the 1998 RBF network only).
     pub map_j: f32,
+    /// The RBF output's drawing of the digits (the 1998 RBF network only).
+    pub prototypes: Prototypes,
 }
 
 impl Default for ModelConfig {
@@ -124,6 +126,7 @@ impl Default for ModelConfig {
             pooling: Pooling::Max,
             init: Init::Default,
             map_j: MAP_J,
+            prototypes: Prototypes::Plain,
         }
     }
 }
@@ -152,6 +155,8 @@ struct ModelRecord {
     init: Init,
     #[serde(default = "map_j_default")]
     map_j: f32,
+    #[serde(default)]
+    prototypes: Prototypes,
 }
 
 /// [`MAP_J`], for files written before j was a setting.
@@ -178,6 +183,7 @@ impl From<ModelConfig> for ModelRecord {
             pooling,
             init: m.init,
             map_j: m.map_j,
+            prototypes: m.prototypes,
         }
     }
 }
@@ -194,6 +200,7 @@ impl TryFrom<ModelRecord> for ModelConfig {
             pooling,
             init: r.init,
             map_j: r.map_j,
+            prototypes: r.prototypes,
         };
         match (r.arch.is_lecun1998(), r.activation, r.pooling) {
             // The 1998 network as recorded now, or as files before recorded it.
@@ -279,6 +286,13 @@ impl ModelConfig {
                 self.arch.as_str()
             ));
         }
+        if self.arch != Arch::Lecun1998 && self.prototypes != Prototypes::Plain {
+            return Err(format!(
+                "--prototypes is the drawing of the 1998 RBF network's output (--arch \
+                 lecun1998), not of {}",
+                self.arch.as_str()
+            ));
+        }
         if self.arch == Arch::Lenet5 && self.activation == ActivationKind::ScaledTanh {
             return Err("the study's model takes --activation relu or tanh".into());
         }
@@ -289,8 +303,8 @@ impl ModelConfig {
     pub fn build(&self, rng: &mut Rng) -> Network {
         match self.arch {
             Arch::Lenet5 => self.build_study(rng),
-            Arch::Lecun1998 => build_lecun1998(rng, Some(self.map_j), self.init),
-            Arch::Lecun1998Softmax => build_lecun1998(rng, None, self.init),
+            Arch::Lecun1998 => build_lecun1998(rng, self.init, Some((self.prototypes, self.map_j))),
+            Arch::Lecun1998Softmax => build_lecun1998(rng, self.init, None),
         }
     }
 
@@ -343,9 +357,10 @@ impl ModelConfig {
     }
 }
 
-/// The 1998 network, its weights drawn by `init`; with `map_j`, the paper's RBF output and
-/// MAP criterion of that constant, else a linear output and softmax cross-entropy.
-fn build_lecun1998(rng: &mut Rng, map_j: Option<f32>, init: Init) -> Network {
+/// The 1998 network, its weights drawn by `init`; with `rbf` = (prototypes, j), the paper's
+/// RBF output against those prototypes and the MAP criterion of constant j, else a linear
+/// output and softmax cross-entropy.
+fn build_lecun1998(rng: &mut Rng, init: Init, rbf: Option<(Prototypes, f32)>) -> Network {
     let squash = || -> Box<dyn Layer> {
         Box::new(ActLayer {
             kind: ActivationKind::ScaledTanh,
@@ -391,8 +406,8 @@ fn build_lecun1998(rng: &mut Rng, map_j: Option<f32>, init: Init) -> Network {
         ("f6", Box::new(linear(120, 84, rng))),
         ("f6_squash", squash()),
     ];
-    let (output, criterion): (Box<dyn Layer>, Criterion) = match map_j {
-        Some(j) => (Box::new(Rbf::lenet5()), Criterion::Map { j }),
+    let (output, criterion): (Box<dyn Layer>, Criterion) = match rbf {
+        Some((set, j)) => (Box::new(Rbf::lenet5(set)), Criterion::Map { j }),
         None => (Box::new(linear(84, 10, rng)), Criterion::CrossEntropy),
     };
     let layers = (layers.into_iter())
@@ -421,10 +436,22 @@ mod tests {
             ..ModelConfig::default()
         };
         assert!(softmax.validate().unwrap_err().contains("--map-j"));
+        let bold_softmax = ModelConfig {
+            arch: Arch::Lecun1998Softmax,
+            prototypes: Prototypes::Bold,
+            ..ModelConfig::default()
+        };
+        assert!(
+            bold_softmax
+                .validate()
+                .unwrap_err()
+                .contains("--prototypes")
+        );
         let rbf = ModelConfig {
             arch: Arch::Lecun1998,
             map_j: 2.0,
             init: Init::PerMapFanIn,
+            prototypes: Prototypes::Bold,
             ..ModelConfig::default()
         };
         assert!(rbf.validate().is_ok());

@@ -373,6 +373,13 @@ impl Network {
         self.params().iter().map(|(_, p)| p.trainable_len()).sum()
     }
 
+    /// The fixed prototypes `[classes, inputs]` of an RBF output layer, if the network ends
+    /// in one: what its scores are distances to.
+    pub fn prototypes(&self) -> Option<&Tensor> {
+        let rbf = (self.layers.last()).and_then(|l| l.as_any().downcast_ref::<Rbf>());
+        rbf.map(|r| &r.prototypes)
+    }
+
     /// Layer by layer: name, description, per-sample output shape and parameter count.
     pub fn summary(&self) -> Vec<LayerSummary> {
         let mut shape: Vec<usize> = std::iter::once(1)

@@ -5,7 +5,8 @@
 //! y[n, i] = sum_j (x[n, j] - w[i, j])^2
 //!
 //! The prototypes are not trained (the paper keeps them fixed), so the layer has no
-//! parameters; `prototypes.txt` beside this file holds them as readable bitmaps. The layer
+//! parameters; `prototypes.txt` beside this file holds them as readable bitmaps (and
+//! `prototypes-bold.txt` the same digits in bold strokes, [`Prototypes`]). The layer
 //! writes the scores -y, so that, as for logits, the largest score is the prediction (the
 //! nearest prototype) and the paper's MAP criterion is a cross-entropy over the scores and one
 //! constant ([`super::loss::Criterion::Map`]).
@@ -21,19 +22,61 @@ use crate::tensor::Tensor;
 
 /// The prototypes as text: comment lines, then ten blocks, each a line with its digit and 12
 /// rows of 7 characters.
-const PROTOTYPES: &str = include_str!("prototypes.txt");
+const PLAIN: &str = include_str!("prototypes.txt");
+/// The same digits with every stroke two pixels wide.
+const BOLD: &str = include_str!("prototypes-bold.txt");
 
 /// Bitmap width and height of a prototype.
 pub const WIDTH: usize = 7;
 pub const HEIGHT: usize = 12;
 
-/// The ten prototypes, `[10, 84]`, row-major bitmaps of +1 (black) and -1 (white).
-pub fn prototypes() -> Tensor {
+/// Which drawing of the ten digits the output compares F6 with. The paper's own bitmaps are
+/// those of its Fig. 3, a print too coarse to copy pixel for pixel; lenet draws them in that
+/// style with strokes one pixel wide (`plain`, `prototypes.txt`) or two (`bold`,
+/// `prototypes-bold.txt`, nearer the figure's heavy strokes).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prototypes {
+    #[default]
+    Plain,
+    Bold,
+}
+
+impl Prototypes {
+    /// The name the command line and study files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prototypes::Plain => "plain",
+            Prototypes::Bold => "bold",
+        }
+    }
+
+    /// The ten bitmaps, `[10, 84]`, row-major, +1 (black) and -1 (white).
+    pub fn tensor(self) -> Tensor {
+        parse(match self {
+            Prototypes::Plain => PLAIN,
+            Prototypes::Bold => BOLD,
+        })
+    }
+}
+
+/// Reads a prototypes file (see [`PLAIN`]) into `[10, 84]`.
+fn parse(text: &str) -> Tensor {
     // Comment lines start with "# "; a bitmap row has no space.
-    let mut rows = PROTOTYPES.lines().filter(|l| !l.starts_with("# "));
+    let mut rows = text.lines().filter(|l| !l.starts_with("# "));
     let mut data = Vec::with_capacity(10 * WIDTH * HEIGHT);
     for digit in 0..10 {
-        let head = rows.next().expect("prototypes.txt has ten blocks");
+        let head = rows.next().expect("a prototypes file has ten blocks");
         assert_eq!(
             head.trim(),
             digit.to_string(),
@@ -59,10 +102,10 @@ pub struct Rbf {
 }
 
 impl Rbf {
-    /// The paper's output layer: F6's 84 units against the ten prototypes.
-    pub fn lenet5() -> Self {
+    /// The paper's output layer: F6's 84 units against the ten prototypes of `set`.
+    pub fn lenet5(set: Prototypes) -> Self {
         Rbf {
-            prototypes: prototypes(),
+            prototypes: set.tensor(),
         }
     }
 
@@ -194,24 +237,59 @@ mod tests {
 
     #[test]
     fn the_prototypes_are_ten_distinct_bitmaps_of_plus_and_minus_one() {
-        let p = prototypes();
-        assert_eq!(p.shape, [10, 84]);
-        assert!(p.data.iter().all(|&v| v == 1.0 || v == -1.0));
-        let rows: Vec<&[f32]> = p.data.chunks_exact(84).collect();
-        for i in 0..10 {
-            for j in i + 1..10 {
-                let differ = rows[i].iter().zip(rows[j]).filter(|(a, b)| a != b).count();
-                assert!(
-                    differ >= 8,
-                    "digits {i} and {j} differ in {differ} pixels only"
-                );
+        for set in [Prototypes::Plain, Prototypes::Bold] {
+            let p = set.tensor();
+            assert_eq!(p.shape, [10, 84]);
+            assert!(p.data.iter().all(|&v| v == 1.0 || v == -1.0));
+            let rows: Vec<&[f32]> = p.data.chunks_exact(84).collect();
+            for i in 0..10 {
+                for j in i + 1..10 {
+                    let differ = rows[i].iter().zip(rows[j]).filter(|(a, b)| a != b).count();
+                    assert!(
+                        differ >= 8,
+                        "{set:?}: digits {i} and {j} differ in {differ} pixels only"
+                    );
+                }
             }
         }
     }
 
+    /// The bold set is the plain one with each black pixel's right neighbour (left in the
+    /// last column) blackened: every plain stroke is still there, and no row of the bold
+    /// set has a black run one pixel wide.
+    #[test]
+    fn the_bold_prototypes_are_the_plain_ones_two_pixels_wide() {
+        let (plain, bold) = (Prototypes::Plain.tensor(), Prototypes::Bold.tensor());
+        for (p_row, b_row) in plain
+            .data
+            .chunks_exact(WIDTH)
+            .zip(bold.data.chunks_exact(WIDTH))
+        {
+            let mut expected = p_row.to_vec();
+            for (c, &v) in p_row.iter().enumerate() {
+                if v > 0.0 {
+                    expected[if c + 1 < WIDTH { c + 1 } else { c - 1 }] = 1.0;
+                }
+            }
+            assert_eq!(b_row, expected.as_slice());
+            let runs: Vec<usize> = (b_row.split(|&v| v < 0.0))
+                .map(<[f32]>::len)
+                .filter(|&n| n > 0)
+                .collect();
+            assert!(runs.iter().all(|&n| n >= 2), "{b_row:?}");
+        }
+        let ink = |t: &Tensor| t.data.iter().filter(|&&v| v > 0.0).count();
+        assert!(
+            ink(&bold) > ink(&plain) * 3 / 2,
+            "{} vs {}",
+            ink(&bold),
+            ink(&plain)
+        );
+    }
+
     #[test]
     fn a_prototype_is_at_distance_zero_from_itself() {
-        let mut rbf = Rbf::lenet5();
+        let mut rbf = Rbf::lenet5(Prototypes::Plain);
         let x = Tensor::from_vec(&[1, 84], rbf.prototypes.data[3 * 84..4 * 84].to_vec());
         let mut y = Tensor::zeros(&[1, 10]);
         let mut rng = crate::rng::Rng::new(0);

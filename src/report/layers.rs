@@ -155,8 +155,8 @@ pub struct Probe {
     pub scores: Vec<f32>,
     /// The predicted class: the largest score.
     pub best: usize,
-    /// Whether the output is the 1998 network's Euclidean RBF layer.
-    pub rbf: bool,
+    /// The prototypes `[10, 84]` of the 1998 network's Euclidean RBF output, if it has one.
+    pub prototypes: Option<Tensor>,
 }
 
 /// Runs `net` in evaluation mode on `input` (one `[1, 1, 32, 32]` sample) with every layer's
@@ -184,7 +184,7 @@ pub fn probe(net: &mut Network, input: &Tensor) -> Probe {
         panels.push(maps_of(&title, net.activation(i), &r.output_shape));
         rows.push(Some(i));
     }
-    let rbf = summary.last().is_some_and(|r| r.kind == LayerKind::Rbf);
+    let prototypes = net.prototypes().cloned();
     let best = (0..scores.len())
         .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
         .unwrap_or(0);
@@ -193,7 +193,7 @@ pub fn probe(net: &mut Network, input: &Tensor) -> Probe {
         rows,
         scores,
         best,
-        rbf,
+        prototypes,
     }
 }
 
@@ -204,12 +204,12 @@ pub fn figure_of(probe: Probe, title: String, class_names: [&str; 10]) -> LayerF
         mut panels,
         scores,
         best,
-        rbf,
+        prototypes,
         ..
     } = probe;
-    if rbf {
+    let rbf = prototypes.is_some();
+    if let Some(prototypes) = prototypes {
         // F6 as the bitmap the output compares, beside the prototype it is nearest to.
-        let prototypes = crate::nn::rbf::prototypes();
         let f6 = panels.pop().map(|p| p.maps.concat()).unwrap_or_default();
         let (w, h) = (crate::nn::rbf::WIDTH, crate::nn::rbf::HEIGHT);
         panels.push(Panel {

@@ -168,6 +168,9 @@ fn departures(c: &crate::train::TrainConfig) -> Vec<String> {
     if c.model.arch == crate::nn::Arch::Lecun1998 && c.model.map_j != MAP_J {
         out.push(format!("j = {}", c.model.map_j));
     }
+    if c.model.prototypes != crate::nn::rbf::Prototypes::Plain {
+        out.push(format!("{} prototypes", c.model.prototypes.as_str()));
+    }
     if c.data.valid_size == 0 {
         out.push("all 60,000 training images".into());
     }
@@ -525,6 +528,7 @@ mod tests {
         let all = resolve(&|o| {
             o.valid_size = Some(0);
             o.map_j = Some(3.0);
+            o.prototypes = Some(crate::nn::rbf::Prototypes::Bold);
             o.preprocess = Some(crate::data::Preprocess::Unit);
             o.distort = Some(true);
             o.epochs = Some(40);
@@ -534,6 +538,7 @@ mod tests {
             [
                 "inputs unit",
                 "j = 3",
+                "bold prototypes",
                 "all 60,000 training images",
                 "distortions",
                 "40 passes"

@@ -37,6 +37,7 @@ pub const ADDED: &[Added] = &[
     (&["optimizer", "algorithm", "curvature_every"], || json!(0)),
     (&["model", "init"], || json!("default")),
     (&["model", "map_j"], || json!(crate::nn::loss::MAP_J)),
+    (&["model", "prototypes"], || json!("plain")),
 ];
 
 /// The canonical form of `config`, version 1 (see the module's documentation).

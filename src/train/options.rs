@@ -10,6 +10,7 @@ use super::{DataConfig, TrainConfig};
 use crate::data::{Dataset, Preprocess};
 use crate::nn::activation::ActivationKind;
 use crate::nn::init::Init;
+use crate::nn::rbf::Prototypes;
 use crate::nn::{Arch, BatchNormAt, ModelConfig, Pooling};
 use crate::optim::config::BatchPolicy;
 use crate::optim::hyper::{HYPERS, Hypers};
@@ -248,6 +249,9 @@ declare_options! {
     /// log(e^-j + sum_i e^-y_i), which stops pushing a wrong class once its distance is well
     /// above j. The paper gives no value.
     map_j: f32 = Some(crate::nn::loss::MAP_J), "", Value, "1998 network", false;
+    /// The RBF output's drawing of the ten digits (--arch lecun1998): plain strokes one pixel
+    /// wide, or bold, two pixels wide as in the paper's Fig. 3. `lenet model` prints them.
+    prototypes: Prototypes = Some(Prototypes::Plain), "", Value, "1998 network", true;
     /// gd is full-batch (one step per epoch), sgd and sdlm take one sample per step, the
     /// others take --batch-size. `lenet optimizers` lists them with their defaults.
     optimizer: OptimizerName = Some(OptimizerName::Adam), "", Value, "", false;
@@ -471,6 +475,7 @@ impl Options {
             pooling: o.pooling.expect(DECLARED_DEFAULT),
             init: o.init.expect(DECLARED_DEFAULT),
             map_j: o.map_j.expect(DECLARED_DEFAULT),
+            prototypes: o.prototypes.expect(DECLARED_DEFAULT),
         };
         model.validate()?;
         let preprocess = o.preprocess.unwrap_or(match model.arch {
