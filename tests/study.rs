@@ -754,13 +754,27 @@ fn an_adaptive_study_runs_the_seeds_its_first_stage_asks_for() {
 
 /// `extend = 2`: a choice at its grid's edge gets runs further out (geometric steps for a
 /// learning rate, steps in 1 - v for momentum), at most two per hyperparameter, and the
-/// summary says where the extension ended; shards sharing a directory plan the same
-/// extensions and end with the same results.
+/// summary says where the extension ended; the progress count grows with the plan, never
+/// past its total; shards sharing a directory plan the same extensions and end with the same
+/// results.
 #[test]
 fn grids_extend_outward_while_the_choice_sits_at_their_edge() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("extend");
-    run_study(&study_file("extend.toml"), &out, &["-q"]);
+    let printed = run_study_output(&study_file("extend.toml"), &out, &[]);
+    let text = String::from_utf8_lossy(&printed.stdout).to_string()
+        + &String::from_utf8_lossy(&printed.stderr);
+    let counts: Vec<(usize, usize)> = (text.lines())
+        .filter_map(|l| l.strip_prefix('[')?.split_once(']')?.0.split_once('/'))
+        .map(|(done, total)| (done.parse().unwrap(), total.parse().unwrap()))
+        .collect();
+    assert!(!counts.is_empty(), "{text}");
+    assert!(
+        counts.iter().all(|(done, total)| done <= total),
+        "{counts:?}"
+    );
+    let (done, total) = counts.last().unwrap();
+    assert_eq!(done, total, "{counts:?}");
     let summary = results(&out);
     let points: Vec<&str> = summary["tuning"]
         .as_array()

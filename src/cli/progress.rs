@@ -307,6 +307,15 @@ impl StudyObserver for StudyTerminal {
         ));
     }
 
+    fn planned_more(&self, runs: usize) {
+        let mut s = self.state.lock().expect("lock");
+        s.total += runs;
+        if let Some(bar) = &self.bar {
+            bar.set_length(s.total as u64);
+        }
+        self.update(&s);
+    }
+
     fn waiting(&self, held: usize) {
         let mut s = self.state.lock().expect("lock");
         s.waiting = held;

@@ -86,6 +86,9 @@ pub trait StudyObserver: Sync {
     fn epoch_done(&self, _spec: &RunSpec, _metrics: &EpochMetrics) {}
     /// A run of this process ended (finished or diverged).
     fn run_done(&self, spec: &RunSpec, summary: &Summary);
+    /// The plan grew by `runs` runs of this shard that it did not hold when the study
+    /// started: a tuning grid extended at its edge.
+    fn planned_more(&self, _runs: usize) {}
     /// Every run left is held by other processes sharing the directory; this one waits.
     fn waiting(&self, _held: usize) {}
 }
@@ -154,6 +157,9 @@ pub fn run_study(
                 total: all.len(),
             });
         }
+        let grown = (select(&next.runs, opts.shard).len())
+            .saturating_sub(select(&plan.runs, opts.shard).len());
+        observer.planned_more(grown);
         plan = next;
     };
     // An adaptive study's first stage (a fixed study's every seed), then the rest.
