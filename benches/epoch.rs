@@ -7,7 +7,8 @@
 //! invocation, and both medians are printed with their ratio.
 //!
 //! cargo bench --bench epoch -- [--epochs N] [--threads T] [--variant plain|bn-dropout]
-//!                             [--batch-size B] [--no-torch] [--instruments none|cheap]
+//!                             [--batch-size B] [--no-torch]
+//!                             [--instruments none|cheap|curvature] [--instruments-every K]
 //!
 //! Data: MNIST from $LENET_DATA or the cache directory (fetched on first use).
 
@@ -56,12 +57,15 @@ fn main() {
     let batch: usize = arg(&args, "--batch-size", 64);
     let variant: String = arg(&args, "--variant", "plain".to_string());
     let no_torch = args.iter().any(|a| a == "--no-torch");
-    // Per-step instruments recorded every step: their cost against a run without them.
+    // Per-step instruments recorded every K steps (every step by default): their cost
+    // against a run without them.
     let instruments = match arg(&args, "--instruments", "none".to_string()).as_str() {
         "none" => lenet::train::instruments::InstrumentSet::None,
         "cheap" => lenet::train::instruments::InstrumentSet::Cheap,
-        other => panic!("unknown --instruments {other}: none or cheap"),
+        "curvature" => lenet::train::instruments::InstrumentSet::Curvature,
+        other => panic!("unknown --instruments {other}: none, cheap or curvature"),
     };
+    let instruments_every: usize = arg(&args, "--instruments-every", 1);
 
     let dir = fetch::default_data_dir();
     let data = fetch::load(&dir, Dataset::Mnist, true).expect("MNIST loads");
@@ -94,7 +98,7 @@ fn main() {
         data: DataConfig::default(),
         vary: None,
         instruments,
-        instruments_every: 1,
+        instruments_every,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -1,6 +1,6 @@
-//! Per-step instruments (`--instruments cheap`): they observe and never change training, a
-//! paused and resumed run writes the same file as a straight one, and each quantity agrees
-//! with what it is defined as.
+//! Per-step instruments (`--instruments cheap|curvature`): they observe and never change
+//! training, a paused and resumed run writes the same file as a straight one, and each
+//! quantity agrees with what it is defined as.
 
 mod common;
 
@@ -52,27 +52,53 @@ fn instruments_never_change_training() {
         ),
         ("sgd", &["--epochs", "1", "--optimizer", "sgd"]),
     ] {
-        let (plain, measured) = (tmp.path().join(name), tmp.path().join(format!("{name}-i")));
+        let plain = tmp.path().join(name);
         train(&plain, flags);
-        let mut with = flags.to_vec();
-        with.extend(["--instruments", "cheap", "--instruments-every", "7"]);
-        train(&measured, &with);
-        let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
-        assert_eq!(model(&plain), model(&measured), "{name}: model bits");
         assert!(!plain.join("instruments.csv").exists());
-        assert!(!read(&measured).1.is_empty(), "{name}");
+        let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+        for set in ["cheap", "curvature"] {
+            let measured = tmp.path().join(format!("{name}-{set}"));
+            let mut with = flags.to_vec();
+            with.extend(["--instruments", set, "--instruments-every", "7"]);
+            train(&measured, &with);
+            assert_eq!(model(&plain), model(&measured), "{name}, {set}: model bits");
+            assert!(!read(&measured).1.is_empty(), "{name}, {set}");
+        }
+        // The curvature set adds its columns to the cheap set's, which it leaves as they are.
+        let (cheap, curvature) = (
+            read(&tmp.path().join(format!("{name}-cheap"))),
+            read(&tmp.path().join(format!("{name}-curvature"))),
+        );
+        let n = cheap.0.len();
+        assert_eq!(curvature.0[..n], cheap.0[..], "{name}");
+        assert_eq!(
+            curvature.0[n..],
+            ["sharpness", "smallest_eigenvalue", "hessian_products"]
+        );
+        for (c, k) in curvature.1.iter().zip(&cheap.1) {
+            assert_eq!(c[..n], k[..], "{name}");
+            let (largest, smallest, products) = (c[n], c[n + 1], c[n + 2]);
+            assert!(largest > 0.0 && smallest <= largest, "{name}: {c:?}");
+            assert!((1.0..=20.0).contains(&products), "{name}: {c:?}");
+        }
     }
 }
 
 #[test]
 fn a_resumed_run_writes_the_same_instruments() {
+    for set in ["cheap", "curvature"] {
+        resumed_and_straight_agree(set);
+    }
+}
+
+fn resumed_and_straight_agree(set: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let (straight, paused) = (tmp.path().join("straight"), tmp.path().join("paused"));
     let flags = [
         "--epochs",
         "3",
         "--instruments",
-        "cheap",
+        set,
         "--instruments-every",
         "3",
     ];
@@ -88,7 +114,7 @@ fn a_resumed_run_writes_the_same_instruments() {
             .arg(&paused),
     );
     let file = |d: &Path| std::fs::read(d.join("instruments.csv")).unwrap();
-    assert_eq!(file(&straight), file(&paused));
+    assert_eq!(file(&straight), file(&paused), "{set}");
 }
 
 /// With plain SGD the update is lr times the gradient, layer by layer; the distance from the
@@ -174,20 +200,22 @@ fn each_quantity_is_what_it_says() {
 #[test]
 fn instruments_do_not_depend_on_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
-    let flags = [
-        "--epochs",
-        "1",
-        "--instruments",
-        "cheap",
-        "--instruments-every",
-        "4",
-    ];
-    let file = |threads: &str| {
-        let dir = tmp.path().join(threads);
-        let mut with = flags.to_vec();
-        with.extend(["--threads", threads]);
-        train(&dir, &with);
-        std::fs::read(dir.join("instruments.csv")).unwrap()
-    };
-    assert_eq!(file("1"), file("3"));
+    for set in ["cheap", "curvature"] {
+        let flags = [
+            "--epochs",
+            "1",
+            "--instruments",
+            set,
+            "--instruments-every",
+            "4",
+        ];
+        let file = |threads: &str| {
+            let dir = tmp.path().join(format!("{set}-{threads}"));
+            let mut with = flags.to_vec();
+            with.extend(["--threads", threads]);
+            train(&dir, &with);
+            std::fs::read(dir.join("instruments.csv")).unwrap()
+        };
+        assert_eq!(file("1"), file("3"), "{set}");
+    }
 }

@@ -24,6 +24,7 @@ pub mod batchnorm;
 pub mod conv2d;
 pub mod denormals;
 pub mod dropout;
+pub mod hessian;
 pub mod init;
 pub mod kernels;
 pub mod layer;

@@ -9,13 +9,25 @@
 //! update norm ||p_after - p_before|| and the update-to-weight ratio
 //! ||p_after - p_before|| / ||p_before||.
 //!
+//! The curvature set (`--instruments curvature`) adds, on the same rows, the extreme
+//! eigenvalues of the Hessian of the step's batch loss at the weights the step is taken from
+//! ([`crate::nn::hessian`]): the largest, the sharpness, to set against 2/lr (Cohen et al.
+//! 2021's edge of stability), the smallest, and the Hessian-vector products they took. The
+//! Lanczos method runs to a relative change of [`SHARPNESS_TOLERANCE`] or
+//! [`SHARPNESS_PRODUCTS`] products, starting from the last recorded step's top eigenvector
+//! within an epoch, from a vector drawn from the step number at an epoch's first: a run
+//! resumed from its epoch checkpoint so computes what a straight one does. Its passes run in
+//! training mode (batch statistics; dropout masks drawn from the step number, not from the
+//! run's dropout stream).
+//!
 //! Sums of squares are taken in f64, over tasks of a fixed split that the threads share and
 //! added in task order, so the file does not depend on the thread count; and it holds no
 //! timing: a paused and resumed run writes the same file as one that ran straight through.
 
 use serde::{Deserialize, Serialize};
 
-use crate::nn::Network;
+use crate::nn::hessian::{Batch, Passes, extreme_eigenvalues};
+use crate::nn::{Mode, Network};
 use crate::parallel::{SharedMut, for_each_chunk};
 
 /// Values of one parameter a task of a recorded step sums over.
@@ -39,7 +51,16 @@ pub enum InstrumentSet {
     /// Loss, learning rate, gradient, update and parameter norms per layer, distance from the
     /// initial weights: from what each step computes anyway.
     Cheap,
+    /// The cheap set, and the sharpness of the step's batch loss (the Hessian's largest
+    /// eigenvalue) and its smallest, by the Lanczos method on Hessian-vector products:
+    /// costly, every K steps.
+    Curvature,
 }
+
+/// The Lanczos method's stopping rule: a relative change of the sharpness below this...
+pub const SHARPNESS_TOLERANCE: f64 = 1e-3;
+/// ...or this many Hessian-vector products (each two forward and backward passes).
+pub const SHARPNESS_PRODUCTS: usize = 20;
 
 /// The instruments' file in a run directory.
 pub const INSTRUMENTS: &str = "instruments.csv";
@@ -63,13 +84,24 @@ pub struct Recorder {
     parts: Vec<[f64; 4]>,
     /// Gradient sums of squares of the step being recorded, per layer.
     grad_sq: Vec<f64>,
+    /// The curvature set, when recorded: the last estimate's eigenvector and its epoch (a
+    /// warm start within the epoch), and the sharpness measured for the row being recorded.
+    curvature: Option<Curvature>,
     /// One row per recorded step: epoch, step, then [`Recorder::header`]'s values.
     pub rows: Vec<Vec<f64>>,
 }
 
+/// The curvature set's state between recorded steps.
+#[derive(Default)]
+struct Curvature {
+    warm: Option<(usize, Vec<f32>)>,
+    measured: Option<[f64; 3]>,
+}
+
 impl Recorder {
-    /// A recorder of every `every`-th step of `net`, whose weights now are the initial ones.
-    pub fn new(net: &Network, every: usize) -> Recorder {
+    /// A recorder of `set` at every `every`-th step of `net`, whose weights now are the
+    /// initial ones.
+    pub fn new(net: &Network, set: InstrumentSet, every: usize) -> Recorder {
         let params = net.params();
         let mut layers: Vec<String> = Vec::new();
         let mut layer_of = Vec::new();
@@ -108,6 +140,7 @@ impl Recorder {
             grad_sq: vec![0.0; layers.len()],
             layers,
             layer_of,
+            curvature: (set == InstrumentSet::Curvature).then(Curvature::default),
             rows: Vec::new(),
         }
     }
@@ -128,6 +161,10 @@ impl Recorder {
         .collect();
         for what in ["grad_norm", "update_norm", "update_ratio"] {
             cols.extend(self.layers.iter().map(|l| format!("{what}/{l}")));
+        }
+        if self.curvature.is_some() {
+            let names = ["sharpness", "smallest_eigenvalue", "hessian_products"];
+            cols.extend(names.map(String::from));
         }
         cols.join(",")
     }
@@ -161,6 +198,42 @@ impl Recorder {
         for (task, part) in self.tasks.iter().zip(&self.grad_parts) {
             self.grad_sq[self.layer_of[task.param]] += part;
         }
+    }
+
+    /// Whether the rows hold the curvature set, which [`Recorder::measure_curvature`]
+    /// measures before the update.
+    pub fn measures_curvature(&self) -> bool {
+        self.curvature.is_some()
+    }
+
+    /// Before the update of recorded step `step` (global, from 1) of `epoch` (from 1): the
+    /// extreme Hessian eigenvalues of `batch`'s loss at the current weights. `net` comes back
+    /// as it was.
+    pub fn measure_curvature(
+        &mut self,
+        net: &mut Network,
+        batch: &Batch,
+        epoch: usize,
+        step: usize,
+    ) {
+        let Some(c) = &mut self.curvature else {
+            return;
+        };
+        let start = (c.warm.take()).and_then(|(e, v)| (e == epoch).then_some(v));
+        let passes = Passes {
+            mode: Mode::Train,
+            seed: step as u64,
+        };
+        let found = extreme_eigenvalues(
+            net,
+            batch,
+            passes,
+            start,
+            SHARPNESS_PRODUCTS,
+            SHARPNESS_TOLERANCE,
+        );
+        c.measured = Some([found.largest, found.smallest, found.products as f64]);
+        c.warm = Some((epoch, found.vector));
     }
 
     /// After the update of a recorded step: the row of `epoch` (from 1) and global `step`.
@@ -198,6 +271,9 @@ impl Recorder {
         row.extend(self.grad_sq.iter().map(|s| s.sqrt()));
         row.extend(update_sq.iter().map(|s| s.sqrt()));
         row.extend((update_sq.iter().zip(&before_sq)).map(|(u, b)| u.sqrt() / b.sqrt()));
+        if let Some(c) = &mut self.curvature {
+            row.extend(c.measured.take().unwrap_or([f64::NAN, f64::NAN, 0.0]));
+        }
         self.rows.push(row);
     }
 

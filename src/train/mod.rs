@@ -21,6 +21,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataError, Dataset, DatasetImages, LabelledImages, Preprocess, Split};
+use crate::nn::hessian::Batch;
 use crate::nn::loss::BatchLoss;
 use crate::nn::{Context, FlushDenormals, Mode, ModelConfig, Network};
 use crate::optim::config::BatchPolicy;
@@ -265,6 +266,24 @@ pub struct Trainer {
     pub instruments: Option<Recorder>,
 }
 
+/// Writes the training images `chunk` into `input` as pass `epoch` (from 0) of the run of
+/// `config` presents them: distorted as that pass distorts them when the run distorts.
+fn fill_images(
+    config: &TrainConfig,
+    epoch: usize,
+    train: &LabelledImages,
+    chunk: &[u32],
+    input: &mut Tensor,
+) {
+    let preprocess = config.data.preprocess;
+    if config.data.distort {
+        let pass = (config.stream_seed(Purpose::Distort), epoch);
+        preprocess.fill_distorted(&train.images, chunk, pass, input);
+    } else {
+        preprocess.fill_batch(&train.images, chunk, input);
+    }
+}
+
 impl Trainer {
     pub fn new(config: TrainConfig) -> Result<Self, TrainError> {
         config.validate()?;
@@ -274,7 +293,7 @@ impl Trainer {
         ));
         // Made before a resumed run's checkpoint is restored: the weights are the initial ones.
         let instruments = (config.instruments != InstrumentSet::None)
-            .then(|| Recorder::new(&net, config.instruments_every));
+            .then(|| Recorder::new(&net, config.instruments, config.instruments_every));
         Ok(Trainer {
             optimizer: config.optimizer.build(),
             instruments,
@@ -362,6 +381,20 @@ impl Trainer {
             match recorded {
                 Some(recorder) => {
                     recorder.before_update(&self.net);
+                    if recorder.measures_curvature() {
+                        let (config, epoch) = (&self.config, self.epoch);
+                        let labels: Vec<u8> =
+                            step.iter().map(|&i| train.labels[i as usize]).collect();
+                        let fill = |from: usize, to: usize, input: &mut Tensor| {
+                            fill_images(config, epoch, train, &step[from..to], input)
+                        };
+                        let batch = Batch {
+                            labels: &labels,
+                            piece: MAX_CHUNK,
+                            fill: &fill,
+                        };
+                        recorder.measure_curvature(&mut self.net, &batch, epoch + 1, global);
+                    }
                     self.optimizer.step_and_zero_grad(&mut self.net, lr);
                     let loss = (loss_sum - loss_before) / step.len() as f64;
                     recorder.after_update(&self.net, self.epoch + 1, global, loss, lr);
@@ -381,13 +414,7 @@ impl Trainer {
     /// Fills the input buffer with the training images `chunk`, distorted as this pass
     /// distorts them when the run distorts.
     fn fill_input(&mut self, train: &LabelledImages, chunk: &[u32]) {
-        let preprocess = self.config.data.preprocess;
-        if self.config.data.distort {
-            let pass = (self.config.stream_seed(Purpose::Distort), self.epoch);
-            preprocess.fill_distorted(&train.images, chunk, pass, self.net.input_mut());
-        } else {
-            preprocess.fill_batch(&train.images, chunk, self.net.input_mut());
-        }
+        fill_images(&self.config, self.epoch, train, chunk, self.net.input_mut());
     }
 
     /// Estimates every parameter's second derivative as the mean, over the training images
