@@ -173,9 +173,9 @@ pub fn hessian_vector_product(
 
 /// The extreme eigenvalues of the Hessian of the batch's mean loss, by the Lanczos method
 /// from `start` (a random vector drawn from `passes.seed` when `None`): at most
-/// `max_products` products, stopping once the largest eigenvalue's estimate moves by less
-/// than `tolerance` of itself from one product to the next. `net` comes back exactly as it
-/// was.
+/// `max_products` products, stopping once the largest eigenvalue's estimate θ has a residual
+/// ||Hx - θx|| below `tolerance` times |θ| (its eigenvector estimate x). `net` comes back
+/// exactly as it was.
 pub fn extreme_eigenvalues(
     net: &mut Network,
     batch: &Batch,
@@ -196,7 +196,6 @@ pub fn extreme_eigenvalues(
     // off-diagonal.
     let mut basis: Vec<Vec<f64>> = vec![v.iter().map(|&x| x as f64).collect()];
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut estimate = f64::NAN;
     let mut ritz = (f64::NAN, f64::NAN, vec![1.0]);
     while alpha.len() < max_products.max(1) {
         let q = basis.last().expect("a first vector");
@@ -213,11 +212,14 @@ pub fn extreme_eigenvalues(
             }
         }
         ritz = tridiagonal_extremes(&alpha, &beta);
-        let settled = (ritz.0 - estimate).abs() <= tolerance * ritz.0.abs();
-        estimate = ritz.0;
         let norm = dot(&w, &w).sqrt();
-        // An invariant subspace (the span holds H's action exactly), or the estimate settled.
-        if settled || norm <= 1e-10 * alpha.iter().map(|a| a.abs()).fold(1e-30, f64::max) {
+        // The top Ritz pair (θ, x = Qy) has residual ||Hx - θx|| = ||w|| |y_k|, and some
+        // eigenvalue of H lies within it of θ: settled once it is below `tolerance` of θ. (A
+        // change of θ from one product to the next is no such bound: θ can stall a while
+        // below the eigenvalue it climbs to.) A vanishing w means the span is invariant.
+        let residual = norm * ritz.2.last().map_or(0.0, |y| y.abs());
+        let scale = alpha.iter().map(|a| a.abs()).fold(1e-30, f64::max);
+        if residual <= tolerance * ritz.0.abs() || norm <= 1e-10 * scale {
             break;
         }
         beta.push(norm);

@@ -13,8 +13,8 @@
 //! eigenvalues of the Hessian of the step's batch loss at the weights the step is taken from
 //! ([`crate::nn::hessian`]): the largest, the sharpness, to set against 2/lr (Cohen et al.
 //! 2021's edge of stability), the smallest, and the Hessian-vector products they took. The
-//! Lanczos method runs to a relative change of [`SHARPNESS_TOLERANCE`] or
-//! [`SHARPNESS_PRODUCTS`] products, starting from the last recorded step's top eigenvector
+//! Lanczos method runs until the sharpness's residual is below [`SHARPNESS_TOLERANCE`] of it
+//! or to [`SHARPNESS_PRODUCTS`] products, starting from the last recorded step's top eigenvector
 //! within an epoch, from a vector drawn from the step number at an epoch's first: a run
 //! resumed from its epoch checkpoint so computes what a straight one does. Its passes run in
 //! training mode (batch statistics; dropout masks drawn from the step number, not from the
@@ -57,7 +57,8 @@ pub enum InstrumentSet {
     Curvature,
 }
 
-/// The Lanczos method's stopping rule: a relative change of the sharpness below this...
+/// The Lanczos method's stopping rule: the sharpness's residual ||Hx - θx|| below this
+/// fraction of θ...
 pub const SHARPNESS_TOLERANCE: f64 = 1e-3;
 /// ...or this many Hessian-vector products (each two forward and backward passes).
 pub const SHARPNESS_PRODUCTS: usize = 20;
