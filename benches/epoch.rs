@@ -62,8 +62,10 @@ fn main() {
     let instruments = match arg(&args, "--instruments", "none".to_string()).as_str() {
         "none" => lenet::train::instruments::InstrumentSet::None,
         "cheap" => lenet::train::instruments::InstrumentSet::Cheap,
+        "noise" => lenet::train::instruments::InstrumentSet::Noise,
         "curvature" => lenet::train::instruments::InstrumentSet::Curvature,
-        other => panic!("unknown --instruments {other}: none, cheap or curvature"),
+        "all" => lenet::train::instruments::InstrumentSet::All,
+        other => panic!("unknown --instruments {other}: none, cheap, noise, curvature or all"),
     };
     let instruments_every: usize = arg(&args, "--instruments-every", 1);
 

@@ -1,4 +1,4 @@
-//! Per-step instruments (`--instruments cheap|curvature`): they observe and never change
+//! Per-step instruments (`--instruments cheap|noise|curvature|all`): they observe and never change
 //! training, a paused and resumed run writes the same file as a straight one, and each
 //! quantity agrees with what it is defined as.
 
@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{lenet, subset_dir, succeeded};
+use lenet::train::instruments::NOISE_COLUMNS;
 
 fn train(out: &Path, extra: &[&str]) {
     succeeded(
@@ -56,7 +57,7 @@ fn instruments_never_change_training() {
         train(&plain, flags);
         assert!(!plain.join("instruments.csv").exists());
         let model = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
-        for set in ["cheap", "curvature"] {
+        for set in ["cheap", "noise", "curvature", "all"] {
             let measured = tmp.path().join(format!("{name}-{set}"));
             let mut with = flags.to_vec();
             with.extend(["--instruments", set, "--instruments-every", "7"]);
@@ -64,12 +65,43 @@ fn instruments_never_change_training() {
             assert_eq!(model(&plain), model(&measured), "{name}, {set}: model bits");
             assert!(!read(&measured).1.is_empty(), "{name}, {set}");
         }
-        // The curvature set adds its columns to the cheap set's, which it leaves as they are.
-        let (cheap, curvature) = (
-            read(&tmp.path().join(format!("{name}-cheap"))),
-            read(&tmp.path().join(format!("{name}-curvature"))),
-        );
+        // The noise and curvature sets add their columns to the cheap set's, which they leave
+        // as they are; all three together are the same values.
+        let file = |set: &str| read(&tmp.path().join(format!("{name}-{set}")));
+        let (cheap, noise, curvature, all) =
+            (file("cheap"), file("noise"), file("curvature"), file("all"));
         let n = cheap.0.len();
+        let layers = cheap
+            .0
+            .iter()
+            .filter(|c| c.starts_with("grad_norm/"))
+            .count();
+        let mut noise_cols: Vec<String> = NOISE_COLUMNS.map(String::from).to_vec();
+        noise_cols.extend(
+            cheap.0[7..7 + layers]
+                .iter()
+                .map(|c| c.replace("grad_norm/", "snr/")),
+        );
+        assert_eq!(noise.0[..n], cheap.0[..], "{name}");
+        assert_eq!(noise.0[n..], noise_cols[..], "{name}");
+        for (r, k) in noise.1.iter().zip(&cheap.1) {
+            assert_eq!(r[..n], k[..], "{name}");
+            let (variance, norm_test) = (r[n + 3], r[n + 6]);
+            if name == "sgd" {
+                // Batches of one sample (the per-sample SGD's): no spread to measure.
+                assert!(r[n + 2..].iter().all(|v| v.is_nan()), "{name}: {r:?}");
+            } else {
+                assert!(variance > 0.0 && norm_test > 0.0, "{name}: {r:?}");
+            }
+        }
+        let m = noise.0.len();
+        assert_eq!(all.0[..m], noise.0[..], "{name}");
+        assert_eq!(all.0[m..], curvature.0[n..], "{name}");
+        for ((a, r), c) in all.1.iter().zip(&noise.1).zip(&curvature.1) {
+            let same =
+                |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same(&a[..m], r) && same(&a[m..], &c[n..]), "{name}");
+        }
         assert_eq!(curvature.0[..n], cheap.0[..], "{name}");
         assert_eq!(
             curvature.0[n..],
@@ -86,7 +118,7 @@ fn instruments_never_change_training() {
 
 #[test]
 fn a_resumed_run_writes_the_same_instruments() {
-    for set in ["cheap", "curvature"] {
+    for set in ["cheap", "noise", "curvature"] {
         resumed_and_straight_agree(set);
     }
 }
@@ -200,7 +232,7 @@ fn each_quantity_is_what_it_says() {
 #[test]
 fn instruments_do_not_depend_on_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
-    for set in ["cheap", "curvature"] {
+    for set in ["cheap", "noise", "curvature"] {
         let flags = [
             "--epochs",
             "1",

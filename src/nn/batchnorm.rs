@@ -346,6 +346,42 @@ impl Layer for BatchNorm {
         }
     }
 
+    /// Sample n's terms: sum over its positions of dy xhat (gamma) and of dy (beta). In
+    /// training the samples are coupled through the batch statistics, so these are sample n's
+    /// terms of the batch's gradient (which they sum to), not the gradient of its own loss.
+    fn sample_terms(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        sq: &mut [f64],
+        dot: Option<&mut [f64]>,
+    ) -> bool {
+        let (n, c, hw) = self.dims(x);
+        let (gg, gb) = (&self.weight.grad.data, &self.bias.grad.data);
+        let (mean, inv_std) = (&self.mean, &self.inv_std);
+        super::layer::for_sample_terms(n, samples_per_task(c * hw), sq, dot, |first, sq, dot| {
+            for (s, sq) in sq.iter_mut().enumerate() {
+                let (mut sq_sum, mut dot_sum) = (0.0f64, 0.0f64);
+                for ci in 0..c {
+                    let at = ((first + s) * c + ci) * hw;
+                    let (xs, ds) = (&x.data[at..][..hw], &dy.data[at..][..hw]);
+                    let (mut dg, mut db) = (0.0f64, 0.0f64);
+                    for (&x, &d) in xs.iter().zip(ds) {
+                        dg += d as f64 * standardize(x, (mean[ci], inv_std[ci])) as f64;
+                        db += d as f64;
+                    }
+                    sq_sum += dg * dg + db * db;
+                    dot_sum += dg * gg[ci] as f64 + db * gb[ci] as f64;
+                }
+                *sq = sq_sum;
+                if let Some(d) = dot.get_mut(s) {
+                    *d = dot_sum;
+                }
+            }
+        });
+        true
+    }
+
     fn params(&self) -> Vec<&Param> {
         vec![&self.weight, &self.bias]
     }

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 
+use crate::parallel::{SharedMut, for_each_chunk};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -147,6 +148,22 @@ pub trait Layer: Send + CloneLayer + Any {
         d2x: Option<&mut Tensor>,
     );
 
+    /// Each sample's term of the parameter gradients that [`Layer::backward`] accumulated
+    /// from this `x` and `dy` (the batch's gradient is the sum of the terms), for the noise
+    /// instruments: for each sample n, `sq[n]` is its term's squared norm over all the layer's
+    /// parameters and, when `dot` is given, `dot[n]` its inner product with the gradients the
+    /// parameters hold now. Entries a connection table fixes at zero have no term. Returns
+    /// false where the layer has parameters but no split of their gradient by sample.
+    fn sample_terms(
+        &self,
+        _x: &Tensor,
+        _dy: &Tensor,
+        _sq: &mut [f64],
+        _dot: Option<&mut [f64]>,
+    ) -> bool {
+        self.params().is_empty()
+    }
+
     fn params(&self) -> Vec<&Param> {
         Vec::new()
     }
@@ -189,4 +206,40 @@ impl<T: Layer + Clone + 'static> CloneLayer for T {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+}
+
+/// Runs `f(first, sq, dot)` over the samples `0..n` in tasks of `task` samples, in parallel,
+/// each task with its own samples' slots of [`Layer::sample_terms`]'s outputs (`dot` empty
+/// when not asked for). Each sample's values are computed by one task alone, so they do not
+/// depend on the thread count.
+pub(crate) fn for_sample_terms(
+    n: usize,
+    task: usize,
+    sq: &mut [f64],
+    dot: Option<&mut [f64]>,
+    f: impl Fn(usize, &mut [f64], &mut [f64]) + Sync + Send,
+) {
+    let want_dot = dot.is_some();
+    let sq = SharedMut::new(&mut sq[..n]);
+    let dot = dot.map(|d| SharedMut::new(&mut d[..n]));
+    for_each_chunk(n, task, |_, first, count| {
+        // SAFETY: each task owns its samples' slots.
+        let sq = unsafe { sq.range(first, count) };
+        let dot = match (&dot, want_dot) {
+            (Some(d), true) => unsafe { d.range(first, count) },
+            _ => &mut [][..],
+        };
+        f(first, sq, dot);
+    });
+}
+
+/// The sum of the squares of `a`, and its inner product with `b` when `b` is not empty, in f64.
+pub(crate) fn square_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let sq = a.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let dot = if b.is_empty() {
+        0.0
+    } else {
+        a.iter().zip(b).map(|(&u, &v)| u as f64 * v as f64).sum()
+    };
+    (sq, dot)
 }

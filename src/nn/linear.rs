@@ -6,12 +6,13 @@
 //! I input features, O output features.
 //!
 //! Backward: dw = dy^T x, db = sum_n dy[n], dx = dy w.
+//! Per-sample terms ([`Layer::sample_terms`]): sample n's are dy[n] x[n]^T and dy[n].
 //! Second order ([`Layer::backward_curvature`]), squares element-wise: h(w) = d2y^T x^2,
 //! h(b) = sum_n d2y[n], d2x = d2y w^2 — the backward pass with input and weights squared.
 //!
 //! reference: <https://pytorch.org/docs/stable/generated/torch.nn.Linear.html>
 
-use super::kernels::dense::{linear_backward, linear_forward, squares};
+use super::kernels::dense::{linear_backward, linear_forward, linear_sample_terms, squares};
 use super::{Context, Layer, Param, init};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -122,6 +123,19 @@ impl Layer for Linear {
             &mut self.bias.curvature.data,
             d2x.map(|t| &mut t.data[..]),
         );
+    }
+
+    fn sample_terms(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        sq: &mut [f64],
+        dot: Option<&mut [f64]>,
+    ) -> bool {
+        let grads = (&self.weight.grad.data[..], &self.bias.grad.data[..]);
+        let (n, i, o) = (x.batch(), self.in_features, self.out_features);
+        linear_sample_terms(&x.data, &dy.data, grads, n, i, o, sq, dot);
+        true
     }
 
     fn params(&self) -> Vec<&Param> {

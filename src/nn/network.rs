@@ -50,6 +50,14 @@ pub struct Network {
     criterion: Criterion,
 }
 
+/// One layer's per-sample gradient terms ([`Network::sample_terms`]): for each sample, the
+/// squared norm of its term, and (when asked) its inner product with the gradient.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleTerms {
+    pub sq: Vec<f64>,
+    pub dot: Vec<f64>,
+}
+
 /// One row of [`Network::summary`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSummary {
@@ -269,6 +277,46 @@ impl Network {
                 p[k].1 += t.elapsed().as_secs_f64();
             }
         }
+    }
+
+    /// Each sample's term of every parameter gradient the last [`Network::backward`]
+    /// accumulated, for the noise instruments: for each layer with parameters, in order, the
+    /// squared norms and, when `dots` is set, the inner products with the gradients the
+    /// parameters hold now ([`Layer::sample_terms`]). It reads each layer's input and output
+    /// gradient, so the passes must have run with folding off ([`Network::set_fold_relu`]):
+    /// a folded stage keeps neither. Fails, naming the layer, where a layer with parameters
+    /// cannot split its gradient by sample.
+    pub fn sample_terms(&self, dots: bool) -> Result<Vec<SampleTerms>, String> {
+        assert!(
+            !self.fold_relu,
+            "sample_terms needs every layer's input and output gradient"
+        );
+        let n = self.acts[0].batch();
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            if layer.params().is_empty() {
+                continue;
+            }
+            let mut terms = SampleTerms {
+                sq: vec![0.0; n],
+                dot: vec![0.0; if dots { n } else { 0 }],
+            };
+            let dot = dots.then_some(&mut terms.dot[..]);
+            if !layer.sample_terms(&self.acts[i], &self.grads[i + 1], &mut terms.sq, dot) {
+                return Err(format!(
+                    "{} ({}) cannot split its gradient by sample",
+                    self.names[i],
+                    layer.describe()
+                ));
+            }
+            out.push(terms);
+        }
+        Ok(out)
+    }
+
+    /// Whether a ReLU runs folded into the layers around it ([`Network::set_fold_relu`]).
+    pub fn fold_relu(&self) -> bool {
+        self.fold_relu
     }
 
     /// Starts (or stops) timing each stage's passes; timings accumulate until taken.

@@ -7,6 +7,8 @@
 //!
 //! Backward: da_c = sum dy * window_sum, db_c = sum dy, dx = a_c dy on each window element.
 //!
+//! Per-sample terms ([`Layer::sample_terms`]): the same sums over one sample's windows.
+//!
 //! Second order ([`Layer::backward_curvature`]), s the window's sum: h(a_c) = sum d2y s^2,
 //! h(b_c) = sum d2y, d2x = a_c^2 d2y on each window element. The coefficient multiplies the
 //! window's sum, so its slope is s and its second derivative the sum's square — the exact
@@ -155,6 +157,44 @@ impl Layer for Subsample {
             self.weight.curvature.data[ch] += ha;
             self.bias.curvature.data[ch] += hb;
         }
+    }
+
+    fn sample_terms(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        sq: &mut [f64],
+        dot: Option<&mut [f64]>,
+    ) -> bool {
+        let (c, h, w) = (self.channels, x.shape[2], x.shape[3]);
+        let (oh, ow) = (h / 2, w / 2);
+        let (ga, gb) = (&self.weight.grad.data, &self.bias.grad.data);
+        super::layer::for_sample_terms(x.shape[0], 16, sq, dot, |first, sq, dot| {
+            for (s, sq) in sq.iter_mut().enumerate() {
+                let (mut sq_sum, mut dot_sum) = (0.0f64, 0.0f64);
+                for ci in 0..c {
+                    let plane = ((first + s) * c + ci) * h * w;
+                    let out = ((first + s) * c + ci) * oh * ow;
+                    let (mut da, mut db) = (0.0f64, 0.0f64);
+                    for i in 0..oh {
+                        for j in 0..ow {
+                            let d = dy.data[out + i * ow + j] as f64;
+                            let window: f32 =
+                                window(w, i, j).iter().map(|&k| x.data[plane + k]).sum();
+                            da += d * window as f64;
+                            db += d;
+                        }
+                    }
+                    sq_sum += da * da + db * db;
+                    dot_sum += da * ga[ci] as f64 + db * gb[ci] as f64;
+                }
+                *sq = sq_sum;
+                if let Some(d) = dot.get_mut(s) {
+                    *d = dot_sum;
+                }
+            }
+        });
+        true
     }
 
     fn params(&self) -> Vec<&Param> {

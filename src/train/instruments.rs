@@ -9,6 +9,16 @@
 //! update norm ||p_after - p_before|| and the update-to-weight ratio
 //! ||p_after - p_before|| / ||p_before||.
 //!
+//! The noise set (`--instruments noise`) adds, on the same rows, what the spread of the
+//! per-sample gradients g_n says about the step's mini-batch gradient G (their mean): the
+//! columns of [`NOISE_COLUMNS`] and each layer's signal-to-noise ratio |G_l|^2 / (tr(Sigma_l)
+//! / B), the squared norm of its gradient over the variance of its mini-batch estimate. Each
+//! sample's gradient is not computed as such: every layer gives, from its input and output
+//! gradient of the step's own backward pass, the squared norm of each sample's term and its
+//! inner product with G ([`crate::nn::Network::sample_terms`]), and these are all the sums
+//! need. The recorded step runs unfolded ([`crate::nn::Network::set_fold_relu`], the same
+//! bits) so that every layer keeps those.
+//!
 //! The curvature set (`--instruments curvature`) adds, on the same rows, the extreme
 //! eigenvalues of the Hessian of the step's batch loss at the weights the step is taken from
 //! ([`crate::nn::hessian`]): the largest, the sharpness, to set against 2/lr (Cohen et al.
@@ -51,10 +61,26 @@ pub enum InstrumentSet {
     /// Loss, learning rate, gradient, update and parameter norms per layer, distance from the
     /// initial weights: from what each step computes anyway.
     Cheap,
+    /// The cheap set, and the gradient noise from per-sample gradients: their norms, the
+    /// variance of the mini-batch gradient, the gradient noise scale, the norm, inner-product
+    /// and orthogonality tests, and the signal-to-noise ratio per layer.
+    Noise,
     /// The cheap set, and the sharpness of the step's batch loss (the Hessian's largest
     /// eigenvalue) and its smallest, by the Lanczos method on Hessian-vector products:
     /// costly, every K steps.
     Curvature,
+    /// The cheap, noise and curvature sets.
+    All,
+}
+
+impl InstrumentSet {
+    fn noise(self) -> bool {
+        matches!(self, InstrumentSet::Noise | InstrumentSet::All)
+    }
+
+    fn curvature(self) -> bool {
+        matches!(self, InstrumentSet::Curvature | InstrumentSet::All)
+    }
 }
 
 /// The Lanczos method's stopping rule: the sharpness's residual ||Hx - θx|| below this
@@ -62,6 +88,27 @@ pub enum InstrumentSet {
 pub const SHARPNESS_TOLERANCE: f64 = 1e-3;
 /// ...or this many Hessian-vector products (each two forward and backward passes).
 pub const SHARPNESS_PRODUCTS: usize = 20;
+
+/// The noise set's columns: the mean and largest per-sample gradient norm |g_n|; the trace of
+/// the per-sample gradients' covariance tr(Sigma) (its unbiased estimate); the variance of the
+/// mini-batch gradient tr(Sigma) / B; the unbiased estimate of the true gradient's squared norm
+/// |G|^2 - tr(Sigma) / B; the gradient noise scale tr(Sigma) / that (McCandlish et al. 2018's
+/// B_simple, negative where the batch cannot tell the gradient from noise); and the largest
+/// theta for which Byrd et al. (2012)'s norm test, Bollapragada et al. (2018)'s inner-product
+/// test and their orthogonality test pass (Cockpit's definitions; the last two need the whole
+/// batch in one chunk of at most 256 samples, and are NaN otherwise). A batch of one sample
+/// has no spread: its values past the norms are NaN.
+pub const NOISE_COLUMNS: [&str; 9] = [
+    "sample_grad_norm",
+    "sample_grad_norm_max",
+    "trace_covariance",
+    "grad_variance",
+    "true_grad_sq",
+    "noise_scale",
+    "norm_test",
+    "inner_product_test",
+    "orthogonality_test",
+];
 
 /// The instruments' file in a run directory.
 pub const INSTRUMENTS: &str = "instruments.csv";
@@ -88,8 +135,27 @@ pub struct Recorder {
     /// The curvature set, when recorded: the last estimate's eigenvector and its epoch (a
     /// warm start within the epoch), and the sharpness measured for the row being recorded.
     curvature: Option<Curvature>,
+    /// The noise set, when recorded: the recorded step's per-sample sums.
+    noise: Option<Noise>,
     /// One row per recorded step: epoch, step, then [`Recorder::header`]'s values.
     pub rows: Vec<Vec<f64>>,
+}
+
+/// The noise set's sums over the samples of the step being recorded, each sample's gradient
+/// g_n being the gradient of its own loss (B times its term of the mean loss's gradient G,
+/// [`crate::nn::Network::sample_terms`]).
+#[derive(Default)]
+struct Noise {
+    /// The step's samples B, and whether they went through the network in one chunk (the
+    /// inner products with G need the whole G when each sample's term is at hand).
+    samples: usize,
+    whole: bool,
+    /// Per layer, the sum over the samples of |g_n|^2 (that layer's part).
+    sq: Vec<f64>,
+    /// The sum of |g_n|, its largest, and the sum of (g_n . G)^2.
+    norm_sum: f64,
+    norm_max: f64,
+    dot_sq: f64,
 }
 
 /// The curvature set's state between recorded steps.
@@ -131,6 +197,10 @@ impl Recorder {
         let initial: Vec<f32> = (params.iter())
             .flat_map(|(_, p)| p.value.data.iter().copied())
             .collect();
+        let noise = set.noise().then(|| Noise {
+            sq: vec![0.0; layers.len()],
+            ..Noise::default()
+        });
         Recorder {
             every: every.max(1),
             before: vec![0.0; initial.len()],
@@ -141,7 +211,8 @@ impl Recorder {
             grad_sq: vec![0.0; layers.len()],
             layers,
             layer_of,
-            curvature: (set == InstrumentSet::Curvature).then(Curvature::default),
+            noise,
+            curvature: set.curvature().then(Curvature::default),
             rows: Vec::new(),
         }
     }
@@ -162,6 +233,10 @@ impl Recorder {
         .collect();
         for what in ["grad_norm", "update_norm", "update_ratio"] {
             cols.extend(self.layers.iter().map(|l| format!("{what}/{l}")));
+        }
+        if self.noise.is_some() {
+            cols.extend(NOISE_COLUMNS.map(String::from));
+            cols.extend(self.layers.iter().map(|l| format!("snr/{l}")));
         }
         if self.curvature.is_some() {
             let names = ["sharpness", "smallest_eigenvalue", "hessian_products"];
@@ -199,6 +274,95 @@ impl Recorder {
         for (task, part) in self.tasks.iter().zip(&self.grad_parts) {
             self.grad_sq[self.layer_of[task.param]] += part;
         }
+    }
+
+    /// Whether the rows hold the noise set, whose per-sample sums
+    /// [`Recorder::add_sample_terms`] takes after each chunk's backward pass of a recorded
+    /// step, run with folding off.
+    pub fn measures_noise(&self) -> bool {
+        self.noise.is_some()
+    }
+
+    /// Before a recorded step of `samples` samples, `whole` when they go through the network
+    /// in one chunk: the noise set's sums start at zero.
+    pub fn begin_noise(&mut self, samples: usize, whole: bool) {
+        if let Some(noise) = &mut self.noise {
+            let layers = noise.sq.len();
+            *noise = Noise {
+                samples,
+                whole,
+                sq: vec![0.0; layers],
+                ..Noise::default()
+            };
+        }
+    }
+
+    /// After a chunk's backward pass of a recorded step (folding off): adds its samples'
+    /// gradients to the noise set's sums.
+    pub fn add_sample_terms(&mut self, net: &Network) -> Result<(), String> {
+        let Some(noise) = &mut self.noise else {
+            return Ok(());
+        };
+        let terms = net.sample_terms(noise.whole)?;
+        let b = noise.samples as f64;
+        let n = terms.first().map_or(0, |t| t.sq.len());
+        for i in 0..n {
+            let (mut sq, mut dot) = (0.0, 0.0);
+            for (l, t) in terms.iter().enumerate() {
+                let own = b * b * t.sq[i];
+                noise.sq[l] += own;
+                sq += own;
+                dot += t.dot.get(i).map_or(0.0, |d| b * d);
+            }
+            noise.norm_sum += sq.sqrt();
+            noise.norm_max = noise.norm_max.max(sq.sqrt());
+            noise.dot_sq += dot * dot;
+        }
+        Ok(())
+    }
+
+    /// The noise set's values of the step, from its sums and the gradient's norms per layer
+    /// ([`NOISE_COLUMNS`], then the signal-to-noise ratio per layer).
+    fn noise_values(&self, noise: &Noise) -> Vec<f64> {
+        let b = noise.samples as f64;
+        let g2: f64 = self.grad_sq.iter().sum();
+        // Per layer, the trace of the per-sample gradients' sample covariance:
+        // (sum_n |g_n|^2 - B |G|^2) / (B - 1).
+        let traces: Vec<f64> = (noise.sq.iter().zip(&self.grad_sq))
+            .map(|(sq, g)| (sq - b * g) / (b - 1.0))
+            .collect();
+        let trace: f64 = traces.iter().sum();
+        let sum_sq: f64 = noise.sq.iter().sum();
+        // |G|^2 overestimates the squared norm of the true gradient by the mini-batch
+        // gradient's variance tr(Sigma) / B: McCandlish et al.'s unbiased estimate takes it off.
+        let true_sq = g2 - trace / b;
+        let (inner, orthogonal) = if noise.whole {
+            let projections = (noise.dot_sq - b * g2 * g2) / (b - 1.0);
+            let rejections = (sum_sq - noise.dot_sq / g2) / (b - 1.0);
+            (
+                (projections / b / (g2 * g2)).sqrt(),
+                (rejections / b / g2).sqrt(),
+            )
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let mut values = vec![
+            noise.norm_sum / b,
+            noise.norm_max,
+            trace,
+            trace / b,
+            true_sq,
+            trace / true_sq,
+            (trace / b / g2).sqrt(),
+            inner,
+            orthogonal,
+        ];
+        values.extend((self.grad_sq.iter().zip(&traces)).map(|(g, t)| g / (t / b)));
+        if noise.samples < 2 {
+            // One sample has no spread: every value past its norm is undefined.
+            values[2..].iter_mut().for_each(|v| *v = f64::NAN);
+        }
+        values
     }
 
     /// Whether the rows hold the curvature set, which [`Recorder::measure_curvature`]
@@ -272,6 +436,9 @@ impl Recorder {
         row.extend(self.grad_sq.iter().map(|s| s.sqrt()));
         row.extend(update_sq.iter().map(|s| s.sqrt()));
         row.extend((update_sq.iter().zip(&before_sq)).map(|(u, b)| u.sqrt() / b.sqrt()));
+        if let Some(noise) = &self.noise {
+            row.extend(self.noise_values(noise));
+        }
         if let Some(c) = &mut self.curvature {
             row.extend(c.measured.take().unwrap_or([f64::NAN, f64::NAN, 0.0]));
         }

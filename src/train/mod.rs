@@ -352,6 +352,16 @@ impl Trainer {
             }
             let scale = 1.0 / step.len() as f32;
             let loss_before = loss_sum;
+            let global = self.epoch * steps + s + 1;
+            // The noise set reads every layer's input and output gradient, which the folded
+            // stages do not keep: the recorded step runs unfolded (the same bits).
+            let noise = (self.instruments.as_ref())
+                .is_some_and(|r| r.records(global) && r.measures_noise());
+            let folded = self.net.fold_relu();
+            if let (true, Some(recorder)) = (noise, self.instruments.as_mut()) {
+                recorder.begin_noise(step.len(), step.len() <= MAX_CHUNK);
+                self.net.set_fold_relu(false);
+            }
             for chunk in step.chunks(MAX_CHUNK) {
                 self.fill_input(train, chunk);
                 self.labels.clear();
@@ -367,7 +377,13 @@ impl Trainer {
                 self.net.backward(false);
                 loss_sum += r.loss_sum;
                 correct += r.correct;
+                if let (true, Some(recorder)) = (noise, self.instruments.as_mut()) {
+                    recorder
+                        .add_sample_terms(&self.net)
+                        .map_err(TrainError::Config)?;
+                }
             }
+            self.net.set_fold_relu(folded);
             let seen = ((s + 1) * batch).min(order.len());
             let running = loss_sum / seen as f64;
             if !running.is_finite() {
@@ -376,7 +392,6 @@ impl Trainer {
                     loss: running,
                 });
             }
-            let global = self.epoch * steps + s + 1;
             let recorded = self.instruments.as_mut().filter(|r| r.records(global));
             match recorded {
                 Some(recorder) => {

@@ -284,10 +284,12 @@ declare_options! {
     /// (up to 0.15), from the run's own distortion stream.
     distort: bool = Some(false), "", Switch, "", false;
     /// Per-step instruments written to instruments.csv: cheap (loss, learning rate, gradient,
-    /// update and parameter norms per layer, distance from the initial weights), or curvature
-    /// (the cheap set and the sharpness, the batch loss's largest Hessian eigenvalue, to set
-    /// against 2/lr; up to 40 extra passes a recorded step: use --instruments-every). They
-    /// never change training.
+    /// update and parameter norms per layer, distance from the initial weights); noise (the
+    /// cheap set and, from per-sample gradients, their norms, the mini-batch gradient's
+    /// variance, the gradient noise scale, the norm, inner-product and orthogonality tests,
+    /// the signal-to-noise ratio per layer); curvature (the cheap set and the sharpness, the
+    /// batch loss's largest Hessian eigenvalue, to set against 2/lr; up to 40 extra passes a
+    /// recorded step: use --instruments-every); all (the three). They never change training.
     instruments: InstrumentSet = Some(InstrumentSet::None), "", Value, "Instruments", false;
     /// Record the instruments every K steps.
     instruments_every: usize = Some(1), "", Value, "Instruments", false;

@@ -8,6 +8,8 @@
 //!
 //! Backward: dw[o, c, u, v] = sum_{n,i,j} dy[n, o, i, j] * x[n, c, i*s+u-p, j*s+v-p],
 //! db[o] = sum_{n,i,j} dy[n, o, i, j], and dx scatters w * dy back through the same indices.
+//! Per-sample terms ([`Layer::sample_terms`]): the same sums over one sample's positions
+//! only, its im2col matrix times its output gradient.
 //! Second order ([`Layer::backward_curvature`]): the same sums with dy replaced by the output's
 //! second derivatives d2y and every input and weight squared, x^2 and w^2; a weight a
 //! connection table removes has none.
@@ -24,11 +26,12 @@
 #[cfg_attr(not(target_arch = "x86_64"), path = "portable.rs")]
 mod direct;
 
-use super::kernels::dense::{linear_backward, linear_forward};
+use super::kernels::dense::{linear_backward, linear_forward, linear_sample_terms};
 pub use super::kernels::im2col::ConvGeometry;
 use super::kernels::im2col::{col2im, im2col};
 use super::kernels::matmul::{MatRef, matmul};
 use super::kernels::scratch::ConvScratch;
+use super::layer::{for_sample_terms, square_and_dot};
 use super::pool::PooledGrad;
 use super::{Context, Layer, Param, SharedMut, for_each_chunk, init};
 use crate::rng::Rng;
@@ -451,6 +454,53 @@ impl Layer for Conv2d {
         if let Some(d2x) = d2x {
             d2x.data.copy_from_slice(&input.data);
         }
+    }
+
+    fn sample_terms(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        sq: &mut [f64],
+        dot: Option<&mut [f64]>,
+    ) -> bool {
+        let g = self.geometry;
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let (gw, gb) = (&self.weight.grad.data[..], &self.bias.grad.data[..]);
+        let frozen = &self.weight.frozen_zero;
+        if self.is_dense(h, w) && frozen.is_none() {
+            let (rows, o) = (g.col_rows(), g.c_out);
+            linear_sample_terms(&x.data, &dy.data, (gw, gb), n, rows, o, sq, dot);
+            return true;
+        }
+        let (positions, rows) = (dy.shape[2] * dy.shape[3], g.col_rows());
+        let (in_len, out_len) = (g.c_in * h * w, g.c_out * positions);
+        for_sample_terms(n, 4, sq, dot, |first, sq, dot| {
+            let mut cols = vec![0.0f32; rows * positions];
+            let mut term = vec![0.0f32; g.c_out * rows];
+            let mut bias = vec![0.0f32; g.c_out];
+            let want_dot = !dot.is_empty();
+            for (s, sq) in sq.iter_mut().enumerate() {
+                let ni = first + s;
+                im2col(&x.data[ni * in_len..][..in_len], 1, h, w, g, &mut cols);
+                let dyn_ = &dy.data[ni * out_len..][..out_len];
+                let (dy_mat, cols_mat) = (
+                    MatRef::new(dyn_, g.c_out, positions),
+                    MatRef::new(&cols, rows, positions),
+                );
+                matmul(dy_mat, cols_mat.t(), &mut term, 0.0);
+                zero_frozen(frozen, &mut term);
+                for (o, b) in bias.iter_mut().enumerate() {
+                    *b = dyn_[o * positions..(o + 1) * positions].iter().sum();
+                }
+                let (w_sq, w_dot) = square_and_dot(&term, if want_dot { gw } else { &[] });
+                let (b_sq, b_dot) = square_and_dot(&bias, if want_dot { gb } else { &[] });
+                *sq = w_sq + b_sq;
+                if want_dot {
+                    dot[s] = w_dot + b_dot;
+                }
+            }
+        });
+        true
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -164,6 +164,44 @@ fn add_outer_product_rows(dw: &mut [f32], dy: &[f32], x: &[f32]) {
     }
 }
 
+/// The per-sample gradient terms of y = x w^T + b ([`crate::nn::Layer::sample_terms`]): sample
+/// n's weight term is the outer product dy_n x_n^T and its bias term dy_n, so its squared norm
+/// is |dy_n|^2 (|x_n|^2 + 1) without forming it; its inner product with the gradients `gw`,
+/// `gb` is dy_n . (gw x_n + gb), where gw x_n for a block of samples is one product, as the
+/// forward pass's.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_sample_terms(
+    x: &[f32],
+    dy: &[f32],
+    (gw, gb): (&[f32], &[f32]),
+    n: usize,
+    i: usize,
+    o: usize,
+    sq: &mut [f64],
+    dot: Option<&mut [f64]>,
+) {
+    let (x_mat, gw_mat) = (MatRef::new(x, n, i), MatRef::new(gw, o, i).t());
+    crate::nn::layer::for_sample_terms(n, SAMPLES, sq, dot, |first, sq, dot| {
+        let mut projected = vec![0.0f32; if dot.is_empty() { 0 } else { sq.len() * o }];
+        if !dot.is_empty() {
+            for row in projected.chunks_exact_mut(o) {
+                row.copy_from_slice(gb);
+            }
+            matmul(x_mat.rows(first, sq.len()), gw_mat, &mut projected, 1.0);
+        }
+        for (s, sq) in sq.iter_mut().enumerate() {
+            let (xs, dys) = (&x[(first + s) * i..][..i], &dy[(first + s) * o..][..o]);
+            let proj = projected.get(s * o..(s + 1) * o).unwrap_or(&[]);
+            let (dy_sq, dy_dot) = crate::nn::layer::square_and_dot(dys, proj);
+            let (x_sq, _) = crate::nn::layer::square_and_dot(xs, &[]);
+            *sq = dy_sq * (x_sq + 1.0);
+            if let Some(d) = dot.get_mut(s) {
+                *d = dy_dot;
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
