@@ -8,7 +8,7 @@
 //!
 //! cargo bench --bench epoch -- [--epochs N] [--threads T] [--variant plain|bn-dropout]
 //!                             [--batch-size B] [--no-torch]
-//!                             [--instruments none|cheap|curvature] [--instruments-every K]
+//!                             [--instruments none|cheap|noise|curvature|all] [--instruments-every K]
 //!
 //! Data: MNIST from $LENET_DATA or the cache directory (fetched on first use).
 

@@ -293,18 +293,20 @@ fn write_results_once(study: &StudyFile, dir: &Path, data: &DataCache) -> Result
         );
         return Ok(());
     }
-    publish_summary(&summary, dir)?;
+    publish_summary(study, &summary, dir)?;
     write_report(dir, data)
 }
 
 /// Computes a study's statistics, prints them and writes the summary files.
 fn write_summary(study: &StudyFile, dir: &Path) -> Result<()> {
-    publish_summary(&summarize(study, dir)?, dir)
+    publish_summary(study, &summarize(study, dir)?, dir)
 }
 
-/// Writes the summary files of `summary` into `dir` and prints its tables.
-fn publish_summary(summary: &StudySummary, dir: &Path) -> Result<()> {
+/// Writes the summary files of `summary` into `dir` (and names its runs' event files for
+/// TensorBoard) and prints its tables.
+fn publish_summary(study: &StudyFile, summary: &StudySummary, dir: &Path) -> Result<()> {
     summary.write(dir)?;
+    crate::study::summary::name_event_files(study, dir)?;
     say!("{}", summary.markdown());
     eprintln!(
         "wrote summary.md, summary.csv and summary.json in {}",

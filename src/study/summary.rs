@@ -276,6 +276,51 @@ fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Result<Option<(f64, f64
     Ok(None)
 }
 
+/// The folder of a study directory where TensorBoard sees its final runs by name:
+/// `tensorboard --logdir DIR/tensorboard` shows each as `CONFIG/seed-N`.
+pub const TENSORBOARD: &str = "tensorboard";
+
+/// Names the final runs' TensorBoard event files by configuration and seed: for each
+/// finished final run, `tensorboard/CONFIG/seed-N/` holds a link to its event file (a copy
+/// where links are not available), so that TensorBoard, which names runs by folder, groups
+/// them. Remade from scratch at each call.
+pub fn name_event_files(study: &StudyFile, dir: &Path) -> Result<(), StudyError> {
+    let plan = tuning_plan(study, dir)?;
+    let Some(chosen) = plan.chosen.clone() else {
+        return Ok(());
+    };
+    let decided = final_seeds(study, dir, &chosen)?;
+    let seed_count = decided.as_ref().map_or(study.seeds.first(), |d| d.0);
+    let view = dir.join(TENSORBOARD);
+    let io = |path: &Path, e: std::io::Error| StudyError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    if view.exists() {
+        std::fs::remove_dir_all(&view).map_err(|e| io(&view, e))?;
+    }
+    for spec in study.final_runs(&chosen, seed_count)? {
+        let events = run_dir(dir, &spec.id).join(crate::train::tensorboard::EVENTS);
+        if !events.is_file() {
+            continue;
+        }
+        let named = view
+            .join(&spec.config)
+            .join(format!("seed-{}", spec.train.seed));
+        std::fs::create_dir_all(&named).map_err(|e| io(&named, e))?;
+        let link = named.join(crate::train::tensorboard::EVENTS);
+        #[cfg(unix)]
+        let made = std::os::unix::fs::symlink(
+            Path::new("../../..").join(events.strip_prefix(dir).expect("inside the study")),
+            &link,
+        );
+        #[cfg(not(unix))]
+        let made = std::fs::copy(&events, &link).map(|_| ());
+        made.map_err(|e| io(&link, e))?;
+    }
+    Ok(())
+}
+
 /// Computes the summary of the study in `dir` from its run directories.
 pub fn summarize(study: &StudyFile, dir: &Path) -> Result<StudySummary, StudyError> {
     let plan = tuning_plan(study, dir)?;

@@ -302,7 +302,7 @@ fn drive(
 /// Rewrites the run's TensorBoard event file from its epochs so far, and its instruments'
 /// file when it records them.
 fn write_events(dir: &Path, trainer: &Trainer) -> Result<(), TrainError> {
-    let events = super::tensorboard::epoch_events(&trainer.history);
+    let events = super::tensorboard::events(&trainer.history, trainer.instruments.as_ref());
     write_atomically(&dir.join(super::tensorboard::EVENTS), &events)?;
     if let Some(recorder) = &trainer.instruments {
         write_atomically(&dir.join(INSTRUMENTS), recorder.to_csv().as_bytes())?;

@@ -1,6 +1,7 @@
 //! TensorBoard's event files, written by hand (about a hundred lines, no protobuf or
 //! TensorFlow dependency), so that `tensorboard --logdir DIR` shows every run's per-epoch
-//! metrics: training and validation loss and accuracy, and the learning rate.
+//! metrics (training and validation loss and accuracy, and the learning rate) and, when the
+//! run records them, its per-step instruments.
 //!
 //! A file is a sequence of records, each
 //!
@@ -21,12 +22,43 @@
 //! that ran straight through. Its wall times are the run's seconds since it started.
 
 use super::EpochMetrics;
+use super::instruments::Recorder;
 
 /// The event file's name in a run directory (TensorBoard reads any name holding `tfevents`).
 pub const EVENTS: &str = "events.out.tfevents.lenet";
 
+/// The event file of a run with these epochs and, when it records them, these instruments:
+/// each recorded step's values as scalars `instruments/COLUMN` at its global step, stamped
+/// with the wall time its epoch ended at (the rows hold no timing).
+pub fn events(history: &[EpochMetrics], instruments: Option<&Recorder>) -> Vec<u8> {
+    let mut out = epoch_events(history);
+    let Some(recorder) = instruments else {
+        return out;
+    };
+    let walls: Vec<f64> = (history.iter())
+        .scan(0.0, |wall, m| {
+            *wall += m.seconds;
+            Some(*wall)
+        })
+        .collect();
+    let header = recorder.header();
+    let tags: Vec<String> = (header.split(',').skip(2))
+        .map(|c| format!("instruments/{c}"))
+        .collect();
+    for row in &recorder.rows {
+        let epoch = row[0] as usize;
+        let wall = walls.get(epoch.saturating_sub(1)).or(walls.last()).copied();
+        let values: Vec<(&str, f64)> = (tags.iter().map(String::as_str))
+            .zip(row[2..].iter().copied())
+            .collect();
+        let event = scalar_event(wall.unwrap_or(0.0), row[1] as u64, &values);
+        record(&mut out, &event);
+    }
+    out
+}
+
 /// The event file of a run with these epochs.
-pub fn epoch_events(history: &[EpochMetrics]) -> Vec<u8> {
+fn epoch_events(history: &[EpochMetrics]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut header = Vec::new();
     double_field(&mut header, 1, 0.0);
