@@ -272,3 +272,89 @@ fn the_estimate_keeps_a_sparse_tables_zeros() {
         );
     }
 }
+
+/// The Gauss–Newton trace against its definition, (1/N) sum_n sum_{k,k'} H_n[k,k'] J_nk . J_nk',
+/// with every score's gradient J_nk taken by a batch-1 backward pass and H_n = diag(q) - q q^T
+/// from the scores' softmax (with the rubbish class's constant score for the MAP criterion):
+/// the study's model and the 1998 network with its RBF output.
+#[test]
+fn the_gauss_newton_trace_is_the_sum_of_the_exact_diagonal() {
+    use lenet::nn::hessian::gauss_newton_trace;
+    for arch in [Arch::Lenet5, Arch::Lecun1998] {
+        let mut rng = Rng::new(9);
+        let config = ModelConfig {
+            arch,
+            ..ModelConfig::default()
+        };
+        let mut net = config.build(&mut rng);
+        let n = 4;
+        let mut shape = vec![n];
+        shape.extend_from_slice(net.input_shape());
+        let x = random(&shape, &mut rng);
+        let labels = [3u8, 1, 4, 1];
+        let before = everything(&net);
+        let fill = rows_of(&x);
+        let batch = Batch {
+            labels: &labels,
+            piece: 3,
+            fill: &fill,
+        };
+        let trace = gauss_newton_trace(&mut net, &batch, TRAIN).unwrap();
+        assert_eq!(
+            everything(&net),
+            before,
+            "{arch:?}: the network comes back as it was"
+        );
+
+        let extra = match net.criterion() {
+            lenet::nn::loss::Criterion::Map { j } => Some(-j as f64),
+            lenet::nn::loss::Criterion::CrossEntropy => None,
+        };
+        let mut exact = 0.0;
+        for s in 0..n {
+            let mut one = net.duplicate();
+            fill(s, s + 1, one.input_mut());
+            let mut drop = Rng::new(0);
+            let scores: Vec<f64> = (one.forward(&mut lenet::nn::Context {
+                mode: Mode::Train,
+                rng: &mut drop,
+            }))
+            .data
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+            let k = scores.len();
+            let z: f64 = scores.iter().map(|v| v.exp()).sum::<f64>() + extra.map_or(0.0, f64::exp);
+            let q: Vec<f64> = scores.iter().map(|v| v.exp() / z).collect();
+            let jacobian: Vec<Vec<f64>> = (0..k)
+                .map(|c| {
+                    one.zero_grad();
+                    let (_, d) = one.output_and_grad_mut();
+                    d.data
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, v)| *v = f32::from(u8::from(i == c)));
+                    one.backward(false);
+                    (one.params().iter())
+                        .flat_map(|(_, p)| p.grad.data.iter().map(|&g| g as f64))
+                        .collect()
+                })
+                .collect();
+            for a in 0..k {
+                for b in 0..k {
+                    let h = if a == b { q[a] } else { 0.0 } - q[a] * q[b];
+                    let jj: f64 = jacobian[a]
+                        .iter()
+                        .zip(&jacobian[b])
+                        .map(|(u, v)| u * v)
+                        .sum();
+                    exact += h * jj / n as f64;
+                }
+            }
+        }
+        assert!(
+            (trace - exact).abs() <= 1e-4 * exact,
+            "{arch:?}: {trace} against {exact}"
+        );
+    }
+}

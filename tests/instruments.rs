@@ -105,12 +105,19 @@ fn instruments_never_change_training() {
         assert_eq!(curvature.0[..n], cheap.0[..], "{name}");
         assert_eq!(
             curvature.0[n..],
-            ["sharpness", "smallest_eigenvalue", "hessian_products"]
+            [
+                "sharpness",
+                "smallest_eigenvalue",
+                "hessian_products",
+                "gauss_newton_trace"
+            ]
         );
         for (c, k) in curvature.1.iter().zip(&cheap.1) {
             assert_eq!(c[..n], k[..], "{name}");
             let (largest, smallest, products) = (c[n], c[n + 1], c[n + 2]);
             assert!(largest > 0.0 && smallest <= largest, "{name}: {c:?}");
+            // The Gauss–Newton matrix is positive semi-definite; its trace is positive.
+            assert!(c[n + 3] > 0.0, "{name}: {c:?}");
             assert!((1.0..=20.0).contains(&products), "{name}: {c:?}");
         }
     }

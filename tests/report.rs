@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 
 use common::{chromium, lenet, run_study, study_file, subset_dir};
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "The answer",
     "Training curves",
+    "Instruments",
     "Test accuracy",
     "The 2x2 design",
     "Tuning",
@@ -22,9 +23,15 @@ const SECTIONS: [&str; 10] = [
     "Reproduce",
 ];
 
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 17] = [
     "loss",
     "accuracy",
+    "instruments-gradient",
+    "instruments-weights",
+    "instruments-noise",
+    "instruments-samples",
+    "instruments-gauss-newton",
+    "instruments-curvature",
     "test-accuracy",
     "interaction",
     "lr-sensitivity",
@@ -397,6 +404,8 @@ fn run_report_shows_the_runs_curves_and_predictions() {
         );
     }
     assert!(md.contains("Test accuracy **"));
+    // A run that records no instruments has no section for them.
+    assert!(!md.contains("## Instruments"));
 }
 
 #[test]

@@ -65,6 +65,22 @@ pub struct Batch<'a> {
     pub fill: &'a dyn Fn(usize, usize, &mut Tensor),
 }
 
+impl Batch<'_> {
+    /// The pieces `(from, to)` the batch is taken in.
+    fn pieces(&self) -> impl Iterator<Item = (usize, usize)> + use<'_> {
+        let (n, piece) = (self.labels.len(), self.piece.max(1));
+        (0..n)
+            .step_by(piece)
+            .map(move |from| (from, n.min(from + piece)))
+    }
+
+    /// Fills samples `from..to` into `net`'s input and runs the forward pass in `mode`.
+    fn forward(&self, net: &mut Network, (from, to): (usize, usize), mode: Mode, rng: &mut Rng) {
+        (self.fill)(from, to, net.input_mut());
+        net.forward(&mut Context { mode, rng });
+    }
+}
+
 /// The gradient of the batch's mean loss at the current weights: every parameter's, one
 /// after the other. Every call draws the same dropout masks (from `passes.seed`).
 fn gradient(net: &mut Network, batch: &Batch, passes: Passes) -> Vec<f64> {
@@ -73,13 +89,8 @@ fn gradient(net: &mut Network, batch: &Batch, passes: Passes) -> Vec<f64> {
     let rng = &mut Rng::new(passes.seed);
     let n = batch.labels.len();
     let scale = 1.0 / n as f32;
-    for from in (0..n).step_by(batch.piece.max(1)) {
-        let to = n.min(from + batch.piece.max(1));
-        (batch.fill)(from, to, net.input_mut());
-        net.forward(&mut Context {
-            mode: passes.mode,
-            rng,
-        });
+    for (from, to) in batch.pieces() {
+        batch.forward(net, (from, to), passes.mode, rng);
         let (logits, dlogits) = net.output_and_grad_mut();
         criterion.apply(logits, &batch.labels[from..to], Some((dlogits, scale)));
         net.backward(false);
@@ -169,6 +180,53 @@ pub fn hessian_vector_product(
     (plus.iter().zip(&minus))
         .map(|(p, m)| ((p - m) / (2.0 * step as f64)) as f32)
         .collect()
+}
+
+/// The trace of the Gauss–Newton matrix of the batch's mean loss, (1/N) sum_n J_n^T H_n J_n
+/// (J_n the Jacobian of sample n's scores with respect to every parameter, H_n its loss's
+/// Hessian with respect to them), exactly. H_n = sum_c l_c l_c^T
+/// ([`super::loss::Criterion::hessian_factors`]), so the trace is (1/N) sum_n sum_c
+/// |J_n^T l_c|^2: one backward pass per factor, with sample n's factor as its output gradient,
+/// and each sample's squared norm from [`Network::sample_terms`] — no Jacobian is formed.
+/// The forward pass runs once, unfolded (the same bits), and `net` comes back as it was.
+///
+/// With batch normalization in training mode a sample's scores depend on the others' inputs
+/// through the batch statistics; each sample's term of a pass is then its term of the batch's
+/// product, not J_n^T l_c alone, and the trace an approximation of the coupled one.
+pub fn gauss_newton_trace(net: &mut Network, batch: &Batch, passes: Passes) -> Result<f64, String> {
+    let saved = Saved::of(net);
+    let folded = net.fold_relu();
+    net.set_fold_relu(false);
+    let criterion = net.criterion();
+    let rng = &mut Rng::new(passes.seed);
+    let n = batch.labels.len();
+    let scale = (1.0 / n as f64).sqrt() as f32;
+    let mut trace = 0.0;
+    let mut failed = None;
+    for piece in batch.pieces() {
+        batch.forward(net, piece, passes.mode, rng);
+        let scores = net.output();
+        let k = scores.item_len();
+        let factors: Vec<Vec<Vec<f32>>> = (scores.data.chunks_exact(k))
+            .map(|row| criterion.hessian_factors(row))
+            .collect();
+        for c in 0..factors.first().map_or(0, Vec::len) {
+            let (_, dscores) = net.output_and_grad_mut();
+            for (d, f) in dscores.data.chunks_exact_mut(k).zip(&factors) {
+                for (d, &l) in d.iter_mut().zip(&f[c]) {
+                    *d = scale * l;
+                }
+            }
+            net.backward(false);
+            match net.sample_terms(false) {
+                Ok(terms) => trace += terms.iter().flat_map(|t| &t.sq).sum::<f64>(),
+                Err(e) => failed = Some(e),
+            }
+        }
+    }
+    net.set_fold_relu(folded);
+    saved.restore(net);
+    failed.map_or(Ok(trace), Err)
 }
 
 /// The extreme eigenvalues of the Hessian of the batch's mean loss, by the Lanczos method

@@ -87,6 +87,32 @@ impl Criterion {
         }
     }
 
+    /// Vectors l_c whose outer products add up to the Hessian of one sample's loss with
+    /// respect to its scores `row`: diag(q) - q q^T, q the softmax probabilities of the scores
+    /// (among the scores and the rubbish class, for MAP, so that they add up to S <= 1). It is
+    /// sum_c q_c (e_c - q)(e_c - q)^T + (1 - S) q q^T, so l_c = sqrt(q_c) (e_c - q) for each
+    /// class and, for MAP, sqrt(1 - S) q: the Gauss–Newton matrix's square root at the
+    /// output, which makes its trace a sum of squared norms ([`super::hessian`]).
+    pub fn hessian_factors(self, row: &[f32]) -> Vec<Vec<f32>> {
+        let k = row.len();
+        let mut logp = vec![0.0f32; k];
+        log_softmax_with(row, self.extra_score(), &mut logp);
+        let q: Vec<f32> = logp.iter().map(|l| l.exp()).collect();
+        let mut factors: Vec<Vec<f32>> = (0..k)
+            .map(|c| {
+                let root = q[c].sqrt();
+                (0..k)
+                    .map(|i| root * (f32::from(u8::from(i == c)) - q[i]))
+                    .collect()
+            })
+            .collect();
+        if self.extra_score().is_some() {
+            let rest = (1.0 - q.iter().sum::<f32>()).max(0.0).sqrt();
+            factors.push(q.iter().map(|&p| rest * p).collect());
+        }
+        factors
+    }
+
     /// Writes into `d2logits` the second derivatives of `scale * sum_n loss_n` with respect
     /// to each logit (each score, for MAP): p (1 - p), p the softmax probability (among the
     /// scores and the rubbish class, for MAP). They do not depend on the labels.
@@ -164,4 +190,31 @@ fn softmax_loss(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The factors' outer products add up to diag(q) - q q^T, for both criteria.
+    #[test]
+    fn hessian_factors_square_to_the_hessian() {
+        let row = [0.3f32, -1.2, 2.0, 0.1];
+        for criterion in [Criterion::CrossEntropy, Criterion::Map { j: 1.0 }] {
+            let mut logp = [0.0f32; 4];
+            log_softmax_with(&row, criterion.extra_score(), &mut logp);
+            let q: Vec<f32> = logp.iter().map(|l| l.exp()).collect();
+            let factors = criterion.hessian_factors(&row);
+            for i in 0..4 {
+                for j in 0..4 {
+                    let sum: f32 = factors.iter().map(|l| l[i] * l[j]).sum();
+                    let want = if i == j { q[i] } else { 0.0 } - q[i] * q[j];
+                    assert!(
+                        (sum - want).abs() < 1e-6,
+                        "{criterion:?} ({i}, {j}): {sum} {want}"
+                    );
+                }
+            }
+        }
+    }
 }

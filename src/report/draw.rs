@@ -166,50 +166,99 @@ pub struct Curve {
     pub high: Vec<f64>,
 }
 
-/// Two panels of curves side by side (training and validation).
+/// A panel's vertical axis: what it shows, its range, and whether on a log scale.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    pub desc: String,
+    pub range: (f64, f64),
+    pub log: bool,
+}
+
+impl Curve {
+    /// A curve with no points yet.
+    pub fn new(name: &str, color: usize) -> Curve {
+        Curve {
+            name: name.to_string(),
+            color,
+            epochs: Vec::new(),
+            mean: Vec::new(),
+            low: Vec::new(),
+            high: Vec::new(),
+        }
+    }
+}
+
+/// Two panels of curves side by side (training and validation, or two quantities).
 pub struct Curves {
     pub titles: [String; 2],
-    pub y_desc: String,
+    pub axes: [Axis; 2],
     pub panels: [Vec<Curve>; 2],
-    pub y_range: (f64, f64),
-    pub log_y: bool,
+    /// The horizontal axis: "epoch" unless it says otherwise.
+    pub x_desc: &'static str,
     /// Where the legend goes: near the top (falling curves) or the bottom (rising ones).
     pub legend_low: bool,
 }
 
 impl Curves {
+    /// Two panels on one vertical axis.
+    pub fn shared(
+        titles: [String; 2],
+        axis: Axis,
+        panels: [Vec<Curve>; 2],
+        legend_low: bool,
+    ) -> Curves {
+        Curves {
+            titles,
+            axes: [axis.clone(), axis],
+            panels,
+            x_desc: "epoch",
+            legend_low,
+        }
+    }
+
     fn panel<DB: DrawingBackend>(
         &self,
         area: &DrawingArea<DB, Shift>,
         title: &str,
+        axis: &Axis,
         curves: &[Curve],
     ) -> DrawResult<DB> {
         let max_epoch = curves
             .iter()
             .flat_map(|c| c.epochs.iter().copied())
             .fold(1.0f64, f64::max);
+        let min_epoch = curves
+            .iter()
+            .flat_map(|c| c.epochs.iter().copied())
+            .fold(1.0f64, f64::min);
         let mut builder = ChartBuilder::on(area);
         builder
             .caption(title, font(18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(64);
-        let (lo, hi) = self.y_range;
-        let x_range = if max_epoch > 1.0 {
-            1.0..max_epoch
+        let (lo, hi) = axis.range;
+        let x_range = if max_epoch > min_epoch {
+            min_epoch..max_epoch
         } else {
-            0.5..1.5
+            min_epoch - 0.5..min_epoch + 0.5
         };
         let clamp = |v: f64| v.clamp(lo, hi);
         macro_rules! draw_on {
             ($chart:ident) => {{
                 $chart
                     .configure_mesh()
-                    .x_desc("epoch")
-                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .x_desc(self.x_desc)
+                    .x_label_formatter(&|v| {
+                        if (v - v.round()).abs() < 1e-6 {
+                            format!("{v:.0}")
+                        } else {
+                            format!("{v:.1}")
+                        }
+                    })
                     .y_labels(8)
                     .y_label_formatter(&|v| tick(*v))
-                    .y_desc(self.y_desc.as_str())
+                    .y_desc(axis.desc.as_str())
                     .label_style(font(13))
                     .axis_desc_style(font(14))
                     .light_line_style(TRANSPARENT)
@@ -263,7 +312,7 @@ impl Curves {
                     .draw()?;
             }};
         }
-        if self.log_y {
+        if axis.log {
             let mut chart = builder.build_cartesian_2d(x_range, (lo..hi).log_scale())?;
             draw_on!(chart);
         } else {
@@ -281,8 +330,8 @@ impl Draw for Curves {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         let (left, right) = root.split_horizontally(550);
-        self.panel(&left, &self.titles[0], &self.panels[0])?;
-        self.panel(&right, &self.titles[1], &self.panels[1])
+        self.panel(&left, &self.titles[0], &self.axes[0], &self.panels[0])?;
+        self.panel(&right, &self.titles[1], &self.axes[1], &self.panels[1])
     }
 }
 

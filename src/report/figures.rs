@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::ReportError;
-use super::draw::{Curve, Curves, DotPanel, DotPlot, Interval, Lines, Series, render};
+use super::draw::{Axis, Curve, Curves, DotPanel, DotPlot, Interval, Lines, Series, render};
 use super::load::Run;
 use super::numbers::pct;
 use crate::doc::{Doc, Figure};
@@ -21,14 +21,7 @@ pub(crate) fn curve(
     metric: fn(&EpochMetrics) -> f64,
 ) -> Curve {
     let epochs = runs.iter().map(|r| r.metrics.len()).min().unwrap_or(0);
-    let mut c = Curve {
-        name: name.to_string(),
-        color,
-        epochs: Vec::new(),
-        mean: Vec::new(),
-        low: Vec::new(),
-        high: Vec::new(),
-    };
+    let mut c = Curve::new(name, color);
     for e in 0..epochs {
         let values: Vec<f64> = runs.iter().map(|r| metric(&r.metrics[e])).collect();
         c.epochs.push(runs[0].metrics[e].epoch as f64);
@@ -111,14 +104,16 @@ fn loss_figure(groups: &[&Group], band: &str) -> Result<Figure, ReportError> {
         .flat_map(|c| c.high.iter().copied())
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let loss_fig = Curves {
-        titles: ["training loss".into(), "validation loss".into()],
-        y_desc: "cross-entropy (log scale)".into(),
-        panels: [train_loss, valid_loss],
-        y_range: log_range(lowest, highest),
-        log_y: true,
-        legend_low: false,
-    };
+    let loss_fig = Curves::shared(
+        ["training loss".into(), "validation loss".into()],
+        Axis {
+            desc: "cross-entropy (log scale)".into(),
+            range: log_range(lowest, highest),
+            log: true,
+        },
+        [train_loss, valid_loss],
+        false,
+    );
     render(
         "loss",
         format!(
@@ -171,14 +166,16 @@ fn accuracy_figure(groups: &[&Group], band: &str) -> Result<Figure, ReportError>
     let lowest = (train_acc.iter().chain(&valid_acc))
         .flat_map(|c| c.low.iter().copied())
         .fold(100.0f64, f64::min);
-    let acc_fig = Curves {
-        titles: ["training accuracy".into(), "validation accuracy".into()],
-        y_desc: "accuracy (%)".into(),
-        panels: [train_acc, valid_acc],
-        y_range: ((lowest - 0.5).floor().max(0.0), 100.0),
-        log_y: false,
-        legend_low: true,
-    };
+    let acc_fig = Curves::shared(
+        ["training accuracy".into(), "validation accuracy".into()],
+        Axis {
+            desc: "accuracy (%)".into(),
+            range: ((lowest - 0.5).floor().max(0.0), 100.0),
+            log: false,
+        },
+        [train_acc, valid_acc],
+        true,
+    );
     let mut caption = format!("Accuracy per epoch, mean over seeds{band}.");
     if !left_out.is_empty() {
         caption += &format!(" Off this scale and not drawn: {}.", left_out.join(", "));

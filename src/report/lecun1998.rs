@@ -12,7 +12,7 @@
 //! small rates of the last passes is within noise of the error after it.
 
 use super::ReportError;
-use super::draw::{Curves, render};
+use super::draw::{Axis, Curves, render};
 use super::figures::curve;
 use super::load::Run;
 use super::numbers::{pct, points};
@@ -446,17 +446,19 @@ fn error_figure(groups: &[(&str, usize, Vec<&Run>)], doc: &mut Doc) -> Result<()
         (lowest * 0.8).clamp(0.01, 1.0),
         (highest * 1.25).clamp(2.0, 100.0),
     );
-    let figure = Curves {
-        titles: [
+    let figure = Curves::shared(
+        [
             "training error (during each pass)".into(),
             "validation error (after each pass)".into(),
         ],
-        y_desc: "error (%, log scale)".into(),
-        panels: [train, valid],
-        y_range,
-        log_y: true,
-        legend_low: false,
-    };
+        Axis {
+            desc: "error (%, log scale)".into(),
+            range: y_range,
+            log: true,
+        },
+        [train, valid],
+        false,
+    );
     doc.figure(render(
         "error-per-pass",
         "Error per pass, as the paper's Fig. 5 (validation in place of test: the test set \

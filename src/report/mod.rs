@@ -11,6 +11,7 @@ pub mod digit_figures;
 pub mod draw;
 pub mod draw_digits;
 pub mod figures;
+pub mod instruments;
 pub mod layers;
 pub mod lecun1998;
 pub mod load;

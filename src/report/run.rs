@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::digit_figures::{distortions_figure, prediction_figures, samples_figure};
 use super::figures::curve_figures;
+use super::instruments::instrument_figures;
 use super::load::{load_run, predict_with};
 use super::numbers::pct;
 use super::tables::{CONFIG_HEADER, config_row, epoch_table};
@@ -52,6 +53,7 @@ pub fn run_report(dir: &Path, data: &DataCache) -> Result<Written, ReportError> 
     if !r.metrics.is_empty() {
         epoch_table(&r.metrics, &mut doc);
     }
+    instrument_figures(&[(name.clone(), 0, vec![&r])], &mut doc)?;
     let model = dir.join(run::MODEL);
     if s.status == Status::Finished && model.is_file() {
         doc.heading(2, "Predictions");

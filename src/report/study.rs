@@ -8,6 +8,7 @@ use super::digit_figures::{distortions_figure, prediction_figures, samples_figur
 use super::figures::{
     curve_figures, interaction_figure, lr_figure, test_accuracy_figure, time_figure,
 };
+use super::instruments::instrument_figures;
 use super::load::{
     Run, median_run, predict, predict_with, representative, run_with_seed, runs_by_config,
 };
@@ -185,7 +186,8 @@ fn curves_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {
             (n.clone(), *c, ok.collect())
         })
         .collect();
-    curve_figures(&groups, doc)
+    curve_figures(&groups, doc)?;
+    instrument_figures(&groups, doc)
 }
 
 fn test_accuracy_section(s: &Study, doc: &mut Doc) -> Result<(), ReportError> {

@@ -26,9 +26,11 @@
 //! Lanczos method runs until the sharpness's residual is below [`SHARPNESS_TOLERANCE`] of it
 //! or to [`SHARPNESS_PRODUCTS`] products, starting from the last recorded step's top eigenvector
 //! within an epoch, from a vector drawn from the step number at an epoch's first: a run
-//! resumed from its epoch checkpoint so computes what a straight one does. Its passes run in
-//! training mode (batch statistics; dropout masks drawn from the step number, not from the
-//! run's dropout stream).
+//! resumed from its epoch checkpoint so computes what a straight one does. It also records
+//! the trace of the batch loss's Gauss–Newton matrix, exactly, from one backward pass per
+//! class ([`crate::nn::hessian::gauss_newton_trace`]): the sum of all its eigenvalues beside
+//! the Hessian's largest. Its passes run in training mode (batch statistics; dropout masks
+//! drawn from the step number, not from the run's dropout stream).
 //!
 //! Sums of squares are taken in f64, over tasks of a fixed split that the threads share and
 //! added in task order, so the file does not depend on the thread count; and it holds no
@@ -36,7 +38,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::nn::hessian::{Batch, Passes, extreme_eigenvalues};
+use crate::nn::hessian::{Batch, Passes, extreme_eigenvalues, gauss_newton_trace};
 use crate::nn::{Mode, Network};
 use crate::parallel::{SharedMut, for_each_chunk};
 
@@ -162,7 +164,7 @@ struct Noise {
 #[derive(Default)]
 struct Curvature {
     warm: Option<(usize, Vec<f32>)>,
-    measured: Option<[f64; 3]>,
+    measured: Option<[f64; 4]>,
 }
 
 impl Recorder {
@@ -239,7 +241,12 @@ impl Recorder {
             cols.extend(self.layers.iter().map(|l| format!("snr/{l}")));
         }
         if self.curvature.is_some() {
-            let names = ["sharpness", "smallest_eigenvalue", "hessian_products"];
+            let names = [
+                "sharpness",
+                "smallest_eigenvalue",
+                "hessian_products",
+                "gauss_newton_trace",
+            ];
             cols.extend(names.map(String::from));
         }
         cols.join(",")
@@ -372,7 +379,8 @@ impl Recorder {
     }
 
     /// Before the update of recorded step `step` (global, from 1) of `epoch` (from 1): the
-    /// extreme Hessian eigenvalues of `batch`'s loss at the current weights. `net` comes back
+    /// extreme Hessian eigenvalues of `batch`'s loss at the current weights, and the trace of
+    /// its Gauss–Newton matrix. `net` comes back
     /// as it was.
     pub fn measure_curvature(
         &mut self,
@@ -380,9 +388,9 @@ impl Recorder {
         batch: &Batch,
         epoch: usize,
         step: usize,
-    ) {
+    ) -> Result<(), String> {
         let Some(c) = &mut self.curvature else {
-            return;
+            return Ok(());
         };
         let start = (c.warm.take()).and_then(|(e, v)| (e == epoch).then_some(v));
         let passes = Passes {
@@ -397,8 +405,10 @@ impl Recorder {
             SHARPNESS_PRODUCTS,
             SHARPNESS_TOLERANCE,
         );
-        c.measured = Some([found.largest, found.smallest, found.products as f64]);
+        let trace = gauss_newton_trace(net, batch, passes)?;
+        c.measured = Some([found.largest, found.smallest, found.products as f64, trace]);
         c.warm = Some((epoch, found.vector));
+        Ok(())
     }
 
     /// After the update of a recorded step: the row of `epoch` (from 1) and global `step`.
@@ -440,7 +450,11 @@ impl Recorder {
             row.extend(self.noise_values(noise));
         }
         if let Some(c) = &mut self.curvature {
-            row.extend(c.measured.take().unwrap_or([f64::NAN, f64::NAN, 0.0]));
+            row.extend(
+                c.measured
+                    .take()
+                    .unwrap_or([f64::NAN, f64::NAN, 0.0, f64::NAN]),
+            );
         }
         self.rows.push(row);
     }

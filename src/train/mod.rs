@@ -408,7 +408,8 @@ impl Trainer {
                             piece: MAX_CHUNK,
                             fill: &fill,
                         };
-                        recorder.measure_curvature(&mut self.net, &batch, epoch + 1, global);
+                        (recorder.measure_curvature(&mut self.net, &batch, epoch + 1, global))
+                            .map_err(TrainError::Config)?;
                     }
                     self.optimizer.step_and_zero_grad(&mut self.net, lr);
                     let loss = (loss_sum - loss_before) / step.len() as f64;

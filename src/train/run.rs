@@ -95,6 +95,14 @@ pub fn read_config(dir: &Path) -> Result<TrainConfig, TrainError> {
 }
 
 /// Reads `summary.json` of a finished run.
+/// The record of the data the run in `dir` trained on.
+pub fn read_data_info(dir: &Path) -> Result<DataRecord, TrainError> {
+    let path = dir.join(DATA);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+}
+
 pub fn read_summary(dir: &Path) -> Result<Summary, TrainError> {
     let path = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
