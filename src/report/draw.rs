@@ -457,6 +457,13 @@ impl Draw for DotPlot {
 
 /// An axis tick: short, without binary noise (0.3, not 0.30000000000000004).
 fn tick(v: f64) -> String {
+    // Below a ten-thousandth (log axes of small quantities) four decimals would read 0.
+    if v != 0.0 && v.abs() < 1e-4 {
+        return format!("{v:.0e}");
+    }
+    if v.abs() >= 1e6 {
+        return format!("{v:.0e}");
+    }
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" {

@@ -16,16 +16,33 @@ use super::ReportError;
 use super::draw::{Axis, Curve, Curves, render};
 use super::load::Run;
 use crate::doc::Doc;
+use crate::optim::OptimizerName;
 use crate::train::instruments::INSTRUMENTS;
 use crate::train::run;
 
 /// Spans of the horizontal axis each run's rows are averaged over.
 pub const BINS: usize = 60;
 
-/// One run's instruments: its columns, and its rows with the fractional epoch in front.
+/// One run's instruments: its columns, and its rows with the fractional epoch in front; its
+/// optimizer and batch size (0: the whole training set).
 struct Recorded {
     header: Vec<String>,
     rows: Vec<(f64, Vec<f64>)>,
+    optimizer: OptimizerName,
+    batch: usize,
+}
+
+impl Recorded {
+    /// Column `name`'s values with their rows' fractional epochs and epochs, where finite.
+    fn column(&self, name: &str) -> Vec<(f64, usize, f64)> {
+        let Some(c) = self.header.iter().position(|h| h == name) else {
+            return Vec::new();
+        };
+        (self.rows.iter())
+            .filter(|(_, r)| r[c].is_finite())
+            .map(|(x, r)| (*x, r[0] as usize, r[c]))
+            .collect()
+    }
 }
 
 /// Reads `instruments.csv` of the run in `dir`, if it recorded one.
@@ -64,7 +81,12 @@ fn read(dir: &Path) -> Result<Option<Recorded>, ReportError> {
         }
         rows.push((row[1] / steps, row));
     }
-    Ok(Some(Recorded { header, rows }))
+    Ok(Some(Recorded {
+        header,
+        rows,
+        optimizer: config.optimizer.name,
+        batch: config.batch_size,
+    }))
 }
 
 /// What a panel draws: its title, axis and how a span's value is made from its rows.
@@ -207,8 +229,11 @@ fn figures() -> Vec<(&'static str, &'static str, [Quantity; 2])> {
         (
             "instruments-curvature",
             "The sharpness (the largest eigenvalue of the mini-batch loss's Hessian) and lr x \
-             sharpness / 2: gradient descent's step is stable along the sharpest direction only \
-             below 1, the edge of stability of Cohen et al. (2021)",
+             sharpness / 2: plain gradient descent's step is stable along the sharpest direction \
+             only below 1, the edge of stability of Cohen et al. (2021). For momentum the \
+             threshold is higher ((2 + 2 momentum) / lr), and for the adaptive methods (AdaGrad, \
+             AdaDelta, RMSprop, Adam) the step is divided per weight, so their raw lr x \
+             sharpness / 2 is not their threshold; per-sample SGD's batch is one sample",
             [
                 q(
                     "sharpness",
@@ -301,8 +326,9 @@ fn range(curves: &[Curve], log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
+        // At most five decades: far smaller values (one sample's curvature) sit on the floor.
         let (lo, hi) = (lo * 0.8, hi * 1.25);
-        (lo.min(hi / 10.0), hi)
+        (lo.min(hi / 10.0).max(hi / 1e5), hi)
     } else {
         let pad = ((hi - lo) * 0.08).max(1e-9);
         (lo - pad, hi + pad)
@@ -345,6 +371,7 @@ pub(crate) fn instrument_figures(
          epoch (step / steps an epoch), each run's rows averaged over {BINS} equal spans of \
          training; {over}. On a log axis, spans whose value is not positive are left out."
     ));
+    findings(&recorded, doc);
     for (file, caption, quantities) in figures() {
         let panels: Vec<Vec<Curve>> = (quantities.iter())
             .map(|q| {
@@ -375,4 +402,191 @@ pub(crate) fn instrument_figures(
         doc.figure(render(file, format!("{caption}; {over}."), &figure)?);
     }
     Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// A number to three significant digits.
+fn sig(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// What the recorded instruments show, in sentences computed from them: the gradient noise
+/// scale over training against the batch size; for plain gradient steps, whether lr x
+/// sharpness / 2 reaches the edge of stability and what it does after; the sharpness's spread
+/// at the end.
+fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
+    let mut said = Vec::new();
+    // The noise scale, each epoch's ratio of means, median over seeds.
+    let epochs = (recorded.iter())
+        .flat_map(|(_, _, rs)| {
+            rs.iter()
+                .flat_map(|r| r.rows.last().map(|(_, row)| row[0] as usize))
+        })
+        .max()
+        .unwrap_or(0);
+    let noise_at = |rs: &[Recorded], epoch: usize| -> Option<f64> {
+        let per_run = rs.iter().filter_map(|r| {
+            let (t, g) = (r.column("trace_covariance"), r.column("true_grad_sq"));
+            let at = |c: &[(f64, usize, f64)]| -> f64 {
+                c.iter().filter(|(_, e, _)| *e == epoch).map(|p| p.2).sum()
+            };
+            let ratio = at(&t) / at(&g);
+            (ratio.is_finite() && ratio > 0.0).then_some(ratio)
+        });
+        median(per_run.collect())
+    };
+    let batches: Vec<usize> = (recorded.iter())
+        .filter(|(_, _, rs)| noise_at(rs, 1).is_some())
+        .map(|(_, _, rs)| rs[0].batch)
+        .collect();
+    if epochs > 1 && !batches.is_empty() {
+        let spread = |epoch: usize| {
+            let v: Vec<f64> = (recorded.iter())
+                .filter_map(|(_, _, rs)| noise_at(rs, epoch))
+                .collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        };
+        let ((lo1, hi1), (lo, hi)) = (spread(1), spread(epochs));
+        let batch = batches.iter().copied().max().unwrap_or(0);
+        let same = batches.iter().all(|&b| b == batch);
+        let against = if same && lo1 > batch as f64 {
+            format!(
+                ", every one above the batch of {batch} from the first epoch on: in McCandlish \
+                 et al.'s model, below the noise scale a batch twice as large needs nearly half \
+                 the steps, so at {batch} the steps are limited by the gradient's noise"
+            )
+        } else if same {
+            format!(", against batches of {batch}")
+        } else {
+            String::new()
+        };
+        said.push(format!(
+            "The gradient noise scale tr(Sigma) / |G|^2 (each epoch's ratio of means, median \
+             over seeds) went from {}–{} samples in the first epoch to {}–{} in epoch {epochs} \
+             across the {} configurations with more than one sample a batch{against}.",
+            sig(lo1),
+            sig(hi1),
+            sig(lo),
+            sig(hi),
+            batches.len()
+        ));
+    }
+    // The edge of stability, for plain gradient steps (no momentum, no per-weight scaling).
+    for (name, _, rs) in recorded {
+        if !matches!(
+            rs[0].optimizer,
+            OptimizerName::Gd | OptimizerName::MinibatchSgd
+        ) {
+            continue;
+        }
+        let mut first = Vec::new();
+        let mut after = Vec::new();
+        let mut largest: f64 = 0.0;
+        for r in rs {
+            let stability: Vec<(f64, f64)> = (Value::Stability.columns().iter())
+                .map(|c| r.header.iter().position(|h| h == c))
+                .collect::<Option<Vec<usize>>>()
+                .map(|at| {
+                    (r.rows.iter())
+                        .map(|(x, row)| (*x, Value::Stability.of(&[row[at[0]], row[at[1]]])))
+                        .filter(|p| p.1.is_finite())
+                        .collect()
+                })
+                .unwrap_or_default();
+            largest = stability.iter().map(|p| p.1).fold(largest, f64::max);
+            if let Some(i) = stability.iter().position(|p| p.1 >= 1.0) {
+                first.push(stability[i].0);
+                after.extend(stability[i..].iter().map(|p| p.1));
+            }
+        }
+        if stability_missing(rs) {
+            continue;
+        }
+        let what = match rs[0].optimizer {
+            OptimizerName::Gd => "full-batch gradient descent",
+            _ => "mini-batch SGD",
+        };
+        if first.len() < rs.len() {
+            said.push(format!(
+                "`{name}` ({what}): lr x sharpness / 2 stayed below 1 in {} of its {} runs \
+                 (largest {}): stable along its sharpest direction.",
+                rs.len() - first.len(),
+                rs.len(),
+                sig(largest)
+            ));
+            continue;
+        }
+        let at_or_above = after.iter().filter(|&&v| v >= 1.0).count() as f64 / after.len() as f64;
+        let mid = median(after).unwrap_or(f64::NAN);
+        let first = median(first).unwrap_or(f64::NAN);
+        let verdict = if mid >= 0.5 {
+            "it hovers at the edge of stability instead of staying below it"
+        } else {
+            "then falls far below it: the sharpness collapsed"
+        };
+        said.push(format!(
+            "`{name}` ({what}): lr x sharpness / 2 first reached 1 at epoch {} (median over \
+             seeds), and from there its median was {} with {:.0}% of recorded steps at or above \
+             1: {verdict}.",
+            sig(first),
+            sig(mid),
+            100.0 * at_or_above
+        ));
+    }
+    // The sharpness at the end.
+    // One sample's loss has a curvature of its own: per-sample SGD is left out.
+    let last: Vec<(&str, f64)> = (recorded.iter())
+        .filter(|(_, _, rs)| rs[0].batch != 1)
+        .filter_map(|(name, _, rs)| {
+            let per_run = rs.iter().filter_map(|r| {
+                let v: Vec<f64> = (r.column("sharpness").iter())
+                    .filter(|p| p.1 == epochs)
+                    .map(|p| p.2)
+                    .collect();
+                median(v)
+            });
+            Some((*name, median(per_run.collect())?))
+        })
+        .collect();
+    if last.len() > 1 {
+        let lo = last.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
+        let hi = last.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
+        said.push(format!(
+            "In epoch {epochs} the sharpness (median of the epoch's recorded steps, then over \
+             seeds) ranged from {} (`{}`) to {} (`{}`) among the configurations with more than \
+             one sample a step.",
+            sig(lo.1),
+            lo.0,
+            sig(hi.1),
+            hi.0
+        ));
+    }
+    if !said.is_empty() {
+        doc.paragraph(said.join(" "));
+    }
+}
+
+/// Whether no run of `rs` recorded the sharpness.
+fn stability_missing(rs: &[Recorded]) -> bool {
+    rs.iter().all(|r| r.column("sharpness").is_empty())
 }
