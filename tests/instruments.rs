@@ -83,13 +83,33 @@ fn instruments_never_change_training() {
                 .map(|c| c.replace("grad_norm/", "snr/")),
         );
         assert_eq!(noise.0[..n], cheap.0[..], "{name}");
-        assert_eq!(noise.0[n..], noise_cols[..], "{name}");
+        let end = n + noise_cols.len();
+        assert_eq!(noise.0[n..end], noise_cols[..], "{name}");
+        // Then what the units did: ReLU layers' dead fractions, batch norm's statistics.
+        let units = &noise.0[end..];
+        assert!(
+            units.iter().any(|c| c.starts_with("dead/")),
+            "{name}: {units:?}"
+        );
+        let bn = name.starts_with("bn");
+        assert_eq!(
+            units.iter().any(|c| c.starts_with("bn_std/")),
+            bn,
+            "{name}: {units:?}"
+        );
+        for r in &noise.1 {
+            for (c, v) in units.iter().zip(&r[end..]) {
+                let fraction = c.starts_with("dead/");
+                assert!(!fraction || (0.0..=1.0).contains(v), "{name}, {c}: {v}");
+                assert!(!c.starts_with("bn_std/") || *v > 0.0, "{name}, {c}: {v}");
+            }
+        }
         for (r, k) in noise.1.iter().zip(&cheap.1) {
             assert_eq!(r[..n], k[..], "{name}");
             let (variance, norm_test) = (r[n + 3], r[n + 6]);
             if name == "sgd" {
                 // Batches of one sample (the per-sample SGD's): no spread to measure.
-                assert!(r[n + 2..].iter().all(|v| v.is_nan()), "{name}: {r:?}");
+                assert!(r[n + 2..end].iter().all(|v| v.is_nan()), "{name}: {r:?}");
             } else {
                 assert!(variance > 0.0 && norm_test > 0.0, "{name}: {r:?}");
             }

@@ -307,3 +307,79 @@ fn the_noise_columns_are_their_definitions() {
         );
     }
 }
+
+/// What the units did, against the activations themselves: a ReLU layer's units zero for
+/// every sample, a tanh layer's outputs within 1% of its bound, and batch normalization's
+/// statistics, the mean and standard deviation of its input per channel.
+#[test]
+fn unit_statistics_are_what_they_say() {
+    use lenet::nn::network::{UnitKind, UnitStats};
+    for config in [
+        ModelConfig {
+            batch_norm: BatchNormAt::All,
+            ..ModelConfig::default()
+        },
+        ModelConfig {
+            arch: Arch::Lecun1998,
+            ..ModelConfig::default()
+        },
+    ] {
+        let mut rng = Rng::new(4);
+        let mut net = config.build(&mut rng);
+        net.set_fold_relu(false);
+        let b = 6;
+        let (x, labels) = batch(&net, b, &mut rng);
+        pass(&mut net, &x, &labels, (0, b), 1.0 / b as f32);
+        let layers = net.unit_layers();
+        let stats = net.unit_stats();
+        assert_eq!(layers.len(), stats.len());
+        assert!(!layers.is_empty());
+        for ((name, kind), stat) in layers.iter().zip(&stats) {
+            let i = net.layer_names().iter().position(|n| n == name).unwrap();
+            let (input, output) = (
+                if i == 0 {
+                    net.input()
+                } else {
+                    net.activation(i - 1)
+                },
+                net.activation(i),
+            );
+            let per = output.len() / b;
+            match (kind, stat) {
+                (UnitKind::Relu, UnitStats::Relu { silent }) => {
+                    for (u, &s) in silent.iter().enumerate() {
+                        let zero = (0..b).all(|n| output.data[n * per + u] == 0.0);
+                        assert_eq!(s, zero, "{name}, unit {u}");
+                    }
+                }
+                (UnitKind::Tanh { bound }, UnitStats::Tanh { saturated, outputs }) => {
+                    let count = output
+                        .data
+                        .iter()
+                        .filter(|v| v.abs() >= 0.99 * bound)
+                        .count();
+                    assert_eq!((*saturated, *outputs), (count, output.len()), "{name}");
+                }
+                (UnitKind::BatchNorm, UnitStats::BatchNorm { mean_abs, std }) => {
+                    let c = input.shape[1];
+                    let hw = input.len() / (b * c);
+                    let (mut m_sum, mut s_sum) = (0.0, 0.0);
+                    for ci in 0..c {
+                        let v: Vec<f64> = (0..b)
+                            .flat_map(|n| (0..hw).map(move |p| (n, p)))
+                            .map(|(n, p)| input.data[(n * c + ci) * hw + p] as f64)
+                            .collect();
+                        let mean = v.iter().sum::<f64>() / v.len() as f64;
+                        let var =
+                            v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+                        m_sum += mean.abs();
+                        s_sum += (var + 1e-5).sqrt();
+                    }
+                    close(*mean_abs, m_sum / c as f64, 1e-4, &format!("{name}: mean"));
+                    close(*std, s_sum / c as f64, 1e-4, &format!("{name}: std"));
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}

@@ -10,6 +10,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::activation::{Activation, ActivationKind, LECUN_A};
+use super::batchnorm::BatchNorm;
 use super::loss::Criterion;
 use super::plan::{Stage, plan};
 use super::rbf::Rbf;
@@ -56,6 +58,39 @@ pub struct Network {
 pub struct SampleTerms {
     pub sq: Vec<f64>,
     pub dot: Vec<f64>,
+}
+
+/// The layers whose units the instruments describe ([`Network::unit_layers`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnitKind {
+    Relu,
+    /// tanh or the 1998 network's scaled tanh, whose outputs lie within ±`bound`.
+    Tanh {
+        bound: f32,
+    },
+    BatchNorm,
+}
+
+fn unit_kind(layer: &dyn Layer) -> Option<UnitKind> {
+    if let Some(a) = layer.as_any().downcast_ref::<Activation>() {
+        return Some(match a.kind {
+            ActivationKind::Relu => UnitKind::Relu,
+            ActivationKind::Tanh => UnitKind::Tanh { bound: 1.0 },
+            ActivationKind::ScaledTanh => UnitKind::Tanh { bound: LECUN_A },
+        });
+    }
+    layer
+        .as_any()
+        .is::<BatchNorm>()
+        .then_some(UnitKind::BatchNorm)
+}
+
+/// What one of [`Network::unit_layers`] did in a forward pass ([`Network::unit_stats`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum UnitStats {
+    Relu { silent: Vec<bool> },
+    Tanh { saturated: usize, outputs: usize },
+    BatchNorm { mean_abs: f64, std: f64 },
 }
 
 /// One row of [`Network::summary`].
@@ -312,6 +347,59 @@ impl Network {
             out.push(terms);
         }
         Ok(out)
+    }
+
+    /// The layers whose units [`Network::unit_stats`] describes, in order: activations and
+    /// batch normalization, with their names.
+    pub fn unit_layers(&self) -> Vec<(String, UnitKind)> {
+        (self.names.iter().zip(&self.layers))
+            .filter_map(|(name, layer)| Some((name.clone(), unit_kind(&**layer)?)))
+            .collect()
+    }
+
+    /// What the units of each of [`Network::unit_layers`] did in the last forward pass, which
+    /// must have run with folding off (a folded stage does not keep the activations): for a
+    /// ReLU, each unit of a sample (output position) and whether it was zero for every sample
+    /// of the batch; for a tanh, how many of its outputs were saturated (|y| at least 0.99 of
+    /// its bound) of how many; for batch normalization, the mean over channels of the batch
+    /// mean's magnitude and of the batch's standard deviation (the statistics it normalised
+    /// with).
+    pub fn unit_stats(&self) -> Vec<UnitStats> {
+        assert!(!self.fold_relu, "unit_stats needs every layer's output");
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let y = &self.acts[i + 1];
+            let per = y.item_len();
+            match unit_kind(&**layer) {
+                Some(UnitKind::Relu) => {
+                    let mut silent = vec![true; per];
+                    for sample in y.data.chunks_exact(per.max(1)) {
+                        for (s, &v) in silent.iter_mut().zip(sample) {
+                            *s &= v == 0.0;
+                        }
+                    }
+                    out.push(UnitStats::Relu { silent });
+                }
+                Some(UnitKind::Tanh { bound }) => {
+                    let saturated = y.data.iter().filter(|v| v.abs() >= 0.99 * bound).count();
+                    out.push(UnitStats::Tanh {
+                        saturated,
+                        outputs: y.len(),
+                    });
+                }
+                Some(UnitKind::BatchNorm) => {
+                    let bn = (layer.as_any().downcast_ref::<BatchNorm>()).expect("a batch norm");
+                    let (mean, inv_std) = bn.statistics();
+                    let c = mean.len().max(1) as f64;
+                    out.push(UnitStats::BatchNorm {
+                        mean_abs: mean.iter().map(|m| m.abs() as f64).sum::<f64>() / c,
+                        std: inv_std.iter().map(|s| 1.0 / *s as f64).sum::<f64>() / c,
+                    });
+                }
+                None => {}
+            }
+        }
+        out
     }
 
     /// Whether a ReLU runs folded into the layers around it ([`Network::set_fold_relu`]).

@@ -16,7 +16,13 @@
 //! sample's gradient is not computed as such: every layer gives, from its input and output
 //! gradient of the step's own backward pass, the squared norm of each sample's term and its
 //! inner product with G ([`crate::nn::Network::sample_terms`]), and these are all the sums
-//! need. The recorded step runs unfolded ([`crate::nn::Network::set_fold_relu`], the same
+//! need. With them, from the same unfolded step, what the units did: per ReLU layer the
+//! fraction of its units (output positions) that were zero for every sample of the batch
+//! (dead for it), per tanh layer the fraction of its outputs within 1% of its bound
+//! (saturated), per batch normalization the mean over channels of the batch mean's magnitude
+//! and of the batch's standard deviation. (Issue 31 lists these with the cheap set; they need
+//! every layer's output, which the folded passes of an ordinary step do not keep, so they
+//! come with the noise set, whose recorded steps run unfolded anyway.) The recorded step runs unfolded ([`crate::nn::Network::set_fold_relu`], the same
 //! bits) so that every layer keeps those.
 //!
 //! The curvature set (`--instruments curvature`) adds, on the same rows, the extreme
@@ -39,6 +45,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::nn::hessian::{Batch, Passes, extreme_eigenvalues, gauss_newton_trace};
+use crate::nn::network::{UnitKind, UnitStats};
 use crate::nn::{Mode, Network};
 use crate::parallel::{SharedMut, for_each_chunk};
 
@@ -139,6 +146,8 @@ pub struct Recorder {
     curvature: Option<Curvature>,
     /// The noise set, when recorded: the recorded step's per-sample sums.
     noise: Option<Noise>,
+    /// The layers the noise set describes the units of ([`Network::unit_layers`]).
+    unit_layers: Vec<(String, UnitKind)>,
     /// One row per recorded step: epoch, step, then [`Recorder::header`]'s values.
     pub rows: Vec<Vec<f64>>,
 }
@@ -158,6 +167,63 @@ struct Noise {
     norm_sum: f64,
     norm_max: f64,
     dot_sq: f64,
+    /// Per unit layer ([`Network::unit_layers`]), over the step's chunks: a ReLU's units
+    /// silent for every sample so far; a tanh's saturated outputs and outputs; batch norm's
+    /// summed statistics and the chunks they came from.
+    units: Vec<Units>,
+}
+
+/// One unit layer's sums over a recorded step's chunks.
+#[derive(Clone, Debug, PartialEq)]
+enum Units {
+    Relu(Vec<bool>),
+    Tanh(usize, usize),
+    BatchNorm(f64, f64, usize),
+}
+
+impl Units {
+    fn of(kind: UnitKind) -> Units {
+        match kind {
+            UnitKind::Relu => Units::Relu(Vec::new()),
+            UnitKind::Tanh { .. } => Units::Tanh(0, 0),
+            UnitKind::BatchNorm => Units::BatchNorm(0.0, 0.0, 0),
+        }
+    }
+
+    fn add(&mut self, stats: &UnitStats) {
+        match (self, stats) {
+            (Units::Relu(all), UnitStats::Relu { silent }) => {
+                if all.is_empty() {
+                    all.clone_from(silent);
+                } else {
+                    all.iter_mut().zip(silent).for_each(|(a, s)| *a &= s);
+                }
+            }
+            (Units::Tanh(sat, out), UnitStats::Tanh { saturated, outputs }) => {
+                *sat += saturated;
+                *out += outputs;
+            }
+            (Units::BatchNorm(m, s, n), UnitStats::BatchNorm { mean_abs, std }) => {
+                *m += mean_abs;
+                *s += std;
+                *n += 1;
+            }
+            _ => unreachable!("the network's unit layers do not change"),
+        }
+    }
+
+    /// The layer's columns' values: the fraction of dead (or saturated) units, or batch
+    /// norm's two statistics.
+    fn values(&self) -> Vec<f64> {
+        match self {
+            Units::Relu(all) => {
+                let dead = all.iter().filter(|&&s| s).count();
+                vec![dead as f64 / all.len().max(1) as f64]
+            }
+            Units::Tanh(sat, out) => vec![*sat as f64 / (*out).max(1) as f64],
+            Units::BatchNorm(m, s, n) => vec![m / *n as f64, s / *n as f64],
+        }
+    }
 }
 
 /// The curvature set's state between recorded steps.
@@ -199,8 +265,14 @@ impl Recorder {
         let initial: Vec<f32> = (params.iter())
             .flat_map(|(_, p)| p.value.data.iter().copied())
             .collect();
+        let unit_layers = if set.noise() {
+            net.unit_layers()
+        } else {
+            Vec::new()
+        };
         let noise = set.noise().then(|| Noise {
             sq: vec![0.0; layers.len()],
+            units: unit_layers.iter().map(|(_, k)| Units::of(*k)).collect(),
             ..Noise::default()
         });
         Recorder {
@@ -214,6 +286,7 @@ impl Recorder {
             layers,
             layer_of,
             noise,
+            unit_layers,
             curvature: set.curvature().then(Curvature::default),
             rows: Vec::new(),
         }
@@ -239,6 +312,15 @@ impl Recorder {
         if self.noise.is_some() {
             cols.extend(NOISE_COLUMNS.map(String::from));
             cols.extend(self.layers.iter().map(|l| format!("snr/{l}")));
+            for (name, kind) in &self.unit_layers {
+                match kind {
+                    UnitKind::Relu => cols.push(format!("dead/{name}")),
+                    UnitKind::Tanh { .. } => cols.push(format!("saturated/{name}")),
+                    UnitKind::BatchNorm => {
+                        cols.extend([format!("bn_mean/{name}"), format!("bn_std/{name}")])
+                    }
+                }
+            }
         }
         if self.curvature.is_some() {
             let names = [
@@ -299,6 +381,11 @@ impl Recorder {
                 samples,
                 whole,
                 sq: vec![0.0; layers],
+                units: self
+                    .unit_layers
+                    .iter()
+                    .map(|(_, k)| Units::of(*k))
+                    .collect(),
                 ..Noise::default()
             };
         }
@@ -311,6 +398,9 @@ impl Recorder {
             return Ok(());
         };
         let terms = net.sample_terms(noise.whole)?;
+        for (units, stats) in noise.units.iter_mut().zip(net.unit_stats()) {
+            units.add(&stats);
+        }
         let b = noise.samples as f64;
         let n = terms.first().map_or(0, |t| t.sq.len());
         for i in 0..n {
@@ -369,6 +459,7 @@ impl Recorder {
             // One sample has no spread: every value past its norm is undefined.
             values[2..].iter_mut().for_each(|v| *v = f64::NAN);
         }
+        values.extend(noise.units.iter().flat_map(Units::values));
         values
     }
 

@@ -287,9 +287,11 @@ declare_options! {
     /// update and parameter norms per layer, distance from the initial weights); noise (the
     /// cheap set and, from per-sample gradients, their norms, the mini-batch gradient's
     /// variance, the gradient noise scale, the norm, inner-product and orthogonality tests,
-    /// the signal-to-noise ratio per layer); curvature (the cheap set and the sharpness, the
-    /// batch loss's largest Hessian eigenvalue, to set against 2/lr; up to 40 extra passes a
-    /// recorded step: use --instruments-every); all (the three). They never change training.
+    /// the signal-to-noise ratio per layer; dead ReLUs, saturated tanh units and batch norm's
+    /// statistics per layer); curvature (the cheap set, the sharpness, the batch loss's
+    /// largest Hessian eigenvalue, to set against 2/lr, and the Gauss–Newton trace; up to 50
+    /// extra passes a recorded step: use --instruments-every); all (the three). They never
+    /// change training.
     instruments: InstrumentSet = Some(InstrumentSet::None), "", Value, "Instruments", false;
     /// Record the instruments every K steps.
     instruments_every: usize = Some(1), "", Value, "Instruments", false;
