@@ -23,11 +23,12 @@ const SECTIONS: [&str; 11] = [
     "Reproduce",
 ];
 
-const FIGURES: [&str; 17] = [
+const FIGURES: [&str; 18] = [
     "loss",
     "accuracy",
     "instruments-gradient",
     "instruments-weights",
+    "instruments-units",
     "instruments-noise",
     "instruments-samples",
     "instruments-gauss-newton",

@@ -104,14 +104,25 @@ enum Value {
     Ratio(&'static str, &'static str),
     /// lr times the sharpness over 2: 1 is the edge of stability.
     Stability,
+    /// The mean over the columns named with this prefix (one per layer).
+    Layers(&'static str),
 }
 
 impl Value {
-    fn columns(&self) -> Vec<&'static str> {
+    /// The positions in `header` of the columns the value is made of, if it has them all.
+    fn columns(&self, header: &[String]) -> Option<Vec<usize>> {
+        let at = |c: &str| header.iter().position(|h| h == c);
         match self {
-            Value::Column(c) => vec![c],
-            Value::Ratio(a, b) => vec![a, b],
-            Value::Stability => vec!["lr", "sharpness"],
+            Value::Column(c) => Some(vec![at(c)?]),
+            Value::Ratio(a, b) => Some(vec![at(a)?, at(b)?]),
+            Value::Stability => Some(vec![at("lr")?, at("sharpness")?]),
+            Value::Layers(prefix) => {
+                let found: Vec<usize> = (header.iter().enumerate())
+                    .filter(|(_, h)| h.starts_with(prefix))
+                    .map(|(i, _)| i)
+                    .collect();
+                (!found.is_empty()).then_some(found)
+            }
         }
     }
 
@@ -121,6 +132,7 @@ impl Value {
             Value::Column(_) => means[0],
             Value::Ratio(..) => means[0] / means[1],
             Value::Stability => means[0] * means[1] / 2.0,
+            Value::Layers(_) => means.iter().sum::<f64>() / means.len() as f64,
         }
     }
 }
@@ -164,6 +176,26 @@ fn figures() -> Vec<(&'static str, &'static str, [Quantity; 2])> {
                     Value::Column("distance_from_init"),
                 ),
                 q("parameter norm", "|w|", false, Value::Column("param_norm")),
+            ],
+        ),
+        (
+            "instruments-units",
+            "The update-to-weight ratio |w_after - w_before| / |w_before| and the fraction of \
+             ReLU units zero for every sample of the batch (dead for it), each the mean over \
+             the network's layers",
+            [
+                q(
+                    "update-to-weight ratio",
+                    "mean over layers (log scale)",
+                    true,
+                    Value::Layers("update_ratio/"),
+                ),
+                q(
+                    "dead ReLU units",
+                    "fraction, mean over ReLU layers",
+                    false,
+                    Value::Layers("dead/"),
+                ),
             ],
         ),
         (
@@ -256,9 +288,7 @@ fn figures() -> Vec<(&'static str, &'static str, [Quantity; 2])> {
 /// (and, on a log axis, a positive value: the noise scale's estimate is negative where the
 /// batch cannot tell the gradient from its noise).
 fn spans(r: &Recorded, value: &Value, end: f64, log: bool) -> Option<Vec<(f64, f64)>> {
-    let columns: Vec<usize> = (value.columns().iter())
-        .map(|c| r.header.iter().position(|h| h == c))
-        .collect::<Option<_>>()?;
+    let columns = value.columns(&r.header)?;
     let mut sums = vec![(vec![0.0; columns.len()], 0usize); BINS];
     for (x, row) in &r.rows {
         let values: Vec<f64> = columns.iter().map(|&c| row[c]).collect();
@@ -386,6 +416,18 @@ pub(crate) fn instrument_figures(
         if panels.iter().all(Vec::is_empty) {
             continue;
         }
+        let missing: Vec<&str> = (quantities.iter().zip(&panels))
+            .filter(|(_, p)| p.is_empty())
+            .map(|(q, _)| q.title)
+            .collect();
+        let missing = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Not recorded by these runs, so not drawn: {}.",
+                missing.join(", ")
+            )
+        };
         let axes = [0, 1].map(|i| Axis {
             desc: quantities[i].desc.into(),
             range: range(&panels[i], quantities[i].log),
@@ -399,7 +441,11 @@ pub(crate) fn instrument_figures(
             x_desc: "epoch",
             legend_low: false,
         };
-        doc.figure(render(file, format!("{caption}; {over}."), &figure)?);
+        doc.figure(render(
+            file,
+            format!("{caption}; {over}.{missing}"),
+            &figure,
+        )?);
     }
     Ok(())
 }
@@ -503,9 +549,7 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
         let mut after = Vec::new();
         let mut largest: f64 = 0.0;
         for r in rs {
-            let stability: Vec<(f64, f64)> = (Value::Stability.columns().iter())
-                .map(|c| r.header.iter().position(|h| h == c))
-                .collect::<Option<Vec<usize>>>()
+            let stability: Vec<(f64, f64)> = (Value::Stability.columns(&r.header))
                 .map(|at| {
                     (r.rows.iter())
                         .map(|(x, row)| (*x, Value::Stability.of(&[row[at[0]], row[at[1]]])))
@@ -553,33 +597,48 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
             100.0 * at_or_above
         ));
     }
-    // The sharpness at the end.
-    // One sample's loss has a curvature of its own: per-sample SGD is left out.
-    let last: Vec<(&str, f64)> = (recorded.iter())
-        .filter(|(_, _, rs)| rs[0].batch != 1)
-        .filter_map(|(name, _, rs)| {
-            let per_run = rs.iter().filter_map(|r| {
-                let v: Vec<f64> = (r.column("sharpness").iter())
-                    .filter(|p| p.1 == epochs)
-                    .map(|p| p.2)
-                    .collect();
-                median(v)
-            });
-            Some((*name, median(per_run.collect())?))
-        })
-        .collect();
-    if last.len() > 1 {
-        let lo = last.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
-        let hi = last.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
-        said.push(format!(
-            "In epoch {epochs} the sharpness (median of the epoch's recorded steps, then over \
-             seeds) ranged from {} (`{}`) to {} (`{}`) among the configurations with more than \
-             one sample a step.",
-            sig(lo.1),
-            lo.0,
-            sig(hi.1),
-            hi.0
-        ));
+    // The sharpness and the dead units at the end, among configurations with more than one
+    // sample a step (one sample's loss has a curvature of its own, and a unit silent for one
+    // sample is not dead).
+    let spreads = [
+        (
+            Value::Column("sharpness"),
+            "the sharpness (median of the epoch's recorded steps, then over seeds)",
+        ),
+        (
+            Value::Layers("dead/"),
+            "the fraction of ReLU units zero for a whole batch (mean over layers; median of the \
+             epoch's recorded steps, then over seeds)",
+        ),
+    ];
+    for (value, what) in spreads {
+        let last: Vec<(&str, f64)> = (recorded.iter())
+            .filter(|(_, _, rs)| rs[0].batch != 1)
+            .filter_map(|(name, _, rs)| {
+                let per_run = rs.iter().filter_map(|r| {
+                    let at = value.columns(&r.header)?;
+                    let v: Vec<f64> = (r.rows.iter())
+                        .filter(|(_, row)| row[0] as usize == epochs)
+                        .map(|(_, row)| value.of(&at.iter().map(|&c| row[c]).collect::<Vec<_>>()))
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    median(v)
+                });
+                Some((*name, median(per_run.collect())?))
+            })
+            .collect();
+        if last.len() > 1 {
+            let lo = last.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
+            let hi = last.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("two");
+            said.push(format!(
+                "In epoch {epochs} {what} ranged from {} (`{}`) to {} (`{}`) among the \
+                 configurations with more than one sample a step.",
+                sig(lo.1),
+                lo.0,
+                sig(hi.1),
+                hi.0
+            ));
+        }
     }
     if !said.is_empty() {
         doc.paragraph(said.join(" "));
