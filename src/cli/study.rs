@@ -306,7 +306,7 @@ fn write_summary(study: &StudyFile, dir: &Path) -> Result<()> {
 /// TensorBoard) and prints its tables.
 fn publish_summary(study: &StudyFile, summary: &StudySummary, dir: &Path) -> Result<()> {
     summary.write(dir)?;
-    crate::study::summary::name_event_files(study, dir)?;
+    crate::study::summary::name_event_files(study, summary, dir)?;
     say!("{}", summary.markdown());
     eprintln!(
         "wrote summary.md, summary.csv and summary.json in {}",

@@ -14,6 +14,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::ReportError;
+use super::numbers::three_digits;
 use crate::doc::Figure;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -415,7 +416,7 @@ impl DotPlot {
             }
             if r.mean < lo || r.mean > hi {
                 let x = if r.mean < lo { lo } else { hi };
-                let text = format!("off scale: {}", fmt_value(r.mean));
+                let text = format!("off scale: {}", three_digits(r.mean));
                 let style = font(13).color(&col).pos(Pos::new(
                     if r.mean < lo { HPos::Left } else { HPos::Right },
                     VPos::Center,
@@ -470,17 +471,6 @@ fn tick(v: f64) -> String {
         "0".into()
     } else {
         s.to_string()
-    }
-}
-
-/// A number for a label: percentages and seconds both read well with 3 significant digits.
-fn fmt_value(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
     }
 }
 

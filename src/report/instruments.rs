@@ -15,6 +15,7 @@ use std::path::Path;
 use super::ReportError;
 use super::draw::{Axis, Curve, Curves, render};
 use super::load::Run;
+use super::numbers::three_digits;
 use crate::doc::Doc;
 use crate::optim::OptimizerName;
 use crate::train::instruments::INSTRUMENTS;
@@ -322,23 +323,17 @@ fn curve(name: &str, color: usize, runs: &[&Recorded], q: &Quantity, end: f64) -
     }
     let mut c = Curve::new(name, color);
     for &(x, _) in &per_run[0] {
-        let mut at: Vec<f64> = (per_run.iter())
+        let at: Vec<f64> = (per_run.iter())
             .filter_map(|r| r.iter().find(|(rx, _)| *rx == x).map(|p| p.1))
             .collect();
         if at.len() < per_run.len() {
             continue;
         }
-        at.sort_by(f64::total_cmp);
-        let n = at.len();
-        let median = if n % 2 == 1 {
-            at[n / 2]
-        } else {
-            (at[n / 2 - 1] + at[n / 2]) / 2.0
-        };
         c.epochs.push(x);
-        c.mean.push(median);
-        c.low.push(at[0]);
-        c.high.push(at[n - 1]);
+        c.low.push(at.iter().copied().fold(f64::INFINITY, f64::min));
+        c.high
+            .push(at.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        c.mean.push(median(at).expect("a value per seed"));
     }
     (!c.epochs.is_empty()).then_some(c)
 }
@@ -450,6 +445,7 @@ pub(crate) fn instrument_figures(
     Ok(())
 }
 
+/// The median of `v`, if it has values.
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -461,17 +457,6 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
-}
-
-/// A number to three significant digits.
-fn sig(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 /// What the recorded instruments show, in sentences computed from them: the gradient noise
@@ -530,10 +515,10 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
             "The gradient noise scale tr(Sigma) / |G|^2 (each epoch's ratio of means, median \
              over seeds) went from {}–{} samples in the first epoch to {}–{} in epoch {epochs} \
              across the {} configurations with more than one sample a batch{against}.",
-            sig(lo1),
-            sig(hi1),
-            sig(lo),
-            sig(hi),
+            three_digits(lo1),
+            three_digits(hi1),
+            three_digits(lo),
+            three_digits(hi),
             batches.len()
         ));
     }
@@ -576,7 +561,7 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
                  (largest {}): stable along its sharpest direction.",
                 rs.len() - first.len(),
                 rs.len(),
-                sig(largest)
+                three_digits(largest)
             ));
             continue;
         }
@@ -592,8 +577,8 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
             "`{name}` ({what}): lr x sharpness / 2 first reached 1 at epoch {} (median over \
              seeds), and from there its median was {} with {:.0}% of recorded steps at or above \
              1: {verdict}.",
-            sig(first),
-            sig(mid),
+            three_digits(first),
+            three_digits(mid),
             100.0 * at_or_above
         ));
     }
@@ -633,9 +618,9 @@ fn findings(recorded: &[(&str, usize, Vec<Recorded>)], doc: &mut Doc) {
             said.push(format!(
                 "In epoch {epochs} {what} ranged from {} (`{}`) to {} (`{}`) among the \
                  configurations with more than one sample a step.",
-                sig(lo.1),
+                three_digits(lo.1),
                 lo.0,
-                sig(hi.1),
+                three_digits(hi.1),
                 hi.0
             ));
         }

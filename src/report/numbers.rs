@@ -5,6 +5,18 @@
 use crate::stats::Estimate;
 use crate::study::summary::Power;
 
+/// A number with about three significant digits (percentages, seconds, the instruments'
+/// values): no decimal from 100 up, one from 10, two below.
+pub fn three_digits(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// A fraction as a percentage with two decimals.
 pub fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)

@@ -281,16 +281,18 @@ fn to_target(dir: &Path, spec: &RunSpec, target: f64) -> Result<Option<(f64, f64
 pub const TENSORBOARD: &str = "tensorboard";
 
 /// Names the final runs' TensorBoard event files by configuration and seed: for each
-/// finished final run, `tensorboard/CONFIG/seed-N/` holds a link to its event file (a copy
+/// finished final run of `summary` (its seeds, as the report takes them),
+/// `tensorboard/CONFIG/seed-N/` holds a link to its event file (a copy
 /// where links are not available), so that TensorBoard, which names runs by folder, groups
 /// them. Remade from scratch at each call.
-pub fn name_event_files(study: &StudyFile, dir: &Path) -> Result<(), StudyError> {
-    let plan = tuning_plan(study, dir)?;
-    let Some(chosen) = plan.chosen.clone() else {
+pub fn name_event_files(
+    study: &StudyFile,
+    summary: &StudySummary,
+    dir: &Path,
+) -> Result<(), StudyError> {
+    let Some(chosen) = tuning_plan(study, dir)?.chosen else {
         return Ok(());
     };
-    let decided = final_seeds(study, dir, &chosen)?;
-    let seed_count = decided.as_ref().map_or(study.seeds.first(), |d| d.0);
     let view = dir.join(TENSORBOARD);
     let io = |path: &Path, e: std::io::Error| StudyError::Io {
         path: path.display().to_string(),
@@ -299,7 +301,7 @@ pub fn name_event_files(study: &StudyFile, dir: &Path) -> Result<(), StudyError>
     if view.exists() {
         std::fs::remove_dir_all(&view).map_err(|e| io(&view, e))?;
     }
-    for spec in study.final_runs(&chosen, seed_count)? {
+    for spec in study.final_runs(&chosen, summary.seeds)? {
         let events = run_dir(dir, &spec.id).join(crate::train::tensorboard::EVENTS);
         if !events.is_file() {
             continue;

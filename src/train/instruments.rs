@@ -22,8 +22,9 @@
 //! (saturated), per batch normalization the mean over channels of the batch mean's magnitude
 //! and of the batch's standard deviation. (Issue 31 lists these with the cheap set; they need
 //! every layer's output, which the folded passes of an ordinary step do not keep, so they
-//! come with the noise set, whose recorded steps run unfolded anyway.) The recorded step runs unfolded ([`crate::nn::Network::set_fold_relu`], the same
-//! bits) so that every layer keeps those.
+//! come with the noise set, whose recorded steps run unfolded anyway:
+//! [`crate::nn::Network::set_fold_relu`], the same bits, so that every layer keeps its input,
+//! output and output gradient.)
 //!
 //! The curvature set (`--instruments curvature`) adds, on the same rows, the extreme
 //! eigenvalues of the Hessian of the step's batch loss at the weights the step is taken from
@@ -173,6 +174,20 @@ struct Noise {
     units: Vec<Units>,
 }
 
+impl Noise {
+    /// Sums at zero for a step of `samples` samples (`whole`: in one chunk) of a network with
+    /// `layers` layers with parameters and these unit layers.
+    fn fresh(samples: usize, whole: bool, layers: usize, units: &[(String, UnitKind)]) -> Noise {
+        Noise {
+            samples,
+            whole,
+            sq: vec![0.0; layers],
+            units: units.iter().map(|(_, k)| Units::of(*k)).collect(),
+            ..Noise::default()
+        }
+    }
+}
+
 /// One unit layer's sums over a recorded step's chunks.
 #[derive(Clone, Debug, PartialEq)]
 enum Units {
@@ -270,11 +285,9 @@ impl Recorder {
         } else {
             Vec::new()
         };
-        let noise = set.noise().then(|| Noise {
-            sq: vec![0.0; layers.len()],
-            units: unit_layers.iter().map(|(_, k)| Units::of(*k)).collect(),
-            ..Noise::default()
-        });
+        let noise = set
+            .noise()
+            .then(|| Noise::fresh(0, false, layers.len(), &unit_layers));
         Recorder {
             every: every.max(1),
             before: vec![0.0; initial.len()],
@@ -376,18 +389,7 @@ impl Recorder {
     /// in one chunk: the noise set's sums start at zero.
     pub fn begin_noise(&mut self, samples: usize, whole: bool) {
         if let Some(noise) = &mut self.noise {
-            let layers = noise.sq.len();
-            *noise = Noise {
-                samples,
-                whole,
-                sq: vec![0.0; layers],
-                units: self
-                    .unit_layers
-                    .iter()
-                    .map(|(_, k)| Units::of(*k))
-                    .collect(),
-                ..Noise::default()
-            };
+            *noise = Noise::fresh(samples, whole, noise.sq.len(), &self.unit_layers);
         }
     }
 

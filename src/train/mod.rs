@@ -383,7 +383,9 @@ impl Trainer {
                         .map_err(TrainError::Config)?;
                 }
             }
-            self.net.set_fold_relu(folded);
+            if noise {
+                self.net.set_fold_relu(folded);
+            }
             let seen = ((s + 1) * batch).min(order.len());
             let running = loss_sum / seen as f64;
             if !running.is_finite() {
