@@ -106,14 +106,22 @@ fn models() -> Vec<(&'static str, ModelConfig)> {
 }
 
 /// Each layer's per-sample terms, scaled to each sample's own gradient, have the norms and
-/// the inner products with the batch's gradient that batch-1 backward passes give.
+/// the inner products with the batch's gradient that batch-1 backward passes give: from
+/// every layer's input and output gradient (folding off), and from what the layers keep
+/// with folding on (a convolution run with its ReLU and pooling in one pass, whose kernels
+/// keep each sample's change to their sums; samples split 4 + 2 across their chunks).
 #[test]
 fn per_sample_terms_match_batch_one_passes() {
-    for (name, config) in models() {
+    for ((name, config), fold) in models()
+        .into_iter()
+        .flat_map(|m| [(m.clone(), false), (m, true)])
+    {
         let mut rng = Rng::new(11);
         let mut net = config.build(&mut rng);
-        net.set_fold_relu(false);
-        let b = 5;
+        net.set_fold_relu(fold);
+        net.keep_sample_grads(fold);
+        let name = format!("{name}, folded {fold}");
+        let b = 6;
         let (x, labels) = batch(&net, b, &mut rng);
         net.zero_grad();
         pass(&mut net, &x, &labels, (0, b), 1.0 / b as f32);
@@ -189,6 +197,14 @@ fn batch_norm_terms_add_up_to_the_gradient() {
 /// taken in chunks gives the same values but for the two tests that need the whole batch.
 #[test]
 fn the_noise_columns_are_their_definitions() {
+    for fold in [false, true] {
+        noise_columns_are_their_definitions(fold);
+    }
+}
+
+/// [`the_noise_columns_are_their_definitions`] with folding off, or on with the layers
+/// keeping their per-sample terms (as a training step recording the noise set runs).
+fn noise_columns_are_their_definitions(fold: bool) {
     let mut rng = Rng::new(2);
     let mut net = ModelConfig::default().build(&mut rng);
     net.set_fold_relu(false);
@@ -260,6 +276,8 @@ fn the_noise_columns_are_their_definitions() {
         })
         .collect();
 
+    net.set_fold_relu(fold);
+    net.keep_sample_grads(fold);
     for chunks in [1, 2] {
         let mut recorder = Recorder::new(&net, InstrumentSet::Noise, 1);
         net.zero_grad();
@@ -289,7 +307,7 @@ fn the_noise_columns_are_their_definitions() {
                     value(name),
                     exact,
                     1e-3,
-                    &format!("{name}, {chunks} chunks"),
+                    &format!("{name}, {chunks} chunks, folded {fold}"),
                 );
             }
         }
@@ -315,6 +333,7 @@ fn the_noise_columns_are_their_definitions() {
 fn unit_statistics_are_what_they_say() {
     use lenet::nn::network::{UnitKind, UnitStats};
     for config in [
+        ModelConfig::default(),
         ModelConfig {
             batch_norm: BatchNormAt::All,
             ..ModelConfig::default()
@@ -332,6 +351,13 @@ fn unit_statistics_are_what_they_say() {
         pass(&mut net, &x, &labels, (0, b), 1.0 / b as f32);
         let layers = net.unit_layers();
         let stats = net.unit_stats();
+        // The same with folding on, from what the layers keep: the convolution's marks of
+        // the ReLU units its one pass never writes, the pooling's input.
+        let mut folded = net.duplicate();
+        folded.set_fold_relu(true);
+        folded.keep_sample_grads(true);
+        pass(&mut folded, &x, &labels, (0, b), 1.0 / b as f32);
+        assert_eq!(folded.unit_stats(), stats, "{:?}", config.arch);
         assert_eq!(layers.len(), stats.len());
         assert!(!layers.is_empty());
         for ((name, kind), stat) in layers.iter().zip(&stats) {

@@ -164,6 +164,11 @@ pub trait Layer: Send + CloneLayer + Any {
         self.params().is_empty()
     }
 
+    /// Asks the following backward passes to keep, where the layer can at little cost, what
+    /// [`Layer::sample_terms`] would otherwise compute again from `x` and `dy` (a convolution's
+    /// per-sample gradients); off by default. Changes no result of the passes.
+    fn keep_sample_grads(&mut self, _on: bool) {}
+
     fn params(&self) -> Vec<&Param> {
         Vec::new()
     }
@@ -233,13 +238,37 @@ pub(crate) fn for_sample_terms(
     });
 }
 
-/// The sum of the squares of `a`, and its inner product with `b` when `b` is not empty, in f64.
-pub(crate) fn square_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let sq = a.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let dot = if b.is_empty() {
-        0.0
-    } else {
-        a.iter().zip(b).map(|(&u, &v)| u as f64 * v as f64).sum()
-    };
-    (sq, dot)
+crate::simd::avx512_variant! {
+    /// The sum of the squares of `a`, and its inner product with `b` when `b` is not empty,
+    /// in f64: eight independent partial sums (lane k takes every eighth value), so the
+    /// additions do not wait on each other and vectorise, added in a fixed order at the end:
+    /// the result depends on the values alone.
+    pub fn square_and_dot = square_and_dot_lanes(a: &[f32], b: &[f32]) -> (f64, f64)
+}
+
+#[inline(always)]
+fn square_and_dot_lanes(a: &[f32], b: &[f32]) -> (f64, f64) {
+    const LANES: usize = 8;
+    let (mut sq, mut dot) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let whole = a.len() - a.len() % LANES;
+    for c in a[..whole].chunks_exact(LANES) {
+        for k in 0..LANES {
+            sq[k] += c[k] as f64 * c[k] as f64;
+        }
+    }
+    for (k, &v) in a[whole..].iter().enumerate() {
+        sq[k] += v as f64 * v as f64;
+    }
+    if !b.is_empty() {
+        assert_eq!(a.len(), b.len());
+        for (c, d) in a[..whole].chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+            for k in 0..LANES {
+                dot[k] += c[k] as f64 * d[k] as f64;
+            }
+        }
+        for (k, (&u, &v)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
+            dot[k] += u as f64 * v as f64;
+        }
+    }
+    (sq.iter().sum(), dot.iter().sum())
 }

@@ -12,6 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::activation::{Activation, ActivationKind, LECUN_A};
 use super::batchnorm::BatchNorm;
+use super::conv2d::Conv2d;
 use super::loss::Criterion;
 use super::plan::{Stage, plan};
 use super::rbf::Rbf;
@@ -50,6 +51,9 @@ pub struct Network {
     inference: bool,
     /// What its outputs are trained and judged by.
     criterion: Criterion,
+    /// Whether the layers keep what [`Network::sample_terms`] and [`Network::unit_stats`]
+    /// need beyond the activations ([`Network::keep_sample_grads`]).
+    keep_samples: bool,
 }
 
 /// One layer's per-sample gradient terms ([`Network::sample_terms`]): for each sample, the
@@ -129,6 +133,7 @@ impl Network {
             replicas: Vec::new(),
             inference: false,
             criterion: Criterion::CrossEntropy,
+            keep_samples: false,
         }
     }
 
@@ -318,13 +323,15 @@ impl Network {
     /// accumulated, for the noise instruments: for each layer with parameters, in order, the
     /// squared norms and, when `dots` is set, the inner products with the gradients the
     /// parameters hold now ([`Layer::sample_terms`]). It reads each layer's input and output
-    /// gradient, so the passes must have run with folding off ([`Network::set_fold_relu`]):
-    /// a folded stage keeps neither. Fails, naming the layer, where a layer with parameters
+    /// gradient, so the passes must have run with folding off ([`Network::set_fold_relu`]),
+    /// or with the layers keeping their per-sample gradients ([`Network::keep_sample_grads`]):
+    /// a convolution run with its ReLU and pooling in one pass keeps its own where it does
+    /// not write its output gradient. Fails, naming the layer, where a layer with parameters
     /// cannot split its gradient by sample.
     pub fn sample_terms(&self, dots: bool) -> Result<Vec<SampleTerms>, String> {
         assert!(
-            !self.fold_relu,
-            "sample_terms needs every layer's input and output gradient"
+            !self.fold_relu || self.keep_samples,
+            "sample_terms needs every layer's input and output gradient, or kept terms"
         );
         let n = self.acts[0].batch();
         let mut out = Vec::new();
@@ -349,6 +356,22 @@ impl Network {
         Ok(out)
     }
 
+    /// Asks every layer to keep, in the following backward passes, what
+    /// [`Network::sample_terms`] would otherwise compute again ([`Layer::keep_sample_grads`]);
+    /// changes no result of the passes.
+    pub fn keep_sample_grads(&mut self, on: bool) {
+        self.keep_samples = on;
+        for layer in &mut self.layers {
+            layer.keep_sample_grads(on);
+        }
+    }
+
+    /// Whether the layers keep what [`Network::sample_terms`] needs
+    /// ([`Network::keep_sample_grads`]).
+    pub fn keeps_sample_grads(&self) -> bool {
+        self.keep_samples
+    }
+
     /// The layers whose units [`Network::unit_stats`] describes, in order: activations and
     /// batch normalization, with their names.
     pub fn unit_layers(&self) -> Vec<(String, UnitKind)> {
@@ -358,26 +381,23 @@ impl Network {
     }
 
     /// What the units of each of [`Network::unit_layers`] did in the last forward pass, which
-    /// must have run with folding off (a folded stage does not keep the activations): for a
-    /// ReLU, each unit of a sample (output position) and whether it was zero for every sample
-    /// of the batch; for a tanh, how many of its outputs were saturated (|y| at least 0.99 of
-    /// its bound) of how many; for batch normalization, the mean over channels of the batch
-    /// mean's magnitude and of the batch's standard deviation (the statistics it normalised
-    /// with).
+    /// must have run with folding off, or with the layers keeping what they skip
+    /// ([`Network::keep_sample_grads`]): for a ReLU, each unit of a sample (output position)
+    /// and whether it was zero for every sample of the batch; for a tanh, how many of its
+    /// outputs were saturated (|y| at least 0.99 of its bound) of how many; for batch
+    /// normalization, the mean over channels of the batch mean's magnitude and of the batch's
+    /// standard deviation (the statistics it normalised with).
     pub fn unit_stats(&self) -> Vec<UnitStats> {
-        assert!(!self.fold_relu, "unit_stats needs every layer's output");
+        assert!(
+            !self.fold_relu || self.keep_samples,
+            "unit_stats needs every layer's output, or kept units"
+        );
         let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             let y = &self.acts[i + 1];
-            let per = y.item_len();
             match unit_kind(&**layer) {
                 Some(UnitKind::Relu) => {
-                    let mut silent = vec![true; per];
-                    for sample in y.data.chunks_exact(per.max(1)) {
-                        for (s, &v) in silent.iter_mut().zip(sample) {
-                            *s &= v == 0.0;
-                        }
-                    }
+                    let silent = self.relu_silent(i);
                     out.push(UnitStats::Relu { silent });
                 }
                 Some(UnitKind::Tanh { bound }) => {
@@ -400,6 +420,35 @@ impl Network {
             }
         }
         out
+    }
+
+    /// For the ReLU at layer `i`, from the last forward pass: whether each unit's output was
+    /// zero for every sample. Read from its output where its stage wrote it; from its input
+    /// (zero out exactly where the input is at most zero: a NaN passes) where a pooling ran
+    /// it; from the convolution's marks where the convolution ran it in its own pass.
+    fn relu_silent(&self, i: usize) -> Vec<bool> {
+        let stage = (self.stages.iter()).find(|s| s.layers().contains(&i));
+        let (values, zero): (&Tensor, fn(f32) -> bool) = match stage {
+            Some(Stage::ReluMaxPool { .. }) => (&self.acts[i], |v| v <= 0.0),
+            Some(Stage::ConvReluMaxPool { conv, one_pass }) => {
+                if one_pass.0 {
+                    let conv = (self.layers[*conv].as_any().downcast_ref::<Conv2d>())
+                        .expect("the plan checked the layer's type");
+                    return (conv.relu_silent())
+                        .expect("a convolution run with its ReLU keeps its units");
+                }
+                (&self.acts[i], |v| v <= 0.0)
+            }
+            _ => (&self.acts[i + 1], |v| v == 0.0),
+        };
+        let per = values.item_len();
+        let mut silent = vec![true; per];
+        for sample in values.data.chunks_exact(per.max(1)) {
+            for (s, &v) in silent.iter_mut().zip(sample) {
+                *s &= zero(v);
+            }
+        }
+        silent
     }
 
     /// Whether a ReLU runs folded into the layers around it ([`Network::set_fold_relu`]).

@@ -13,18 +13,21 @@
 //! per-sample gradients g_n says about the step's mini-batch gradient G (their mean): the
 //! columns of [`NOISE_COLUMNS`] and each layer's signal-to-noise ratio |G_l|^2 / (tr(Sigma_l)
 //! / B), the squared norm of its gradient over the variance of its mini-batch estimate. Each
-//! sample's gradient is not computed as such: every layer gives, from its input and output
-//! gradient of the step's own backward pass, the squared norm of each sample's term and its
-//! inner product with G ([`crate::nn::Network::sample_terms`]), and these are all the sums
-//! need. With them, from the same unfolded step, what the units did: per ReLU layer the
-//! fraction of its units (output positions) that were zero for every sample of the batch
-//! (dead for it), per tanh layer the fraction of its outputs within 1% of its bound
-//! (saturated), per batch normalization the mean over channels of the batch mean's magnitude
-//! and of the batch's standard deviation. (Issue 31 lists these with the cheap set; they need
-//! every layer's output, which the folded passes of an ordinary step do not keep, so they
-//! come with the noise set, whose recorded steps run unfolded anyway:
-//! [`crate::nn::Network::set_fold_relu`], the same bits, so that every layer keeps its input,
-//! output and output gradient.)
+//! sample's gradient is not computed again: every layer gives, from the step's own backward
+//! pass, the squared norm of each sample's term and its inner product with G
+//! ([`crate::nn::Network::sample_terms`]), and these are all the sums need. A dense layer
+//! computes them from its input and output gradient; a convolution on the direct kernels
+//! keeps, while the step's backward pass adds its samples one after the other, the change
+//! each made to the kernel's running sums ([`crate::nn::Network::keep_sample_grads`], asked
+//! for on recorded steps only). With them, from the same step, what the units did: per ReLU
+//! layer the fraction of its units (output positions) that were zero for every sample of
+//! the batch (dead for it), per tanh layer the fraction of its outputs within 1% of its
+//! bound (saturated), per batch normalization the mean over channels of the batch mean's
+//! magnitude and of the batch's standard deviation. (Issue 31 lists these with the cheap
+//! set; a ReLU that runs inside a convolution's folded pass has no output in memory, and its
+//! convolution marks the units that fired only when asked, so they come with the noise set.)
+//! The recorded step keeps the folded passes of an ordinary one: the same bits, at about
+//! 1.25 times its cost (BENCHMARKS.md).
 //!
 //! The curvature set (`--instruments curvature`) adds, on the same rows, the extreme
 //! eigenvalues of the Hessian of the step's batch loss at the weights the step is taken from
@@ -380,7 +383,8 @@ impl Recorder {
 
     /// Whether the rows hold the noise set, whose per-sample sums
     /// [`Recorder::add_sample_terms`] takes after each chunk's backward pass of a recorded
-    /// step, run with folding off.
+    /// step, run with the layers keeping their per-sample terms
+    /// ([`crate::nn::Network::keep_sample_grads`]).
     pub fn measures_noise(&self) -> bool {
         self.noise.is_some()
     }
@@ -393,8 +397,8 @@ impl Recorder {
         }
     }
 
-    /// After a chunk's backward pass of a recorded step (folding off): adds its samples'
-    /// gradients to the noise set's sums.
+    /// After a chunk's backward pass of a recorded step (folding off, or the layers keeping
+    /// their per-sample terms): adds its samples' gradients to the noise set's sums.
     pub fn add_sample_terms(&mut self, net: &Network) -> Result<(), String> {
         let Some(noise) = &mut self.noise else {
             return Ok(());
@@ -591,26 +595,9 @@ impl Recorder {
 /// values.
 const LANES: usize = 8;
 
-crate::simd::avx512_variant! {
-    /// The sum of the squares of `a`, in f64 (eight f64 lanes a vector where AVX-512 is
-    /// present; the same lanes, so the same bits, elsewhere).
-    fn sum_sq = sum_sq_lanes(a: &[f32]) -> f64
-}
-
-#[inline(always)]
-fn sum_sq_lanes(a: &[f32]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (chunks, rest) = (a.chunks_exact(LANES), a.len() % LANES);
-    for c in chunks {
-        for k in 0..LANES {
-            let v = c[k] as f64;
-            acc[k] += v * v;
-        }
-    }
-    for (k, &v) in a[a.len() - rest..].iter().enumerate() {
-        acc[k] += (v as f64) * (v as f64);
-    }
-    acc.iter().sum()
+/// The sum of the squares of `a`, in f64, in [`LANES`] partial sums.
+fn sum_sq(a: &[f32]) -> f64 {
+    crate::nn::layer::square_and_dot(a, &[]).0
 }
 
 crate::simd::avx512_variant! {

@@ -353,14 +353,14 @@ impl Trainer {
             let scale = 1.0 / step.len() as f32;
             let loss_before = loss_sum;
             let global = self.epoch * steps + s + 1;
-            // The noise set reads every layer's input and output gradient, which the folded
-            // stages do not keep: the recorded step runs unfolded (the same bits).
+            // The noise set reads each sample's gradient terms and what the units did, which
+            // the layers keep for a recorded step where their folded passes skip the
+            // activations (the same bits).
             let noise = (self.instruments.as_ref())
                 .is_some_and(|r| r.records(global) && r.measures_noise());
-            let folded = self.net.fold_relu();
             if let (true, Some(recorder)) = (noise, self.instruments.as_mut()) {
                 recorder.begin_noise(step.len(), step.len() <= MAX_CHUNK);
-                self.net.set_fold_relu(false);
+                self.net.keep_sample_grads(true);
             }
             for chunk in step.chunks(MAX_CHUNK) {
                 self.fill_input(train, chunk);
@@ -384,7 +384,7 @@ impl Trainer {
                 }
             }
             if noise {
-                self.net.set_fold_relu(folded);
+                self.net.keep_sample_grads(false);
             }
             let seen = ((s + 1) * batch).min(order.len());
             let running = loss_sum / seen as f64;

@@ -6,7 +6,7 @@
 //! kernel covers the shape (or the processor lacks AVX-512); the layer then takes im2col and
 //! GEMM. Off x86-64 this module is `portable.rs`, where no entry point ever applies.
 
-use super::{Conv2d, ConvGeometry, conv2d_backward_direct};
+use super::{Conv2d, ConvGeometry, Units, conv2d_backward_direct};
 use crate::nn::kernels::{self, gemm, sparse};
 use crate::nn::pool::PooledGrad;
 use crate::nn::{SharedMut, for_each_chunk};
@@ -153,30 +153,46 @@ impl Conv2d {
             );
         }
         let masks = &self.scratch.grad_masks.1;
-        // Per worker thread: the padded output gradient, then the lane sums; 64-byte aligned.
+        // Per worker thread: the padded output gradient, then the lane sums (and, keeping
+        // each sample's gradient, the sums before its image); 64-byte aligned.
         let threads = crate::parallel::threads();
         let grad_len = c_out * layout.1;
-        let slab_len = grad_len + w_len * 16;
+        let keep = self.samples.on;
+        let sums_len = w_len * 16;
+        let slab_len = grad_len + sums_len * (1 + usize::from(keep));
         self.scratch.dcols.resize(threads * slab_len + 16, 0.0);
         let align = self.scratch.dcols.as_ptr().align_offset(64).min(15);
         let scratch = SharedMut::new(&mut self.scratch.dcols[align..]);
         let pdw = SharedMut::new(&mut self.scratch.partial_dw);
         let pdb = SharedMut::new(&mut self.scratch.partial_db);
+        let each_w = SharedMut::new(&mut self.samples.weight);
+        let each_b = SharedMut::new(&mut self.samples.bias);
+        let kept = SharedMut::new(&mut self.samples.kept);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
-            // SAFETY: chunk ci owns its partial slots and its samples of dy; a worker thread
-            // owns its scratch slab; AVX-512F checked.
+            // SAFETY: chunk ci owns its partial slots and its samples of dy and of the kept
+            // gradients; a worker thread owns its scratch slab; AVX-512F checked.
             unsafe {
                 let slab = crate::parallel::thread_index() % threads;
                 let (dyp, sums) = scratch
                     .range(slab * slab_len, slab_len)
                     .split_at_mut(grad_len);
+                let (sums, before) = sums.split_at_mut(sums_len);
                 sums.fill(0.0);
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * c_out, c_out);
                 for s in first..first + samples {
                     dy.padded(s, out_len, (oh, ow), layout, dyp);
-                    for (db, plane) in db.iter_mut().zip(dyp.chunks_exact(layout.1)) {
-                        *db += kernels::reduce::avx512::sum_wide(plane);
+                    for (o, (db, plane)) in
+                        db.iter_mut().zip(dyp.chunks_exact(layout.1)).enumerate()
+                    {
+                        let sum = kernels::reduce::avx512::sum_wide(plane);
+                        *db += sum;
+                        if keep {
+                            each_b.range(s * c_out + o, 1)[0] = sum;
+                        }
+                    }
+                    if keep {
+                        before.copy_from_slice(sums);
                     }
                     let x = &x.data[s * h * w..][..h * w];
                     kernels::conv_single_channel::conv1ch_weight_grad(
@@ -187,6 +203,11 @@ impl Conv2d {
                         masks,
                         sums,
                     );
+                    if keep {
+                        let each = each_w.range(s * w_len, w_len);
+                        kernels::conv_single_channel::lane_sum_changes(sums, before, each);
+                        kept.range(s, 1)[0] = true;
+                    }
                 }
                 kernels::conv_single_channel::add_lane_sums(sums, dw);
             }
@@ -271,11 +292,33 @@ impl Conv2d {
         if lanes {
             self.transpose_weight_by_tap();
         }
+        // Keeping the ReLU's units: one bit array per chunk (rows on the single-channel
+        // kernel, positions on the other), ORed together when asked for.
+        let alive_len = if single { g.c_out * oh } else { oh * ow };
+        let keep = self.samples.on && argmaxes.is_some();
+        self.samples.units = keep.then(|| {
+            let layout = if single {
+                Units::Rows
+            } else {
+                Units::Positions
+            };
+            (layout, (g.c_out, oh, ow), alive_len)
+        });
+        self.samples.alive.clear();
+        if keep {
+            self.samples
+                .alive
+                .resize(n.div_ceil(DIRECT_CHUNK) * alive_len, 0);
+        }
+        let alive = SharedMut::new(&mut self.samples.alive);
+        // SAFETY: chunk ci alone asks for array ci.
+        let alive = |ci: usize| keep.then(|| unsafe { alive.range(ci * alive_len, alive_len) });
         let ys = SharedMut::new(&mut y.data);
         let bias = &self.bias.value.data;
         if single {
             let weight = &self.weight.value.data;
-            for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+            for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
+                let mut alive = alive(ci);
                 for s in first..first + samples {
                     // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.
                     unsafe {
@@ -287,13 +330,14 @@ impl Conv2d {
                             bias,
                             ys.range(s * out_len, out_len),
                             argmaxes.as_ref().map(|a| a.range(s * out_len, out_len)),
+                            alive.as_deref_mut(),
                         );
                     }
                 }
             });
         } else {
             let wt = &self.scratch.weight_t;
-            for_each_chunk(n, DIRECT_CHUNK, |_, first, samples| {
+            for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
                 // SAFETY: disjoint sample ranges; AVX-512F and the shape checked above.
                 unsafe {
                     fused::conv_forward_channels_in_lanes_pooled(
@@ -307,6 +351,7 @@ impl Conv2d {
                         argmaxes
                             .as_ref()
                             .map(|a| a.range(first * out_len, samples * out_len)),
+                        alive(ci),
                     );
                 }
             });
@@ -350,6 +395,13 @@ impl Conv2d {
         // lanes a position), one input gradient channel-last, the weight-gradient scratch.
         let sparse_len =
             DIRECT_CHUNK * in_len + positions * 16 + in_len + sparse::weight_grad_len(g);
+        // Keeping each sample's gradient: the sparse kernel's blocks ([`SampleGrads`]).
+        let keep = self.samples.on;
+        if keep && sparse_ok {
+            let block = sparse::weight_grad_len(g);
+            self.samples.blocks = Some(block);
+            self.samples.weight.resize(n * block, 0.0);
+        }
         if sparse_ok {
             self.scratch
                 .sparse
@@ -370,6 +422,9 @@ impl Conv2d {
         let dx_buf = dx.map(|t| SharedMut::new(&mut t.data));
         let wt = &self.scratch.weight_t;
         let sparse_scratch = SharedMut::new(&mut self.scratch.sparse);
+        let each_w = SharedMut::new(&mut self.samples.weight);
+        let each_b = SharedMut::new(&mut self.samples.bias);
+        let kept = SharedMut::new(&mut self.samples.kept);
         for_each_chunk(n, DIRECT_CHUNK, |ci, first, samples| {
             let x = &x.data[first * in_len..][..samples * in_len];
             // SAFETY: chunk ci owns its partial slots and its samples of dy and dx; a worker
@@ -383,8 +438,17 @@ impl Conv2d {
                     let slab = crate::parallel::thread_index() % threads;
                     let scratch = sparse_scratch.range(slab * sparse_len, sparse_len);
                     let dx = (dx_buf.as_ref()).map(|d| d.range(first * in_len, samples * in_len));
+                    // Each sample's gradient stays in the kernel's layout ([`SampleGrads`]).
+                    let each = keep.then(|| {
+                        let block = sparse::weight_grad_len(g);
+                        kept.range(first, samples).fill(true);
+                        (
+                            each_w.range(first * block, samples * block),
+                            each_b.range(first * g.c_out, samples * g.c_out),
+                        )
+                    });
                     let grads = (dw, db, dx);
-                    return sparse_chunk(x, dy, samples, (h, w), g, wt, scratch, grads);
+                    return sparse_chunk(x, dy, samples, (h, w), g, wt, scratch, grads, each);
                 }
                 if channel_last {
                     let slab = crate::parallel::thread_index() % threads;
@@ -430,7 +494,9 @@ impl Conv2d {
 /// gradients of `samples` images (`x`, and their output gradient `dy`) into `dw` and `db`,
 /// and with `dx` their input gradient, through the weight laid out `[O, K, K, C]` (`wt`).
 /// `scratch` holds the chunk's images channel-last, one output and one input gradient
-/// channel-last, and the weight gradient's scratch.
+/// channel-last, and the weight gradient's scratch; `each`, when given, gets each image's
+/// own weight gradient in that scratch's layout and its own bias gradient
+/// ([`sparse::weight_grad`]).
 ///
 /// # Safety
 /// AVX-512F is present, and the sparse kernels apply to the shape ([`sparse::applies`]).
@@ -444,6 +510,7 @@ unsafe fn sparse_chunk(
     wt: &[f32],
     scratch: &mut [f32],
     (dw, db, dx): (&mut [f32], &mut [f32], Option<&mut [f32]>),
+    each: Option<(&mut [f32], &mut [f32])>,
 ) {
     let (oh, ow) = (g.out_side(h), g.out_side(w));
     let (plane, positions) = (h * w, oh * ow);
@@ -454,7 +521,7 @@ unsafe fn sparse_chunk(
     // SAFETY: the caller's promise; the scratch parts have the kernels' sizes.
     unsafe {
         sparse::channel_last(x, samples, g.c_in, plane, xt);
-        sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db);
+        sparse::weight_grad(xt, dy, samples, (h, w), g, dwt, db, each);
         sparse::add_weight_grad(dwt, g, dw);
         let Some(dx) = dx else { return };
         for s in 0..samples {

@@ -9,7 +9,8 @@
 //! Backward: dw[o, c, u, v] = sum_{n,i,j} dy[n, o, i, j] * x[n, c, i*s+u-p, j*s+v-p],
 //! db[o] = sum_{n,i,j} dy[n, o, i, j], and dx scatters w * dy back through the same indices.
 //! Per-sample terms ([`Layer::sample_terms`]): the same sums over one sample's positions
-//! only, its im2col matrix times its output gradient.
+//! only, its im2col matrix times its output gradient, or, where the backward pass kept them
+//! ([`Layer::keep_sample_grads`]), the changes each sample made to the direct kernels' sums.
 //! Second order ([`Layer::backward_curvature`]): the same sums with dy replaced by the output's
 //! second derivatives d2y and every input and weight squared, x^2 and w^2; a weight a
 //! connection table removes has none.
@@ -128,6 +129,25 @@ fn zero_frozen(frozen: &Option<Vec<bool>>, values: &mut [f32]) {
     }
 }
 
+/// `values` laid out `[O, C, K, K]` (a weight's shape) in the sparse kernels' blocks of
+/// `len` values (`[O, K, 32]`: row u of channel o holds `values[o, c, u, v]` at lane
+/// `v * C + c`, zeros past them; the sparse `weight_grad` kernel on x86-64): the layout in
+/// which [`SampleGrads`] keeps each sample's weight gradient on the sparse path.
+fn to_sparse_blocks(values: &[f32], g: ConvGeometry, len: usize) -> Vec<f32> {
+    let (k, c) = (g.kernel, g.c_in);
+    let mut out = vec![0.0; len];
+    for o in 0..g.c_out {
+        for ci in 0..c {
+            for u in 0..k {
+                for v in 0..k {
+                    out[(o * k + u) * 32 + v * c + ci] = values[((o * c + ci) * k + u) * k + v];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A convolution layer.
 pub struct Conv2d {
     pub geometry: ConvGeometry,
@@ -135,6 +155,58 @@ pub struct Conv2d {
     pub bias: Param,
     /// What the kernels keep between and within passes ([`ConvScratch`]).
     scratch: ConvScratch,
+    /// Each sample's own gradient from the last backward pass, where asked for.
+    samples: SampleGrads,
+}
+
+/// Each sample's term of the weight and bias gradients of the last backward pass, kept for
+/// [`Layer::sample_terms`] when [`Layer::keep_sample_grads`] asks: the direct kernels that
+/// add a chunk's samples one after the other into running sums write, after each sample, the
+/// change it made to those sums (equal to the sample's own gradient up to the rounding of
+/// sums over at most [`direct`]'s chunk of 4 samples), so the noise instruments cost no
+/// second pass over the images. A sample whose kernel keeps nothing (`kept` false: the
+/// im2col path, a dense output gradient on the narrow path) gets its terms from its own
+/// im2col product, as before.
+#[derive(Default)]
+struct SampleGrads {
+    on: bool,
+    /// `[N, O*C*K*K]` (or `[N, blocks]`, see below) and `[N, O]`.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    kept: Vec<bool>,
+    /// Where the sparse kernels keep the weights: each sample's block of that many values in
+    /// their own layout (`[O, K, 32]`, [`crate::nn::kernels::sparse::weight_grad`]), which
+    /// [`Layer::sample_terms`] meets with the gradient laid out the same way, once, instead
+    /// of moving every sample's values to `[O, C, K, K]`.
+    blocks: Option<usize>,
+    /// Where the last forward pass ran with the ReLU and pooling after it, in one pass that
+    /// never writes the ReLU's output: which of those outputs were not zero, for some sample
+    /// ([`Conv2d::relu_silent`]), as the fused kernels mark them, one bit array per chunk
+    /// (`alive`), with the layout, the output's `(O, OH, OW)` and one array's length.
+    units: Option<(Units, (usize, usize, usize), usize)>,
+    alive: Vec<u32>,
+}
+
+/// How the fused kernels lay out the units they mark ([`crate::nn::kernels::fused`]).
+#[derive(Clone, Copy, Debug)]
+enum Units {
+    /// Bit j of value `o * OH + i`: unit (o, i, j).
+    Rows,
+    /// Bit o of value `i * OW + j`: unit (o, i, j).
+    Positions,
+}
+
+impl SampleGrads {
+    /// Before a backward pass over `n` samples: nothing kept yet, room for every sample.
+    fn begin(&mut self, n: usize, w_len: usize, c_out: usize) {
+        self.kept.clear();
+        self.blocks = None;
+        if self.on {
+            self.kept.resize(n, false);
+            self.weight.resize(n * w_len, 0.0);
+            self.bias.resize(n * c_out, 0.0);
+        }
+    }
 }
 
 /// A copy with the same geometry, parameters and connection table but none of the scratch:
@@ -172,6 +244,7 @@ impl Conv2d {
             weight,
             bias,
             scratch: ConvScratch::default(),
+            samples: SampleGrads::default(),
         }
     }
 
@@ -303,6 +376,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut Context) {
+        self.samples.units = None;
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
         if self.is_dense(h, w) {
@@ -369,6 +443,8 @@ impl Layer for Conv2d {
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        let w_len = self.weight.value.len();
+        self.samples.begin(n, w_len, g.c_out);
         if self.is_dense(h, w) {
             return self.dense_backward(x, dy, dx);
         }
@@ -380,7 +456,6 @@ impl Layer for Conv2d {
         let rows = g.col_rows();
         let chunk = self.chunk_samples(positions);
         let chunks = n.div_ceil(chunk);
-        let w_len = g.c_out * rows;
         self.zero_partials(chunks);
         if dx.is_some() {
             self.scratch.dcols.resize(n * rows * positions, 0.0);
@@ -474,24 +549,59 @@ impl Layer for Conv2d {
         }
         let (positions, rows) = (dy.shape[2] * dy.shape[3], g.col_rows());
         let (in_len, out_len) = (g.c_in * h * w, g.c_out * positions);
+        let (w_len, kept) = (g.c_out * rows, &self.samples);
+        // The gradient, and the weights a table removes, in the layout of the kept blocks.
+        let (block_gw, block_frozen) = match kept.blocks {
+            Some(len) => (
+                to_sparse_blocks(gw, g, len),
+                frozen.as_ref().map(|f| {
+                    let ones: Vec<f32> = f.iter().map(|&z| f32::from(u8::from(z))).collect();
+                    let blocks = to_sparse_blocks(&ones, g, len);
+                    blocks.iter().map(|&v| v != 0.0).collect::<Vec<bool>>()
+                }),
+            ),
+            None => (Vec::new(), None),
+        };
         for_sample_terms(n, 4, sq, dot, |first, sq, dot| {
             let mut cols = vec![0.0f32; rows * positions];
-            let mut term = vec![0.0f32; g.c_out * rows];
+            let mut term = vec![0.0f32; w_len];
+            let mut block = vec![0.0f32; kept.blocks.unwrap_or(0)];
             let mut bias = vec![0.0f32; g.c_out];
             let want_dot = !dot.is_empty();
             for (s, sq) in sq.iter_mut().enumerate() {
                 let ni = first + s;
-                im2col(&x.data[ni * in_len..][..in_len], 1, h, w, g, &mut cols);
-                let dyn_ = &dy.data[ni * out_len..][..out_len];
-                let (dy_mat, cols_mat) = (
-                    MatRef::new(dyn_, g.c_out, positions),
-                    MatRef::new(&cols, rows, positions),
-                );
-                matmul(dy_mat, cols_mat.t(), &mut term, 0.0);
-                zero_frozen(frozen, &mut term);
-                for (o, b) in bias.iter_mut().enumerate() {
-                    *b = dyn_[o * positions..(o + 1) * positions].iter().sum();
+                if let (Some(len), Some(true)) = (kept.blocks, kept.kept.get(ni)) {
+                    // Kept in the sparse kernel's blocks: met with the gradient in the same
+                    // layout (the lanes past a row's values hold zeros in both).
+                    block.copy_from_slice(&kept.weight[ni * len..][..len]);
+                    zero_frozen(&block_frozen, &mut block);
+                    bias.copy_from_slice(&kept.bias[ni * g.c_out..][..g.c_out]);
+                    let g_block = if want_dot { &block_gw[..] } else { &[] };
+                    let (w_sq, w_dot) = square_and_dot(&block, g_block);
+                    let (b_sq, b_dot) = square_and_dot(&bias, if want_dot { gb } else { &[] });
+                    *sq = w_sq + b_sq;
+                    if want_dot {
+                        dot[s] = w_dot + b_dot;
+                    }
+                    continue;
                 }
+                if kept.kept.get(ni) == Some(&true) {
+                    // The backward pass kept it ([`SampleGrads`]).
+                    term.copy_from_slice(&kept.weight[ni * w_len..][..w_len]);
+                    bias.copy_from_slice(&kept.bias[ni * g.c_out..][..g.c_out]);
+                } else {
+                    im2col(&x.data[ni * in_len..][..in_len], 1, h, w, g, &mut cols);
+                    let dyn_ = &dy.data[ni * out_len..][..out_len];
+                    let (dy_mat, cols_mat) = (
+                        MatRef::new(dyn_, g.c_out, positions),
+                        MatRef::new(&cols, rows, positions),
+                    );
+                    matmul(dy_mat, cols_mat.t(), &mut term, 0.0);
+                    for (o, b) in bias.iter_mut().enumerate() {
+                        *b = dyn_[o * positions..(o + 1) * positions].iter().sum();
+                    }
+                }
+                zero_frozen(frozen, &mut term);
                 let (w_sq, w_dot) = square_and_dot(&term, if want_dot { gw } else { &[] });
                 let (b_sq, b_dot) = square_and_dot(&bias, if want_dot { gb } else { &[] });
                 *sq = w_sq + b_sq;
@@ -501,6 +611,12 @@ impl Layer for Conv2d {
             }
         });
         true
+    }
+
+    fn keep_sample_grads(&mut self, on: bool) {
+        // The buffers stay for the next recorded step.
+        self.samples.on = on;
+        self.samples.kept.clear();
     }
 
     fn params(&self) -> Vec<&Param> {
@@ -513,6 +629,33 @@ impl Layer for Conv2d {
 }
 
 impl Conv2d {
+    /// For the ReLU after this convolution, when the last forward pass ran the two (and the
+    /// pooling) as one pass that never writes the ReLU's output, while per-sample gradients
+    /// were kept ([`Layer::keep_sample_grads`]): for each unit (output position `[O, OH,
+    /// OW]`), whether its output was zero for every sample. None otherwise.
+    pub fn relu_silent(&self) -> Option<Vec<bool>> {
+        let (layout, (c_out, oh, ow), len) = self.samples.units?;
+        let mut alive = vec![0u32; len];
+        for chunk in self.samples.alive.chunks_exact(len) {
+            for (a, &c) in alive.iter_mut().zip(chunk) {
+                *a |= c;
+            }
+        }
+        let mut silent = Vec::with_capacity(c_out * oh * ow);
+        for o in 0..c_out {
+            for i in 0..oh {
+                silent.extend((0..ow).map(|j| {
+                    let (word, bit) = match layout {
+                        Units::Rows => (alive[o * oh + i], j),
+                        Units::Positions => (alive[i * ow + j], o),
+                    };
+                    word >> bit & 1 == 0
+                }));
+            }
+        }
+        Some(silent)
+    }
+
     /// Computes `y` = 2x2, stride-2 max pooling of the ReLU of this convolution's output, in
     /// one pass that never writes the convolution's output, with the pooling's `argmax` (the
     /// flat index within this layer's output plane of each window's maximum, as
@@ -526,6 +669,7 @@ impl Conv2d {
         y: &mut Tensor,
         argmax: Option<&mut Vec<u32>>,
     ) -> bool {
+        self.samples.units = None;
         direct::forward_relu_maxpool(self, x, y, argmax)
     }
 
@@ -542,6 +686,8 @@ impl Conv2d {
         dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) -> bool {
+        let (n, w_len) = (x.shape[0], self.weight.value.len());
+        self.samples.begin(n, w_len, self.geometry.c_out);
         direct::backward_through_maxpool(self, x, pooled, dy, dx)
     }
 }

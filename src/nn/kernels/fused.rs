@@ -39,11 +39,16 @@ pub fn channels_in_lanes_applies(g: ConvGeometry, (oh, ow): (usize, usize)) -> b
 /// values, `argmax` (when given) the flat index within the `OH x OW` convolution plane of
 /// each window's maximum. Without `argmax` (no backward pass to follow), the windows take
 /// plain `max` instructions where no value is NaN: the same values, fewer instructions.
+/// `alive` (when given, with `argmax`) gets, for each row i of channel o, bit j of
+/// `alive[o * OH + i]` set where the ReLU's output at (o, i, j) is not zero (the
+/// convolution's output is above zero, or NaN): the ReLU's units, for the instruments, whose
+/// output the pass never writes.
 ///
 /// # Safety
 /// AVX-512F must be available; the shape passes [`single_channel_applies`]; `x` holds `h * w`
 /// values, `weight` `O * k * k`, `bias` `O`.
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn conv1ch_forward_pooled(
     x: &[f32],
     (h, w): (usize, usize),
@@ -52,6 +57,7 @@ pub unsafe fn conv1ch_forward_pooled(
     bias: &[f32],
     y: &mut [f32],
     mut argmax: Option<&mut [u32]>,
+    mut alive: Option<&mut [u32]>,
 ) {
     let c_out = bias.len();
     let (oh, ow) = (h - k + 1, w - k + 1);
@@ -59,6 +65,11 @@ pub unsafe fn conv1ch_forward_pooled(
     let pooled = c_out * (oh / 2) * (ow / 2);
     assert!(x.len() >= h * w && weight.len() >= c_out * k * k);
     assert!(y.len() >= pooled && argmax.as_ref().is_none_or(|a| a.len() >= pooled));
+    assert!(
+        alive
+            .as_ref()
+            .is_none_or(|a| a.len() >= c_out * oh && argmax.is_some())
+    );
     let mut o0 = 0;
     while o0 < c_out {
         // Blocks of 6 channels (LeNet's conv1 in one), then of 3, then what is left.
@@ -69,12 +80,12 @@ pub unsafe fn conv1ch_forward_pooled(
         };
         // SAFETY: bounds asserted above; AVX-512F is the caller's promise.
         unsafe {
-            let argmax = argmax.as_deref_mut();
+            let out = (&mut *y, argmax.as_deref_mut(), alive.as_deref_mut());
             match block {
-                6 => conv1ch_pooled_block::<6>(x, (h, w), k, o0, weight, bias, y, argmax),
-                3 => conv1ch_pooled_block::<3>(x, (h, w), k, o0, weight, bias, y, argmax),
-                2 => conv1ch_pooled_block::<2>(x, (h, w), k, o0, weight, bias, y, argmax),
-                _ => conv1ch_pooled_block::<1>(x, (h, w), k, o0, weight, bias, y, argmax),
+                6 => conv1ch_pooled_block::<6>(x, (h, w), k, o0, weight, bias, out),
+                3 => conv1ch_pooled_block::<3>(x, (h, w), k, o0, weight, bias, out),
+                2 => conv1ch_pooled_block::<2>(x, (h, w), k, o0, weight, bias, out),
+                _ => conv1ch_pooled_block::<1>(x, (h, w), k, o0, weight, bias, out),
             }
         }
         o0 += block;
@@ -101,8 +112,7 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
     o0: usize,
     weight: &[f32],
     bias: &[f32],
-    y: &mut [f32],
-    mut argmax: Option<&mut [u32]>,
+    (y, mut argmax, mut alive): (&mut [f32], Option<&mut [u32]>, Option<&mut [u32]>),
 ) {
     let (oh, ow) = (h - k + 1, w - k + 1);
     let (ph, pw) = (oh / 2, ow / 2);
@@ -143,6 +153,16 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
                 }
             }
         }
+        if let Some(alive) = alive.as_deref_mut() {
+            for (o, acc) in acc.iter().enumerate() {
+                for (r, row) in acc.iter().enumerate() {
+                    let zero = _mm512_setzero_ps();
+                    let lo = _mm512_mask_cmp_ps_mask::<_CMP_NLE_UQ>(masks[0], row[0], zero);
+                    let hi = _mm512_mask_cmp_ps_mask::<_CMP_NLE_UQ>(masks[1], row[1], zero);
+                    alive[(o0 + o) * oh + i + r] |= u32::from(lo) | (u32::from(hi) << LANES);
+                }
+            }
+        }
         for (o, acc) in acc.iter().enumerate() {
             let out = ((o0 + o) * ph + pi) * pw;
             let best = match argmax.as_deref_mut() {
@@ -172,7 +192,9 @@ unsafe fn conv1ch_pooled_block<const B: usize>(
 /// flat index within the `OH x OW` convolution plane of each window's maximum. Without
 /// `argmax` (no backward pass to follow), the windows take plain `max` instructions where
 /// no value is NaN: the same values for less work, and one scatter per window instead of
-/// two.
+/// two. `alive` (when given, with `argmax`) gets, for each output position p = i * OW + j,
+/// bit o of `alive[p]` set where the ReLU's output at (o, i, j) of some image is not zero
+/// (the convolution's output above zero, or NaN): the ReLU's units, for the instruments.
 ///
 /// # Safety
 /// AVX-512F must be available; the shape passes [`channels_in_lanes_applies`]; `wt` is the
@@ -189,6 +211,7 @@ pub unsafe fn conv_forward_channels_in_lanes_pooled(
     bias: &[f32],
     y: &mut [f32],
     argmax: Option<&mut [u32]>,
+    alive: Option<&mut [u32]>,
 ) {
     let k = g.kernel;
     let (oh, ow) = (h - k + 1, w - k + 1);
@@ -196,14 +219,20 @@ pub unsafe fn conv_forward_channels_in_lanes_pooled(
     let pooled = samples * g.c_out * (oh / 2) * (ow / 2);
     assert!(x.len() >= samples * g.c_in * h * w && y.len() >= pooled);
     assert!(argmax.as_ref().is_none_or(|a| a.len() >= pooled));
+    assert!(
+        alive
+            .as_ref()
+            .is_none_or(|a| a.len() >= oh * ow && argmax.is_some())
+    );
     assert!(wt.len() >= g.col_rows() * g.c_out && bias.len() >= g.c_out);
     let argmax = argmax.map(|a| a.as_mut_ptr());
+    let out = (y, argmax, alive);
     // SAFETY: bounds asserted above; AVX-512F is the caller's promise.
     unsafe {
         match ow {
-            8 => lanes_pooled::<8>(x, samples, (h, w), g, wt, bias, y, argmax),
-            10 => lanes_pooled::<10>(x, samples, (h, w), g, wt, bias, y, argmax),
-            12 => lanes_pooled::<12>(x, samples, (h, w), g, wt, bias, y, argmax),
+            8 => lanes_pooled::<8>(x, samples, (h, w), g, wt, bias, out),
+            10 => lanes_pooled::<10>(x, samples, (h, w), g, wt, bias, out),
+            12 => lanes_pooled::<12>(x, samples, (h, w), g, wt, bias, out),
             _ => unreachable!("rows of 8, 10 or 12 values"),
         }
     }
@@ -228,8 +257,7 @@ unsafe fn lanes_pooled<const OW: usize>(
     g: ConvGeometry,
     wt: &[f32],
     bias: &[f32],
-    y: &mut [f32],
-    argmax: Option<*mut u32>,
+    (y, argmax, mut alive): (&mut [f32], Option<*mut u32>, Option<&mut [u32]>),
 ) {
     let k = g.kernel;
     let oh = h - k + 1;
@@ -270,12 +298,18 @@ unsafe fn lanes_pooled<const OW: usize>(
             let mut best = [(b, index(0)); OW];
             // SAFETY: rows i and i + 1 of the output exist.
             let top = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i) };
+            if let Some(alive) = alive.as_deref_mut() {
+                mark_alive(&top, mask, &mut alive[i * OW..][..OW]);
+            }
             for (pj, best) in best.iter_mut().enumerate().take(pw) {
                 let at = i * OW + 2 * pj;
                 *best = window_pick((top[2 * pj], index(at)), (top[2 * pj + 1], index(at + 1)));
             }
             // SAFETY: as above.
             let bottom = unsafe { super::conv_narrow::lanes_row::<OW>(x, (h, w), g, wt, b, i + 1) };
+            if let Some(alive) = alive.as_deref_mut() {
+                mark_alive(&bottom, mask, &mut alive[(i + 1) * OW..][..OW]);
+            }
             for (pj, &best) in best.iter().enumerate().take(pw) {
                 let at = (i + 1) * OW + 2 * pj;
                 let best = window_pick(best, (bottom[2 * pj], index(at)));
@@ -292,6 +326,18 @@ unsafe fn lanes_pooled<const OW: usize>(
                 }
             }
         }
+    }
+}
+
+/// For each vector of an output row in [`lanes_pooled`] (one position, its channels in the
+/// lanes `mask` keeps), sets in `alive` the bits of the channels whose ReLU output is not
+/// zero: the value above zero, or NaN.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn mark_alive(row: &[__m512], mask: __mmask16, alive: &mut [u32]) {
+    for (alive, &v) in alive.iter_mut().zip(row) {
+        let on = _mm512_mask_cmp_ps_mask::<_CMP_NLE_UQ>(mask, v, _mm512_setzero_ps());
+        *alive |= u32::from(on);
     }
 }
 
@@ -389,8 +435,10 @@ mod tests {
                 let planes = (c_out, (oh, ow));
                 maxpool2x2_forward(&conv, planes.0, planes.1, &mut y_ref, &mut a_ref, true);
                 let sides = (side, side);
-                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, &mut y, Some(&mut a));
-                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, &mut y_alone, None);
+                let (y, a) = (&mut y, Some(&mut a[..]));
+                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, y, a, None);
+                let y = &mut y_alone;
+                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, y, None, None);
             }
             assert!(y_ref.iter().any(|v| v.is_nan()) && y_ref.contains(&0.0));
             assert_eq!(bits(&y), bits(&y_ref), "{c_out} channels, side {side}");
@@ -438,9 +486,9 @@ mod tests {
                 let planes = n * g.c_out;
                 maxpool2x2_forward(&conv, planes, (o, o), &mut y_ref, &mut a_ref, true);
                 let (y, a) = (&mut y, Some(&mut a[..]));
-                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, a);
+                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, a, None);
                 let y = &mut y_alone;
-                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, None);
+                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, None, None);
             }
             assert!(y_ref.iter().any(|v| v.is_nan()) && y_ref.contains(&0.0));
             assert_eq!(bits(&y), bits(&y_ref), "{g:?}, side {side}");

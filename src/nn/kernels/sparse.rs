@@ -225,7 +225,10 @@ pub unsafe fn add_weight_grad(dwt: &[f32], g: ConvGeometry, dw: &mut [f32]) {
 
 /// Weight and bias gradients over `samples` images: `dwt` `[O, K, 32]` (row u of channel o
 /// holds `dw[o, c, u, v]` at lane `v * C + c`; see [`add_weight_grad`]) is overwritten, and
-/// `db` `[O]` is added to.
+/// `db` `[O]` is added to. With `each` (`samples` blocks laid out as `dwt`, and `samples`
+/// rows of O biases), block and row s are overwritten with the change image s made to the
+/// running sums: its own weight and bias gradients, up to the rounding of the sums (for the
+/// noise instruments; `dwt` and `db` get the same bits either way).
 ///
 /// `xt` holds the images channel-last, `[samples, H, W, C]`; `dy` the output gradients
 /// `[samples, O, OH, OW]`.
@@ -233,6 +236,7 @@ pub unsafe fn add_weight_grad(dwt: &[f32], g: ConvGeometry, dw: &mut [f32]) {
 /// # Safety
 /// AVX-512F must be available; [`applies`] holds for `g` and the output sides.
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn weight_grad(
     xt: &[f32],
     dy: &[f32],
@@ -241,12 +245,18 @@ pub unsafe fn weight_grad(
     g: ConvGeometry,
     dwt: &mut [f32],
     db: &mut [f32],
+    mut each: Option<(&mut [f32], &mut [f32])>,
 ) {
     let (oh, ow) = (h - K + 1, w - K + 1);
     let (c, positions) = (g.c_in, oh * ow);
     assert!(applies(g, (oh, ow)));
     assert!(xt.len() >= samples * h * w * c && dy.len() >= samples * g.c_out * positions);
     assert!(dwt.len() >= weight_grad_len(g) && db.len() >= g.c_out);
+    let block = weight_grad_len(g);
+    let fits = |(w, b): &(&mut [f32], &mut [f32])| {
+        w.len() >= samples * block && b.len() >= samples * g.c_out
+    };
+    assert!(each.as_ref().is_none_or(fits));
     // Where the kernel's top-left input value sits, channel-last, for each output position.
     let mut corner = [0u32; 128];
     for (p, corner) in corner.iter_mut().enumerate().take(positions) {
@@ -256,7 +266,9 @@ pub unsafe fn weight_grad(
     let stride = w * c;
     for (o, db) in db.iter_mut().enumerate().take(g.c_out) {
         let mut acc = [[_mm512_setzero_ps(); 2]; K];
-        let mut bias = 0.0f32;
+        // The sums before the current image, when keeping each image's change.
+        let mut before = acc;
+        let (mut bias, mut bias_before) = (0.0f32, 0.0f32);
         for s in 0..samples {
             // SAFETY: bounds asserted above; the rows read, K*C values from a kernel corner,
             // end inside the image (the kernel fits the input at every output position).
@@ -277,6 +289,19 @@ pub unsafe fn weight_grad(
                         let b = _mm512_maskz_loadu_ps(masks[1], row.add(LANES));
                         acc[0] = _mm512_fmadd_ps(dv, a, acc[0]);
                         acc[1] = _mm512_fmadd_ps(dv, b, acc[1]);
+                    }
+                }
+                if let Some((each, each_bias)) = each.as_mut() {
+                    each_bias[s * g.c_out + o] = bias - bias_before;
+                    bias_before = bias;
+                    // SAFETY: block s holds [O, K, 32] values (asserted).
+                    let out = each.as_mut_ptr().add(s * block + o * K * 2 * LANES);
+                    for (u, (acc, was)) in acc.iter().zip(&mut before).enumerate() {
+                        for v in 0..2 {
+                            let change = _mm512_sub_ps(acc[v], was[v]);
+                            _mm512_storeu_ps(out.add((u * 2 + v) * LANES), change);
+                        }
+                        *was = *acc;
                     }
                 }
             }
