@@ -239,36 +239,89 @@ pub(crate) fn for_sample_terms(
 }
 
 crate::simd::avx512_variant! {
-    /// The sum of the squares of `a`, and its inner product with `b` when `b` is not empty,
-    /// in f64: eight independent partial sums (lane k takes every eighth value), so the
-    /// additions do not wait on each other and vectorise, added in a fixed order at the end:
-    /// the result depends on the values alone.
+    /// The sum of the squares of `a`, and its inner product with `b` when `b` is not empty:
+    /// the products in f32 (each exact to an f32's rounding, as the values are), summed in
+    /// [`SUM_LANES`] lanes (lane k takes every 64th product) over runs of 16 products a lane,
+    /// each run's lanes then added to as many f64 sums, and those at the end in a fixed
+    /// order (a vector shorter than the lanes takes one f64 sum). The additions do not wait
+    /// on each other and vectorise; the result depends on the values alone.
     pub fn square_and_dot = square_and_dot_lanes(a: &[f32], b: &[f32]) -> (f64, f64)
 }
 
+/// Lanes of [`square_and_dot`]'s f32 sums: four vectors, so that four additions are in
+/// flight at once.
+const SUM_LANES: usize = 64;
+
 #[inline(always)]
 fn square_and_dot_lanes(a: &[f32], b: &[f32]) -> (f64, f64) {
-    const LANES: usize = 8;
-    let (mut sq, mut dot) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let whole = a.len() - a.len() % LANES;
-    for c in a[..whole].chunks_exact(LANES) {
-        for k in 0..LANES {
-            sq[k] += c[k] as f64 * c[k] as f64;
+    const RUN: usize = 16 * SUM_LANES;
+    let with_dot = !b.is_empty();
+    if with_dot {
+        assert_eq!(a.len(), b.len());
+    }
+    if a.len() < SUM_LANES {
+        // Too short to fill the lanes: one f64 sum each (a dense layer's per-sample vectors).
+        let sq = a.iter().map(|&v| v as f64 * v as f64).sum();
+        let dot = (a.iter().zip(b)).map(|(&u, &v)| u as f64 * v as f64).sum();
+        return (sq, dot);
+    }
+    let (mut sq, mut dot) = ([0.0f64; SUM_LANES], [0.0f64; SUM_LANES]);
+    for (i, chunk) in a.chunks(RUN).enumerate() {
+        let (s, d) = if with_dot {
+            run_lanes::<true>(chunk, &b[i * RUN..i * RUN + chunk.len()])
+        } else {
+            run_lanes::<false>(chunk, &[])
+        };
+        for k in 0..SUM_LANES {
+            sq[k] += s[k] as f64;
+            dot[k] += d[k] as f64;
         }
     }
-    for (k, &v) in a[whole..].iter().enumerate() {
-        sq[k] += v as f64 * v as f64;
+    (fold_lanes(&sq), fold_lanes(&dot))
+}
+
+/// The sum of [`SUM_LANES`] f64 sums: first into eight (lane k takes every eighth, as
+/// vectors), then those eight in order, so that the end is not 64 additions in a row.
+#[inline(always)]
+fn fold_lanes(lanes: &[f64; SUM_LANES]) -> f64 {
+    let mut eight = [0.0f64; 8];
+    for chunk in lanes.chunks_exact(8) {
+        for k in 0..8 {
+            eight[k] += chunk[k];
+        }
     }
-    if !b.is_empty() {
-        assert_eq!(a.len(), b.len());
-        for (c, d) in a[..whole].chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-            for k in 0..LANES {
-                dot[k] += c[k] as f64 * d[k] as f64;
+    eight.iter().sum()
+}
+
+/// One run of [`square_and_dot`]: the f32 lane sums of the squares of `a` and (with `DOT`)
+/// of its products with `b`.
+#[inline(always)]
+fn run_lanes<const DOT: bool>(a: &[f32], b: &[f32]) -> ([f32; SUM_LANES], [f32; SUM_LANES]) {
+    let (mut s, mut d) = ([0.0f32; SUM_LANES], [0.0f32; SUM_LANES]);
+    let whole = a.len() - a.len() % SUM_LANES;
+    if DOT {
+        for (c, e) in a[..whole]
+            .chunks_exact(SUM_LANES)
+            .zip(b.chunks_exact(SUM_LANES))
+        {
+            for k in 0..SUM_LANES {
+                s[k] += c[k] * c[k];
+                d[k] += c[k] * e[k];
             }
         }
         for (k, (&u, &v)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
-            dot[k] += u as f64 * v as f64;
+            s[k] += u * u;
+            d[k] += u * v;
+        }
+    } else {
+        for c in a[..whole].chunks_exact(SUM_LANES) {
+            for k in 0..SUM_LANES {
+                s[k] += c[k] * c[k];
+            }
+        }
+        for (k, &v) in a[whole..].iter().enumerate() {
+            s[k] += v * v;
         }
     }
-    (sq.iter().sum(), dot.iter().sum())
+    (s, d)
 }

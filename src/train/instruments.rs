@@ -42,9 +42,11 @@
 //! the Hessian's largest. Its passes run in training mode (batch statistics; dropout masks
 //! drawn from the step number, not from the run's dropout stream).
 //!
-//! Sums of squares are taken in f64, over tasks of a fixed split that the threads share and
-//! added in task order, so the file does not depend on the thread count; and it holds no
-//! timing: a paused and resumed run writes the same file as one that ran straight through.
+//! Sums of squares are taken in f64 (the gradient's and the per-sample terms' from f32
+//! products summed in short f32 runs first, [`crate::nn::layer::square_and_dot`]), over tasks
+//! of a fixed split that the threads share and added in task order, so the file does not
+//! depend on the thread count; and it holds no timing: a paused and resumed run writes the
+//! same file as one that ran straight through.
 
 use serde::{Deserialize, Serialize};
 
@@ -595,7 +597,7 @@ impl Recorder {
 /// values.
 const LANES: usize = 8;
 
-/// The sum of the squares of `a`, in f64, in [`LANES`] partial sums.
+/// The sum of the squares of `a` ([`crate::nn::layer::square_and_dot`]).
 fn sum_sq(a: &[f32]) -> f64 {
     crate::nn::layer::square_and_dot(a, &[]).0
 }

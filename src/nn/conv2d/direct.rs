@@ -154,12 +154,12 @@ impl Conv2d {
         }
         let masks = &self.scratch.grad_masks.1;
         // Per worker thread: the padded output gradient, then the lane sums (and, keeping
-        // each sample's gradient, the sums before its image); 64-byte aligned.
+        // each sample's gradient, the sums' totals before its image); 64-byte aligned.
         let threads = crate::parallel::threads();
         let grad_len = c_out * layout.1;
         let keep = self.samples.on;
         let sums_len = w_len * 16;
-        let slab_len = grad_len + sums_len * (1 + usize::from(keep));
+        let slab_len = grad_len + sums_len + w_len * usize::from(keep);
         self.scratch.dcols.resize(threads * slab_len + 16, 0.0);
         let align = self.scratch.dcols.as_ptr().align_offset(64).min(15);
         let scratch = SharedMut::new(&mut self.scratch.dcols[align..]);
@@ -176,8 +176,9 @@ impl Conv2d {
                 let (dyp, sums) = scratch
                     .range(slab * slab_len, slab_len)
                     .split_at_mut(grad_len);
-                let (sums, before) = sums.split_at_mut(sums_len);
+                let (sums, totals) = sums.split_at_mut(sums_len);
                 sums.fill(0.0);
+                totals.fill(0.0);
                 let dw = pdw.range(ci * w_len, w_len);
                 let db = pdb.range(ci * c_out, c_out);
                 for s in first..first + samples {
@@ -191,9 +192,6 @@ impl Conv2d {
                             each_b.range(s * c_out + o, 1)[0] = sum;
                         }
                     }
-                    if keep {
-                        before.copy_from_slice(sums);
-                    }
                     let x = &x.data[s * h * w..][..h * w];
                     kernels::conv_single_channel::conv1ch_weight_grad(
                         x,
@@ -205,7 +203,7 @@ impl Conv2d {
                     );
                     if keep {
                         let each = each_w.range(s * w_len, w_len);
-                        kernels::conv_single_channel::lane_sum_changes(sums, before, each);
+                        kernels::conv_single_channel::lane_sum_changes(sums, totals, each);
                         kept.range(s, 1)[0] = true;
                     }
                 }

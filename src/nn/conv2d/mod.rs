@@ -187,8 +187,10 @@ struct SampleGrads {
     alive: Vec<u32>,
 }
 
-/// How the fused kernels lay out the units they mark ([`crate::nn::kernels::fused`]).
+/// How the fused kernels lay out the units they mark ([`crate::nn::kernels::fused`]; off
+/// x86-64 none runs, so none marks any).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 enum Units {
     /// Bit j of value `o * OH + i`: unit (o, i, j).
     Rows,

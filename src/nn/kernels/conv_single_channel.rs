@@ -199,21 +199,22 @@ pub unsafe fn add_lane_sums(sums: &[f32], dw: &mut [f32]) {
     }
 }
 
-/// Each weight's change in the lane sums of [`conv1ch_weight_grad`] since `before` (a copy
-/// taken before one image's call): that image's own weight gradient, the 16 lanes of
-/// `sums - before` added up, written to `dw`.
+/// Each weight's lane sums of [`conv1ch_weight_grad`] added up, into `totals`, and its
+/// change since the last call (the `totals` it held) into `change`: after one image's call,
+/// that image's own weight gradient, up to the rounding of the sums.
 ///
 /// # Safety
-/// AVX-512F must be available; `sums` and `before` hold `16 * dw.len()` values.
+/// AVX-512F must be available; `sums` holds `16 * totals.len()` values, `change` as many as
+/// `totals`.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn lane_sum_changes(sums: &[f32], before: &[f32], dw: &mut [f32]) {
-    assert!(sums.len() >= dw.len() * LANES && before.len() >= dw.len() * LANES);
-    let pairs = sums.chunks_exact(LANES).zip(before.chunks_exact(LANES));
-    for (dw, (now, was)) in dw.iter_mut().zip(pairs) {
+pub unsafe fn lane_sum_changes(sums: &[f32], totals: &mut [f32], change: &mut [f32]) {
+    assert!(sums.len() >= totals.len() * LANES && change.len() >= totals.len());
+    let lanes = sums.chunks_exact(LANES);
+    for ((total, change), lanes) in totals.iter_mut().zip(change.iter_mut()).zip(lanes) {
         // SAFETY: a chunk holds 16 values.
-        let change =
-            unsafe { _mm512_sub_ps(_mm512_loadu_ps(now.as_ptr()), _mm512_loadu_ps(was.as_ptr())) };
-        *dw = _mm512_reduce_add_ps(change);
+        let now = _mm512_reduce_add_ps(unsafe { _mm512_loadu_ps(lanes.as_ptr()) });
+        *change = now - *total;
+        *total = now;
     }
 }
 
