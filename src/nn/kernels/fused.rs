@@ -408,7 +408,8 @@ mod tests {
     /// The fused pass writes the same pooled values and argmax, bit for bit, as the
     /// convolution kernel followed by the pooling kernel with the ReLU folded; and the same
     /// values without the argmax (plain maxima where no NaN is near, the first-maximum rule
-    /// where one is).
+    /// where one is). It marks the ReLU units that fired (output above zero, or NaN) as the
+    /// convolution's output says (the next test: in any of the images).
     #[test]
     fn single_channel_fused_equals_convolution_then_pooling() {
         if !available() {
@@ -428,6 +429,7 @@ mod tests {
             let (mut y_ref, mut a_ref) = (vec![0.0; pooled], vec![0u32; pooled]);
             let (mut y, mut a) = (vec![-7.0; pooled], vec![u32::MAX; pooled]);
             let mut y_alone = vec![-7.0; pooled];
+            let mut alive = vec![0u32; c_out * oh];
             // SAFETY: AVX-512F is present (checked above); the buffers have the sizes the
             // kernels ask for.
             unsafe {
@@ -436,9 +438,18 @@ mod tests {
                 maxpool2x2_forward(&conv, planes.0, planes.1, &mut y_ref, &mut a_ref, true);
                 let sides = (side, side);
                 let (y, a) = (&mut y, Some(&mut a[..]));
-                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, y, a, None);
+                conv1ch_forward_pooled(&x, sides, k, &weight, &bias, y, a, Some(&mut alive));
                 let y = &mut y_alone;
                 conv1ch_forward_pooled(&x, sides, k, &weight, &bias, y, None, None);
+            }
+            // The marks: bit j of row (o, i) where the ReLU's output is not zero.
+            for (r, &word) in alive.iter().enumerate() {
+                for j in 0..ow {
+                    let v = conv[r * ow + j];
+                    let fired = word >> j & 1 == 1;
+                    let on = v > 0.0 || v.is_nan();
+                    assert_eq!(fired, on, "{c_out} channels, row {r}, column {j}");
+                }
             }
             assert!(y_ref.iter().any(|v| v.is_nan()) && y_ref.contains(&0.0));
             assert_eq!(bits(&y), bits(&y_ref), "{c_out} channels, side {side}");
@@ -475,6 +486,7 @@ mod tests {
             let (mut y_ref, mut a_ref) = (vec![0.0; pooled], vec![0u32; pooled]);
             let (mut y, mut a) = (vec![-7.0; pooled], vec![u32::MAX; pooled]);
             let mut y_alone = vec![-7.0; pooled];
+            let mut alive = vec![0u32; o * o];
             let sides = (side, side);
             // SAFETY: AVX-512F is present (checked above); the buffers have the sizes the
             // kernels ask for.
@@ -485,8 +497,8 @@ mod tests {
                 ));
                 let planes = n * g.c_out;
                 maxpool2x2_forward(&conv, planes, (o, o), &mut y_ref, &mut a_ref, true);
-                let (y, a) = (&mut y, Some(&mut a[..]));
-                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, a, None);
+                let (y, a, marks) = (&mut y, Some(&mut a[..]), Some(&mut alive[..]));
+                conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, a, marks);
                 let y = &mut y_alone;
                 conv_forward_channels_in_lanes_pooled(&x, n, sides, g, &wt, &bias, y, None, None);
             }
@@ -494,6 +506,18 @@ mod tests {
             assert_eq!(bits(&y), bits(&y_ref), "{g:?}, side {side}");
             assert_eq!(a, a_ref, "{g:?}, side {side}, kernel {k}");
             assert_eq!(bits(&y_alone), bits(&y_ref), "{g:?}, side {side}");
+            // The marks: bit c of position p where some image's ReLU output is not zero.
+            for (p, &word) in alive.iter().enumerate() {
+                for c in 0..g.c_out {
+                    let value = |s: usize| conv[(s * g.c_out + c) * o * o + p];
+                    let fired = (0..n).any(|s| value(s) > 0.0 || value(s).is_nan());
+                    assert_eq!(
+                        word >> c & 1 == 1,
+                        fired,
+                        "{g:?}, position {p}, channel {c}"
+                    );
+                }
+            }
         }
     }
 }
