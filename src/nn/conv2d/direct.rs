@@ -6,7 +6,7 @@
 //! kernel covers the shape (or the processor lacks AVX-512); the layer then takes im2col and
 //! GEMM. Off x86-64 this module is `portable.rs`, where no entry point ever applies.
 
-use super::{Conv2d, ConvGeometry, Units, conv2d_backward_direct};
+use super::{Conv2d, ConvGeometry, Kept, Units, conv2d_backward_direct};
 use crate::nn::kernels::{self, gemm, sparse};
 use crate::nn::pool::PooledGrad;
 use crate::nn::{SharedMut, for_each_chunk};
@@ -165,6 +165,7 @@ impl Conv2d {
         let scratch = SharedMut::new(&mut self.scratch.dcols[align..]);
         let pdw = SharedMut::new(&mut self.scratch.partial_dw);
         let pdb = SharedMut::new(&mut self.scratch.partial_db);
+        let slot = self.samples.slot;
         let each_w = SharedMut::new(&mut self.samples.weight);
         let each_b = SharedMut::new(&mut self.samples.bias);
         let kept = SharedMut::new(&mut self.samples.kept);
@@ -202,9 +203,9 @@ impl Conv2d {
                         sums,
                     );
                     if keep {
-                        let each = each_w.range(s * w_len, w_len);
+                        let each = each_w.range(s * slot, w_len);
                         kernels::conv_single_channel::lane_sum_changes(sums, totals, each);
-                        kept.range(s, 1)[0] = true;
+                        kept.range(s, 1)[0] = Kept::Plain;
                     }
                 }
                 kernels::conv_single_channel::add_lane_sums(sums, dw);
@@ -393,13 +394,9 @@ impl Conv2d {
         // lanes a position), one input gradient channel-last, the weight-gradient scratch.
         let sparse_len =
             DIRECT_CHUNK * in_len + positions * 16 + in_len + sparse::weight_grad_len(g);
-        // Keeping each sample's gradient: the sparse kernel's blocks ([`SampleGrads`]).
-        let keep = self.samples.on;
-        if keep && sparse_ok {
-            let block = sparse::weight_grad_len(g);
-            self.samples.blocks = Some(block);
-            self.samples.weight.resize(n * block, 0.0);
-        }
+        // Keeping each sample's gradient, in the layout of the kernel that sums it
+        // ([`SampleGrads`]).
+        let (keep, slot) = (self.samples.on, self.samples.slot);
         if sparse_ok {
             self.scratch
                 .sparse
@@ -436,12 +433,10 @@ impl Conv2d {
                     let slab = crate::parallel::thread_index() % threads;
                     let scratch = sparse_scratch.range(slab * sparse_len, sparse_len);
                     let dx = (dx_buf.as_ref()).map(|d| d.range(first * in_len, samples * in_len));
-                    // Each sample's gradient stays in the kernel's layout ([`SampleGrads`]).
                     let each = keep.then(|| {
-                        let block = sparse::weight_grad_len(g);
-                        kept.range(first, samples).fill(true);
+                        kept.range(first, samples).fill(Kept::SparseBlocks);
                         (
-                            each_w.range(first * block, samples * block),
+                            each_w.range(first * slot, samples * slot),
                             each_b.range(first * g.c_out, samples * g.c_out),
                         )
                     });
@@ -458,6 +453,19 @@ impl Conv2d {
                             }
                         }
                     }
+                    let each = keep.then(|| {
+                        kept.range(first, samples).fill(Kept::ChannelLast);
+                        // Each sample's bias gradient: its output gradient's sum per channel.
+                        let bias = each_b.range(first * g.c_out, samples * g.c_out);
+                        let items = dyt.chunks_exact(positions * g.c_out);
+                        for (bias, item) in bias.chunks_exact_mut(g.c_out).zip(items) {
+                            bias.fill(0.0);
+                            for position in item.chunks_exact(g.c_out) {
+                                bias.iter_mut().zip(position).for_each(|(b, &v)| *b += v);
+                            }
+                        }
+                        each_w.range(first * slot, samples * slot)
+                    });
                     kernels::conv_narrow::conv5_weight_grad_channel_last(
                         x,
                         samples,
@@ -466,6 +474,7 @@ impl Conv2d {
                         dyt,
                         dw,
                         db,
+                        each,
                     );
                 } else {
                     kernels::conv_narrow::conv_narrow_weight_grad(

@@ -129,23 +129,59 @@ fn zero_frozen(frozen: &Option<Vec<bool>>, values: &mut [f32]) {
     }
 }
 
-/// `values` laid out `[O, C, K, K]` (a weight's shape) in the sparse kernels' blocks of
-/// `len` values (`[O, K, 32]`: row u of channel o holds `values[o, c, u, v]` at lane
-/// `v * C + c`, zeros past them; the sparse `weight_grad` kernel on x86-64): the layout in
-/// which [`SampleGrads`] keeps each sample's weight gradient on the sparse path.
-fn to_sparse_blocks(values: &[f32], g: ConvGeometry, len: usize) -> Vec<f32> {
-    let (k, c) = (g.kernel, g.c_in);
-    let mut out = vec![0.0; len];
-    for o in 0..g.c_out {
-        for ci in 0..c {
-            for u in 0..k {
-                for v in 0..k {
-                    out[(o * k + u) * 32 + v * c + ci] = values[((o * c + ci) * k + u) * k + v];
+/// How one kept sample's weight gradient is laid out in its slot of [`SampleGrads`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Kept {
+    /// Not kept: the sample's terms come from its own im2col product.
+    #[default]
+    No,
+    /// As the weight, `[O, C, K, K]` (the single-channel kernel).
+    Plain,
+    /// The sparse weight-gradient kernel's blocks, `[O, K, 32]`: row u of channel o holds
+    /// `w[o, c, u, v]` at lane `v * C + c`, zeros past them.
+    SparseBlocks,
+    /// The channel-last weight-gradient kernel's lanes, `[C, K*K, 16]`: `w[o, c, t]` at lane
+    /// o of tap t of channel c, zeros past O.
+    ChannelLast,
+}
+
+impl Kept {
+    /// `values` laid out `[O, C, K, K]` (a weight's shape) as this layout lays out a kept
+    /// gradient, zeros in its padding (`Plain`: a copy).
+    fn lay_out(self, values: &[f32], g: ConvGeometry) -> Vec<f32> {
+        let (k, c) = (g.kernel, g.c_in);
+        let kk = k * k;
+        let mut out = vec![0.0; self.len(g)];
+        for o in 0..g.c_out {
+            for ci in 0..c {
+                for t in 0..kk {
+                    let at = match self {
+                        Kept::No | Kept::Plain => (o * c + ci) * kk + t,
+                        Kept::SparseBlocks => (o * k + t / k) * 32 + (t % k) * c + ci,
+                        Kept::ChannelLast => (ci * kk + t) * 16 + o,
+                    };
+                    out[at] = values[(o * c + ci) * kk + t];
                 }
             }
         }
+        out
     }
-    out
+
+    /// Values of a gradient in this layout.
+    fn len(self, g: ConvGeometry) -> usize {
+        match self {
+            Kept::No | Kept::Plain => g.c_out * g.col_rows(),
+            Kept::SparseBlocks => g.c_out * g.kernel * 32,
+            Kept::ChannelLast => g.c_in * g.kernel * g.kernel * 16,
+        }
+    }
+
+    /// The longest of the layouts that the kernels may keep for `g`: one sample's slot.
+    fn slot(g: ConvGeometry) -> usize {
+        let layouts = [Kept::Plain, Kept::SparseBlocks, Kept::ChannelLast];
+        layouts.iter().map(|k| k.len(g)).max().unwrap_or(0)
+    }
 }
 
 /// A convolution layer.
@@ -163,22 +199,19 @@ pub struct Conv2d {
 /// [`Layer::sample_terms`] when [`Layer::keep_sample_grads`] asks: the direct kernels that
 /// add a chunk's samples one after the other into running sums write, after each sample, the
 /// change it made to those sums (equal to the sample's own gradient up to the rounding of
-/// sums over at most [`direct`]'s chunk of 4 samples), so the noise instruments cost no
-/// second pass over the images. A sample whose kernel keeps nothing (`kept` false: the
-/// im2col path, a dense output gradient on the narrow path) gets its terms from its own
-/// im2col product, as before.
+/// sums over at most [`direct`]'s chunk of 4 samples), in their own layout ([`Kept`]), so
+/// the noise instruments cost no second pass over the images; [`Layer::sample_terms`] meets
+/// each with the gradient laid out the same way, once a step. A sample whose kernel keeps
+/// nothing (the im2col path) gets its terms from its own im2col product.
 #[derive(Default)]
 struct SampleGrads {
     on: bool,
-    /// `[N, O*C*K*K]` (or `[N, blocks]`, see below) and `[N, O]`.
+    /// `[N, slot]` ([`Kept::slot`]; each sample's values at the start of its slot, laid out
+    /// as `kept` says) and `[N, O]`.
     weight: Vec<f32>,
+    slot: usize,
     bias: Vec<f32>,
-    kept: Vec<bool>,
-    /// Where the sparse kernels keep the weights: each sample's block of that many values in
-    /// their own layout (`[O, K, 32]`, [`crate::nn::kernels::sparse::weight_grad`]), which
-    /// [`Layer::sample_terms`] meets with the gradient laid out the same way, once, instead
-    /// of moving every sample's values to `[O, C, K, K]`.
-    blocks: Option<usize>,
+    kept: Vec<Kept>,
     /// Where the last forward pass ran with the ReLU and pooling after it, in one pass that
     /// never writes the ReLU's output: which of those outputs were not zero, for some sample
     /// ([`Conv2d::relu_silent`]), as the fused kernels mark them, one bit array per chunk
@@ -199,14 +232,15 @@ enum Units {
 }
 
 impl SampleGrads {
-    /// Before a backward pass over `n` samples: nothing kept yet, room for every sample.
-    fn begin(&mut self, n: usize, w_len: usize, c_out: usize) {
+    /// Before a backward pass over `n` samples with geometry `g`: nothing kept yet, a slot
+    /// for every sample.
+    fn begin(&mut self, n: usize, g: ConvGeometry) {
         self.kept.clear();
-        self.blocks = None;
         if self.on {
-            self.kept.resize(n, false);
-            self.weight.resize(n * w_len, 0.0);
-            self.bias.resize(n * c_out, 0.0);
+            self.slot = Kept::slot(g);
+            self.kept.resize(n, Kept::No);
+            self.weight.resize(n * self.slot, 0.0);
+            self.bias.resize(n * g.c_out, 0.0);
         }
     }
 }
@@ -445,8 +479,8 @@ impl Layer for Conv2d {
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        self.samples.begin(n, g);
         let w_len = self.weight.value.len();
-        self.samples.begin(n, w_len, g.c_out);
         if self.is_dense(h, w) {
             return self.dense_backward(x, dy, dx);
         }
@@ -552,59 +586,54 @@ impl Layer for Conv2d {
         let (positions, rows) = (dy.shape[2] * dy.shape[3], g.col_rows());
         let (in_len, out_len) = (g.c_in * h * w, g.c_out * positions);
         let (w_len, kept) = (g.c_out * rows, &self.samples);
-        // The gradient, and the weights a table removes, in the layout of the kept blocks.
-        let (block_gw, block_frozen) = match kept.blocks {
-            Some(len) => (
-                to_sparse_blocks(gw, g, len),
-                frozen.as_ref().map(|f| {
+        // The gradient, and the weights a table removes, in each layout the samples were
+        // kept in.
+        let layouts = [Kept::Plain, Kept::SparseBlocks, Kept::ChannelLast];
+        let laid_out: Vec<(Kept, Vec<f32>, Option<Vec<bool>>)> = (layouts.into_iter())
+            .filter(|&layout| kept.kept.contains(&layout))
+            .map(|layout| {
+                let removed = frozen.as_ref().map(|f| {
                     let ones: Vec<f32> = f.iter().map(|&z| f32::from(u8::from(z))).collect();
-                    let blocks = to_sparse_blocks(&ones, g, len);
-                    blocks.iter().map(|&v| v != 0.0).collect::<Vec<bool>>()
-                }),
-            ),
-            None => (Vec::new(), None),
-        };
+                    (layout.lay_out(&ones, g).iter())
+                        .map(|&v| v != 0.0)
+                        .collect()
+                });
+                (layout, layout.lay_out(gw, g), removed)
+            })
+            .collect();
         for_sample_terms(n, 4, sq, dot, |first, sq, dot| {
             let mut cols = vec![0.0f32; rows * positions];
-            let mut term = vec![0.0f32; w_len];
-            let mut block = vec![0.0f32; kept.blocks.unwrap_or(0)];
+            let mut term = vec![0.0f32; kept.slot.max(w_len)];
             let mut bias = vec![0.0f32; g.c_out];
             let want_dot = !dot.is_empty();
             for (s, sq) in sq.iter_mut().enumerate() {
                 let ni = first + s;
-                if let (Some(len), Some(true)) = (kept.blocks, kept.kept.get(ni)) {
-                    // Kept in the sparse kernel's blocks: met with the gradient in the same
-                    // layout (the lanes past a row's values hold zeros in both).
-                    block.copy_from_slice(&kept.weight[ni * len..][..len]);
-                    zero_frozen(&block_frozen, &mut block);
-                    bias.copy_from_slice(&kept.bias[ni * g.c_out..][..g.c_out]);
-                    let g_block = if want_dot { &block_gw[..] } else { &[] };
-                    let (w_sq, w_dot) = square_and_dot(&block, g_block);
-                    let (b_sq, b_dot) = square_and_dot(&bias, if want_dot { gb } else { &[] });
-                    *sq = w_sq + b_sq;
-                    if want_dot {
-                        dot[s] = w_dot + b_dot;
+                let layout = kept.kept.get(ni).copied().unwrap_or_default();
+                let (term, grad, removed) = match laid_out.iter().find(|l| l.0 == layout) {
+                    Some((_, grad, removed)) => {
+                        // Kept by the backward pass ([`SampleGrads`]), in its layout.
+                        let term = &mut term[..layout.len(g)];
+                        term.copy_from_slice(&kept.weight[ni * kept.slot..][..term.len()]);
+                        bias.copy_from_slice(&kept.bias[ni * g.c_out..][..g.c_out]);
+                        (term, &grad[..], removed)
                     }
-                    continue;
-                }
-                if kept.kept.get(ni) == Some(&true) {
-                    // The backward pass kept it ([`SampleGrads`]).
-                    term.copy_from_slice(&kept.weight[ni * w_len..][..w_len]);
-                    bias.copy_from_slice(&kept.bias[ni * g.c_out..][..g.c_out]);
-                } else {
-                    im2col(&x.data[ni * in_len..][..in_len], 1, h, w, g, &mut cols);
-                    let dyn_ = &dy.data[ni * out_len..][..out_len];
-                    let (dy_mat, cols_mat) = (
-                        MatRef::new(dyn_, g.c_out, positions),
-                        MatRef::new(&cols, rows, positions),
-                    );
-                    matmul(dy_mat, cols_mat.t(), &mut term, 0.0);
-                    for (o, b) in bias.iter_mut().enumerate() {
-                        *b = dyn_[o * positions..(o + 1) * positions].iter().sum();
+                    None => {
+                        im2col(&x.data[ni * in_len..][..in_len], 1, h, w, g, &mut cols);
+                        let dyn_ = &dy.data[ni * out_len..][..out_len];
+                        let (dy_mat, cols_mat) = (
+                            MatRef::new(dyn_, g.c_out, positions),
+                            MatRef::new(&cols, rows, positions),
+                        );
+                        let term = &mut term[..w_len];
+                        matmul(dy_mat, cols_mat.t(), term, 0.0);
+                        for (o, b) in bias.iter_mut().enumerate() {
+                            *b = dyn_[o * positions..(o + 1) * positions].iter().sum();
+                        }
+                        (term, gw, frozen)
                     }
-                }
-                zero_frozen(frozen, &mut term);
-                let (w_sq, w_dot) = square_and_dot(&term, if want_dot { gw } else { &[] });
+                };
+                zero_frozen(removed, term);
+                let (w_sq, w_dot) = square_and_dot(term, if want_dot { grad } else { &[] });
                 let (b_sq, b_dot) = square_and_dot(&bias, if want_dot { gb } else { &[] });
                 *sq = w_sq + b_sq;
                 if want_dot {
@@ -688,8 +717,7 @@ impl Conv2d {
         dy: &mut Tensor,
         dx: Option<&mut Tensor>,
     ) -> bool {
-        let (n, w_len) = (x.shape[0], self.weight.value.len());
-        self.samples.begin(n, w_len, self.geometry.c_out);
+        self.samples.begin(x.shape[0], self.geometry);
         direct::backward_through_maxpool(self, x, pooled, dy, dx)
     }
 }

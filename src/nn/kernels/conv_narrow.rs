@@ -449,6 +449,10 @@ unsafe fn narrow_weight_grad_tile<const B: usize>(
 /// position and every lane does useful work: 25 accumulators hold the gradients of the 25
 /// taps of one input channel, and each output position adds its vector times 25 broadcast
 /// input values. Sums run over samples and positions in order, then are added to `dw` once.
+/// With `each` (`samples` equal slots), slot s starts with the change image s made to the
+/// sums, laid out `[C, 25, 16]` (tap t of input channel c: one vector, lane o holding
+/// `dw[o, c, t]`, zeros past O): its own weight gradient up to the rounding of the sums, for
+/// the noise instruments (`dw` gets the same bits either way).
 ///
 /// # Safety
 /// AVX-512F must be available; `x` holds `samples` images `[C, H, W]`; `g.kernel == 5`,
@@ -463,6 +467,7 @@ pub unsafe fn conv5_weight_grad_channel_last(
     dyt: &[f32],
     dw: &mut [f32],
     db: &mut [f32],
+    mut each: Option<&mut [f32]>,
 ) {
     const K: usize = 5;
     let (oh, ow) = (h - K + 1, w - K + 1);
@@ -472,8 +477,12 @@ pub unsafe fn conv5_weight_grad_channel_last(
     assert!(dw.len() >= c_out * g.col_rows() && db.len() >= c_out);
     let mask = lane_mask(c_out, 0);
     let mut lanes = [0.0f32; LANES];
+    let slot = each.as_ref().map_or(0, |e| e.len() / samples.max(1));
+    assert!(each.is_none() || slot >= g.c_in * K * K * LANES);
     for c in 0..g.c_in {
         let mut acc = [_mm512_setzero_ps(); K * K];
+        // The sums before the current image, when keeping each image's change.
+        let mut before = acc;
         for s in 0..samples {
             // SAFETY: bounds asserted above; position (i, j) reads rows i..i+K and columns
             // j..j+K of the plane, inside it.
@@ -490,6 +499,14 @@ pub unsafe fn conv5_weight_grad_channel_last(
                                 acc[u * K + v] = _mm512_fmadd_ps(d, xv, acc[u * K + v]);
                             }
                         }
+                    }
+                }
+                if let Some(each) = each.as_deref_mut() {
+                    // SAFETY: slot s holds [C, 25, 16] values (asserted).
+                    let out = each.as_mut_ptr().add(s * slot + c * K * K * LANES);
+                    for (t, (acc, was)) in acc.iter().zip(&mut before).enumerate() {
+                        _mm512_storeu_ps(out.add(t * LANES), _mm512_sub_ps(*acc, *was));
+                        *was = *acc;
                     }
                 }
             }

@@ -225,10 +225,11 @@ pub unsafe fn add_weight_grad(dwt: &[f32], g: ConvGeometry, dw: &mut [f32]) {
 
 /// Weight and bias gradients over `samples` images: `dwt` `[O, K, 32]` (row u of channel o
 /// holds `dw[o, c, u, v]` at lane `v * C + c`; see [`add_weight_grad`]) is overwritten, and
-/// `db` `[O]` is added to. With `each` (`samples` blocks laid out as `dwt`, and `samples`
-/// rows of O biases), block and row s are overwritten with the change image s made to the
-/// running sums: its own weight and bias gradients, up to the rounding of the sums (for the
-/// noise instruments; `dwt` and `db` get the same bits either way).
+/// `db` `[O]` is added to. With `each` (`samples` equal slots, each starting with a block laid
+/// out as `dwt`; and `samples` rows of O biases), block and row s are overwritten with the
+/// change image s made to the running sums: its own weight and bias gradients, up to the
+/// rounding of the sums (for the noise instruments; `dwt` and `db` get the same bits either
+/// way).
 ///
 /// `xt` holds the images channel-last, `[samples, H, W, C]`; `dy` the output gradients
 /// `[samples, O, OH, OW]`.
@@ -252,9 +253,9 @@ pub unsafe fn weight_grad(
     assert!(applies(g, (oh, ow)));
     assert!(xt.len() >= samples * h * w * c && dy.len() >= samples * g.c_out * positions);
     assert!(dwt.len() >= weight_grad_len(g) && db.len() >= g.c_out);
-    let block = weight_grad_len(g);
-    let fits = |(w, b): &(&mut [f32], &mut [f32])| {
-        w.len() >= samples * block && b.len() >= samples * g.c_out
+    let slot = each.as_ref().map_or(0, |(w, _)| w.len() / samples.max(1));
+    let fits = |(_, b): &(&mut [f32], &mut [f32])| {
+        slot >= weight_grad_len(g) && b.len() >= samples * g.c_out
     };
     assert!(each.as_ref().is_none_or(fits));
     // Where the kernel's top-left input value sits, channel-last, for each output position.
@@ -294,8 +295,8 @@ pub unsafe fn weight_grad(
                 if let Some((each, each_bias)) = each.as_mut() {
                     each_bias[s * g.c_out + o] = bias - bias_before;
                     bias_before = bias;
-                    // SAFETY: block s holds [O, K, 32] values (asserted).
-                    let out = each.as_mut_ptr().add(s * block + o * K * 2 * LANES);
+                    // SAFETY: slot s holds [O, K, 32] values (asserted).
+                    let out = each.as_mut_ptr().add(s * slot + o * K * 2 * LANES);
                     for (u, (acc, was)) in acc.iter().zip(&mut before).enumerate() {
                         for v in 0..2 {
                             let change = _mm512_sub_ps(acc[v], was[v]);
