@@ -198,13 +198,13 @@ impl BatchNorm {
         }
     }
 
-    /// (N, C, H*W) of an input.
     /// Per channel, the mean and 1 / sqrt(var + eps) the last forward pass normalised with
     /// (the batch's in training, the running ones in evaluation).
     pub fn statistics(&self) -> (&[f32], &[f32]) {
         (&self.mean, &self.inv_std)
     }
 
+    /// (N, C, H*W) of an input.
     fn dims(&self, x: &Tensor) -> (usize, usize, usize) {
         let (n, c) = (x.shape[0], x.shape[1]);
         assert_eq!(c, self.num_features, "{}: wrong channels", self.describe());

@@ -147,12 +147,13 @@ enum Kept {
 }
 
 impl Kept {
-    /// `values` laid out `[O, C, K, K]` (a weight's shape) as this layout lays out a kept
-    /// gradient, zeros in its padding (`Plain`: a copy).
-    fn lay_out(self, values: &[f32], g: ConvGeometry) -> Vec<f32> {
+    /// `values` laid out `[O, C, K, K]` (a weight's shape, or its connection table's mask) as
+    /// this layout lays out a kept gradient, the default value (zero, false) in its padding
+    /// (`Plain`: a copy).
+    fn lay_out<T: Copy + Default>(self, values: &[T], g: ConvGeometry) -> Vec<T> {
         let (k, c) = (g.kernel, g.c_in);
         let kk = k * k;
-        let mut out = vec![0.0; self.len(g)];
+        let mut out = vec![T::default(); self.len(g)];
         for o in 0..g.c_out {
             for ci in 0..c {
                 for t in 0..kk {
@@ -479,11 +480,14 @@ impl Layer for Conv2d {
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &Tensor, dx: Option<&mut Tensor>) {
         let g = self.geometry;
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
-        self.samples.begin(n, g);
-        let w_len = self.weight.value.len();
         if self.is_dense(h, w) {
+            // A fully connected layer's terms come from its input and output gradient: it
+            // keeps nothing (no slots of O*C*K*K values a sample).
+            self.samples.kept.clear();
             return self.dense_backward(x, dy, dx);
         }
+        self.samples.begin(n, g);
+        let w_len = self.weight.value.len();
         let mut dx = dx;
         if direct::backward(self, x, dy, dx.as_deref_mut()) {
             return;
@@ -592,12 +596,7 @@ impl Layer for Conv2d {
         let laid_out: Vec<(Kept, Vec<f32>, Option<Vec<bool>>)> = (layouts.into_iter())
             .filter(|&layout| kept.kept.contains(&layout))
             .map(|layout| {
-                let removed = frozen.as_ref().map(|f| {
-                    let ones: Vec<f32> = f.iter().map(|&z| f32::from(u8::from(z))).collect();
-                    (layout.lay_out(&ones, g).iter())
-                        .map(|&v| v != 0.0)
-                        .collect()
-                });
+                let removed = frozen.as_ref().map(|f| layout.lay_out(f, g));
                 (layout, layout.lay_out(gw, g), removed)
             })
             .collect();
